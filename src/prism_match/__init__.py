@@ -1,0 +1,14 @@
+"""prism_match: bind Prism pattern slots to the best backend of a registry.
+
+The package root only re-exports; see README.md for the tour and the layout.
+"""
+
+from .errors import RegistryError
+from .policy import MatchPolicy
+from .prepare import PreparedSlot
+from .registry import Registry, load_registry
+from .results import Diagnosis, Match, QueryResult, Reason
+
+__all__ = ["load_registry", "Registry", "RegistryError", "MatchPolicy", "PreparedSlot", "Match",
+           "Reason", "Diagnosis", "QueryResult"]
+__version__ = "0.1.0"

@@ -1,0 +1,514 @@
+# The compiled core: fused filter + score + bounded top-k over the columns.
+#
+# Data flow: compiled.Columns (numpy) -> CoreRegistry (raw pointers, taken
+# once) ; prepare.PreparedSlot -> CoreSlot (C struct) ; policy -> CorePolicy.
+# `topk_scores` is the kernel: `noexcept nogil`, no Python objects, no checks
+# (the Python layer validated everything once). Single matches hold the GIL
+# (a ~µs loop), which makes `CoreRegistry.update` atomic with respect to them;
+# batches run nogil over a snapshot of the live columns.
+
+cimport cython
+from libc.math cimport INFINITY, isnan
+from libc.string cimport memcpy
+from cython.parallel cimport prange, parallel
+from ._typedefs cimport mask_t, index_t, score_t, code_t
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static inline int pm_ctz64(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
+    static inline int pm_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
+    """
+    int pm_ctz64(unsigned long long x) noexcept nogil
+
+IF HAVE_OPENMP:
+    cdef extern from "omp.h":
+        int omp_get_thread_num() noexcept nogil
+ELSE:
+    cdef inline int omp_get_thread_num() noexcept nogil:
+        return 0
+
+HAVE_PARALLEL = bool(HAVE_OPENMP)
+
+cdef struct Reg:
+    index_t n, nw, wr, wk
+    const mask_t* feature_bits      # [Tf, nw]
+    const mask_t* region_rows       # [n, wr]
+    const mask_t* compliance_rows   # [n, wk]
+    const code_t* btype
+    const code_t* health
+    const code_t* consistency
+    const score_t* max_w
+    const score_t* max_r
+    const score_t* cur_w
+    const score_t* cur_r
+    const score_t* max_storage
+    const score_t* storage_used
+    const score_t* max_ns
+    const score_t* ns_count
+    const score_t* cost_score
+    const score_t* avail_score
+    const index_t* id_rank
+    const index_t* lat_indptr
+    const index_t* lat_token
+    const index_t* lat_vtoken
+    const score_t* lat_p99
+
+cdef struct Slot:
+    bint unmatchable
+    index_t n_req
+    const index_t* req_tokens
+    bint region_filter
+    const mask_t* region_any        # [wr]
+    bint compliance_filter
+    const mask_t* compliance_all    # [wk]
+    unsigned int type_mask
+    unsigned int health_mask
+    int max_consistency
+    score_t min_w, min_r, min_storage, max_lat_ms
+    bint lat_all
+    const mask_t* lat_mask          # [wf]
+    index_t pref_region             # region bit, or -1
+
+cdef struct Policy:
+    score_t w_perf, w_cost, w_avail, w_region, cap
+    bint available_basis
+
+cdef struct Placed:                  # capacity consumed by an assignment so far
+    const score_t* w
+    const score_t* r
+    const score_t* storage
+    const score_t* ns
+
+
+cdef inline const void* _ptr(object arr) except NULL:
+    # Pointers are taken once, at construction; the Python layer guarantees
+    # C-contiguous arrays of the right dtype and keeps them alive.
+    cdef size_t p = arr.ctypes.data
+    return <const void*>p if p else <const void*>&_EMPTY
+
+cdef mask_t _EMPTY = 0
+
+
+cdef inline bint _bit(const mask_t* words, index_t bit) noexcept nogil:
+    return (words[bit >> 6] >> (bit & 63)) & 1
+
+
+cdef inline bint _worse(score_t sa, index_t ra, score_t sb, index_t rb) noexcept nogil:
+    # a ranks after b: lower score, or equal score and later backend_id.
+    return sa < sb or (sa == sb and ra > rb)
+
+
+cdef inline void _sift_down(score_t* hs, index_t* hr, index_t* hi, index_t size, index_t pos) noexcept nogil:
+    # Min-heap on rank order: the root is the worst kept candidate.
+    cdef index_t child, best
+    cdef score_t ts
+    cdef index_t tr, ti
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        best = child
+        if child + 1 < size and _worse(hs[child + 1], hr[child + 1], hs[child], hr[child]):
+            best = child + 1
+        if not _worse(hs[best], hr[best], hs[pos], hr[pos]):
+            return
+        ts = hs[pos]; hs[pos] = hs[best]; hs[best] = ts
+        tr = hr[pos]; hr[pos] = hr[best]; hr[best] = tr
+        ti = hi[pos]; hi[pos] = hi[best]; hi[best] = ti
+        pos = best
+
+
+cdef inline void _sift_up(score_t* hs, index_t* hr, index_t* hi, index_t pos) noexcept nogil:
+    cdef index_t parent
+    cdef score_t ts
+    cdef index_t tr, ti
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if not _worse(hs[pos], hr[pos], hs[parent], hr[parent]):
+            return
+        ts = hs[pos]; hs[pos] = hs[parent]; hs[parent] = ts
+        tr = hr[pos]; hr[pos] = hr[parent]; hr[parent] = tr
+        ti = hi[pos]; hi[pos] = hi[parent]; hi[parent] = ti
+        pos = parent
+
+
+cdef inline score_t _headroom(score_t mx, score_t cur, const score_t* placed, index_t i) noexcept nogil:
+    cdef score_t h = mx - cur
+    if placed != NULL:
+        h = h - placed[i]
+    return h
+
+
+cdef inline bint _eligible(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
+                           index_t i) noexcept nogil:
+    """SPEC §3 rules 3-9 (+ namespaces when assigning) for backend i; rules 1-2
+    are the caller's bitset AND."""
+    cdef index_t e, w
+    cdef bint hit
+    cdef bint left = p.available_basis or pl != NULL
+    if not ((s.health_mask >> r.health[i]) & 1):
+        return False
+    if not ((s.type_mask >> r.btype[i]) & 1):
+        return False
+    if left:
+        if _headroom(r.max_w[i], r.cur_w[i], pl.w if pl != NULL else NULL, i) < s.min_w:
+            return False
+        if _headroom(r.max_r[i], r.cur_r[i], pl.r if pl != NULL else NULL, i) < s.min_r:
+            return False
+    else:
+        if r.max_w[i] < s.min_w or r.max_r[i] < s.min_r:
+            return False
+    if s.min_storage > 0:
+        if isnan(r.max_storage[i]):
+            return False
+        if left:
+            if _headroom(r.max_storage[i], r.storage_used[i], pl.storage if pl != NULL else NULL, i) < s.min_storage:
+                return False
+        elif r.max_storage[i] < s.min_storage:
+            return False
+    if pl != NULL and r.max_ns[i] - r.ns_count[i] - pl.ns[i] < 1:
+        return False
+    if r.consistency[i] > s.max_consistency:
+        return False
+    if s.region_filter:
+        hit = False
+        for w in range(r.wr):
+            if r.region_rows[i * r.wr + w] & s.region_any[w]:
+                hit = True
+                break
+        if not hit:
+            return False
+    if s.compliance_filter:
+        for w in range(r.wk):
+            if (r.compliance_rows[i * r.wk + w] & s.compliance_all[w]) != s.compliance_all[w]:
+                return False
+    if s.max_lat_ms < INFINITY:
+        for e in range(r.lat_indptr[i], r.lat_indptr[i + 1]):
+            if (s.lat_all or _bit(s.lat_mask, r.lat_token[e]) or _bit(s.lat_mask, r.lat_vtoken[e])) \
+                    and r.lat_p99[e] > s.max_lat_ms:
+                return False
+    return True
+
+
+cdef inline void _components(const Reg* r, const Slot* s, const Policy* p, const Placed* pl, index_t i,
+                             score_t* perf, score_t* region, score_t* avail_w, score_t* avail_r) noexcept nogil:
+    """SPEC §4's performance and region terms, and the headroom they used."""
+    cdef score_t aw = _headroom(r.max_w[i], r.cur_w[i], pl.w if pl != NULL else NULL, i)
+    cdef score_t ar = _headroom(r.max_r[i], r.cur_r[i], pl.r if pl != NULL else NULL, i)
+    cdef score_t rw, rr
+    if aw < 0:
+        aw = 0
+    if ar < 0:
+        ar = 0
+    rw = aw / s.min_w if s.min_w > 0 else p.cap
+    rr = ar / s.min_r if s.min_r > 0 else p.cap
+    perf[0] = rw if rw < rr else rr
+    if p.cap < perf[0]:
+        perf[0] = p.cap
+    region[0] = 1.0 if (s.pref_region >= 0 and _bit(r.region_rows + i * r.wr, s.pref_region)) else 0.0
+    avail_w[0] = aw
+    avail_r[0] = ar
+
+
+cdef inline score_t _score(const Reg* r, const Policy* p, index_t i, score_t perf, score_t region) noexcept nogil:
+    # One fixed operation order (and no FMA contraction, see setup.py) so every
+    # path computes the same bits.
+    return p.w_perf * perf + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] + p.w_region * region
+
+
+cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Placed* pl, index_t k,
+                         score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
+    """Best k eligible backends into (hs, hr, hi) = (score, id rank, index),
+    best first; returns how many. Buffers hold k entries."""
+    cdef index_t size = 0, w, j, i, nw = r.nw, last
+    cdef mask_t word, tail
+    cdef score_t perf, region, aw, ar, sc
+    cdef score_t ts
+    cdef index_t tr, ti
+    if s.unmatchable or k <= 0 or r.n == 0:
+        return 0
+    tail = (~<mask_t>0) if (r.n & 63) == 0 else ((<mask_t>1 << (r.n & 63)) - 1)
+    for w in range(nw):
+        word = ~<mask_t>0
+        for j in range(s.n_req):
+            word &= r.feature_bits[s.req_tokens[j] * nw + w]
+        if w == nw - 1:
+            word &= tail
+        while word:
+            i = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            if not _eligible(r, s, p, pl, i):
+                continue
+            _components(r, s, p, pl, i, &perf, &region, &aw, &ar)
+            sc = _score(r, p, i, perf, region)
+            if size < k:
+                hs[size] = sc; hr[size] = r.id_rank[i]; hi[size] = i
+                _sift_up(hs, hr, hi, size)
+                size += 1
+            elif _worse(hs[0], hr[0], sc, r.id_rank[i]):
+                hs[0] = sc; hr[0] = r.id_rank[i]; hi[0] = i
+                _sift_down(hs, hr, hi, size, 0)
+    # Heap-sort in place: pop the worst to the back until the front is best.
+    last = size - 1
+    while last > 0:
+        ts = hs[0]; hs[0] = hs[last]; hs[last] = ts
+        tr = hr[0]; hr[0] = hr[last]; hr[last] = tr
+        ti = hi[0]; hi[0] = hi[last]; hi[last] = ti
+        _sift_down(hs, hr, hi, last, 0)
+        last -= 1
+    return size
+
+
+# --- Python-facing objects ----------------------------------------------------------
+
+cdef class CorePolicy:
+    """The policy as the kernel reads it (built by policy.MatchPolicy)."""
+    cdef Policy p
+
+    def __init__(self, double w_perf, double w_cost, double w_avail, double w_region, double cap,
+                 bint available_basis):
+        self.p.w_perf = w_perf
+        self.p.w_cost = w_cost
+        self.p.w_avail = w_avail
+        self.p.w_region = w_region
+        self.p.cap = cap
+        self.p.available_basis = available_basis
+
+
+cdef class CoreSlot:
+    """A prepared requirement as the kernel reads it (built by prepare.py)."""
+    cdef Slot s
+    cdef object _keep   # the arrays the pointers point into
+
+    def __init__(self, *, bint unmatchable, req_tokens, region_any, bint region_filter, compliance_all,
+                 bint compliance_filter, unsigned int type_mask, unsigned int health_mask,
+                 int max_consistency, double min_w, double min_r, double min_storage, double max_lat_ms,
+                 bint lat_all, lat_mask, index_t pref_region):
+        self._keep = (req_tokens, region_any, compliance_all, lat_mask)
+        self.s.unmatchable = unmatchable
+        self.s.n_req = len(req_tokens)
+        self.s.req_tokens = <const index_t*>_ptr(req_tokens)
+        self.s.region_filter = region_filter
+        self.s.region_any = <const mask_t*>_ptr(region_any)
+        self.s.compliance_filter = compliance_filter
+        self.s.compliance_all = <const mask_t*>_ptr(compliance_all)
+        self.s.type_mask = type_mask
+        self.s.health_mask = health_mask
+        self.s.max_consistency = max_consistency
+        self.s.min_w = min_w
+        self.s.min_r = min_r
+        self.s.min_storage = min_storage
+        self.s.max_lat_ms = max_lat_ms
+        self.s.lat_all = lat_all
+        self.s.lat_mask = <const mask_t*>_ptr(lat_mask)
+        self.s.pref_region = pref_region
+
+    @property
+    def min_write_rps(self):
+        return self.s.min_w
+
+    @property
+    def min_read_rps(self):
+        return self.s.min_r
+
+    @property
+    def min_storage(self):
+        return self.s.min_storage
+
+
+cdef class Match:
+    """One ranked backend for a slot. ``reasons`` are built on first read."""
+    cdef readonly str backend_id
+    cdef readonly double score, performance, cost, availability, region
+    cdef readonly double available_write_rps, available_read_rps
+    cdef readonly Py_ssize_t index
+    cdef readonly object slot
+    cdef object _registry
+    cdef object _reasons
+
+    @property
+    def reasons(self):
+        if self._reasons is None:
+            self._reasons = self._registry._build_reasons(self)
+        return self._reasons
+
+    @property
+    def components(self):
+        return {"performance": self.performance, "cost": self.cost,
+                "availability": self.availability, "region": self.region}
+
+    def as_dict(self, *, reasons=False):
+        out = {"backend_id": self.backend_id, "score": self.score, "performance": self.performance,
+               "cost": self.cost, "availability": self.availability, "region": self.region}
+        if reasons:
+            out["reasons"] = [r.as_dict() for r in self.reasons]
+        return out
+
+    def __repr__(self):
+        return f"Match(backend_id={self.backend_id!r}, score={self.score:.6f})"
+
+    def __reduce__(self):
+        raise TypeError("Match objects refer to their registry; use .as_dict()")
+
+
+cdef class CoreRegistry:
+    """Raw pointers into the compiled columns, and the live-state updater."""
+    cdef Reg r
+    cdef readonly object columns
+    cdef readonly list backend_ids
+    cdef readonly dict index
+    cdef dict _status_code
+    cdef score_t* _cur_w
+    cdef score_t* _cur_r
+    cdef score_t* _storage_used
+    cdef score_t* _ns_count
+    cdef score_t* _uptime
+    cdef score_t* _avail_score
+    cdef code_t* _health
+    cdef object _owner   # the Registry, for reasons (weakly held by matches via it)
+
+    def __init__(self, columns, dict status_code, owner):
+        c = columns
+        self.columns = c
+        self.backend_ids = c.backend_ids
+        self.index = {bid: i for i, bid in enumerate(c.backend_ids)}
+        self._status_code = status_code
+        self._owner = owner
+        self.r.n = c.n
+        self.r.nw = c.feature_bits.shape[1]
+        self.r.wr = c.region_rows.shape[1]
+        self.r.wk = c.compliance_rows.shape[1]
+        self.r.feature_bits = <const mask_t*>_ptr(c.feature_bits)
+        self.r.region_rows = <const mask_t*>_ptr(c.region_rows)
+        self.r.compliance_rows = <const mask_t*>_ptr(c.compliance_rows)
+        self.r.btype = <const code_t*>_ptr(c.backend_type)
+        self.r.health = <const code_t*>_ptr(c.health)
+        self.r.consistency = <const code_t*>_ptr(c.consistency)
+        self.r.max_w = <const score_t*>_ptr(c.max_write_rps)
+        self.r.max_r = <const score_t*>_ptr(c.max_read_rps)
+        self.r.cur_w = <const score_t*>_ptr(c.write_rps)
+        self.r.cur_r = <const score_t*>_ptr(c.read_rps)
+        self.r.max_storage = <const score_t*>_ptr(c.max_storage)
+        self.r.storage_used = <const score_t*>_ptr(c.storage_used)
+        self.r.max_ns = <const score_t*>_ptr(c.max_namespaces)
+        self.r.ns_count = <const score_t*>_ptr(c.namespace_count)
+        self.r.cost_score = <const score_t*>_ptr(c.cost_score)
+        self.r.avail_score = <const score_t*>_ptr(c.avail_score)
+        self.r.id_rank = <const index_t*>_ptr(c.id_rank)
+        self.r.lat_indptr = <const index_t*>_ptr(c.lat_indptr)
+        self.r.lat_token = <const index_t*>_ptr(c.lat_token)
+        self.r.lat_vtoken = <const index_t*>_ptr(c.lat_vtoken)
+        self.r.lat_p99 = <const score_t*>_ptr(c.lat_p99_ms)
+        self._cur_w = <score_t*>self.r.cur_w
+        self._cur_r = <score_t*>self.r.cur_r
+        self._storage_used = <score_t*>self.r.storage_used
+        self._ns_count = <score_t*>self.r.ns_count
+        self._uptime = <score_t*>_ptr(c.uptime_percent_24h)
+        self._avail_score = <score_t*>self.r.avail_score
+        self._health = <code_t*>self.r.health
+
+    def topk(self, CoreSlot slot, CorePolicy policy, Py_ssize_t k, object prepared=None):
+        """Best ``k`` matches (list of Match), best first."""
+        cdef index_t kk = min(k, self.r.n)
+        cdef index_t i, j, size
+        cdef score_t perf, region, aw, ar
+        cdef score_t hs_small[16]
+        cdef index_t hr_small[16]
+        cdef index_t hi_small[16]
+        cdef score_t* hs = hs_small
+        cdef index_t* hr = hr_small
+        cdef index_t* hi = hi_small
+        cdef object bufs = None
+        cdef Match m
+        cdef list out = []
+        if kk <= 0:
+            return out
+        if kk > 16:
+            bufs = (np.empty(kk, dtype=np.float64), np.empty(kk, dtype=np.int64), np.empty(kk, dtype=np.int64))
+            hs = <score_t*>_ptr(bufs[0]); hr = <index_t*>_ptr(bufs[1]); hi = <index_t*>_ptr(bufs[2])
+        size = topk_scores(&self.r, &slot.s, &policy.p, NULL, kk, hs, hr, hi)
+        for j in range(size):
+            i = hi[j]
+            _components(&self.r, &slot.s, &policy.p, NULL, i, &perf, &region, &aw, &ar)
+            m = Match.__new__(Match)
+            m.backend_id = self.backend_ids[i]
+            m.index = i
+            m.score = hs[j]
+            m.performance = perf
+            m.cost = self.r.cost_score[i]
+            m.availability = self.r.avail_score[i]
+            m.region = region
+            m.available_write_rps = aw
+            m.available_read_rps = ar
+            m.slot = prepared
+            m._registry = self._owner
+            out.append(m)
+        return out
+
+    def update(self, str backend_id, *, write_rps=None, read_rps=None, storage_used=None,
+               namespace_count=None, status=None, uptime=None):
+        """Change one backend's live state in place (constant time).
+
+        All arguments are checked before anything is written, and the writes
+        happen without releasing the GIL, so a concurrent single match sees
+        the backend wholly before or wholly after the update.
+        """
+        cdef object pos = self.index.get(backend_id)
+        cdef Py_ssize_t i
+        cdef double w, r, st, ns, up
+        cdef int code = -1
+        if pos is None:
+            raise _error(f"Unknown backend `{backend_id[:60]}`", "update")
+        i = pos
+        w = _live_number("write_rps", write_rps)
+        r = _live_number("read_rps", read_rps)
+        st = _live_number("storage_used", storage_used)
+        ns = _live_number("namespace_count", namespace_count)
+        up = _live_number("uptime", uptime)
+        if up == up and up > 100:
+            raise _error(f"Expected a percentage in [0, 100], got `{uptime}`", "update uptime")
+        if status is not None:
+            code = self._status_code.get(status, -1)
+            if code < 0:
+                raise _error(f"Expected one of {', '.join('`%s`' % s for s in self._status_code)}, "
+                             f"got `{str(status)[:40]}`", "update status")
+        if w == w:
+            self._cur_w[i] = w
+        if r == r:
+            self._cur_r[i] = r
+        if st == st:
+            self._storage_used[i] = st
+        if ns == ns:
+            self._ns_count[i] = ns
+        if up == up:
+            self._uptime[i] = up
+            self._avail_score[i] = up / 100.0
+        if code >= 0:
+            self._health[i] = <code_t>code
+
+
+cdef double _live_number(str name, object value) except? -2:
+    # NaN means "not given"; anything else must be a finite number >= 0.
+    cdef double x
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _error(f"Expected a number, got `{type(value).__name__}`", f"update {name}")
+    try:
+        x = value
+    except OverflowError:
+        raise _error("Expected a finite number, got a number too large for a float", f"update {name}")
+    if not (x >= 0 and x < INFINITY):
+        raise _error(f"Expected a finite number >= 0, got `{value}`", f"update {name}")
+    return x
+
+
+def _error(message, location):
+    from .errors import RegistryError
+    return RegistryError(message, location)

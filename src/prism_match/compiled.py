@@ -1,0 +1,206 @@
+"""Validated registrations → the compiled columnar registry.
+
+One row per backend, in load order. Masks are uint64 words: row-wise
+(``feature_rows[n, Wf]``: what backend i declares) for the numpy path and
+transposed (``feature_bits[Tf, ceil(n/64)]``: which backends declare token t)
+for the kernel, whose filter is then an AND of a few bitsets over all
+backends. Missing data is kept apart from zero where SPEC §4 cares: a missing
+``max_storage`` is NaN (fails any ``min_storage > 0``), a missing
+``max_namespaces`` is +inf (no limit), missing cost and uptime are NaN in the
+raw columns and score 0 in the derived ``cost_score``/``avail_score``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ._types import CODE_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration
+from .vocabulary import Vocabulary, capability_token, interface_token, versioned
+
+__all__ = ["Columns", "compile_registry", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
+           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "bits_from_rows", "cost_score", "avail_score"]
+
+HEALTH_CODE = {s: i for i, s in enumerate(HEALTH_STATUSES)}
+TYPE_CODE = {t: i for i, t in enumerate(BACKEND_TYPES)}
+CONSISTENCY_CODE = {c: i for i, c in enumerate(CONSISTENCY_LEVELS)}
+UNKNOWN_CONSISTENCY = len(CONSISTENCY_LEVELS)
+
+# float64[n] columns, in the order to_polars shows them.
+FLOAT_COLUMNS = (
+    "max_write_rps", "max_read_rps", "write_rps", "read_rps", "max_storage", "storage_used",
+    "max_namespaces", "namespace_count", "cost_per_1k_writes", "uptime_percent_24h",
+    "cost_score", "avail_score",
+)
+
+
+def cost_score(cost_per_1k_writes: np.ndarray) -> np.ndarray:
+    """SPEC §4: 1/(c+1), and 0 when no price is declared (NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(cost_per_1k_writes), 0.0, 1.0 / (cost_per_1k_writes + 1.0))
+
+
+def avail_score(uptime: np.ndarray) -> np.ndarray:
+    """SPEC §4: uptime/100, and 0 when unknown (NaN)."""
+    return np.where(np.isnan(uptime), 0.0, uptime / 100.0)
+
+
+@dataclass(eq=False)
+class Columns:
+    """The compiled registry. Shapes: n backends, Wf/Wr/Wk mask words,
+    Tf feature tokens, NW = ceil(n/64) words of a transposed bitset."""
+
+    backend_ids: list[str]
+    id_rank: np.ndarray           # int64[n]: position of backend_id in byte order
+    features: Vocabulary          # capability and interface tokens
+    regions: Vocabulary
+    compliance: Vocabulary
+    feature_rows: np.ndarray      # uint64[n, Wf]
+    feature_bits: np.ndarray      # uint64[Tf, NW]
+    region_rows: np.ndarray       # uint64[n, Wr]
+    compliance_rows: np.ndarray   # uint64[n, Wk]
+    backend_type: np.ndarray      # uint8[n]: index in BACKEND_TYPES
+    health: np.ndarray            # uint8[n]: index in HEALTH_STATUSES (live)
+    consistency: np.ndarray       # uint8[n]: index in CONSISTENCY_LEVELS, 4 = unknown
+    max_write_rps: np.ndarray     # float64[n], missing = 0
+    max_read_rps: np.ndarray
+    write_rps: np.ndarray         # live current usage, missing = 0
+    read_rps: np.ndarray
+    max_storage: np.ndarray       # bytes, missing = NaN
+    storage_used: np.ndarray      # bytes, live
+    max_namespaces: np.ndarray    # missing = +inf
+    namespace_count: np.ndarray   # live
+    cost_per_1k_writes: np.ndarray  # missing = NaN
+    uptime_percent_24h: np.ndarray  # missing = NaN (live)
+    cost_score: np.ndarray        # derived, float64[n]
+    avail_score: np.ndarray       # derived, live
+    lat_indptr: np.ndarray        # int64[n+1]: CSR over capabilities that declare p99
+    lat_token: np.ndarray         # int64[e]: feature bit of ``c:name``
+    lat_vtoken: np.ndarray        # int64[e]: feature bit of ``c:name@version``
+    lat_p99_ms: np.ndarray        # float64[e]
+
+    @property
+    def n(self) -> int:
+        return len(self.backend_ids)
+
+    def nbytes(self) -> int:
+        """Bytes held by the numpy columns (ids and vocabularies excluded)."""
+        return sum(getattr(self, f.name).nbytes for f in fields(self)
+                   if isinstance(getattr(self, f.name), np.ndarray))
+
+
+def _set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (word = bit >> 6)."""
+    out = np.zeros(shape, dtype=MASK_DTYPE)
+    if len(rows):
+        np.bitwise_or.at(out, (rows, bits >> 6), np.left_shift(np.uint64(1), (bits & 63).astype(MASK_DTYPE)))
+    return out
+
+
+def bits_from_rows(n: int, n_tokens: int, backend: np.ndarray, token: np.ndarray) -> np.ndarray:
+    """The transposed bitset: uint64[n_tokens, ceil(n/64)], bit i of row t set
+    when backend i declares token t."""
+    out = np.zeros((max(n_tokens, 1), max(1, (n + 63) // 64)), dtype=MASK_DTYPE)
+    if len(backend):
+        np.bitwise_or.at(out, (token, backend >> 6),
+                         np.left_shift(np.uint64(1), (backend & 63).astype(MASK_DTYPE)))
+    return out
+
+
+def _float(value: float | None, missing: float) -> float:
+    return missing if value is None else value
+
+
+def compile_registry(registrations: list[Registration]) -> Columns:
+    """Compile validated registrations (ids already checked unique)."""
+    n = len(registrations)
+    features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
+    f_backend: list[int] = []
+    f_token: list[int] = []
+    r_backend: list[int] = []
+    r_bit: list[int] = []
+    k_backend: list[int] = []
+    k_bit: list[int] = []
+    lat_indptr = [0]
+    lat_token: list[int] = []
+    lat_vtoken: list[int] = []
+    lat_p99: list[float] = []
+    nan, inf = math.nan, math.inf
+    floats = {name: np.empty(n, dtype=SCORE_DTYPE) for name in FLOAT_COLUMNS[:-2]}
+    btype = np.empty(n, dtype=CODE_DTYPE)
+    health = np.empty(n, dtype=CODE_DTYPE)
+    consistency = np.empty(n, dtype=CODE_DTYPE)
+
+    for i, reg in enumerate(registrations):
+        for cap in reg.capabilities:
+            name, version = (cap, "v1") if isinstance(cap, str) else (cap.name, cap.version)
+            tok = capability_token(name)
+            bare, exact = features.add(tok), features.add(versioned(tok, version))
+            f_backend += (i, i)
+            f_token += (bare, exact)
+            p99 = None if isinstance(cap, str) else cap.p99_ms
+            if p99 is not None:
+                lat_token.append(bare)
+                lat_vtoken.append(exact)
+                lat_p99.append(p99)
+        lat_indptr.append(len(lat_p99))
+        for ifc in reg.interfaces:
+            name, version = (ifc, "v1") if isinstance(ifc, str) else (ifc.name, ifc.version)
+            tok = interface_token(name)
+            f_backend += (i, i)
+            f_token += (features.add(tok), features.add(versioned(tok, version)))
+        for region in reg.regions:
+            r_backend.append(i)
+            r_bit.append(regions.add(region))
+        for tag in reg.compliance:
+            k_backend.append(i)
+            k_bit.append(compliance.add(tag))
+
+        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
+        floats["max_write_rps"][i] = _float(cap_ and cap_.max_write_rps, 0.0)
+        floats["max_read_rps"][i] = _float(cap_ and cap_.max_read_rps, 0.0)
+        floats["max_storage"][i] = _float(cap_ and cap_.max_storage, nan)
+        floats["max_namespaces"][i] = _float(cap_ and cap_.max_namespaces, inf)
+        floats["write_rps"][i] = _float(cur and cur.write_rps, 0.0)
+        floats["read_rps"][i] = _float(cur and cur.read_rps, 0.0)
+        floats["storage_used"][i] = _float(cur and cur.storage_used, 0.0)
+        floats["namespace_count"][i] = _float(cur and cur.namespace_count, 0.0)
+        floats["cost_per_1k_writes"][i] = _float(cost and cost.cost_per_1k_writes, nan)
+        floats["uptime_percent_24h"][i] = _float(hl and hl.uptime_percent_24h, nan)
+        btype[i] = TYPE_CODE[reg.backend_type]
+        health[i] = HEALTH_CODE[reg.health_status]
+        consistency[i] = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
+
+    ids = [reg.backend_id for reg in registrations]
+    fb, ft = np.asarray(f_backend, dtype=np.int64), np.asarray(f_token, dtype=np.int64)
+    return Columns(
+        backend_ids=ids,
+        id_rank=rank_ids(ids),
+        features=features, regions=regions, compliance=compliance,
+        feature_rows=_set_bits((n, features.words), fb, ft),
+        feature_bits=bits_from_rows(n, len(features), fb, ft),
+        region_rows=_set_bits((n, regions.words), np.asarray(r_backend, dtype=np.int64),
+                              np.asarray(r_bit, dtype=np.int64)),
+        compliance_rows=_set_bits((n, compliance.words), np.asarray(k_backend, dtype=np.int64),
+                                  np.asarray(k_bit, dtype=np.int64)),
+        backend_type=btype, health=health, consistency=consistency,
+        **floats,
+        cost_score=cost_score(floats["cost_per_1k_writes"]),
+        avail_score=avail_score(floats["uptime_percent_24h"]),
+        lat_indptr=np.asarray(lat_indptr, dtype=np.int64),
+        lat_token=np.asarray(lat_token, dtype=np.int64),
+        lat_vtoken=np.asarray(lat_vtoken, dtype=np.int64),
+        lat_p99_ms=np.asarray(lat_p99, dtype=SCORE_DTYPE),
+    )
+
+
+def rank_ids(ids: list[str]) -> np.ndarray:
+    """int64[n]: each id's position in byte order (str order is code-point
+    order, which is UTF-8 byte order), the tie-breaker of every path."""
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    rank = np.empty(len(ids), dtype=RANK_DTYPE)
+    rank[order] = np.arange(len(ids), dtype=RANK_DTYPE)
+    return rank

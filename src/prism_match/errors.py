@@ -1,0 +1,42 @@
+"""The one error type of prism_match and its grammar.
+
+Every problem with a registry, slot, query or policy is reported as a
+``(location, message)`` pair: the location names the document (file, and
+``#index`` for multi-document YAML) and the JSON path of the field
+(``$.capacity.max_write_rps``); the message says what was expected and what
+was found, names in backticks (``Expected `int` >= 0, got `-3` ``). Problems
+are collected and raised together, so loading reports all it can at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["RegistryError", "format_location"]
+
+
+def format_location(document: str, path: str = "$") -> str:
+    """``registry.yaml#2 $.capacity`` — the document, then the JSON path."""
+    return f"{document} {path}" if document else path
+
+
+class RegistryError(ValueError):
+    """Invalid registry, slot, query or policy.
+
+    ``.errors`` lists every problem found as ``(location, message)`` pairs;
+    ``str(err)`` shows them all, one per line.
+    """
+
+    def __init__(self, errors: Iterable[tuple[str, str]] | str, location: str = "$"):
+        if isinstance(errors, str):
+            errors = [(location, errors)]
+        self.errors: list[tuple[str, str]] = list(errors)
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        if len(self.errors) == 1:
+            loc, msg = self.errors[0]
+            return f"{msg} - at {loc}"
+        lines = [f"{len(self.errors)} problems:"]
+        lines += [f"  {msg} - at {loc}" for loc, msg in self.errors]
+        return "\n".join(lines)

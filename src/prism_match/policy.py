@@ -1,0 +1,65 @@
+"""MatchPolicy: the score's weights and cap, the capacity basis, the default
+health statuses. SPEC §4's numbers are the defaults; a bad policy fails when
+it is built, never during a match."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+
+from ._core import CorePolicy
+from .errors import RegistryError
+from .schema import HEALTH_STATUSES
+
+__all__ = ["MatchPolicy", "DEFAULT_POLICY"]
+
+
+class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """``score = w_perf*perf + w_cost*cost + w_avail*avail + w_region*region``.
+
+    ``capacity_basis="max"`` compares a slot's minimum rps and storage with the
+    backend's maximum (the seed's algorithm); ``"available"`` with
+    ``max - current``. ``health_statuses`` apply when a slot names none.
+    """
+
+    w_perf: float = 0.4
+    w_cost: float = 0.3
+    w_avail: float = 0.2
+    w_region: float = 0.1
+    perf_cap: float = 2.0
+    capacity_basis: Literal["max", "available"] = "max"
+    health_statuses: tuple[str, ...] = ("healthy", "degraded", "unknown")
+
+    def __post_init__(self) -> None:
+        errors = []
+        for name in ("w_perf", "w_cost", "w_avail", "w_region", "perf_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                errors.append((f"policy $.{name}", f"Expected a finite number >= 0, got `{value!r}`"[:120]))
+        if not errors and self.perf_cap <= 0:
+            errors.append(("policy $.perf_cap", f"Expected a number > 0, got `{self.perf_cap}`"))
+        if self.capacity_basis not in ("max", "available"):
+            errors.append(("policy $.capacity_basis",
+                           f"Expected one of `max`, `available`, got `{str(self.capacity_basis)[:40]}`"))
+        if isinstance(self.health_statuses, str) or not isinstance(self.health_statuses, Sequence):
+            errors.append(("policy $.health_statuses", "Expected a list of health statuses"))
+        else:
+            for i, status in enumerate(self.health_statuses):
+                if status not in HEALTH_STATUSES:
+                    errors.append((f"policy $.health_statuses[{i}]",
+                                   f"Expected one of {', '.join(f'`{s}`' for s in HEALTH_STATUSES)}, "
+                                   f"got `{str(status)[:40]}`"))
+        if errors:
+            raise RegistryError(errors)
+        msgspec.structs.force_setattr(self, "health_statuses", tuple(self.health_statuses))
+
+    def core(self) -> CorePolicy:
+        return CorePolicy(float(self.w_perf), float(self.w_cost), float(self.w_avail), float(self.w_region),
+                          float(self.perf_cap), self.capacity_basis == "available")
+
+
+DEFAULT_POLICY = MatchPolicy()

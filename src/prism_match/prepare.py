@@ -1,0 +1,163 @@
+"""A slot requirement or query → a prepared requirement for one registry.
+
+Preparing is the only step that reads names and units: required capability
+and interface names become feature bits (``Name`` any version, ``Name@v2``
+that version), regions, compliance tags, types, statuses and consistency
+become masks and codes, and the numbers are read once. A name no backend
+knows makes the slot unmatchable (not an error) and is remembered for the
+did-you-mean of ``explain``. The result is valid for the registry that
+prepared it, whose vocabularies never change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._core import CoreSlot
+from ._types import INDEX_DTYPE, MASK_DTYPE
+from .compiled import CONSISTENCY_CODE, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns
+from .schema import NameRef, SlotRequirement
+from .vocabulary import Vocabulary, capability_token, interface_token, versioned
+
+__all__ = ["PreparedSlot", "prepare_slot", "Requirement"]
+
+_ALL_TYPES = (1 << len(TYPE_CODE)) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Requirement:
+    """One required capability or interface, as written and as a token."""
+
+    kind: str            # "capability" | "interface"
+    label: str           # as shown to people: ``get`` or ``get@v2``
+    token: str           # ``c:get`` / ``c:get@v2``
+    bit: int | None      # feature bit, None when no backend declares it
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedSlot:
+    """A compiled requirement. Pass it to ``match``/``explain``/… of the
+    registry that made it; shapes: masks are uint64 words of that registry."""
+
+    requirement: SlotRequirement
+    columns: Columns
+    core: CoreSlot
+    requirements: tuple[Requirement, ...]
+    min_write_rps: float
+    min_read_rps: float
+    min_storage: float
+    max_latency_ms: float              # +inf: no bound
+    health_codes: frozenset[int]
+    region_bits: tuple[int, ...] | None  # None: no region filter
+    unknown_regions: tuple[str, ...]
+    compliance_bits: tuple[int, ...] | None
+    unknown_compliance: tuple[str, ...]
+    type_codes: frozenset[int] | None
+    max_consistency: int
+    preferred_region_bit: int           # -1: none or unknown
+
+    @property
+    def slot_name(self) -> str:
+        return self.requirement.slot_name
+
+    @property
+    def optional(self) -> bool:
+        return self.requirement.optional
+
+    @property
+    def unmatchable(self) -> bool:
+        return (any(r.bit is None for r in self.requirements) or bool(self.unknown_compliance)
+                or (self.region_bits is not None and not self.region_bits))
+
+    def unknown_names(self) -> list[Requirement]:
+        return [r for r in self.requirements if r.bit is None]
+
+
+def _requirement(kind: str, item: str | NameRef, vocab: Vocabulary) -> Requirement:
+    make = capability_token if kind == "capability" else interface_token
+    if isinstance(item, NameRef):
+        name, version = item.name, item.version
+    else:
+        name, _, version = item.partition("@")
+        version = version or None
+    token = make(name) if version is None else versioned(make(name), version)
+    label = name if version is None else f"{name}@{version}"
+    return Requirement(kind, label, token, vocab.index.get(token))
+
+
+def _words(bits: list[int] | tuple[int, ...], n_words: int) -> np.ndarray:
+    words = [0] * n_words
+    for bit in bits:
+        words[bit >> 6] |= 1 << (bit & 63)
+    return np.array(words, dtype=MASK_DTYPE)
+
+
+def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[str, ...]) -> PreparedSlot:
+    perf = slot.performance
+    cap_items: list[str | NameRef] = list(slot.capabilities)
+    if perf is not None and (perf.requires_transactions or perf.requires_atomic_writes):
+        cap_items.append("transaction")
+    reqs: list[Requirement] = []
+    seen: set[str] = set()
+    for kind, items in (("interface", slot.interfaces), ("capability", cap_items)):
+        for item in items:
+            req = _requirement(kind, item, columns.features)
+            if req.token not in seen:
+                seen.add(req.token)
+                reqs.append(req)
+
+    region_bits: tuple[int, ...] | None = None
+    unknown_regions: tuple[str, ...] = ()
+    if slot.regions is not None:
+        region_bits = tuple(columns.regions.index[r] for r in slot.regions if r in columns.regions.index)
+        unknown_regions = tuple(r for r in slot.regions if r not in columns.regions.index)
+    compliance_bits: tuple[int, ...] | None = None
+    unknown_compliance: tuple[str, ...] = ()
+    if slot.compliance:
+        compliance_bits = tuple(columns.compliance.index[c] for c in slot.compliance
+                                if c in columns.compliance.index)
+        unknown_compliance = tuple(c for c in slot.compliance if c not in columns.compliance.index)
+    type_codes = None if slot.backend_types is None else frozenset(TYPE_CODE[t] for t in slot.backend_types)
+    statuses = slot.health_statuses if slot.health_statuses is not None else default_health
+    health_codes = frozenset(HEALTH_CODE[s] for s in statuses)
+    max_consistency = UNKNOWN_CONSISTENCY if slot.consistency is None else CONSISTENCY_CODE[slot.consistency]
+    min_storage = slot.min_storage if slot.min_storage is not None else (
+        perf.min_storage if perf is not None and perf.min_storage is not None else 0.0)
+    max_latency = perf.max_latency_p99 if perf is not None and perf.max_latency_p99 is not None else math.inf
+    pref = columns.regions.index.get(slot.preferred_region, -1) if slot.preferred_region else -1
+
+    known_bits = sorted({r.bit for r in reqs if r.bit is not None})
+    lat_bits = [r.bit for r in reqs if r.kind == "capability" and r.bit is not None]
+    n_cap_required = sum(1 for r in reqs if r.kind == "capability")
+    prepared_core = dict(
+        req_tokens=np.array(known_bits, dtype=INDEX_DTYPE),
+        region_any=_words(region_bits or (), columns.regions.words),
+        region_filter=region_bits is not None,
+        compliance_all=_words(compliance_bits or (), columns.compliance.words),
+        compliance_filter=compliance_bits is not None,
+        type_mask=_ALL_TYPES if type_codes is None else sum(1 << c for c in type_codes),
+        health_mask=sum(1 << c for c in health_codes),
+        max_consistency=max_consistency,
+        min_w=perf.min_write_rps if perf is not None else 0.0,
+        min_r=perf.min_read_rps if perf is not None else 0.0,
+        min_storage=min_storage,
+        max_lat_ms=max_latency,
+        lat_all=n_cap_required == 0,
+        lat_mask=_words(lat_bits, columns.features.words),
+        pref_region=pref,
+    )
+    result = PreparedSlot(
+        requirement=slot, columns=columns, core=None,  # type: ignore[arg-type]
+        requirements=tuple(reqs),
+        min_write_rps=prepared_core["min_w"], min_read_rps=prepared_core["min_r"],
+        min_storage=min_storage, max_latency_ms=max_latency, health_codes=health_codes,
+        region_bits=region_bits, unknown_regions=unknown_regions,
+        compliance_bits=compliance_bits, unknown_compliance=unknown_compliance,
+        type_codes=type_codes, max_consistency=max_consistency, preferred_region_bit=pref,
+    )
+    core = CoreSlot(unmatchable=result.unmatchable, **prepared_core)
+    object.__setattr__(result, "core", core)
+    return result

@@ -1,0 +1,33 @@
+"""Secrets never leave the process in text.
+
+SPEC §1: ``auth.password``, ``auth.token`` and any field named ``key``,
+``secret`` or ``password`` hold a reference ``${SECRET:path}``. This module
+decides which names are secret, whether a value is a reference, and replaces
+inline values by a fixed mask wherever a registration is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["SECRET_FIELDS", "is_secret_reference", "redacted", "MASK"]
+
+SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
+MASK = "***redacted***"
+_REFERENCE = re.compile(r"\$\{SECRET:[^{}\s]+\}")
+
+
+def is_secret_reference(value: object) -> bool:
+    return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None
+
+
+def redacted(name: str, value: Any) -> Any:
+    """``value`` with every inline secret below it masked (references stay)."""
+    if name in SECRET_FIELDS and value is not None and not is_secret_reference(value):
+        return MASK
+    if isinstance(value, dict):
+        return {k: redacted(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted("", v) for v in value]
+    return value

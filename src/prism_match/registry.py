@@ -1,0 +1,221 @@
+"""Registry: the public object that ties the layers together.
+
+``load_registry`` → documents validated into Structs (loading.py) → compiled
+columns (compiled.py) → a ``CoreRegistry`` holding raw pointers for the
+kernel. Slots come in as mappings, Structs or prepared requirements; mappings
+are validated and prepared once (and cached by content), then every call
+runs the kernel (match) or the numpy path (explain, query).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from ._core import CoreRegistry
+from .compiled import FLOAT_COLUMNS, HEALTH_CODE, Columns, compile_registry
+from .errors import RegistryError
+from .loading import load_registrations, validate_documents
+from .policy import DEFAULT_POLICY, MatchPolicy
+from .prepare import PreparedSlot, prepare_slot
+from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Query, Registration, SlotRequirement
+from . import vectorized
+
+__all__ = ["Registry", "load_registry", "coerce_slot"]
+
+_CACHE_SIZE = 4096
+
+
+def _slot_location(raw: Any) -> str:
+    name = raw.get("slot_name") if isinstance(raw, Mapping) else None
+    return f"slot `{str(name)[:60]}`" if isinstance(name, str) else "slot"
+
+
+def coerce_slot(slot: Any) -> SlotRequirement:
+    """A mapping (slot requirement, ``slot_requirement:`` wrapper, query or
+    ``query:`` wrapper) or Struct → a validated SlotRequirement."""
+    if isinstance(slot, SlotRequirement):
+        return slot
+    if isinstance(slot, Query):
+        return slot.to_slot()
+    if not isinstance(slot, Mapping):
+        raise RegistryError(f"Expected a slot mapping or a prepared slot, got `{type(slot).__name__}`", "slot")
+    if len(slot) == 1 and "slot_requirement" in slot:
+        slot = slot["slot_requirement"]
+    elif "query" in slot and isinstance(slot.get("query"), Mapping):
+        slot = slot["query"]
+        return _validated(slot, Query, "query").to_slot()
+    if isinstance(slot, Mapping) and any(k in slot for k in ("required_capabilities", "required_interfaces",
+                                                             "min_capacity")) and "slot_name" not in slot:
+        return _validated(slot, Query, "query").to_slot()
+    return _validated(slot, SlotRequirement, _slot_location(slot))
+
+
+def _validated(raw: Any, kind: type, where: str) -> Any:
+    try:
+        [(_, value)] = validate_documents([(where, "$", raw)], kind)
+    except RegistryError:
+        raise
+    return value
+
+
+class Registry:
+    """The compiled registry. Build it with :func:`load_registry`."""
+
+    def __init__(self, registrations: list[Registration], *, policy: MatchPolicy = DEFAULT_POLICY,
+                 columns: Columns | None = None):
+        self._registrations = registrations
+        self.columns = columns if columns is not None else compile_registry(registrations)
+        self._by_id = {r.backend_id: r for r in registrations}
+        self._core = CoreRegistry(self.columns, HEALTH_CODE, self)
+        self.policy = policy
+        self._cache: OrderedDict[bytes, PreparedSlot] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # The live-state updater is the compiled method itself: no Python
+        # frame in between (SPEC §5, constant time).
+        self.update = self._core.update
+
+    # --- container protocol -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.columns.n
+
+    def __contains__(self, backend_id: object) -> bool:
+        return backend_id in self._core.index
+
+    def __getitem__(self, backend_id: str) -> Registration:
+        try:
+            return self._by_id[backend_id]
+        except KeyError:
+            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`") from None
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(self._registrations)
+
+    def __repr__(self) -> str:
+        return f"<Registry: {len(self)} backends>"
+
+    @property
+    def backend_ids(self) -> list[str]:
+        return list(self.columns.backend_ids)
+
+    @property
+    def policy(self) -> MatchPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: MatchPolicy) -> None:
+        if not isinstance(policy, MatchPolicy):
+            raise RegistryError(f"Expected a MatchPolicy, got `{type(policy).__name__}`", "policy")
+        self._policy = policy
+        self._core_policy = policy.core()
+        self._cache = OrderedDict()  # default health statuses are baked into prepared slots
+
+    # --- preparing ----------------------------------------------------------------------
+
+    def prepare(self, slot: Any) -> PreparedSlot:
+        """Compile a slot requirement or query once for this registry."""
+        if isinstance(slot, PreparedSlot):
+            if slot.columns is not self.columns:
+                raise RegistryError("This slot was prepared for another registry; prepare it again", "slot")
+            return slot
+        return prepare_slot(self.columns, coerce_slot(slot), self._policy.health_statuses)
+
+    def _prepared(self, slot: Any) -> PreparedSlot:
+        """``prepare``, with mappings cached by content: a placement loop that
+        passes the same mapping again pays one encode and a lookup."""
+        if isinstance(slot, PreparedSlot) and slot.columns is self.columns:
+            return slot
+        if isinstance(slot, Mapping):
+            try:
+                key = msgspec.msgpack.encode(slot)
+            except (TypeError, ValueError, OverflowError):
+                return self.prepare(slot)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            prepared = self.prepare(slot)
+            with self._cache_lock:
+                self._cache[key] = prepared
+                if len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            return prepared
+        return self.prepare(slot)
+
+    # --- matching -----------------------------------------------------------------------
+
+    def match(self, slot: Any, k: int = 1) -> list[Match]:
+        """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
+        if type(k) is not int or k < 1:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match")
+        prepared = self._prepared(slot)
+        return self._core.topk(prepared.core, self._core_policy, k, prepared)
+
+    def explain(self, slot: Any) -> Diagnosis:
+        """How many backends each rule rejected, with what was required."""
+        prepared = self._prepared(slot)
+        masks = vectorized.rule_masks(self.columns, prepared, self._policy)
+        rejected = np.zeros(len(self), dtype=bool)
+        for mask in masks.values():
+            rejected |= mask
+        return diagnose(self, prepared, masks, int(len(self) - rejected.sum()))
+
+    def query(self, query: Any) -> QueryResult:
+        """Every eligible backend, best first, and ``total_count``."""
+        prepared = self._prepared(query)
+        matches = self._core.topk(prepared.core, self._core_policy, max(len(self), 1), prepared)
+        return QueryResult(backends=matches, total_count=len(matches))
+
+    def _build_reasons(self, match: Match) -> list:
+        return build_reasons(self, match)
+
+    # --- tables ---------------------------------------------------------------------------
+
+    def to_polars(self) -> pl.DataFrame:
+        """One row per backend: the compiled columns (live values included)."""
+        c = self.columns
+        feats = [[] for _ in range(c.n)]
+        for reg_i, reg in enumerate(self._registrations):
+            feats[reg_i] = reg
+        data: dict[str, Any] = {
+            "backend_id": c.backend_ids,
+            "backend_type": [BACKEND_TYPES[t] for t in c.backend_type],
+            "health_status": [HEALTH_STATUSES[h] for h in c.health],
+            "consistency": [CONSISTENCY_LEVELS[x] if x < len(CONSISTENCY_LEVELS) else None
+                            for x in c.consistency],
+            "capabilities": [[f"{x.name}@{x.version}" for x in r.capability_list()] for r in self._registrations],
+            "interfaces": [[f"{x.name}@{x.version}" for x in r.interface_list()] for r in self._registrations],
+            "regions": [list(r.regions) for r in self._registrations],
+            "compliance": [list(r.compliance) for r in self._registrations],
+        }
+        for name in FLOAT_COLUMNS:
+            data[name] = getattr(c, name).copy()
+        schema = {"capabilities": pl.List(pl.String), "interfaces": pl.List(pl.String),
+                  "regions": pl.List(pl.String), "compliance": pl.List(pl.String)}
+        df = pl.DataFrame(data, schema_overrides=schema)
+        # Missing data is null in the table, not NaN/inf.
+        return df.with_columns(
+            pl.when(pl.col(n).is_nan() | pl.col(n).is_infinite()).then(None).otherwise(pl.col(n)).alias(n)
+            for n in ("max_storage", "max_namespaces", "cost_per_1k_writes", "uptime_percent_24h")
+        )
+
+
+def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: bool = False,
+                  policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
+    """Load, validate and compile a registry (SPEC §1).
+
+    ``source``: a YAML file (one or many documents), a JSON file, a directory
+    of such files (sorted by name, recursively), a list of mappings, or a
+    mapping ``{"backends": [...]}``. Raises RegistryError listing every
+    problem; nothing is half-loaded.
+    """
+    return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
+                    policy=policy)

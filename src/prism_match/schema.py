@@ -1,0 +1,451 @@
+"""msgspec Structs for every document prism_match reads.
+
+Documents (YAML/JSON/dicts) → these frozen, keyword-only Structs, validated in
+one pass by ``msgspec.convert``. Fields whose text needs a parser (sizes,
+durations, finite non-negative numbers, percentages) are typed with marker
+classes that :func:`decode_hook` turns into plain floats, so a validated
+registration holds numbers only, and every problem comes out with its JSON
+path. The seed's layout ambiguities (G1–G4 in ``shared/seed/README.md``) are
+accepted both ways: ``tls``/``pool``/``timeouts``/``retry`` under
+``connection`` or at the top level, batch fields inside a capability's
+``performance`` or beside it, ``transactional`` on an interface or an
+operation, ``transfer_costs``/``recent_incidents`` nested or at the top level.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from .units import parse_duration, parse_duration_ms, parse_size
+
+__all__ = [
+    "BACKEND_TYPES", "HEALTH_STATUSES", "CONSISTENCY_LEVELS", "COST_MODELS", "AUTH_TYPES", "SEVERITIES",
+    "Registration", "SlotRequirement", "Query", "Pattern", "decode_hook", "ENUM_CHOICES",
+]
+
+BACKEND_TYPES = ("kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore")
+HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "maintenance", "unknown")
+CONSISTENCY_LEVELS = ("strong", "bounded_staleness", "session", "eventual")  # strongest first
+COST_MODELS = ("pay_per_use", "provisioned", "reserved", "spot")
+AUTH_TYPES = ("mtls", "username_password", "token", "iam")
+SEVERITIES = ("info", "warning", "critical")
+
+BackendType = Literal["kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore"]
+HealthStatus = Literal["healthy", "degraded", "unhealthy", "maintenance", "unknown"]
+Consistency = Literal["strong", "bounded_staleness", "session", "eventual"]
+CostModel = Literal["pay_per_use", "provisioned", "reserved", "spot"]
+Severity = Literal["info", "warning", "critical"]
+
+# msgspec reports a bad Literal as "Invalid enum value"; the loader adds the
+# valid choices, looked up by the field's name.
+ENUM_CHOICES: dict[str, tuple[str, ...]] = {
+    "backend_type": BACKEND_TYPES, "backend_types": BACKEND_TYPES,
+    "status": HEALTH_STATUSES, "health_statuses": HEALTH_STATUSES,
+    "consistency": CONSISTENCY_LEVELS, "cost_model": COST_MODELS,
+    "severity": SEVERITIES, "type": AUTH_TYPES,
+}
+
+
+# --- marker types: float subclasses that decode_hook parses and checks --------
+
+class NonNegative(float):
+    """A finite number >= 0 (rates, counts, costs, milliseconds)."""
+
+
+class Percent(float):
+    """A finite number in [0, 100]."""
+
+
+class Size(float):
+    """Bytes, or a string with a unit (``2.5TB``, ``512MiB``)."""
+
+
+class Duration(float):
+    """Seconds, from a string with units (``100ms``, ``1m30s``)."""
+
+
+class DurationMs(float):
+    """Milliseconds, from a string with units (a latency bound)."""
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"Expected a number, got `{type(value).__name__}`")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("Expected a finite number, got a number too large for a float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"Expected a finite number, got `{value}`")
+    return number
+
+
+def decode_hook(kind: type, value: object) -> object:
+    """Turn marker-typed fields into floats; raise ValueError in the error grammar."""
+    if kind is NonNegative:
+        number = _number(value)
+        if number < 0:
+            raise ValueError(f"Expected a number >= 0, got `{value}`")
+        return NonNegative(number)
+    if kind is Percent:
+        number = _number(value)
+        if not 0 <= number <= 100:
+            raise ValueError(f"Expected a percentage in [0, 100], got `{value}`")
+        return Percent(number)
+    if kind is Size:
+        return Size(parse_size(value))
+    if kind is Duration:
+        return Duration(parse_duration(value))
+    if kind is DurationMs:
+        return DurationMs(parse_duration_ms(value))
+    raise NotImplementedError(kind)
+
+
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Shared config: immutable, keyword-only, unknown fields rejected."""
+
+    def __repr__(self) -> str:  # secrets never reach a repr
+        from .redact import redacted
+
+        fields = ", ".join(f"{k}={redacted(k, v)!r}" for k, v in msgspec.structs.asdict(self).items()
+                           if v is not None and v != [] and v != {})
+        return f"{type(self).__name__}({fields})"
+
+
+# --- connection ---------------------------------------------------------------
+
+class MtlsAuth(Base, tag="mtls", tag_field="type"):
+    certificate_path: str | None = None
+    key_path: str | None = None
+    ca_cert_path: str | None = None
+
+
+class UsernamePasswordAuth(Base, tag="username_password", tag_field="type"):
+    username: str | None = None
+    password: str | None = None
+
+
+class TokenAuth(Base, tag="token", tag_field="type"):
+    token: str | None = None
+
+
+class IamAuth(Base, tag="iam", tag_field="type"):
+    role_arn: str | None = None
+    region: str | None = None
+
+
+Auth = Union[MtlsAuth, UsernamePasswordAuth, TokenAuth, IamAuth]
+
+
+class Tls(Base):
+    enabled: bool = False
+    verify_server: bool = True
+    server_name: str | None = None
+
+
+class Pool(Base):
+    min_connections: Count = 0
+    max_connections: Count | None = None
+    max_idle_time: Duration | None = None
+    max_lifetime: Duration | None = None
+
+
+class Timeouts(Base):
+    connect_timeout: Duration | None = None
+    read_timeout: Duration | None = None
+    write_timeout: Duration | None = None
+    idle_timeout: Duration | None = None
+
+
+class Retry(Base):
+    max_attempts: Count | None = None
+    initial_backoff: Duration | None = None
+    max_backoff: Duration | None = None
+    backoff_multiplier: Annotated[float, msgspec.Meta(ge=1.0)] | None = None
+    retryable_errors: list[str] = []
+
+
+class Connection(Base):
+    endpoint: str | None = None
+    auth: Auth | None = None
+    tls: Tls | None = None
+    pool: Pool | None = None
+    timeouts: Timeouts | None = None
+    retry: Retry | None = None
+
+
+# --- capabilities and interfaces ------------------------------------------------
+
+class Latency(Base):
+    p50_ms: NonNegative | None = None
+    p95_ms: NonNegative | None = None
+    p99_ms: NonNegative | None = None
+    p999_ms: NonNegative | None = None
+
+
+class CapabilityPerformance(Base):
+    max_write_rps: NonNegative | None = None
+    max_read_rps: NonNegative | None = None
+    latency: Latency | None = None
+    supports_batch: bool | None = None
+    max_batch_size: Count | None = None
+    max_concurrent_operations: Count | None = None
+
+
+class Capability(Base):
+    name: Name
+    version: Name = "v1"
+    description: str | None = None
+    performance: CapabilityPerformance | None = None
+    limitations: list[str] = []
+    # G2: the batch fields may also sit beside `performance`.
+    supports_batch: bool | None = None
+    max_batch_size: Count | None = None
+    max_concurrent_operations: Count | None = None
+
+    @property
+    def p99_ms(self) -> float | None:
+        perf = self.performance
+        return perf.latency.p99_ms if perf is not None and perf.latency is not None else None
+
+
+class Operation(Base):
+    name: Name
+    idempotent: bool | None = None
+    transactional: bool | None = None  # G3
+    parameters: dict[str, Any] | None = None
+    returns: str | None = None
+
+
+class Interface(Base):
+    name: Name
+    version: Name = "v1"
+    proto_service: str | None = None
+    operations: list[Operation] = []
+    transactional: bool | None = None  # G3
+
+
+# --- capacity, usage, cost, health -------------------------------------------------
+
+class Capacity(Base):
+    max_write_rps: NonNegative | None = None
+    max_read_rps: NonNegative | None = None
+    max_storage: Size | None = None
+    max_connections: NonNegative | None = None
+    max_namespaces: NonNegative | None = None
+
+
+class Current(Base):
+    write_rps: NonNegative | None = None
+    read_rps: NonNegative | None = None
+    storage_used: Size | None = None
+    active_connections: NonNegative | None = None
+    namespace_count: NonNegative | None = None
+
+
+class TransferCosts(Base):
+    cost_per_gb_intra_region: NonNegative | None = None
+    cost_per_gb_inter_region: NonNegative | None = None
+    cost_per_gb_internet: NonNegative | None = None
+
+
+class Cost(Base):
+    cost_model: CostModel | None = None
+    cost_per_1k_writes: NonNegative | None = None
+    cost_per_1k_reads: NonNegative | None = None
+    cost_per_gb_month: NonNegative | None = None
+    cost_per_connection_hour: NonNegative | None = None
+    transfer_costs: TransferCosts | None = None  # G4
+
+
+class Incident(Base):
+    started_at: _dt.datetime
+    resolved_at: _dt.datetime | None = None
+    severity: Severity = "warning"
+    description: str | None = None
+    impact: str | None = None
+    root_cause: str | None = None
+    remediation: str | None = None
+
+
+class Health(Base):
+    status: HealthStatus = "unknown"
+    last_check_at: _dt.datetime | None = None
+    uptime_percent_24h: Percent | None = None
+    recent_incidents: list[Incident] = []  # G4
+
+
+class Registration(Base):
+    """One backend of the registry, as the seed's "Registration Structure"."""
+
+    backend_id: Name
+    backend_type: BackendType
+    display_name: str | None = None
+    description: str | None = None
+    connection: Connection | None = None
+    # G1: connection sub-blocks may also sit at the top level.
+    tls: Tls | None = None
+    pool: Pool | None = None
+    timeouts: Timeouts | None = None
+    retry: Retry | None = None
+    capabilities: list[Union[Name, Capability]] = []
+    interfaces: list[Union[Name, Interface]] = []
+    capacity: Capacity | None = None
+    current: Current | None = None
+    cost: Cost | None = None
+    transfer_costs: TransferCosts | None = None  # G4
+    health: Health | None = None
+    recent_incidents: list[Incident] = []  # G4
+    regions: list[Name] = []
+    compliance: list[Name] = []
+    consistency: Consistency | None = None
+    metadata: dict[str, Any] | None = None
+
+    # Normalised views, used by the compiler and the reference twin.
+    def capability_list(self) -> list[Capability]:
+        return [Capability(name=c) if isinstance(c, str) else c for c in self.capabilities]
+
+    def interface_list(self) -> list[Interface]:
+        return [Interface(name=i) if isinstance(i, str) else i for i in self.interfaces]
+
+    @property
+    def health_status(self) -> str:
+        return self.health.status if self.health is not None else "unknown"
+
+    @property
+    def transfer(self) -> TransferCosts | None:
+        if self.cost is not None and self.cost.transfer_costs is not None:
+            return self.cost.transfer_costs
+        return self.transfer_costs
+
+    @property
+    def pool_config(self) -> Pool | None:
+        return self.connection.pool if self.connection is not None and self.connection.pool else self.pool
+
+    @property
+    def retry_config(self) -> Retry | None:
+        return self.connection.retry if self.connection is not None and self.connection.retry else self.retry
+
+
+# --- slots, queries, patterns -----------------------------------------------------
+
+class NameRef(Base):
+    """``{name, version}``; no version means any version."""
+
+    name: Name
+    version: Name | None = None
+
+
+RequiredName = Union[Name, NameRef]
+
+
+class SlotPerformance(Base):
+    min_write_rps: NonNegative = 0.0
+    min_read_rps: NonNegative = 0.0
+    max_latency_p99: DurationMs | None = None
+    requires_transactions: bool = False
+    requires_atomic_writes: bool = False
+    min_storage: Size | None = None
+
+
+class SlotRequirement(Base):
+    """The seed's ``slot_requirement`` with SPEC §2's filters."""
+
+    slot_name: Name
+    description: str | None = None
+    capabilities: list[RequiredName] = []
+    interfaces: list[RequiredName] = []
+    optional: bool = False
+    performance: SlotPerformance | None = None
+    preferred_region: Name | None = None
+    regions: list[Name] | None = None
+    compliance: list[Name] | None = None
+    backend_types: list[BackendType] | None = None
+    health_statuses: list[HealthStatus] | None = None
+    min_storage: Size | None = None
+    consistency: Consistency | None = None
+
+
+class MinCapacity(Base):
+    min_write_rps: NonNegative = 0.0
+    min_read_rps: NonNegative = 0.0
+    min_storage: Size | None = None
+
+
+class Query(Base):
+    """The seed's "Backend Querying" request."""
+
+    required_capabilities: list[RequiredName] = []
+    required_interfaces: list[RequiredName] = []
+    min_capacity: MinCapacity | None = None
+    regions: list[Name] | None = None
+    health_statuses: list[HealthStatus] | None = None
+    backend_types: list[BackendType] | None = None
+    compliance: list[Name] | None = None
+    preferred_region: Name | None = None
+    consistency: Consistency | None = None
+    max_latency_p99: DurationMs | None = None
+
+    def to_slot(self, slot_name: str = "query") -> SlotRequirement:
+        cap = self.min_capacity or MinCapacity()
+        return SlotRequirement(
+            slot_name=slot_name,
+            capabilities=self.required_capabilities,
+            interfaces=self.required_interfaces,
+            performance=SlotPerformance(min_write_rps=cap.min_write_rps, min_read_rps=cap.min_read_rps,
+                                        max_latency_p99=self.max_latency_p99),
+            min_storage=cap.min_storage,
+            regions=self.regions,
+            health_statuses=self.health_statuses,
+            backend_types=self.backend_types,
+            compliance=self.compliance,
+            preferred_region=self.preferred_region,
+            consistency=self.consistency,
+        )
+
+
+class PatternSlot(Base):
+    """A slot inside a pattern: the seed writes ``required_interfaces``; the
+    slot-requirement spelling is accepted too."""
+
+    required_interfaces: list[RequiredName] = []
+    required_capabilities: list[RequiredName] = []
+    interfaces: list[RequiredName] = []
+    capabilities: list[RequiredName] = []
+    optional: bool = False
+    performance: SlotPerformance | None = None
+    preferred_region: Name | None = None
+    regions: list[Name] | None = None
+    compliance: list[Name] | None = None
+    backend_types: list[BackendType] | None = None
+    health_statuses: list[HealthStatus] | None = None
+    min_storage: Size | None = None
+    consistency: Consistency | None = None
+
+    def to_slot(self, slot_name: str) -> SlotRequirement:
+        return SlotRequirement(
+            slot_name=slot_name,
+            capabilities=[*self.required_capabilities, *self.capabilities],
+            interfaces=[*self.required_interfaces, *self.interfaces],
+            optional=self.optional, performance=self.performance,
+            preferred_region=self.preferred_region, regions=self.regions, compliance=self.compliance,
+            backend_types=self.backend_types, health_statuses=self.health_statuses,
+            min_storage=self.min_storage, consistency=self.consistency,
+        )
+
+
+class Pattern(Base):
+    """The seed's ``pattern: multicast-registry`` with named ``slots``."""
+
+    pattern: Name
+    slots: dict[Name, PatternSlot]
+    pattern_id: str | None = None
+    description: str | None = None

@@ -1,0 +1,79 @@
+"""Names ↔ bit positions.
+
+Capabilities and interfaces share one *feature* vocabulary. Every declared
+capability contributes two tokens, ``c:get`` (the bare name: any version) and
+``c:get@v1`` (that exact version); interfaces likewise with ``i:``. A slot's
+bare requirement asks for the first, ``Name@v2`` for the second, so a single
+mask test covers both readings. Regions and compliance tags have their own
+vocabularies. A vocabulary of any size works: masks span as many uint64
+words as it needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import numpy as np
+
+from ._types import MASK_DTYPE
+
+__all__ = ["Vocabulary", "capability_token", "interface_token", "versioned"]
+
+
+def capability_token(name: str) -> str:
+    return "c:" + name
+
+
+def interface_token(name: str) -> str:
+    return "i:" + name
+
+
+def versioned(token: str, version: str) -> str:
+    return f"{token}@{version}"
+
+
+class Vocabulary:
+    """An ordered set of tokens; token ``t`` is bit ``index[t]`` of a mask."""
+
+    __slots__ = ("tokens", "index")
+
+    def __init__(self, tokens: Iterable[str] = ()):
+        self.tokens: list[str] = []
+        self.index: dict[str, int] = {}
+        for token in tokens:
+            self.add(token)
+
+    def add(self, token: str) -> int:
+        bit = self.index.get(token)
+        if bit is None:
+            bit = self.index[token] = len(self.tokens)
+            self.tokens.append(token)
+        return bit
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.index
+
+    @property
+    def words(self) -> int:
+        """uint64 words per mask (at least one, so shapes never collapse)."""
+        return max(1, (len(self.tokens) + 63) // 64)
+
+    def mask(self, tokens: Iterable[str]) -> np.ndarray:
+        """uint64[words] with the bits of the known ``tokens`` set."""
+        out = np.zeros(self.words, dtype=MASK_DTYPE)
+        for token in tokens:
+            bit = self.index.get(token)
+            if bit is not None:
+                out[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
+        return out
+
+    def suggest(self, token: str) -> str | None:
+        """The closest known token of the same kind, for a did-you-mean."""
+        prefix = token[:2] if token[1:2] == ":" else ""
+        pool = [t for t in self.tokens if t.startswith(prefix) and "@" not in t]
+        close = difflib.get_close_matches(token, pool, n=1, cutoff=0.6)
+        return close[0][len(prefix):] if close else None
