@@ -3,12 +3,15 @@
 The package root only re-exports; see README.md for the tour and the layout.
 """
 
+from .batch import Assignment, Binding, PlacementError, Unplaced
 from .errors import RegistryError
+from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy
 from .prepare import PreparedSlot
 from .registry import Registry, load_registry
 from .results import Diagnosis, Match, QueryResult, Reason
 
 __all__ = ["load_registry", "Registry", "RegistryError", "MatchPolicy", "PreparedSlot", "Match",
-           "Reason", "Diagnosis", "QueryResult"]
+           "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced", "PlacementError",
+           "PatternBinding", "BindingProblem"]
 __version__ = "0.1.0"

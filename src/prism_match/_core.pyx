@@ -14,6 +14,9 @@ from cython.parallel cimport prange, parallel
 from ._typedefs cimport mask_t, index_t, score_t, code_t
 
 import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -89,8 +92,10 @@ cdef struct Placed:                  # capacity consumed by an assignment so far
 cdef inline const void* _ptr(object arr) except NULL:
     # Pointers are taken once, at construction; the Python layer guarantees
     # C-contiguous arrays of the right dtype and keeps them alive.
-    cdef size_t p = arr.ctypes.data
-    return <const void*>p if p else <const void*>&_EMPTY
+    if not cnp.PyArray_Check(arr) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+        raise TypeError("expected a C-contiguous numpy array")
+    cdef void* p = cnp.PyArray_DATA(<cnp.ndarray>arr)
+    return <const void*>p if p != NULL else <const void*>&_EMPTY
 
 cdef mask_t _EMPTY = 0
 
@@ -310,6 +315,10 @@ cdef class CoreSlot:
         self.s.pref_region = pref_region
 
     @property
+    def unmatchable(self):
+        return self.s.unmatchable
+
+    @property
     def min_write_rps(self):
         return self.s.min_w
 
@@ -493,6 +502,18 @@ cdef class CoreRegistry:
             self._health[i] = <code_t>code
 
 
+    def add_usage(self, score_t[::1] write_rps, score_t[::1] read_rps, score_t[::1] storage_used,
+                  score_t[::1] namespace_count):
+        """Add placed usage to the live columns (``assign(commit=True)``), in one
+        loop that keeps the GIL, so single matches see all of it or none."""
+        cdef Py_ssize_t i
+        for i in range(self.r.n):
+            self._cur_w[i] += write_rps[i]
+            self._cur_r[i] += read_rps[i]
+            self._storage_used[i] += storage_used[i]
+            self._ns_count[i] += namespace_count[i]
+
+
 cdef double _live_number(str name, object value) except? -2:
     # NaN means "not given"; anything else must be a finite number >= 0.
     cdef double x
@@ -512,3 +533,106 @@ cdef double _live_number(str name, object value) except? -2:
 def _error(message, location):
     from .errors import RegistryError
     return RegistryError(message, location)
+
+
+# --- batches: many slots, one registry snapshot ----------------------------------------
+
+from libc.stdlib cimport malloc, free
+
+
+cdef class LiveSnapshot:
+    """Copies of the live columns, taken under the GIL: a batch that runs
+    nogil reads these, so concurrent updates cannot tear its view."""
+    cdef Reg r
+    cdef object _keep
+
+    def __init__(self, CoreRegistry core):
+        c = core.columns
+        keep = (c.write_rps.copy(), c.read_rps.copy(), c.storage_used.copy(), c.namespace_count.copy(),
+                c.avail_score.copy(), c.health.copy())
+        self._keep = keep
+        self.r = core.r
+        self.r.cur_w = <const score_t*>_ptr(keep[0])
+        self.r.cur_r = <const score_t*>_ptr(keep[1])
+        self.r.storage_used = <const score_t*>_ptr(keep[2])
+        self.r.ns_count = <const score_t*>_ptr(keep[3])
+        self.r.avail_score = <const score_t*>_ptr(keep[4])
+        self.r.health = <const code_t*>_ptr(keep[5])
+
+    @property
+    def arrays(self):
+        """(write_rps, read_rps, storage_used, namespace_count, avail_score, health) as copied."""
+        return self._keep
+
+
+def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py_ssize_t start,
+              Py_ssize_t stop, index_t[:, ::1] out_idx, score_t[:, ::1] out_score, score_t[:, ::1] out_perf,
+              score_t[:, ::1] out_region, index_t[::1] out_count, int threads):
+    """Top-k for ``slots[start:stop]`` into rows ``start:stop`` of the outputs
+    (shapes [m, k]); parallel over slots with OpenMP, GIL released. Each slot
+    writes only its own rows, so the answer is the same for any thread count."""
+    cdef Py_ssize_t m = stop - start, j
+    cdef Slot* cs = <Slot*>malloc(max(m, 1) * sizeof(Slot))
+    cdef index_t* ranks = <index_t*>malloc(max(m * k, 1) * sizeof(index_t))
+    cdef index_t t, i, size
+    cdef score_t perf, region, aw, ar
+    if cs == NULL or ranks == NULL:
+        free(cs); free(ranks)
+        raise MemoryError()
+    try:
+        for j in range(m):
+            cs[j] = (<CoreSlot>slots[start + j]).s
+        with nogil:
+            for j in prange(m, num_threads=max(threads, 1), schedule="dynamic", chunksize=8):
+                size = topk_scores(&snap.r, &cs[j], &policy.p, NULL, k, &out_score[start + j, 0],
+                                   &ranks[j * k], &out_idx[start + j, 0])
+                out_count[start + j] = size
+                for t in range(size):
+                    i = out_idx[start + j, t]
+                    _components(&snap.r, &cs[j], &policy.p, NULL, i, &perf, &region, &aw, &ar)
+                    out_perf[start + j, t] = perf
+                    out_region[start + j, t] = region
+    finally:
+        free(cs)
+        free(ranks)
+
+
+# --- capacity-aware placement ------------------------------------------------------------
+
+def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t start,
+               score_t[::1] placed_w, score_t[::1] placed_r, score_t[::1] placed_storage,
+               score_t[::1] placed_ns, index_t[::1] chosen, score_t[::1] chosen_score,
+               score_t[::1] chosen_perf, score_t[::1] chosen_region):
+    """Place ``slots[start:]`` in order, each on its best backend given what
+    earlier placements consumed (SPEC §6 assign). Stops at the first slot that
+    cannot be placed and returns its position (the caller diagnoses it against
+    the placed state of that moment, then resumes after it); returns
+    ``len(slots)`` when all are done."""
+    cdef Py_ssize_t m = len(slots), j
+    cdef Placed pl
+    cdef CoreSlot cs
+    cdef score_t hs
+    cdef index_t hr, hi, size
+    cdef score_t perf, region, aw, ar
+    pl.w = &placed_w[0]
+    pl.r = &placed_r[0]
+    pl.storage = &placed_storage[0]
+    pl.ns = &placed_ns[0]
+    for j in range(start, m):
+        cs = <CoreSlot>slots[j]
+        with nogil:
+            size = topk_scores(&snap.r, &cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
+            if size:
+                _components(&snap.r, &cs.s, &policy.p, &pl, hi, &perf, &region, &aw, &ar)
+                chosen[j] = hi
+                chosen_score[j] = hs
+                chosen_perf[j] = perf
+                chosen_region[j] = region
+                placed_w[hi] += cs.s.min_w
+                placed_r[hi] += cs.s.min_r
+                placed_storage[hi] += cs.s.min_storage
+                placed_ns[hi] += 1
+        if not size:
+            chosen[j] = -1
+            return j
+    return m

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,8 +28,7 @@ __all__ = ["PreparedSlot", "prepare_slot", "Requirement"]
 _ALL_TYPES = (1 << len(TYPE_CODE)) - 1
 
 
-@dataclass(frozen=True, eq=False)
-class Requirement:
+class Requirement(NamedTuple):
     """One required capability or interface, as written and as a token."""
 
     kind: str            # "capability" | "interface"
@@ -37,7 +37,7 @@ class Requirement:
     bit: int | None      # feature bit, None when no backend declares it
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class PreparedSlot:
     """A compiled requirement. Pass it to ``match``/``explain``/… of the
     registry that made it; shapes: masks are uint64 words of that registry."""
@@ -69,8 +69,7 @@ class PreparedSlot:
 
     @property
     def unmatchable(self) -> bool:
-        return (any(r.bit is None for r in self.requirements) or bool(self.unknown_compliance)
-                or (self.region_bits is not None and not self.region_bits))
+        return self.core.unmatchable
 
     def unknown_names(self) -> list[Requirement]:
         return [r for r in self.requirements if r.bit is None]
@@ -149,8 +148,10 @@ def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[
         lat_mask=_words(lat_bits, columns.features.words),
         pref_region=pref,
     )
-    result = PreparedSlot(
-        requirement=slot, columns=columns, core=None,  # type: ignore[arg-type]
+    unmatchable = (any(r.bit is None for r in reqs) or bool(unknown_compliance)
+                   or (region_bits is not None and not region_bits))
+    return PreparedSlot(
+        requirement=slot, columns=columns, core=CoreSlot(unmatchable=unmatchable, **prepared_core),
         requirements=tuple(reqs),
         min_write_rps=prepared_core["min_w"], min_read_rps=prepared_core["min_r"],
         min_storage=min_storage, max_latency_ms=max_latency, health_codes=health_codes,
@@ -158,6 +159,3 @@ def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[
         compliance_bits=compliance_bits, unknown_compliance=unknown_compliance,
         type_codes=type_codes, max_consistency=max_consistency, preferred_region_bit=pref,
     )
-    core = CoreSlot(unmatchable=result.unmatchable, **prepared_core)
-    object.__setattr__(result, "core", core)
-    return result

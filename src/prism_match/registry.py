@@ -26,7 +26,7 @@ from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot, prepare_slot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Query, Registration, SlotRequirement
-from . import vectorized
+from . import batch, patterns, vectorized
 
 __all__ = ["Registry", "load_registry", "coerce_slot"]
 
@@ -78,6 +78,7 @@ class Registry:
         self.policy = policy
         self._cache: OrderedDict[bytes, PreparedSlot] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._ids: pl.Series | None = None
         # The live-state updater is the compiled method itself: no Python
         # frame in between (SPEC §5, constant time).
         self.update = self._core.update
@@ -176,6 +177,37 @@ class Registry:
 
     def _build_reasons(self, match: Match) -> list:
         return build_reasons(self, match)
+
+    def _id_series(self) -> pl.Series:
+        if self._ids is None:
+            self._ids = pl.Series("backend_id", self.columns.backend_ids, dtype=pl.String)
+        return self._ids
+
+    # --- batches, placement, patterns, cost -------------------------------------------------
+
+    def match_many(self, slots: Any, k: int = 1, *, threads: int | None = None,
+                   progress: Any = None) -> pl.DataFrame:
+        """Top-``k`` for every slot (a list of mappings or prepared slots, or a
+        polars DataFrame of requirements), in parallel; see batch.match_many."""
+        return batch.match_many(self, slots, k, threads=threads, progress=progress)
+
+    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> batch.Assignment:
+        """Capacity-aware placement; see batch.assign."""
+        return batch.assign(self, slots, commit=commit, allow_unplaced=allow_unplaced)
+
+    def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
+        """Bind every slot of a pattern; see patterns.bind_pattern."""
+        return patterns.bind_pattern(self, pattern)
+
+    def check_binding(self, pattern: Any, binding: Mapping[str, str]) -> dict[str, list]:
+        """What each explicitly bound backend lacks; see patterns.check_binding."""
+        return patterns.check_binding(self, pattern, binding)
+
+    def estimate_cost(self, workload: Mapping[str, Any]) -> pl.DataFrame:
+        """Monthly cost of ``workload`` on every backend (SPEC §7)."""
+        from .cost import estimate_cost
+
+        return estimate_cost(self, workload)
 
     # --- tables ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ manner of the Kubernetes scheduler's "0/5 nodes are available" message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -131,9 +131,11 @@ def _everyone_has(rows, bit: int) -> bool:
     return bool(((rows[:, bit >> 6] >> (bit & 63)) & 1).all())
 
 
-def diagnose(registry: Registry, slot: PreparedSlot, masks: Mapping, eligible: int) -> Diagnosis:
-    """Counts per rule from ``vectorized.rule_masks``, with what was required."""
-    cols = registry.columns
+def diagnose(registry: Registry, slot: PreparedSlot, masks: Mapping, eligible: int,
+             columns: Any = None) -> Diagnosis:
+    """Counts per rule from ``vectorized.rule_masks``, with what was required.
+    ``columns`` overrides the registry's (a snapshot with placed usage)."""
+    cols = registry.columns if columns is None else columns
     rejected: dict[str, int] = {}
     details: dict[str, str] = {}
     for code, mask in masks.items():

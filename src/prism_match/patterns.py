@@ -1,0 +1,106 @@
+"""Patterns: bind each named slot of a pattern, or check an explicit binding.
+
+A pattern (the seed's ``pattern: multicast-registry`` with ``slots:``) is a
+set of slot requirements; binding chooses the best backend for each slot
+independently (slots may share a backend). Optional slots stay unbound when
+nothing fits; a required one that cannot be bound is an error carrying its
+diagnosis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from . import vectorized
+from .errors import RegistryError
+from .loading import validate_documents
+from .results import Diagnosis, diagnose
+from .schema import Pattern
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["PatternBinding", "BindingProblem", "coerce_pattern", "bind_pattern", "check_binding"]
+
+
+class PatternBinding(msgspec.Struct, frozen=True):
+    """``bindings`` maps every slot to its Match, or None when an optional
+    slot stayed unbound; ``diagnoses`` says why for the unbound ones."""
+
+    pattern: str
+    bindings: dict[str, Any]
+    diagnoses: dict[str, Diagnosis]
+
+    def backend_ids(self) -> dict[str, str | None]:
+        return {slot: (m.backend_id if m is not None else None) for slot, m in self.bindings.items()}
+
+
+class BindingProblem(msgspec.Struct, frozen=True):
+    """One rule an explicitly bound backend fails, with what was required."""
+
+    code: str
+    detail: str
+
+
+def coerce_pattern(pattern: Any) -> Pattern:
+    if isinstance(pattern, Pattern):
+        return pattern
+    if not isinstance(pattern, Mapping):
+        raise RegistryError(f"Expected a pattern mapping, got `{type(pattern).__name__}`", "pattern")
+    name = pattern.get("pattern")
+    where = f"pattern `{str(name)[:60]}`" if isinstance(name, str) else "pattern"
+    [(_, value)] = validate_documents([(where, "$", pattern)], Pattern)
+    return value
+
+
+def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
+    pat = coerce_pattern(pattern)
+    bindings: dict[str, Any] = {}
+    diagnoses: dict[str, Diagnosis] = {}
+    failures: list[tuple[str, str]] = []
+    for slot_name, spec in pat.slots.items():
+        prepared = registry.prepare(spec.to_slot(slot_name))
+        found = registry.match(prepared, 1)
+        bindings[slot_name] = found[0] if found else None
+        if not found:
+            diagnoses[slot_name] = registry.explain(prepared)
+            if not spec.optional:
+                failures.append((f"pattern `{pat.pattern}` slot `{slot_name}`",
+                                 f"No backend can be bound: {diagnoses[slot_name]}"))
+    if failures:
+        raise RegistryError(failures)
+    return PatternBinding(pat.pattern, bindings, diagnoses)
+
+
+def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:
+    """For each slot of ``pattern``: what its bound backend lacks (empty list:
+    the binding is valid). Unknown slots or backends and unbound required
+    slots are RegistryErrors."""
+    pat = coerce_pattern(pattern)
+    errors = []
+    for slot_name in binding:
+        if slot_name not in pat.slots:
+            errors.append((f"binding `{slot_name}`", f"Pattern `{pat.pattern}` has no slot `{slot_name}`"))
+    for slot_name, spec in pat.slots.items():
+        bid = binding.get(slot_name)
+        if bid is None and not spec.optional:
+            errors.append((f"binding `{slot_name}`", "Required slot is not bound"))
+        elif bid is not None and bid not in registry:
+            errors.append((f"binding `{slot_name}`", f"Unknown backend `{str(bid)[:60]}`"))
+    if errors:
+        raise RegistryError(errors)
+    out: dict[str, list[BindingProblem]] = {}
+    for slot_name, spec in pat.slots.items():
+        bid = binding.get(slot_name)
+        if bid is None:
+            continue
+        prepared = registry.prepare(spec.to_slot(slot_name))
+        i = registry._core.index[bid]
+        masks = vectorized.rule_masks(registry.columns, prepared, registry.policy)
+        one = {code: mask[i:i + 1] for code, mask in masks.items() if mask[i]}
+        diag = diagnose(registry, prepared, one, 0)
+        out[slot_name] = [BindingProblem(code, diag.details.get(code, "")) for code in one]
+    return out
