@@ -84,7 +84,7 @@ def _feature(names: list[str], latency: bool) -> st.SearchStrategy:
         lambda n, v, p: {"name": n, "version": v, "performance": {"latency": {"p99_ms": p}}},
         name, st.sampled_from(VERSIONS),
         st.one_of(st.sampled_from(LATENCIES_MS), st.floats(min_value=0, max_value=200)))
-    return st.one_of(plain, timed)
+    return st.one_of(plain, timed, timed)  # latency data is common enough to matter
 
 
 @st.composite
@@ -121,8 +121,8 @@ def registries(draw, wide: bool | None = None, max_backends: int = 14, min_backe
     tags = [f"t{i}" for i in range(90 if wide else 3)]
     n_bodies = draw(st.integers(1, 5))
     shapes = [draw(bodies(features, regions, tags, wide)) for _ in range(n_bodies)]
-    ids = draw(st.lists(st.text(ID_ALPHABET, min_size=1, max_size=3), min_size=min_backends,
-                        max_size=max_backends, unique=True))
+    n = draw(st.integers(min_backends, max_backends))
+    ids = draw(st.lists(st.text(ID_ALPHABET, min_size=1, max_size=3), min_size=n, max_size=n, unique=True))
     docs = [dict(shapes[draw(st.integers(0, n_bodies - 1))], backend_id=bid) for bid in ids]
     if wide and docs:
         # One backend knows every name, so the vocabularies really are wide.
@@ -143,33 +143,53 @@ def _required(names: list[str]) -> st.SearchStrategy:
     )
 
 
+FILTERS = ("capabilities", "interfaces", "performance", "preferred_region", "regions", "compliance",
+           "backend_types", "health_statuses", "min_storage", "consistency")
+PERFORMANCE = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
+               "requires_atomic_writes", "min_storage")
+
+
 @st.composite
 def slot_for(draw, case: RegistryCase) -> dict:
-    """A slot requirement mapping for ``case``: names mostly declared by the
-    registry, now and then one nobody declares."""
-    def names(key: str) -> list[str]:
-        known = case.declared(key) or case.features
+    """A slot requirement mapping for ``case``. A few filters at a time, their
+    values mostly taken from one *target* backend (so some backends are
+    eligible), now and then a name, region or tag nobody declares."""
+    target = draw(st.sampled_from(case.docs)) if case.docs else {}
+
+    def names_of(key: str) -> list[str]:
+        own = sorted({i if isinstance(i, str) else i["name"] for i in target.get(key, [])})
+        known = own or case.declared(key) or case.features
         return known + ["nosuch"] if draw(st.integers(0, 9)) == 0 else known
 
-    regions = case.regions + ["nowhere"]
-    tags = case.tags + ["notag"]
-    performance = block(
-        min_write_rps=rates, min_read_rps=rates, max_latency_p99=st.sampled_from(BOUNDS),
-        requires_transactions=st.booleans(), requires_atomic_writes=st.booleans(), min_storage=sizes)
-    slot = {
-        "slot_name": "s",
-        "capabilities": draw(st.lists(_required(names("capabilities")), max_size=3)),
-        "interfaces": draw(st.lists(_required(names("interfaces")), max_size=2)),
-        "performance": draw(maybe(performance)),
-        "preferred_region": draw(maybe(st.sampled_from(regions))),
-        "regions": draw(maybe(st.lists(st.sampled_from(regions), max_size=3))),
-        "compliance": draw(maybe(st.lists(st.sampled_from(tags), max_size=2))),
-        "backend_types": draw(maybe(st.lists(st.sampled_from(BACKEND_TYPES), max_size=4))),
-        "health_statuses": draw(maybe(st.lists(st.sampled_from(HEALTH_STATUSES), max_size=3))),
-        "min_storage": draw(maybe(sizes)),
-        "consistency": draw(maybe(st.sampled_from(CONSISTENCY_LEVELS))),
+    def near(own: list[str], pool: list[str], unknown: str) -> list[str]:
+        return sorted(set(own)) + ([unknown] if draw(st.integers(0, 9)) == 0 else []) + \
+            (pool if draw(st.booleans()) or not own else [])
+
+    regions = near(target.get("regions", []), case.regions, "nowhere")
+    tags = near(target.get("compliance", []), [], "notag") or ["notag"]
+    keys = draw(st.sets(st.sampled_from(FILTERS), max_size=4))
+    perf_keys = draw(st.sets(st.sampled_from(PERFORMANCE), min_size=1, max_size=3))
+    values = {
+        "capabilities": st.lists(_required(names_of("capabilities")), min_size=1, max_size=3),
+        "interfaces": st.lists(_required(names_of("interfaces")), min_size=1, max_size=2),
+        "performance": st.fixed_dictionaries({k: v for k, v in {
+            "min_write_rps": rates, "min_read_rps": rates, "max_latency_p99": st.sampled_from(BOUNDS),
+            "requires_transactions": st.booleans(), "requires_atomic_writes": st.booleans(),
+            "min_storage": sizes}.items() if k in perf_keys}),
+        "preferred_region": st.sampled_from(regions),
+        "regions": st.lists(st.sampled_from(regions), max_size=3),
+        "compliance": st.lists(st.sampled_from(tags), max_size=2),
+        "backend_types": st.lists(st.sampled_from(BACKEND_TYPES), max_size=4).map(
+            lambda ts: ts + [target["backend_type"]] if target and len(ts) % 2 else ts),
+        "health_statuses": st.lists(st.sampled_from(HEALTH_STATUSES), max_size=3),
+        "min_storage": sizes,
+        "consistency": st.sampled_from(CONSISTENCY_LEVELS),
     }
-    return _drop_none(slot)
+    slot = {"slot_name": "s"}
+    for key in FILTERS:  # a fixed order: the same draw gives the same slot
+        if key in keys:
+            slot[key] = draw(values[key])
+    return slot
 
 
 def slots(case: RegistryCase) -> st.SearchStrategy:

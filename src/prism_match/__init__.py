@@ -9,9 +9,10 @@ from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy
 from .prepare import PreparedSlot
 from .registry import Registry, load_registry
+from .snapshot import load_snapshot
 from .results import Diagnosis, Match, QueryResult, Reason
 
-__all__ = ["load_registry", "Registry", "RegistryError", "MatchPolicy", "PreparedSlot", "Match",
+__all__ = ["load_registry", "load_snapshot", "Registry", "RegistryError", "MatchPolicy", "PreparedSlot", "Match",
            "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced", "PlacementError",
            "PatternBinding", "BindingProblem"]
 __version__ = "0.1.0"

@@ -233,7 +233,8 @@ cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Pla
     best first; returns how many. Buffers hold k entries."""
     cdef index_t size = 0, w, j, i, nw = r.nw, last
     cdef mask_t word, tail
-    cdef score_t perf, region, aw, ar, sc
+    cdef score_t perf, region, aw, ar, sc, bound
+    cdef score_t region_max = 1.0 if s.pref_region >= 0 else 0.0
     cdef score_t ts
     cdef index_t tr, ti
     if s.unmatchable or k <= 0 or r.n == 0:
@@ -248,6 +249,14 @@ cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Pla
         while word:
             i = (w << 6) + pm_ctz64(word)
             word &= word - 1
+            if size == k:
+                # Prune before touching the rest of the row: the score can be
+                # no higher than with perf at its cap and the region term won
+                # (rounding is monotonic, so this bound is exact in floats).
+                bound = p.w_perf * p.cap + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] \
+                    + p.w_region * region_max
+                if bound < hs[0] or (bound == hs[0] and r.id_rank[i] > hr[0]):
+                    continue
             if not _eligible(r, s, p, pl, i):
                 continue
             _components(r, s, p, pl, i, &perf, &region, &aw, &ar)

@@ -92,21 +92,64 @@ class Columns:
                    if isinstance(getattr(self, f.name), np.ndarray))
 
 
+_CHUNK_ROWS = 1 << 16  # bounds the dense temporary of the bit packing
+
+
+def _pack(dense: np.ndarray) -> np.ndarray:
+    """bool[r, c] → uint64[r, ceil(c/64)], bit j of word w = column 64w+j."""
+    r, c = dense.shape
+    width = max(1, (c + 63) // 64) * 64
+    if width != c:
+        dense = np.concatenate([dense, np.zeros((r, width - c), dtype=bool)], axis=1)
+    return np.packbits(dense, axis=1, bitorder="little").view(MASK_DTYPE).reshape(r, width // 64)
+
+
 def _set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (word = bit >> 6)."""
-    out = np.zeros(shape, dtype=MASK_DTYPE)
-    if len(rows):
-        np.bitwise_or.at(out, (rows, bits >> 6), np.left_shift(np.uint64(1), (bits & 63).astype(MASK_DTYPE)))
+    """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (row-wise masks).
+
+    Pairs are scattered into a dense boolean block and packed, a block of
+    rows at a time: idempotent assignment, so repeated pairs need no ``.at``.
+    """
+    n, words = shape
+    out = np.zeros((n, words), dtype=MASK_DTYPE)
+    if len(rows) == 0:
+        return out
+    order = np.argsort(rows, kind="stable") if np.any(np.diff(rows) < 0) else None
+    if order is not None:
+        rows, bits = rows[order], bits[order]
+    bounds = np.searchsorted(rows, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
+    for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo == hi:
+            continue
+        first = block * _CHUNK_ROWS
+        dense = np.zeros((min(_CHUNK_ROWS, n - first), words * 64), dtype=bool)
+        dense[rows[lo:hi] - first, bits[lo:hi]] = True
+        out[first:first + len(dense)] = _pack(dense)
     return out
 
 
 def bits_from_rows(n: int, n_tokens: int, backend: np.ndarray, token: np.ndarray) -> np.ndarray:
     """The transposed bitset: uint64[n_tokens, ceil(n/64)], bit i of row t set
     when backend i declares token t."""
-    out = np.zeros((max(n_tokens, 1), max(1, (n + 63) // 64)), dtype=MASK_DTYPE)
-    if len(backend):
-        np.bitwise_or.at(out, (token, backend >> 6),
-                         np.left_shift(np.uint64(1), (backend & 63).astype(MASK_DTYPE)))
+    tokens = max(n_tokens, 1)
+    out = np.zeros((tokens, max(1, (n + 63) // 64)), dtype=MASK_DTYPE)
+    if len(backend) == 0:
+        return out
+    # The same packing, with backends along the bits: one token row at a time
+    # would be T passes; a dense [T, chunk] block per chunk of backends is one.
+    order = np.argsort(backend, kind="stable") if np.any(np.diff(backend) < 0) else None
+    if order is not None:
+        backend, token = backend[order], token[order]
+    bounds = np.searchsorted(backend, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
+    for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo == hi:
+            continue
+        first = block * _CHUNK_ROWS
+        dense = np.zeros((tokens, _CHUNK_ROWS), dtype=bool)
+        dense[token[lo:hi], backend[lo:hi] - first] = True
+        packed = _pack(dense)
+        stop = min(out.shape[1], (first + _CHUNK_ROWS) // 64)
+        out[:, first // 64:stop] = packed[:, :stop - first // 64]
     return out
 
 
@@ -198,9 +241,58 @@ def compile_registry(registrations: list[Registration]) -> Columns:
 
 
 def rank_ids(ids: list[str]) -> np.ndarray:
-    """int64[n]: each id's position in byte order (str order is code-point
-    order, which is UTF-8 byte order), the tie-breaker of every path."""
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    rank = np.empty(len(ids), dtype=RANK_DTYPE)
-    rank[order] = np.arange(len(ids), dtype=RANK_DTYPE)
-    return rank
+    """int64[n]: each id's position in byte order, the tie-breaker of every
+    path. polars sorts strings by their UTF-8 bytes (which is also Python's
+    code-point order), in Rust, a million ids in a few tens of ms."""
+    import polars as pl
+
+    if not ids:
+        return np.zeros(0, dtype=RANK_DTYPE)
+    return (pl.Series(ids, dtype=pl.String).rank("ordinal").to_numpy() - 1).astype(RANK_DTYPE)
+
+
+def registration_from_columns(columns: Columns, i: int) -> Registration:
+    """A Registration rebuilt from row ``i`` (for registries built from a
+    table): what the columns hold, nothing more (no connection, no prices
+    beyond cost_per_1k_writes)."""
+    import msgspec
+
+    from .schema import decode_hook
+
+    c = columns
+    caps, ifcs = [], []
+    for t, token in enumerate(c.features.tokens):
+        if "@" in token and (c.feature_rows[i, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+            name, version = token[2:].rsplit("@", 1)
+            (caps if token.startswith("c:") else ifcs).append({"name": name, "version": version})
+    for e in range(c.lat_indptr[i], c.lat_indptr[i + 1]):
+        name, version = c.features.tokens[c.lat_vtoken[e]][2:].rsplit("@", 1)
+        for cap in caps:
+            if cap["name"] == name and cap["version"] == version:
+                cap["performance"] = {"latency": {"p99_ms": float(c.lat_p99_ms[e])}}
+
+    def bits(rows: np.ndarray, vocab: Vocabulary) -> list[str]:
+        return [tok for b, tok in enumerate(vocab.tokens) if (rows[i, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)]
+
+    def num(name: str) -> float | None:
+        value = float(getattr(c, name)[i])
+        return value if math.isfinite(value) else None
+
+    doc = {
+        "backend_id": c.backend_ids[i], "backend_type": BACKEND_TYPES[c.backend_type[i]],
+        "capabilities": caps, "interfaces": ifcs,
+        "capacity": {k: v for k, v in (("max_write_rps", num("max_write_rps")), ("max_read_rps", num("max_read_rps")),
+                                       ("max_storage", num("max_storage")), ("max_namespaces", num("max_namespaces")))
+                     if v is not None},
+        "current": {"write_rps": num("write_rps"), "read_rps": num("read_rps"), "storage_used": num("storage_used"),
+                    "namespace_count": num("namespace_count")},
+        "health": {"status": HEALTH_STATUSES[c.health[i]]},
+        "regions": bits(c.region_rows, c.regions), "compliance": bits(c.compliance_rows, c.compliance),
+    }
+    if num("uptime_percent_24h") is not None:
+        doc["health"]["uptime_percent_24h"] = num("uptime_percent_24h")
+    if num("cost_per_1k_writes") is not None:
+        doc["cost"] = {"cost_per_1k_writes": num("cost_per_1k_writes")}
+    if c.consistency[i] < UNKNOWN_CONSISTENCY:
+        doc["consistency"] = CONSISTENCY_LEVELS[c.consistency[i]]
+    return msgspec.convert(doc, Registration, dec_hook=decode_hook)

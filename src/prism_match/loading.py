@@ -1,105 +1,173 @@
 """Files, documents and dicts → validated Structs, every error collected.
 
 ``load_documents`` reads a source (file, directory, list of dicts, mapping)
-into raw documents with their names; ``validate_documents`` converts each item
-into the requested Struct, collecting *all* problems (msgspec stops at the
-first error of a document, so the offending field is removed and the document
-validated again, up to a bound). Nothing is returned unless everything is
-valid: the caller compiles only a registry that loaded whole.
+into raw items with their document names; ``validate_documents`` converts
+them into the requested Struct. The success path is one ``msgspec`` call for
+all items (JSON registries are even decoded straight into Structs); only when
+that fails does the diagnostic path run, item by item: msgspec stops at the
+first error of a document, so the offending field is set aside (copy on
+write, the input is never touched) and the item converted again, up to a
+bound, to report *all* problems with their JSON paths. Nothing is returned
+unless everything is valid: the caller compiles only a registry that loaded
+whole.
 
-Untrusted input fails fast: YAML goes through PyYAML's C safe loader after a
-scan that bounds nesting depth and alias expansion; JSON through msgspec/
-orjson; files larger than ``MAX_FILE_BYTES`` are refused before reading.
+Untrusted input fails fast: files larger than ``MAX_FILE_BYTES`` are refused
+before reading; YAML goes through PyYAML's C safe loader (libyaml caps
+nesting at 1,000), and a document with anchors is walked as a node graph
+before anything is built from it, so alias expansion past ``MAX_NODES`` or a
+recursive alias is refused; free-form mappings (``metadata``, operation
+``parameters``) are walked iteratively with a depth and size bound. Nothing
+but :class:`RegistryError` leaves this module for bad input.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import datetime as _dt
+import difflib
+import gc
+import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import SECRET_FIELDS, is_secret_reference
-from .schema import ENUM_CHOICES, Registration, decode_hook
+from .redact import is_secret_field, is_secret_reference
+from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
 __all__ = ["load_documents", "validate_documents", "load_registrations", "read_file_documents",
-           "MAX_DEPTH", "MAX_NODES", "MAX_FILE_BYTES", "MAX_ERRORS"]
+           "registration_problems", "MAX_DEPTH", "MAX_NODES", "MAX_FILE_BYTES", "MAX_ERRORS",
+           "MAX_FREEFORM_NODES", "gc_paused", "check_freeform", "format_path"]
 
 try:  # the C loader: ~10x faster; the pure-Python one is the fallback
-    _YamlLoader = yaml.CSafeLoader
+    _BaseYamlLoader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _YamlLoader = yaml.SafeLoader
+    _BaseYamlLoader = yaml.SafeLoader
 
-MAX_DEPTH = 64            # nesting deeper than any real registration
-MAX_NODES = 2_000_000     # expanded nodes per file, aliases counted at full size
+MAX_DEPTH = 64                 # nesting deeper than any real registration
+MAX_NODES = 2_000_000          # expanded YAML nodes per document, aliases counted at full size
 MAX_FILE_BYTES = 256 * 1024 * 1024
-MAX_ERRORS = 100          # per call: enough to fix a file, bounded work on garbage
+MAX_ERRORS = 100               # per call: enough to fix a file, bounded work on garbage
+MAX_FREEFORM_NODES = 10_000    # values in one free-form mapping (metadata, parameters)
 _YAML_SUFFIXES = {".yaml", ".yml"}
 _JSON_SUFFIXES = {".json"}
 
 T = TypeVar("T")
 
-# A raw document: (document name, JSON-path prefix of the item, the item).
+# A raw item: (document name, JSON-path prefix of the item, the item).
 Item = tuple[str, str, Any]
 
 
-# --- reading ------------------------------------------------------------------------
+class _Problem:
+    """A problem found while splitting documents into items (not an item)."""
+
+    __slots__ = ("path", "message", "strict_only")
+
+    def __init__(self, path: str, message: str, strict_only: bool = False):
+        self.path, self.message, self.strict_only = path, message, strict_only
+
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _yaml_guard(text: str, name: str) -> None:
-    """Reject documents that nest too deep or expand aliases past MAX_NODES.
+def _literal(value: Any) -> str:
+    """A found value as the error grammar shows it: JSON-like scalars
+    (strings quoted, so ``"100"`` is told from ``100``), type names otherwise."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if value.bit_length() > 128:  # str() of a huge int is slow, and refused past 4,300 digits
+            return f"~1e{int(value.bit_length() * 0.30103)}" if value > 0 else f"~-1e{int(value.bit_length() * 0.30103)}"
+        return _short(str(value), 40)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + _short(value, 40) + '"'
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
 
-    Walks the C parser's events (no objects are built), counting each alias at
-    the full size of its anchor, so a "billion laughs" is refused after a few
-    hundred events. Skipped when the text can hold neither anchors nor deep
-    nesting, which is every ordinary registry.
+
+# --- reading ------------------------------------------------------------------------
+
+class _YamlLoader(_BaseYamlLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing duplicate keys: a repeated ``max_write_rps``
+    would otherwise silently keep the last value."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+            if len(set(keys)) != len(keys):
+                seen: set[tuple[str, str]] = set()
+                for key, _ in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        if (key.tag, key.value) in seen:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"found duplicate key `{_short(str(key.value), 40)}`", key.start_mark)
+                        seen.add((key.tag, key.value))
+        return super().construct_mapping(node, deep)
+
+
+def _check_node_graph(root: Any, name: str) -> None:
+    """Refuse a composed YAML document whose aliases expand past MAX_NODES,
+    that nests deeper than MAX_DEPTH, or that refers to itself.
+
+    Iterative post-order walk with each node's expanded size memoised, so a
+    "billion laughs" costs as many steps as it has distinct nodes.
     """
-    if "&" not in text and text.count("[") + text.count("{") < MAX_DEPTH:
-        widest = max((len(m) for m in re.findall(r"^[ \t-]*", text, flags=re.M)), default=0)
-        if widest < MAX_DEPTH:
-            return
-    stack: list[list[Any]] = []  # [size, anchor] of open collections
-    anchors: dict[str, int] = {}
-    total = 0
-    doc = 0
-    for event in yaml.parse(text, Loader=_YamlLoader):
-        size = None
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            stack.append([1, event.anchor])
-            if len(stack) > MAX_DEPTH:
-                line = event.start_mark.line + 1
-                raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels (line {line})", name)
+    in_progress = -1
+    sizes: dict[int, int] = {id(root): in_progress}
+
+    def children(node: Any) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                yield key
+                yield value
+        elif isinstance(node, yaml.SequenceNode):
+            yield from node.value
+
+    stack: list[list[Any]] = [[root, children(root), 1]]
+    while stack:
+        frame = stack[-1]
+        child = next(frame[1], None)
+        if child is None:
+            stack.pop()
+            sizes[id(frame[0])] = frame[2]
+            if stack:
+                stack[-1][2] += frame[2]
+                if stack[-1][2] > MAX_NODES:
+                    break
             continue
-        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            size, anchor = stack.pop()
-            if anchor:
-                anchors[anchor] = size
-        elif isinstance(event, yaml.ScalarEvent):
-            size = 1
-            if event.anchor:
-                anchors[event.anchor] = 1
-        elif isinstance(event, yaml.AliasEvent):
-            size = anchors.get(event.anchor, 1)
-        elif isinstance(event, yaml.DocumentStartEvent):
-            doc += 1
+        if isinstance(child, yaml.ScalarNode):
+            frame[2] += 1
             continue
+        size = sizes.get(id(child))
+        if size is None:
+            if len(stack) >= MAX_DEPTH:
+                raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels (line {child.start_mark.line + 1})",
+                                    name)
+            sizes[id(child)] = in_progress
+            stack.append([child, children(child), 1])
+        elif size == in_progress:
+            raise RegistryError(f"Recursive alias: a node contains itself (line {child.start_mark.line + 1})", name)
         else:
-            continue
-        total += size
-        if total > MAX_NODES:
-            raise RegistryError(
-                f"Document expands to more than {MAX_NODES:,} nodes (alias expansion?); refused", name)
-        if stack:
-            stack[-1][0] += size
+            frame[2] += size
+            if frame[2] > MAX_NODES:
+                break
+    else:
+        return
+    raise RegistryError(f"Document expands to more than {MAX_NODES:,} nodes (alias expansion?); refused", name)
 
 
 def _yaml_error(exc: yaml.YAMLError, name: str) -> RegistryError:
@@ -108,41 +176,84 @@ def _yaml_error(exc: yaml.YAMLError, name: str) -> RegistryError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or type(exc).__name__
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    return RegistryError(f"Invalid YAML: {problem}{where}", name)
+    return RegistryError(f"Invalid YAML: {_short(str(problem), 120)}{where}", name)
 
 
-def read_file_documents(path: Path) -> list[tuple[str, Any]]:
-    """``[(document name, parsed document)]`` for one YAML or JSON file."""
-    name = str(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise RegistryError(f"Cannot read file: {exc.strerror}", name) from None
-    if size > MAX_FILE_BYTES:
-        raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"Cannot read file: {exc.strerror}", name) from None
-    if not data.strip():
-        raise RegistryError("File is empty: expected backend registrations", name)
-    suffix = path.suffix.lower()
-    if suffix in _JSON_SUFFIXES:
-        try:
-            return [(name, msgspec.json.decode(data))]
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise RegistryError(f"Invalid JSON: {exc}", name) from None
+def _yaml_documents(data: bytes, name: str) -> list[Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
+    # Without an anchor there can be no alias, hence no expansion to bound.
+    guard = "&" in text
+    loader = _YamlLoader(text)
+    docs: list[Any] = []
     try:
-        _yaml_guard(text, name)
-        docs = [d for d in yaml.load_all(text, Loader=_YamlLoader)]
+        while loader.check_node():
+            node = loader.get_node()
+            if guard and node is not None:
+                _check_node_graph(node, name)
+            docs.append(None if node is None else loader.construct_document(node))
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, name) from None
-    except RecursionError:
+    except RecursionError:  # only the pure-Python fallback loader recurses
         raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels", name) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _json_float(text: str) -> Any:
+    """Floats of a JSON document decoded without msgspec's range check: a
+    number past float range comes back as an int that no float field
+    accepts, so it is reported as too large where it stands."""
+    value = float(text)
+    return value if math.isfinite(value) else 10**309
+
+
+_JSON_WIDE = msgspec.json.Decoder(float_hook=_json_float)
+
+
+def _json_document(data: bytes, name: str) -> Any:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        if "out of range" not in str(exc):
+            raise RegistryError(f"Invalid JSON: {_short(str(exc).split(' - at ')[0], 120)}", name) from None
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
+    except RecursionError:
+        raise RegistryError("Invalid JSON: nested too deep", name) from None
+    return _JSON_WIDE.decode(data)  # parsed once already: only the range differs
+
+
+def _read_bytes(path: Path) -> bytes:
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
+        with path.open("rb") as handle:
+            # Read one byte past the limit: a file that grew since stat()
+            # (or a pipe) is still refused without reading it all.
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RegistryError(f"File is larger than the limit of {MAX_FILE_BYTES:,} bytes", name)
+    if not data.strip():
+        raise RegistryError("File is empty: expected backend registrations", name)
+    return data
+
+
+def read_file_documents(path: Path) -> list[tuple[str, Any]]:
+    """``[(document name, parsed document)]`` for one YAML or JSON file."""
+    path = Path(path)
+    name = str(path)
+    data = _read_bytes(path)
+    if path.suffix.lower() in _JSON_SUFFIXES:
+        return [(name, _json_document(data, name))]
+    docs = _yaml_documents(data, name)
     present = [(i, d) for i, d in enumerate(docs, start=1) if d is not None]
     if not present:
         raise RegistryError("File holds no YAML documents", name)
@@ -151,11 +262,37 @@ def read_file_documents(path: Path) -> list[tuple[str, Any]]:
     return [(f"{name}#{i}", d) for i, d in present]
 
 
+def _directory_files(root: Path, suffixes: set[str]) -> list[Path]:
+    """Files under ``root`` with a known suffix, sorted by path; hidden files
+    and directories (``.git``, editor swap files) are skipped, symlinked
+    directories are not followed (no loops)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath, f) for f in filenames
+                  if not f.startswith(".") and Path(f).suffix.lower() in suffixes]
+    return sorted(found)
+
+
+def _as_path(source: Any) -> Path:
+    text = os.fspath(source)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text or "\x00" in text:
+        raise RegistryError("Expected a path to a file or directory, got an empty or invalid path",
+                            _short(repr(text), 60))
+    return Path(text)
+
+
 def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        path = _as_path(source)
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except (OSError, ValueError):
+            is_dir = exists = False
+        if is_dir:
+            files = _directory_files(path, suffixes)
             if not files:
                 raise RegistryError(f"Directory holds no {'/'.join(sorted(suffixes))} files", str(path))
             docs: list[tuple[str, Any]] = []
@@ -168,10 +305,10 @@ def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
             if errors:
                 raise RegistryError(errors)
             return docs
-        if not path.exists():
+        if not exists:
             raise RegistryError("No such file or directory", str(path))
         return read_file_documents(path)
-    if isinstance(source, (Mapping, Sequence)) and not isinstance(source, (str, bytes)):
+    if isinstance(source, Mapping) or (isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray))):
         return [("<input>", source)]
     raise RegistryError(f"Expected a path, a list of mappings or a mapping, got `{type(source).__name__}`",
                         "<input>")
@@ -186,12 +323,17 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
     """
     items: list[Item] = []
     for doc_name, doc in _source_documents(source, _YAML_SUFFIXES | _JSON_SUFFIXES):
-        if isinstance(doc, Mapping) and list_key in doc and isinstance(doc[list_key], list):
-            extra = [k for k in doc if k != list_key]
-            if extra:
-                items.append((doc_name, "$", {"__unknown_top__": extra[0]}))
-            items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(doc[list_key])]
-        elif isinstance(doc, list):
+        if isinstance(doc, Mapping) and list_key in doc:
+            entries = doc[list_key]
+            items += [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
+                                              f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
+                      for k in doc if k != list_key]
+            if isinstance(entries, (list, tuple)):
+                items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(entries)]
+            else:
+                items.append((doc_name, "$", _Problem(f"$.{list_key}",
+                                                      f"Expected `array`, got `{_literal(entries)}`")))
+        elif isinstance(doc, (list, tuple)):
             items += [(doc_name, f"$[{i}]", item) for i, item in enumerate(doc)]
         elif isinstance(doc, Mapping) and len(doc) == 1 and next(iter(doc)) in wrapper_keys:
             key = next(iter(doc))
@@ -201,182 +343,564 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
     return items
 
 
-# --- validation ---------------------------------------------------------------------
+# --- diagnosing one item ----------------------------------------------------------------
 
-_PATH_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.\"((?:[^\"\\]|\\.)*)\"")
-_AT_RE = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+_ANY_KEY = object()   # msgspec writes a dict value's key as `[...]`
+_AT_RE = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.S)
+_PART_RE = re.compile(r"\.([^.\[\]`]+)|\[(\d+)\]|(\[\.\.\.\])")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<field>.*)`$", re.S)
+_MISSING_RE = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.S)
+_GOT_TYPE_RE = re.compile(r", got `[A-Za-z_ |]+`$")
+_FLOAT_TYPE_RE = re.compile(r"^Expected `(float|int)( \| null)?`, got")
+_MISSING = object()
+
+# Known-valid stand-ins for a required field that had to be set aside, so
+# the rest of the document is still checked.
+_PLACEHOLDERS: dict[str, Any] = {
+    "backend_id": "-", "backend_type": "memstore", "name": "-", "slot_name": "-", "pattern": "-",
+    "slots": {}, "started_at": _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc),
+}
 
 
-def _split_path(path: str) -> list[str | int] | None:
-    parts: list[str | int] = []
+def _split_path(path: str) -> list[Any] | None:
+    parts: list[Any] = []
     pos = 1  # after "$"
     while pos < len(path):
-        m = _PATH_RE.match(path, pos)
+        m = _PART_RE.match(path, pos)
         if m is None:
             return None
-        key, index, quoted, dotted = m.groups()
-        parts.append(int(index) if index is not None else (key or quoted or dotted))
+        key, index, any_key = m.groups()
+        parts.append(_ANY_KEY if any_key else int(index) if index is not None else key)
         pos = m.end()
     return parts
 
 
-def _join(prefix: str, path: str) -> str:
-    return prefix + path[1:]
+def format_path(parts: Sequence[Any]) -> str:
+    """``["capacity", "max_write_rps"]`` → ``$.capacity.max_write_rps``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
+            out.append(f".{part}")
+        else:
+            text = str(part).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'["{_short(text, 40)}"]')
+    return "".join(out)
 
 
-def _remove(doc: Any, parts: list[str | int]) -> bool:
-    """Delete the field at ``parts`` so validation can go on; False if impossible."""
-    if not parts or isinstance(parts[-1], int):
-        return False
-    node = doc
-    for part in parts[:-1]:
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(part, int):
+        return node[part] if isinstance(node, list) and 0 <= part < len(node) else _MISSING
+    return node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+
+
+def _resolve(node: Any, parts: list[Any], accept: Any) -> list[Any] | None:
+    """``parts`` with each ``[...]`` replaced by the dict key it stands for:
+    the first key (msgspec validates in order) whose value ``accept``s the
+    rest of the path."""
+    out: list[Any] = []
+    for i, part in enumerate(parts):
+        if part is _ANY_KEY:
+            if not isinstance(node, dict):
+                return None
+            for key, value in node.items():
+                rest = _resolve(value, parts[i + 1:], accept)
+                if rest is not None:
+                    return out + [key] + rest
+            return None
+        node = _child(node, part)
+        if node is _MISSING:
+            return None
+        out.append(part)
+    return out if accept(node) else None
+
+
+def _edit(node: Any, parts: list[Any], change: Any) -> Any:
+    """A copy of ``node`` with ``change`` applied at ``parts``: only the
+    containers on the path are copied (shallow), the input is untouched."""
+    if not parts:
+        return change(node)
+    head = parts[0]
+    copy = list(node) if isinstance(node, list) else dict(node)
+    copy[head] = _edit(node[head], parts[1:], change)
+    return copy
+
+
+class _Diagnosis:
+    """The state of one item's diagnostic pass: the edited copy, and what was
+    set aside (in the input's coordinates, so later paths are reported
+    against the document the user wrote)."""
+
+    def __init__(self, raw: Any, kind: type):
+        self.doc = raw
+        self.kind = kind
+        self.removed_fields: set[tuple[Any, ...]] = set()
+        self.removed_items: dict[tuple[Any, ...], list[int]] = {}
+
+    def original(self, parts: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for part in parts:
+            if isinstance(part, int):
+                for gone in self.removed_items.get(tuple(out), ()):
+                    if gone <= part:
+                        part += 1
+            out.append(part)
+        return out
+
+    def remove(self, parts: list[Any]) -> bool:
+        """Set the value at ``parts`` aside; False when it cannot be (root)."""
+        if not parts:
+            return False
+        original = self.original(parts)
+        *parent, last = parts
+
+        def without(container: Any) -> Any:
+            copy = list(container) if isinstance(container, list) else dict(container)
+            del copy[last]
+            return copy
+
         try:
-            node = node[part]
+            self.doc = _edit(self.doc, parent, without)
         except (KeyError, IndexError, TypeError):
             return False
-    if isinstance(node, dict) and parts[-1] in node:
-        del node[parts[-1]]
+        if isinstance(last, int):
+            gone = self.removed_items.setdefault(tuple(original[:-1]), [])
+            gone.append(original[-1])
+            gone.sort()
+        else:
+            self.removed_fields.add(tuple(original))
         return True
-    return False
+
+    def replace(self, parts: list[Any], change: Any) -> bool:
+        try:
+            self.doc = _edit(self.doc, parts, change)
+        except (KeyError, IndexError, TypeError):
+            return False
+        return True
 
 
-def _friendly(message: str, parts: list[str | int] | None) -> str:
-    """msgspec's text, with enum choices spelled out and long values shortened."""
-    if message.startswith("Invalid enum value") or message.startswith("Invalid value"):
-        field = next((p for p in reversed(parts or []) if isinstance(p, str)), "")
-        choices = ENUM_CHOICES.get(field)
-        found = message.split(" ", 3)[-1]
+_TYPE_INFO: dict[type, Any] = {}
+
+
+def _unwrap(t: Any) -> list[Any]:
+    return list(t.types) if isinstance(t, mi.UnionType) else [t]
+
+
+def _types_at(kind: type, parts: list[Any]) -> list[Any]:
+    """The msgspec types a value at ``parts`` may have (unions unwrapped)."""
+    info = _TYPE_INFO.get(kind)
+    if info is None:
+        info = _TYPE_INFO[kind] = mi.type_info(kind)
+    current = [info]
+    for part in parts:
+        nxt: list[Any] = []
+        for t in current:
+            for u in _unwrap(t):
+                if isinstance(part, int):
+                    if isinstance(u, (mi.ListType, mi.VarTupleType, mi.SetType, mi.FrozenSetType)):
+                        nxt.append(u.item_type)
+                elif isinstance(u, mi.StructType):
+                    nxt += [f.type for f in u.fields if f.name == part]
+                elif isinstance(u, mi.DictType):
+                    nxt.append(u.value_type)
+        current = nxt
+    return [u for t in current for u in _unwrap(t)]
+
+
+def _choices(kind: type, parts: list[Any]) -> tuple[str, ...]:
+    """The valid values of an enumerated field (a Literal or a union tag)."""
+    values: list[Any] = []
+    for t in _types_at(kind, parts):
+        if isinstance(t, mi.LiteralType):
+            values += t.values
+    if not values and parts and isinstance(parts[-1], str):
+        values = [u.tag for u in _types_at(kind, parts[:-1])
+                  if isinstance(u, mi.StructType) and u.tag_field == parts[-1]]
+    # The schema's own order where it has one (consistency: strongest first);
+    # msgspec keeps Literal values sorted.
+    field = next((p for p in reversed(parts) if isinstance(p, str)), "")
+    declared = ENUM_CHOICES.get(field, ())
+    if values and set(values) <= set(declared):
+        values = list(declared)
+    return tuple(str(v) for v in values)
+
+
+def _field_names(kind: type, parts: list[Any]) -> list[str]:
+    names: list[str] = []
+    for t in _types_at(kind, parts):
+        if isinstance(t, mi.StructType):
+            names += [f.name for f in t.fields]
+    return names
+
+
+def _number_expectation(kind: type, parts: list[Any]) -> str | None:
+    """What a numeric field holds, in words, from its msgspec constraints."""
+    for t in _types_at(kind, parts):
+        if isinstance(t, mi.FloatType):
+            if t.le == 100.0:
+                return "a percentage in [0, 100]"
+            return f"a finite number >= {t.ge:g}" if t.ge is not None else "a finite number"
+        if isinstance(t, mi.IntType):
+            if t.le == MAX_COUNT:
+                return f"a whole number >= {t.ge} that fits in 64 bits"
+            return "a whole number"
+    return None
+
+
+def _secret_path(parts: list[Any]) -> bool:
+    return any(isinstance(p, str) and is_secret_field(p) for p in parts)
+
+
+def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
+    """msgspec's text in the error grammar: what was expected, then what was
+    found (a value is shown unless it sits under a secret-named field)."""
+    secret = _secret_path(parts)
+    found = "a value (not shown)" if secret else f"`{_literal(value)}`"
+    is_number_error = (message.startswith(("Expected `float` ", "Expected `int` ")) and
+                       ("=" in message or "<" in message or ">" in message)) or message == "Number out of range"
+    if is_number_error and value is not _MISSING:
+        expected = _number_expectation(kind, parts) or "a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"Expected a finite number, got `{_literal(value)}`"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_FLOAT:
+            return f"Expected {expected}, got a number too large for a float"
+        return f"Expected {expected}, got {found}"
+    if message.startswith(("Invalid enum value", "Invalid value")) or (
+            message.startswith("Expected `str`,") and _choices(kind, parts)):
+        choices = _choices(kind, parts)
         if choices:
-            return f"Expected one of {', '.join(f'`{c}`' for c in choices)}, got `{_short(found.strip(chr(39)), 40)}`"
-    if message.startswith("Number out of range"):
-        return "Expected a finite number, got a number too large for a float"
-    return _short(message, 300)
+            return f"Expected one of {', '.join(f'`{c}`' for c in choices)}, got {found}"
+    if _FLOAT_TYPE_RE.match(message) and value is not _MISSING:
+        expected = _number_expectation(kind, parts) or "a number"
+        return f"Expected {expected}, got {found}"
+    if message.startswith("Invalid RFC3339"):
+        return f"Expected an RFC 3339 datetime such as `2025-11-15T14:22:00Z`, got {found}"
+    if value is _MISSING:
+        return _short(message, 300)
+    if _GOT_TYPE_RE.search(message):
+        # "Expected `str`, got `int`": show the value itself where allowed.
+        if not secret and not isinstance(value, (Mapping, list, tuple)):
+            return _GOT_TYPE_RE.sub(f", got {found}", message)
+        return message
+    if ", got " in message:  # our own parsers' messages already say it
+        return _short(message, 300)
+    return f"{_short(message, 200)}, got {found}"
+
+
+def _did_you_mean(field: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(field, names, n=1, cutoff=0.75)
+    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, list[tuple[str, str]]]:
-    """Convert one item; on failure keep going by removing what was wrong."""
+    """Convert one item; on failure keep going by setting aside what was wrong."""
     try:
         return msgspec.convert(raw, kind, dec_hook=decode_hook), []
     except msgspec.ValidationError as first:
         error: Exception = first
     except RecursionError:
         return None, [("$", f"Nesting deeper than {MAX_DEPTH} levels")]
+    state = _Diagnosis(raw, kind)
     errors: list[tuple[str, str]] = []
-    doc = copy.deepcopy(raw) if isinstance(raw, (dict, list)) else raw
+    seen: set[tuple[str, str]] = set()
     for _ in range(MAX_ERRORS):
         m = _AT_RE.match(str(error))
-        message, path = m.group("msg"), m.group("path") or "$"
-        parts = _split_path(path)
-        unknown = _UNKNOWN_RE.match(message)
+        assert m is not None  # the pattern matches any text
+        message, path_text, key_error = m.group("msg"), m.group("path") or "$", bool(m.group("key"))
+        parts = _split_path(path_text)
+        unknown, missing = _UNKNOWN_RE.match(message), _MISSING_RE.match(message)
+        if parts is not None:
+            if unknown:
+                field = unknown.group("field")
+                parts = _resolve(state.doc, parts, lambda n: isinstance(n, dict) and field in n)
+            elif missing:
+                field = missing.group("field")
+                parts = _resolve(state.doc, parts, lambda n: isinstance(n, dict) and field not in n)
+            else:
+                parts = _resolve(state.doc, parts, lambda n: True)
+        if parts is None:  # cannot place it: report as msgspec said, and stop
+            errors.append((path_text, _short(message, 300)))
+            break
+        where = format_path(state.original(parts))
+        if (where, message) in seen:  # no progress: stop rather than loop
+            break
+        seen.add((where, message))
+
         if unknown:
             field = unknown.group("field")
-            parts = (parts or []) + [field]
             if strict:
-                errors.append((path if path != "$" else "$", f"Unknown field `{_short(field, 40)}`"))
+                hint = _did_you_mean(field, _field_names(kind, parts))
+                errors.append((where, f"Unknown field `{_short(field, 40)}`{hint}"))
+            ok = state.remove(parts + [field])
+        elif missing:
+            field = missing.group("field")
+            if tuple(state.original(parts) + [field]) not in state.removed_fields:
+                errors.append((where, f"Missing required field `{field}`"))
+            tags = {u.tag_field for u in _types_at(kind, parts) if isinstance(u, mi.StructType)}
+            if field in _PLACEHOLDERS and field not in tags:
+                placeholder = _PLACEHOLDERS[field]
+                ok = state.replace(parts, lambda node: {**node, field: placeholder})
+            else:
+                ok = state.remove(parts)
+        elif key_error:
+            errors.append((where, f"Expected `str` keys, got {message.split(', got ')[-1]} key"
+                           if ", got " in message else "Expected `str` keys"))
+            ok = state.replace(parts, lambda node: {k: v for k, v in node.items() if isinstance(k, str)})
         else:
-            errors.append((path, _friendly(message, parts)))
-        if parts is None or not _remove(doc, parts):
-            return None, errors
+            value = state.doc
+            for part in parts:
+                value = _child(value, part)
+            errors.append((where, _describe(message, kind, parts, value)))
+            ok = state.remove(parts)
+        if not ok:
+            break
         try:
-            value = msgspec.convert(doc, kind, dec_hook=decode_hook)
+            value_ok = msgspec.convert(state.doc, kind, dec_hook=decode_hook)
         except msgspec.ValidationError as again:
             error = again
             continue
-        return (None, errors) if errors else (value, [])
+        except RecursionError:
+            break
+        if not errors:  # only unknown fields, ignored (strict=False)
+            return value_ok, []
+        break
     return None, errors
 
 
-def _scan_secrets(value: Any, path: str, out: list[tuple[str, str]], depth: int = 0) -> None:
-    """Inline secrets below a free-form mapping (metadata): never echo them."""
-    if depth > MAX_DEPTH:
-        out.append((path, f"Nesting deeper than {MAX_DEPTH} levels"))
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            sub = f"{path}.{k}"
-            if k in SECRET_FIELDS and v is not None and not is_secret_reference(v):
-                out.append((sub, _inline_secret_message(k)))
-            else:
-                _scan_secrets(v, sub, out, depth + 1)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _scan_secrets(v, f"{path}[{i}]", out, depth + 1)
+# --- validating many items -----------------------------------------------------------------
 
+def _validate_all(items: list[Item], kind: type[T], strict: bool
+                  ) -> tuple[list[tuple[int, Item, T]], list[tuple[int, str, str]]]:
+    """``([(index, item, value)], [(index, location, message)])``: every
+    valid item, and every problem tagged with its item's index."""
+    problems = [i for i, item in enumerate(items) if isinstance(item[2], _Problem)]
+    if not problems:
+        try:  # the success path: one call for every item
+            values = msgspec.convert([raw for _, _, raw in items], list[kind], dec_hook=decode_hook)
+            return [(i, item, value) for i, (item, value) in enumerate(zip(items, values))], []
+        except (msgspec.ValidationError, RecursionError):
+            pass
+    out: list[tuple[int, Item, T]] = []
+    errors: list[tuple[int, str, str]] = []
+    for i, item in enumerate(items):
+        doc_name, prefix, raw = item
+        if isinstance(raw, _Problem):
+            if strict or not raw.strict_only:
+                errors.append((i, f"{doc_name} {raw.path}", raw.message))
+            continue
+        value, found = _validate_item(raw, kind, strict)
+        errors += [(i, f"{doc_name} {prefix}{path[1:]}", msg) for path, msg in found]
+        if value is not None:
+            out.append((i, item, value))
+        if len(errors) >= MAX_ERRORS:
+            break
+    return out, errors
+
+
+def _raise(errors: list[tuple[int, str, str]]) -> None:
+    if errors:
+        errors = sorted(errors, key=lambda e: e[0])  # document order; stable within an item
+        shown = [(loc, msg) for _, loc, msg in errors[:MAX_ERRORS]]
+        if len(errors) >= MAX_ERRORS:
+            shown.append(("<all>", f"Stopped after {MAX_ERRORS} problems"))
+        raise RegistryError(shown)
+
+
+def validate_documents(items: list[Item], kind: type[T], *, strict: bool = True) -> list[tuple[Item, T]]:
+    """Validate every item as ``kind``; raise one RegistryError with all problems."""
+    out, errors = _validate_all(items, kind, strict)
+    _raise(errors)
+    return [(item, value) for _, item, value in out]
+
+
+# --- rules msgspec cannot express ---------------------------------------------------------------
 
 def _inline_secret_message(field: str) -> str:
     return (f"Inline secret in `{field}`: expected a reference `${{SECRET:path}}` "
             "(the value is not shown; pass allow_inline_secrets=True to accept it)")
 
 
+def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets: bool) -> None:
+    """A free-form mapping (metadata, parameters): bounded depth and size,
+    no self-reference, and (``secrets``) no inline value under a secret name.
+
+    Iterative, so nesting cannot exhaust the stack; a cycle shows up as depth.
+    """
+    stack: list[tuple[Any, list[Any], int]] = [(value, [], 0)]
+    count = 0
+    while stack:
+        node, parts, depth = stack.pop()
+        count += 1
+        if count > MAX_FREEFORM_NODES:
+            out.append((path, f"Expected at most {MAX_FREEFORM_NODES:,} values in a free-form block"))
+            return
+        if depth >= MAX_DEPTH:
+            out.append((path, f"Nesting deeper than {MAX_DEPTH} levels (or a value that contains itself)"))
+            return
+        if isinstance(node, dict):
+            pairs: Any = node.items()
+        elif isinstance(node, (list, tuple)):
+            pairs = enumerate(node)
+        else:
+            continue
+        below = []
+        for key, child in pairs:
+            if secrets and isinstance(key, str) and is_secret_field(key) and child is not None \
+                    and not is_secret_reference(child):
+                out.append((path + format_path(parts + [key])[1:], _inline_secret_message(key)))
+            elif isinstance(child, (dict, list, tuple)):
+                below.append((child, parts + [key], depth + 1))
+        stack += reversed(below)
+
+
 def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list[tuple[str, str]]:
-    """Rules msgspec cannot express: secrets, pool and backoff ordering."""
+    """Rules msgspec cannot express: secrets, free-form bounds, pool and
+    backoff ordering. Paths are relative to the registration (``$...``).
+
+    Runs once per backend on the success path, so each rule first checks
+    that its block is present at all.
+    """
     problems: list[tuple[str, str]] = []
     conn = reg.connection
-    auth = conn.auth if conn is not None else None
-    if not allow_inline_secrets:
-        for field in ("password", "token"):
-            value = getattr(auth, field, None)
-            if value is not None and not is_secret_reference(value):
-                problems.append((f"$.connection.auth.{field}", _inline_secret_message(field)))
-        if reg.metadata:
-            _scan_secrets(reg.metadata, "$.metadata", problems)
-    for where, pool in (("$.connection.pool", conn.pool if conn else None), ("$.pool", reg.pool)):
-        if pool is not None and pool.max_connections is not None and pool.min_connections > pool.max_connections:
-            problems.append((f"{where}.min_connections",
-                             f"Expected `min_connections` <= `max_connections` ({pool.max_connections}), "
-                             f"got `{pool.min_connections}`"))
-    for where, retry in (("$.connection.retry", conn.retry if conn else None), ("$.retry", reg.retry)):
-        if (retry is not None and retry.initial_backoff is not None and retry.max_backoff is not None
-                and retry.initial_backoff > retry.max_backoff):
-            problems.append((f"{where}.initial_backoff",
-                             f"Expected `initial_backoff` <= `max_backoff` ({retry.max_backoff:g}s), "
-                             f"got `{retry.initial_backoff:g}s`"))
+    if conn is not None:
+        auth = conn.auth
+        if auth is not None and not allow_inline_secrets:
+            for field in ("password", "token"):
+                value = getattr(auth, field, None)
+                if value is not None and not is_secret_reference(value):
+                    problems.append((f"$.connection.auth.{field}", _inline_secret_message(field)))
+        if conn.pool is not None:
+            _check_pool(conn.pool, "$.connection.pool", problems)
+        if conn.retry is not None:
+            _check_retry(conn.retry, "$.connection.retry", problems)
+    if reg.pool is not None:
+        _check_pool(reg.pool, "$.pool", problems)
+    if reg.retry is not None:
+        _check_retry(reg.retry, "$.retry", problems)
+    if reg.metadata:
+        check_freeform(reg.metadata, "$.metadata", problems, secrets=not allow_inline_secrets)
+    for i, ifc in enumerate(reg.interfaces):
+        if type(ifc) is not str and ifc.operations:
+            for j, op in enumerate(ifc.operations):
+                if op.parameters:
+                    # `key: string (required)` declares a parameter, not a secret.
+                    check_freeform(op.parameters, f"$.interfaces[{i}].operations[{j}].parameters", problems,
+                                   secrets=False)
     return problems
 
 
-def validate_documents(items: list[Item], kind: type[T], *, strict: bool = True) -> list[tuple[Item, T]]:
-    """Validate every item as ``kind``; raise one RegistryError with all problems."""
-    out: list[tuple[Item, T]] = []
-    errors: list[tuple[str, str]] = []
-    for item in items:
-        doc_name, prefix, raw = item
-        if isinstance(raw, dict) and "__unknown_top__" in raw and len(raw) == 1:
-            if strict:
-                errors.append((f"{doc_name} $", f"Unknown field `{raw['__unknown_top__']}`"))
-            continue
-        value, problems = _validate_item(raw, kind, strict)
-        errors += [(f"{doc_name} {_join(prefix, path)}", msg) for path, msg in problems]
-        if value is not None:
-            out.append((item, value))
-        if len(errors) >= MAX_ERRORS:
-            errors.append((doc_name, f"Stopped after {MAX_ERRORS} problems"))
-            break
-    if errors:
-        raise RegistryError(errors)
-    return out
+def _check_pool(pool: Any, where: str, problems: list[tuple[str, str]]) -> None:
+    if pool.max_connections is not None and pool.min_connections > pool.max_connections:
+        problems.append((f"{where}.min_connections",
+                         f"Expected `min_connections` <= `max_connections` ({pool.max_connections}), "
+                         f"got `{pool.min_connections}`"))
+
+
+def _check_retry(retry: Any, where: str, problems: list[tuple[str, str]]) -> None:
+    if (retry.initial_backoff is not None and retry.max_backoff is not None
+            and retry.initial_backoff > retry.max_backoff):
+        problems.append((f"{where}.initial_backoff",
+                         f"Expected `initial_backoff` <= `max_backoff` ({retry.max_backoff:g}s), "
+                         f"got `{retry.initial_backoff:g}s`"))
+
+
+# --- registrations -----------------------------------------------------------------------------
+
+class _Wrapped(msgspec.Struct, forbid_unknown_fields=True):
+    backends: list[Registration]
+
+
+_JSON_LIST = msgspec.json.Decoder(list[Registration], dec_hook=decode_hook)
+_JSON_WRAPPED = msgspec.json.Decoder(_Wrapped, dec_hook=decode_hook)
+
+
+def _json_fast_path(source: Any) -> tuple[str, str, list[Registration]] | None:
+    """A JSON file decoded straight into Structs (no intermediate dicts):
+    ``(document name, path of the list, registrations)``. None when the
+    source is not a JSON file or the typed decode fails, and the diagnostic
+    path takes over."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        path = Path(os.fsdecode(source))
+        if path.suffix.lower() not in _JSON_SUFFIXES or not path.is_file():
+            return None
+    except (OSError, ValueError, TypeError):
+        return None
+    data = _read_bytes(path)
+    start = data.lstrip()[:1]
+    try:
+        if start == b"[":
+            return str(path), "$", _JSON_LIST.decode(data)
+        if start == b"{" and b'"backends"' in data:
+            return str(path), "$.backends", _JSON_WRAPPED.decode(data).backends
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def gc_paused() -> Any:
+    """Pause the cyclic garbage collector while a registry is built.
+
+    Loading allocates hundreds of thousands of containers and nothing of it
+    is garbage; each allocation burst would otherwise trigger collections
+    that scan it all again (2-3x the load time). Restored on exit, whatever
+    happens; nested and concurrent uses only re-enable what they disabled.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_registrations(source: Any, *, strict: bool = True,
                        allow_inline_secrets: bool = False) -> list[Registration]:
     """Every registration of ``source``, validated; or RegistryError with all problems."""
+    with gc_paused():
+        return _load_registrations(source, strict, allow_inline_secrets)
+
+
+def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
     if isinstance(source, Mapping) and "backends" not in source and "backend_id" not in source:
         raise RegistryError("Expected a registration or a mapping with `backends`", "<input> $")
-    items = load_documents(source, list_key="backends")
-    validated = validate_documents(items, Registration, strict=strict)
-    errors: list[tuple[str, str]] = []
-    first_seen: dict[str, str] = {}
-    for (doc_name, prefix, _), reg in validated:
-        where = f"{doc_name} {prefix}"
-        errors += [(f"{doc_name} {_join(prefix, p)}", m) for p, m in registration_problems(reg, allow_inline_secrets)]
-        if reg.backend_id in first_seen:
-            errors.append((f"{where}.backend_id" if prefix != "$" else f"{doc_name} $.backend_id",
-                           f"Duplicate backend_id `{_short(reg.backend_id)}`, first defined at "
-                           f"{first_seen[reg.backend_id]}"))
-        else:
-            first_seen[reg.backend_id] = where
-    if errors:
-        raise RegistryError(errors)
-    return [reg for _, reg in validated]
+    fast = _json_fast_path(source)
+    errors: list[tuple[int, str, str]] = []
+    if fast is not None:
+        name, list_path, regs = fast
+        indices: Sequence[int] = range(len(regs))
 
+        def locate(index: int) -> str:
+            return f"{name} {list_path}[{index}]"
+    else:
+        items = load_documents(source, list_key="backends")
+        validated, errors = _validate_all(items, Registration, strict)
+        regs = [reg for _, _, reg in validated]
+        indices = [index for index, _, _ in validated]
 
+        def locate(index: int) -> str:
+            return f"{items[index][0]} {items[index][1]}"
+    # The registration-level rules run on every item that converted, so one
+    # pass reports schema problems, secrets and duplicate ids together.
+    for index, reg in zip(indices, regs):
+        problems = registration_problems(reg, allow_inline_secrets)
+        if problems:
+            where = locate(index)
+            errors += [(index, f"{where}{path[1:]}", m) for path, m in problems]
+            if len(errors) >= MAX_ERRORS:
+                break
+    ids = [reg.backend_id for reg in regs]
+    if len(set(ids)) != len(ids):
+        first_seen: dict[str, int] = {}
+        for index, backend_id in zip(indices, ids):
+            first = first_seen.setdefault(backend_id, index)
+            if first != index:
+                errors.append((index, f"{locate(index)}.backend_id",
+                               f"Duplicate backend_id `{_short(backend_id)}`, first defined at "
+                               f"{locate(first)}.backend_id"))
+    _raise(errors)
+    return regs

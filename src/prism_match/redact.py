@@ -11,11 +11,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SECRET_FIELDS", "is_secret_reference", "redacted", "MASK"]
+__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "redacted", "MASK"]
 
 SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
 MASK = "***redacted***"
 _REFERENCE = re.compile(r"\$\{SECRET:[^{}\s]+\}")
+
+
+def is_secret_field(name: object) -> bool:
+    """``password``, ``Token``, ``KEY``…: compared without case, so a
+    capitalised key is no way around the rule."""
+    return isinstance(name, str) and name.lower() in SECRET_FIELDS
 
 
 def is_secret_reference(value: object) -> bool:
@@ -24,7 +30,7 @@ def is_secret_reference(value: object) -> bool:
 
 def redacted(name: str, value: Any) -> Any:
     """``value`` with every inline secret below it masked (references stay)."""
-    if name in SECRET_FIELDS and value is not None and not is_secret_reference(value):
+    if is_secret_field(name) and value is not None and not is_secret_reference(value):
         return MASK
     if isinstance(value, dict):
         return {k: redacted(str(k), v) for k, v in value.items()}

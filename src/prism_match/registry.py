@@ -9,9 +9,11 @@ runs the kernel (match) or the numpy path (explain, query).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -19,13 +21,15 @@ import numpy as np
 import polars as pl
 
 from ._core import CoreRegistry
-from .compiled import FLOAT_COLUMNS, HEALTH_CODE, Columns, compile_registry
+from .compiled import HEALTH_CODE, Columns, compile_registry, registration_from_columns
+from .frames import columns_from_polars, columns_to_polars
+from .snapshot import RecordSource, encode_registrations, save_snapshot
 from .errors import RegistryError
 from .loading import load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot, prepare_slot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
-from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Query, Registration, SlotRequirement
+from .schema import Query, Registration, SlotRequirement
 from . import batch, patterns, vectorized
 
 __all__ = ["Registry", "load_registry", "coerce_slot"]
@@ -69,11 +73,18 @@ def _validated(raw: Any, kind: type, where: str) -> Any:
 class Registry:
     """The compiled registry. Build it with :func:`load_registry`."""
 
-    def __init__(self, registrations: list[Registration], *, policy: MatchPolicy = DEFAULT_POLICY,
-                 columns: Columns | None = None):
-        self._registrations = registrations
-        self.columns = columns if columns is not None else compile_registry(registrations)
-        self._by_id = {r.backend_id: r for r in registrations}
+    def __init__(self, registrations: list[Registration] | None, *, policy: MatchPolicy = DEFAULT_POLICY,
+                 columns: Columns | None = None, registration_source: Callable[[int], Registration] | None = None):
+        if columns is None:
+            if registrations is None:
+                raise RegistryError("Expected registrations or compiled columns", "Registry")
+            columns = compile_registry(registrations)
+        self.columns = columns
+        # Registrations are kept when loaded from documents; a registry built
+        # from a table or a snapshot makes each one on first request.
+        self._by_id: dict[str, Registration] = (
+            {r.backend_id: r for r in registrations} if registrations is not None else {})
+        self._source = registration_source or partial(registration_from_columns, columns)
         self._core = CoreRegistry(self.columns, HEALTH_CODE, self)
         self.policy = policy
         self._cache: OrderedDict[bytes, PreparedSlot] = OrderedDict()
@@ -82,6 +93,24 @@ class Registry:
         # The live-state updater is the compiled method itself: no Python
         # frame in between (SPEC §5, constant time).
         self.update = self._core.update
+
+    @classmethod
+    def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
+        """Compile a table of backends (the shape ``to_polars`` returns, or a
+        subset of its columns) without a Python object per backend."""
+        return cls(None, columns=columns_from_polars(frame), policy=policy)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Store the compiled registry (live values included); reload it with
+        ``load_snapshot(path)``."""
+        save_snapshot(self, path)
+
+    def _registration_records(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if isinstance(self._source, RecordSource):
+            return self._source.records()
+        if len(self._by_id) == len(self):
+            return encode_registrations([self._by_id[b] for b in self.columns.backend_ids])
+        return None
 
     # --- container protocol -------------------------------------------------------------
 
@@ -92,13 +121,16 @@ class Registry:
         return backend_id in self._core.index
 
     def __getitem__(self, backend_id: str) -> Registration:
-        try:
-            return self._by_id[backend_id]
-        except KeyError:
-            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`") from None
+        found = self._by_id.get(backend_id)
+        if found is None:
+            i = self._core.index.get(backend_id)
+            if i is None:
+                raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
+            found = self._by_id[backend_id] = self._source(i)
+        return found
 
     def __iter__(self) -> Iterator[Registration]:
-        return iter(self._registrations)
+        return (self[b] for b in self.columns.backend_ids)
 
     def __repr__(self) -> str:
         return f"<Registry: {len(self)} backends>"
@@ -212,32 +244,9 @@ class Registry:
     # --- tables ---------------------------------------------------------------------------
 
     def to_polars(self) -> pl.DataFrame:
-        """One row per backend: the compiled columns (live values included)."""
-        c = self.columns
-        feats = [[] for _ in range(c.n)]
-        for reg_i, reg in enumerate(self._registrations):
-            feats[reg_i] = reg
-        data: dict[str, Any] = {
-            "backend_id": c.backend_ids,
-            "backend_type": [BACKEND_TYPES[t] for t in c.backend_type],
-            "health_status": [HEALTH_STATUSES[h] for h in c.health],
-            "consistency": [CONSISTENCY_LEVELS[x] if x < len(CONSISTENCY_LEVELS) else None
-                            for x in c.consistency],
-            "capabilities": [[f"{x.name}@{x.version}" for x in r.capability_list()] for r in self._registrations],
-            "interfaces": [[f"{x.name}@{x.version}" for x in r.interface_list()] for r in self._registrations],
-            "regions": [list(r.regions) for r in self._registrations],
-            "compliance": [list(r.compliance) for r in self._registrations],
-        }
-        for name in FLOAT_COLUMNS:
-            data[name] = getattr(c, name).copy()
-        schema = {"capabilities": pl.List(pl.String), "interfaces": pl.List(pl.String),
-                  "regions": pl.List(pl.String), "compliance": pl.List(pl.String)}
-        df = pl.DataFrame(data, schema_overrides=schema)
-        # Missing data is null in the table, not NaN/inf.
-        return df.with_columns(
-            pl.when(pl.col(n).is_nan() | pl.col(n).is_infinite()).then(None).otherwise(pl.col(n)).alias(n)
-            for n in ("max_storage", "max_namespaces", "cost_per_1k_writes", "uptime_percent_24h")
-        )
+        """One row per backend: the compiled columns, live values included
+        (missing data as null); ``from_polars`` reads it back."""
+        return columns_to_polars(self.columns)
 
 
 def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: bool = False,

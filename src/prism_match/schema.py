@@ -1,11 +1,11 @@
 """msgspec Structs for every document prism_match reads.
 
 Documents (YAML/JSON/dicts) → these frozen, keyword-only Structs, validated in
-one pass by ``msgspec.convert``. Fields whose text needs a parser (sizes,
-durations, finite non-negative numbers, percentages) are typed with marker
-classes that :func:`decode_hook` turns into plain floats, so a validated
-registration holds numbers only, and every problem comes out with its JSON
-path. The seed's layout ambiguities (G1–G4 in ``shared/seed/README.md``) are
+one pass by ``msgspec.convert`` (or decoded straight from JSON). Numbers carry
+their bounds as msgspec constraints (finite, >= 0, percentages in [0, 100]);
+fields whose text needs a parser (sizes, durations) are typed with marker
+float classes that :func:`decode_hook` fills, so a validated registration
+holds numbers only, and every problem comes out with its JSON path. The seed's layout ambiguities (G1–G4 in ``shared/seed/README.md``) are
 accepted both ways: ``tls``/``pool``/``timeouts``/``retry`` under
 ``connection`` or at the top level, batch fields inside a capability's
 ``performance`` or beside it, ``transactional`` on an interface or an
@@ -15,7 +15,6 @@ operation, ``transfer_costs``/``recent_incidents`` nested or at the top level.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -50,15 +49,26 @@ ENUM_CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-# --- marker types: float subclasses that decode_hook parses and checks --------
+# --- number types ------------------------------------------------------------------
+#
+# Plain numbers are checked by msgspec itself (C speed, no hook): the upper
+# bound ``MAX_FLOAT`` is what rejects infinities, and NaN fails every bound.
+# Python ints too large for a float fail as "Number out of range".
 
-class NonNegative(float):
-    """A finite number >= 0 (rates, counts, costs, milliseconds)."""
+MAX_FLOAT = 1.7976931348623157e308
+MAX_COUNT = 2**63 - 1
+
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_FLOAT)]  # rates, costs, milliseconds
+Percent = Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
+Multiplier = Annotated[float, msgspec.Meta(ge=1.0, le=MAX_FLOAT)]   # a backoff multiplier
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]             # a whole number that fits in 64 bits
 
 
-class Percent(float):
-    """A finite number in [0, 100]."""
-
+# --- marker types: float subclasses that decode_hook parses ------------------------
+#
+# Sizes and durations arrive as text (``10TB``, ``300s``) and need a parser;
+# msgspec hands these fields to ``decode_hook``. The parsed values repeat a
+# lot across a registry (``100GB``, ``30s``), so text → number is memoised.
 
 class Size(float):
     """Bytes, or a string with a unit (``2.5TB``, ``512MiB``)."""
@@ -72,44 +82,35 @@ class DurationMs(float):
     """Milliseconds, from a string with units (a latency bound)."""
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"Expected a number, got `{type(value).__name__}`")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError("Expected a finite number, got a number too large for a float") from None
-    if not math.isfinite(number):
-        raise ValueError(f"Expected a finite number, got `{value}`")
-    return number
+_PARSERS = {Size: parse_size, Duration: parse_duration, DurationMs: parse_duration_ms}
+_MEMO: dict[tuple[type, str], float] = {}
+_MEMO_LIMIT = 4096
 
 
 def decode_hook(kind: type, value: object) -> object:
-    """Turn marker-typed fields into floats; raise ValueError in the error grammar."""
-    if kind is NonNegative:
-        number = _number(value)
-        if number < 0:
-            raise ValueError(f"Expected a number >= 0, got `{value}`")
-        return NonNegative(number)
-    if kind is Percent:
-        number = _number(value)
-        if not 0 <= number <= 100:
-            raise ValueError(f"Expected a percentage in [0, 100], got `{value}`")
-        return Percent(number)
-    if kind is Size:
-        return Size(parse_size(value))
-    if kind is Duration:
-        return Duration(parse_duration(value))
-    if kind is DurationMs:
-        return DurationMs(parse_duration_ms(value))
-    raise NotImplementedError(kind)
+    """Parse Size/Duration/DurationMs fields; raise ValueError in the error grammar."""
+    if type(value) is str:
+        key = (kind, value)
+        parsed = _MEMO.get(key)
+        if parsed is None:
+            parser = _PARSERS.get(kind)
+            if parser is None:
+                raise NotImplementedError(kind)
+            parsed = kind(parser(value))
+            if len(_MEMO) >= _MEMO_LIMIT:
+                _MEMO.clear()
+            _MEMO[key] = parsed
+        return parsed
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise NotImplementedError(kind)
+    return kind(parser(value))
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """Shared config: immutable, keyword-only, unknown fields rejected."""
 
     def __repr__(self) -> str:  # secrets never reach a repr
@@ -169,7 +170,7 @@ class Retry(Base):
     max_attempts: Count | None = None
     initial_backoff: Duration | None = None
     max_backoff: Duration | None = None
-    backoff_multiplier: Annotated[float, msgspec.Meta(ge=1.0)] | None = None
+    backoff_multiplier: Multiplier | None = None
     retryable_errors: list[str] = []
 
 

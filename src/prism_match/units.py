@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_size", "parse_duration", "parse_duration_ms", "format_size", "format_rate", "SIZE_UNITS", "DURATION_UNITS"]
+__all__ = ["parse_size", "parse_duration", "parse_duration_ms", "format_size", "format_rate", "format_duration",
+           "SIZE_UNITS", "DURATION_UNITS"]
 
 SIZE_UNITS: dict[str, int] = {
     "B": 1,
@@ -27,10 +28,13 @@ _DURATION_PART_RE = re.compile(rf"({_NUMBER})(ns|us|ms|s|m|h)")
 _DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ns|us|ms|s|m|h))+")
 
 
-def _finite(value: float, text: str) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"Expected a finite size, got `{text}`")
-    return value
+def _shown(value: str) -> str:
+    """A string as the error grammar shows it: quoted, shortened."""
+    return '"' + (value if len(value) <= 40 else value[:37] + "...") + '"'
+
+
+_SIZE_HELP = "a size in bytes or a string such as `10GB` or `512MiB`"
+_UNIT_LIST = " ".join(SIZE_UNITS)
 
 
 def parse_size(value: object) -> float:
@@ -39,29 +43,49 @@ def parse_size(value: object) -> float:
     Raises ``ValueError`` with the error grammar's text on anything else.
     """
     if isinstance(value, bool):
-        raise ValueError(f"Expected a size (bytes or `10GB`), got `{value}`")
+        raise ValueError(f"Expected {_SIZE_HELP}, got `{str(value).lower()}`")
     if isinstance(value, (int, float)):
         try:
             number = float(value)
         except OverflowError:
-            raise ValueError("Expected a size (bytes or `10GB`), got a number too large for a float") from None
-        if not math.isfinite(number) or number < 0:
+            raise ValueError("Expected a size in bytes, got a number too large for a float") from None
+        if not math.isfinite(number):
+            raise ValueError(f"Expected a finite size, got `{number!r}`")
+        if number < 0:
             raise ValueError(f"Expected a size >= 0, got `{value}`")
-        return number
+        return number + 0.0  # -0.0 → 0.0
     if not isinstance(value, str):
-        raise ValueError(f"Expected a size (bytes or `10GB`), got `{type(value).__name__}`")
+        raise ValueError(f"Expected {_SIZE_HELP}, got `{type(value).__name__}`")
     match = _SIZE_RE.fullmatch(value)
-    shown = value if len(value) <= 40 else value[:37] + "..."
     if match is None:
-        raise ValueError(f"Expected a size such as `10GB` or `512MiB`, got `{shown}`")
+        raise ValueError(f"Expected {_SIZE_HELP}, got `{_shown(value)}`")
     number, unit = match.groups()
     if unit == "":
         unit = "B"
-    if unit not in SIZE_UNITS:
+    scale = SIZE_UNITS.get(unit)
+    if scale is None:
+        raise ValueError(f"Expected a size unit among `{_UNIT_LIST}`, got `{_shown(value)}`")
+    result = float(number) * scale
+    if not math.isfinite(result):
+        raise ValueError(f"Expected a finite size, got `{_shown(value)}`")
+    return result
+
+
+def _duration_parts(value: object) -> list[tuple[str, str]]:
+    """``[(number, unit), ...]`` of a valid duration text, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError(
+                f"Expected a duration with a unit such as `30s` or `100ms`, got the bare number `{value}`"
+            )
+        shown = str(value).lower() if isinstance(value, bool) else type(value).__name__
+        raise ValueError(f"Expected a duration such as `30s` or `100ms`, got `{shown}`")
+    text = value.strip()
+    if not _DURATION_RE.fullmatch(text):
         raise ValueError(
-            f"Unknown size unit `{unit}` in `{shown}`; expected one of {', '.join(SIZE_UNITS)}"
+            f"Expected a duration such as `30s`, `100ms` or `1m30s` (units ns us ms s m h), got `{_shown(value)}`"
         )
-    return _finite(float(number) * SIZE_UNITS[unit], shown)
+    return _DURATION_PART_RE.findall(text)
 
 
 def parse_duration(value: object) -> float:
@@ -69,29 +93,19 @@ def parse_duration(value: object) -> float:
 
     A bare number is rejected: ``30`` could be seconds or milliseconds.
     """
-    if isinstance(value, bool) or not isinstance(value, str):
-        if isinstance(value, (int, float)):
-            raise ValueError(
-                f"Expected a duration with a unit such as `30s` or `100ms`, got the bare number `{value}`"
-            )
-        raise ValueError(f"Expected a duration such as `30s`, got `{type(value).__name__}`")
-    text = value.strip()
-    shown = value if len(value) <= 40 else value[:37] + "..."
-    if not _DURATION_RE.fullmatch(text):
-        raise ValueError(
-            f"Expected a duration such as `30s`, `100ms` or `1m30s` (units ns us ms s m h), got `{shown}`"
-        )
-    total = sum(float(num) * DURATION_UNITS[unit] for num, unit in _DURATION_PART_RE.findall(text))
+    total = sum(float(num) * DURATION_UNITS[unit] for num, unit in _duration_parts(value))
     if not math.isfinite(total):
-        raise ValueError(f"Expected a finite duration, got `{shown}`")
+        raise ValueError(f"Expected a finite duration, got `{_shown(str(value))}`")
     return total
 
 
 def parse_duration_ms(value: object) -> float:
     """Milliseconds, each part scaled straight to ms so ``"25ms"`` is exactly
     ``25.0``: a latency bound must compare exactly with a backend's ``p99_ms``."""
-    parse_duration(value)  # validates, with the same messages
-    return sum(float(num) * _MS_PER_UNIT[unit] for num, unit in _DURATION_PART_RE.findall(str(value).strip()))
+    total = sum(float(num) * _MS_PER_UNIT[unit] for num, unit in _duration_parts(value))
+    if not math.isfinite(total):
+        raise ValueError(f"Expected a finite duration, got `{_shown(str(value))}`")
+    return total
 
 
 _MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
@@ -114,3 +128,24 @@ def format_rate(value: float) -> str:
 def format_size(value: float) -> str:
     """``2.5e12`` → ``"2.5TB"`` (decimal units)."""
     return _compact(value, ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (0, "B")))
+
+
+def format_duration(seconds: float) -> str:
+    """``90.0`` → ``"1m30s"``, ``0.1`` → ``"100ms"``: text that
+    :func:`parse_duration` reads back (to float precision)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"Expected a finite duration >= 0, got `{seconds!r}`")
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        for suffix, scale in (("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+            if seconds >= scale:
+                return f"{seconds / scale:.15g}{suffix}"
+        return f"{seconds / 1e-9:.15g}ns"
+    whole_minutes = int(seconds // 60) if seconds < 1e15 else 0
+    hours, minutes = divmod(whole_minutes, 60)
+    rest = seconds - whole_minutes * 60
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    if rest or not text:
+        text += f"{rest:.15g}s"
+    return text

@@ -1,0 +1,24 @@
+"""Capacity-aware placement: ``Registry.assign`` (issue 4).
+
+Target: 10,000 slots on 1,000 backends under 0.5 s. Skipped until
+``Registry.assign`` exists.
+"""
+
+from . import common
+
+
+class Assign:
+    params = ([100, 1_000, 10_000], [1_000, 10_000])
+    param_names = ["slots", "backends"]
+    timeout = 600
+
+    def setup(self, m, n):
+        common.require_api("assign")
+        self.registry = common.registry(n)
+        self.slots = [self.registry.prepare(s) for s in common.slots(m)]
+
+    def time_assign(self, m, n):
+        self.registry.assign(self.slots)
+
+    def peakmem_assign(self, m, n):
+        self.registry.assign(self.slots)

@@ -1,0 +1,245 @@
+"""Compiled columns ↔ polars: ``Registry.to_polars`` and ``Registry.from_polars``.
+
+Both directions are vectorized (no Python object per backend), so a registry
+of a million backends goes through them in about a second. The table is one
+row per backend: ``backend_id``, ``backend_type``, ``health_status``,
+``consistency``, list columns ``capabilities`` / ``interfaces``
+(``name@version``), ``regions``, ``compliance``, ``capability_p99_ms`` (list
+of ``{capability, p99_ms}``), and the float columns of compiled.FLOAT_COLUMNS
+(missing data as null). ``from_polars`` accepts that table or a subset of it
+(only ``backend_id`` and ``backend_type`` are required).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from ._types import CODE_DTYPE, SCORE_DTYPE
+from .compiled import (
+    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, avail_score,
+    bits_from_rows, cost_score, rank_ids,
+)
+from .errors import RegistryError
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
+from .vocabulary import Vocabulary
+
+__all__ = ["columns_to_polars", "columns_from_polars"]
+
+_NULLABLE = ("max_storage", "max_namespaces", "cost_per_1k_writes", "uptime_percent_24h")
+_INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
+_MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
+            "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
+            "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan}
+
+
+def _pairs_from_bits(bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(backend, token) pairs set in a transposed bitset uint64[T, NW]."""
+    unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :n]
+    token, backend = np.nonzero(unpacked)
+    return backend, token
+
+
+def _list_column(n: int, backend: np.ndarray, values: list[str], name: str) -> pl.Series:
+    frame = pl.DataFrame({"row": backend.astype(np.int64), name: pl.Series(values, dtype=pl.String)})
+    grouped = frame.sort("row", maintain_order=True).group_by("row", maintain_order=True).agg(pl.col(name))
+    full = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(grouped, on="row", how="left")
+    return full[name].fill_null(pl.lit([], dtype=pl.List(pl.String)))
+
+
+def columns_to_polars(c: Columns) -> pl.DataFrame:
+    n = c.n
+    backend, token = _pairs_from_bits(c.feature_bits, n)
+    tokens = c.features.tokens
+    exact = np.array(["@" in t for t in tokens], dtype=bool)
+    is_cap = np.array([t.startswith("c:") for t in tokens], dtype=bool)
+    keep = exact[token]
+    backend, token = backend[keep], token[keep]
+    order = np.lexsort((token, backend))
+    backend, token = backend[order], token[order]
+    names = np.array([t[2:] for t in tokens], dtype=object)
+    cap_sel = is_cap[token]
+    data: dict[str, object] = {
+        "backend_id": pl.Series(c.backend_ids, dtype=pl.String),
+        "backend_type": pl.Series(np.array(BACKEND_TYPES)[c.backend_type]),
+        "health_status": pl.Series(np.array(HEALTH_STATUSES)[c.health]),
+        "consistency": pl.Series(np.array([*CONSISTENCY_LEVELS, ""])[c.consistency]).replace("", None),
+        "capabilities": _list_column(n, backend[cap_sel], names[token[cap_sel]].tolist(), "capabilities"),
+        "interfaces": _list_column(n, backend[~cap_sel], names[token[~cap_sel]].tolist(), "interfaces"),
+    }
+    for vocab, rows, name in ((c.regions, c.region_rows, "regions"), (c.compliance, c.compliance_rows, "compliance")):
+        b, t = np.nonzero(np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")[:, :len(vocab)])
+        data[name] = _list_column(n, b, [vocab.tokens[i] for i in t], name)
+    owner = np.repeat(np.arange(n), np.diff(c.lat_indptr))
+    lat = pl.DataFrame({"row": owner.astype(np.int64),
+                        "capability": pl.Series([tokens[i][2:] for i in c.lat_vtoken], dtype=pl.String),
+                        "p99_ms": c.lat_p99_ms})
+    lat = lat.group_by("row", maintain_order=True).agg(pl.struct("capability", "p99_ms").alias("capability_p99_ms"))
+    data["capability_p99_ms"] = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(
+        lat, on="row", how="left")["capability_p99_ms"]
+    frame = pl.DataFrame(data)
+    floats = {name: getattr(c, name).copy() for name in FLOAT_COLUMNS}
+    frame = frame.with_columns(**{k: pl.Series(v) for k, v in floats.items()})
+    return frame.with_columns(
+        pl.when(pl.col(k).is_nan() | pl.col(k).is_infinite()).then(None).otherwise(pl.col(k)).alias(k)
+        for k in _NULLABLE)
+
+
+def _codes(frame: pl.DataFrame, column: str, mapping: dict[str, int], default: int | None,
+           errors: list[tuple[str, str]]) -> np.ndarray:
+    if column not in frame.columns:
+        if default is None:
+            errors.append((f"frame column `{column}`", "Required column is missing"))
+            return np.zeros(frame.height, dtype=CODE_DTYPE)
+        return np.full(frame.height, default, dtype=CODE_DTYPE)
+    values = frame[column].cast(pl.String)
+    codes = values.replace_strict(mapping, default=-1, return_dtype=pl.Int64)
+    if default is not None:
+        codes = codes.set(values.is_null(), default)
+    bad = (codes < 0).arg_true()
+    if len(bad):
+        row = int(bad[0])
+        errors.append((f"frame row {row} column `{column}`",
+                       f"Expected one of {', '.join(f'`{v}`' for v in mapping)}, got `{str(values[row])[:40]}`"))
+    return np.clip(codes.to_numpy(), 0, None).astype(CODE_DTYPE)
+
+
+def _float_column(frame: pl.DataFrame, name: str, errors: list[tuple[str, str]]) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(frame.height, _MISSING[name], dtype=SCORE_DTYPE)
+    try:
+        series = frame[name].cast(pl.Float64)
+    except pl.exceptions.PolarsError:
+        errors.append((f"frame column `{name}`", f"Expected numbers, got `{frame[name].dtype}`"))
+        return np.zeros(frame.height)
+    values = series.fill_null(_MISSING[name]).to_numpy().astype(SCORE_DTYPE, copy=True)
+    given = series.is_not_null().to_numpy()
+    bad = given & ~(np.isfinite(values) & (values >= 0))
+    if name == "uptime_percent_24h":
+        bad |= given & (values > 100)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        expected = "a percentage in [0, 100]" if name == "uptime_percent_24h" else "a finite number >= 0"
+        errors.append((f"frame row {row} column `{name}`", f"Expected {expected}, got `{values[row]}`"))
+    return values
+
+
+def _codes_of(items: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """(code of every item, the distinct items, sorted): an Enum cast in
+    Rust, so millions of rows never pass through Python one by one."""
+    distinct = sorted(items.unique().to_list())
+    codes = items.cast(pl.Enum(distinct)).to_physical().cast(pl.Int64).to_numpy()
+    return codes, distinct
+
+
+def _token_pairs(frame: pl.DataFrame, column: str, prefix: str, vocab: Vocabulary,
+                 errors: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Explode a ``name`` / ``name@version`` list column into (backend, bit)
+    pairs, each item giving its bare and its versioned token."""
+    if column not in frame.columns:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(column))
+             .explode(column).drop_nulls(column))
+    if items.height == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes, distinct = _codes_of(items[column])
+    bare_bit = np.empty(len(distinct), dtype=np.int64)
+    exact_bit = np.empty(len(distinct), dtype=np.int64)
+    for u, item in enumerate(distinct):
+        name, _, version = item.partition("@")
+        if not name:
+            errors.append((f"frame column `{column}`", f"Expected non-empty names, got `{item[:40]}`"))
+        bare_bit[u] = vocab.add(prefix + name)
+        exact_bit[u] = vocab.add(f"{prefix}{name}@{version or 'v1'}")
+    rows = items["row"].to_numpy()
+    return np.concatenate([rows, rows]), np.concatenate([bare_bit[codes], exact_bit[codes]])
+
+
+def columns_from_polars(frame: pl.DataFrame) -> Columns:
+    """Compile a table of backends (see module docstring); RegistryError
+    lists every problem found, nothing is built when any is found."""
+    if not isinstance(frame, pl.DataFrame):
+        raise RegistryError(f"Expected a polars DataFrame, got `{type(frame).__name__}`", "frame")
+    errors: list[tuple[str, str]] = []
+    n = frame.height
+    if "backend_id" not in frame.columns:
+        raise RegistryError("Required column is missing", "frame column `backend_id`")
+    ids_series = frame["backend_id"].cast(pl.String)
+    if ids_series.is_null().any() or (ids_series.str.len_chars() == 0).any():
+        row = int((ids_series.is_null() | (ids_series.str.len_chars() == 0)).arg_true()[0])
+        errors.append((f"frame row {row} column `backend_id`", "Expected a non-empty backend_id"))
+    dup = ids_series.is_duplicated()
+    if dup.any():
+        rows = dup.arg_true()
+        first = ids_series[int(rows[0])]
+        where = [int(r) for r in rows if ids_series[int(r)] == first][:2]
+        errors.append((f"frame row {where[-1]} column `backend_id`",
+                       f"Duplicate backend_id `{str(first)[:60]}`, first defined at frame row {where[0]}"))
+    btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
+    health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
+    consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
+    floats = {name: _float_column(frame, name, errors) for name in _INPUT_FLOATS}
+    features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
+    cb, ct = _token_pairs(frame, "capabilities", "c:", features, errors)
+    ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
+    region_pairs = _plain_pairs(frame, "regions", regions)
+    compliance_pairs = _plain_pairs(frame, "compliance", compliance)
+    lat_indptr, lat_token, lat_vtoken, lat_p99 = _latency(frame, features, errors)
+    if errors:
+        raise RegistryError(errors[:100])
+    fb, ft = np.concatenate([cb, ib]), np.concatenate([ct, it])
+    from .compiled import _set_bits  # the same bit layout as compile_registry
+
+    ids = ids_series.to_list()
+    return Columns(
+        backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
+        feature_rows=_set_bits((n, features.words), fb, ft),
+        feature_bits=bits_from_rows(n, len(features), fb, ft),
+        region_rows=_set_bits((n, regions.words), *region_pairs),
+        compliance_rows=_set_bits((n, compliance.words), *compliance_pairs),
+        backend_type=btype, health=health, consistency=consistency, **floats,
+        cost_score=cost_score(floats["cost_per_1k_writes"]),
+        avail_score=avail_score(floats["uptime_percent_24h"]),
+        lat_indptr=lat_indptr, lat_token=lat_token, lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99,
+    )
+
+
+def _plain_pairs(frame: pl.DataFrame, column: str, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    if column not in frame.columns:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(column).cast(pl.List(pl.String)))
+             .explode(column).drop_nulls(column))
+    if items.height == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes, distinct = _codes_of(items[column])
+    bit = np.array([vocab.add(x) for x in distinct], dtype=np.int64)
+    return items["row"].to_numpy(), bit[codes]
+
+
+def _latency(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, str]]):
+    n = frame.height
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=SCORE_DTYPE)
+    if "capability_p99_ms" not in frame.columns:
+        return np.zeros(n + 1, dtype=np.int64), empty_i, empty_i, empty_f
+    items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col("capability_p99_ms"))
+             .explode("capability_p99_ms").drop_nulls("capability_p99_ms").unnest("capability_p99_ms")
+             .drop_nulls("p99_ms"))
+    p99 = items["p99_ms"].cast(pl.Float64).to_numpy()
+    if len(p99) and not (np.isfinite(p99) & (p99 >= 0)).all():
+        errors.append(("frame column `capability_p99_ms`", "Expected finite numbers >= 0"))
+    if len(p99):
+        codes, distinct = _codes_of(items["capability"])
+        bare_bit = np.array([features.index.get("c:" + x.partition("@")[0], -1) for x in distinct], dtype=np.int64)
+        exact_bit = np.array([features.index.get("c:{0}@{2}".format(*x.partition("@")) if "@" in x
+                                                 else f"c:{x}@v1", -1) for x in distinct], dtype=np.int64)
+        token, vtoken = bare_bit[codes], exact_bit[codes]
+    else:
+        token = vtoken = np.zeros(0, dtype=np.int64)
+    if ((token < 0) | (vtoken < 0)).any():
+        errors.append(("frame column `capability_p99_ms`", "Latency given for a capability the backend does not declare"))
+    rows = items["row"].to_numpy()
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, token, vtoken, p99.astype(SCORE_DTYPE)
