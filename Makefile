@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml setup.py src/prism_match/_core.pyx src/prism_match/_typ
 
 test: install
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory debug-test
 
 demo: install
 	$(VENV)/bin/prism-match match data/registry.yaml data/slots.yaml -k 3
@@ -24,11 +25,16 @@ bench: install
 	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci >/dev/null && ../$(PY) -m asv run --quick --python=same --machine ci --show-stderr
 	$(PY) benchmarks/compare.py
 
-# The kernel tests again against a build with bounds checking on.
+# The kernel tests again, against a separate build with bounds checking on
+# (build/debug; the installed extension is left alone).
+DEBUG_DIR := build/debug
 debug-test: install
-	PRISM_MATCH_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
-	$(PY) -m pytest tests/test_kernel.py -x -q
-	$(PY) setup.py -q build_ext --inplace --force
+	rm -rf $(DEBUG_DIR) && mkdir -p $(DEBUG_DIR)
+	cp -r src/prism_match $(DEBUG_DIR)/prism_match
+	rm -f $(DEBUG_DIR)/prism_match/*.so $(DEBUG_DIR)/prism_match/*.c
+	PRISM_MATCH_DEBUG=1 $(PY) setup.py -q build_ext --build-lib $(DEBUG_DIR) --build-temp $(DEBUG_DIR)-tmp
+	PYTHONPATH=$(DEBUG_DIR) $(PY) -c "import prism_match._core as c, sys; sys.exit('$(DEBUG_DIR)' not in c.__file__)"
+	PYTHONPATH=$(DEBUG_DIR) $(PY) -m pytest tests/test_kernel.py -q -p no:cacheprovider
 
 clean:
 	rm -rf build $(VENV) src/prism_match/*.c src/prism_match/*.so

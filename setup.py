@@ -57,7 +57,10 @@ directives = {
 extensions = [
     Extension(
         "prism_match._core",
-        ["src/prism_match/_core.pyx"],
+        # The debug build compiles its own copy (made by `make debug-test`), so
+        # its C file never stands in for the optimised one.
+        [os.path.join(os.environ.get("PRISM_MATCH_DEBUG_DIR", "build/debug"), "prism_match", "_core.pyx")
+         if DEBUG else "src/prism_match/_core.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
@@ -70,6 +73,7 @@ setup(
         extensions,
         compiler_directives=directives,
         compile_time_env={"HAVE_OPENMP": OPENMP},
+        force=DEBUG,  # the directives differ: never reuse the optimised build's C file
     ),
     cmdclass={"build_ext": build_ext},
 )

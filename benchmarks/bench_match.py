@@ -12,18 +12,30 @@ BACKENDS = [100, 1_000, 10_000, 100_000] + ([1_000_000] if common.has_from_polar
 
 
 class MatchPrepared:
-    params = (BACKENDS, [1, 5, 100])
-    param_names = ["backends", "k"]
+    params = BACKENDS
+    param_names = ["backends"]
     timeout = 600
+
+    def setup(self, n):
+        self.registry = common.registry(n)
+        self.slot = self.registry.prepare(common.selectivity_slot("medium"))
+
+    def time_match(self, n):
+        self.registry.match(self.slot, 5)
+
+    def peakmem_match(self, n):
+        self.registry.match(self.slot, 5)
+
+
+class MatchK:
+    params = ([10_000], [1, 5, 100, 1_000])
+    param_names = ["backends", "k"]
 
     def setup(self, n, k):
         self.registry = common.registry(n)
         self.slot = self.registry.prepare(common.selectivity_slot("medium"))
 
     def time_match(self, n, k):
-        self.registry.match(self.slot, k)
-
-    def peakmem_match(self, n, k):
         self.registry.match(self.slot, k)
 
 
@@ -64,16 +76,16 @@ class MatchMapping:
 class BaselineMatch:
     """The numpy baseline on the same slots, for the ratio."""
 
-    params = ([100, 1_000, 10_000, 100_000], ["medium", "narrow"])
-    param_names = ["backends", "selectivity"]
+    params = [100, 1_000, 10_000, 100_000]
+    param_names = ["backends"]
     timeout = 600
 
-    def setup(self, n, selectivity):
+    def setup(self, n):
         registry = common.registry(n)
         self.baseline = BaselineRegistry(registry)
-        self.slot = self.baseline.prepare(common.selectivity_slot(selectivity))
+        self.slot = self.baseline.prepare(common.selectivity_slot("medium"))
 
-    def time_baseline_match(self, n, selectivity):
+    def time_baseline_match(self, n):
         self.baseline.topk(self.slot, 5)
 
 

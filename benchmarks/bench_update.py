@@ -7,7 +7,7 @@ from . import common
 
 
 class Update:
-    params = ([1_000, 100_000], ["write_rps", "status", "all"])
+    params = ([1_000, 100_000], ["write_rps", "all"])
     param_names = ["backends", "fields"]
     timeout = 300
 
@@ -19,8 +19,6 @@ class Update:
     def time_update(self, n, fields):
         if fields == "write_rps":
             self.update(self.backend_id, write_rps=1234.0)
-        elif fields == "status":
-            self.update(self.backend_id, status="degraded")
         else:
             self.update(self.backend_id, write_rps=1234.0, read_rps=5678.0, storage_used=1e9,
                         namespace_count=3, status="healthy", uptime=99.9)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from prism_match import PreparedSlot, Registry
+from prism_match import MatchPolicy, PreparedSlot, Registry
 from prism_match.schema import CONSISTENCY_LEVELS
 
 __all__ = ["SeedBackend", "SeedRequirement", "seed_backends", "seed_requirement", "match_slot_to_backend"]
@@ -37,6 +37,7 @@ class SeedBackend:
     max_storage: float | None
     write_rps: float
     read_rps: float
+    storage_used: float
     cost_per_1k_writes: float | None
     uptime_percent_24h: float | None
     status: str
@@ -88,6 +89,7 @@ def seed_backends(registry: Registry) -> list[SeedBackend]:
             max_storage=cap.max_storage if cap is not None else None,
             write_rps=(cur and cur.write_rps) or 0.0,
             read_rps=(cur and cur.read_rps) or 0.0,
+            storage_used=(cur and cur.storage_used) or 0.0,
             cost_per_1k_writes=cost.cost_per_1k_writes if cost is not None else None,
             uptime_percent_24h=health.uptime_percent_24h if health is not None else None,
             status=reg.health_status,
@@ -141,9 +143,12 @@ def _latency_ok(backend: SeedBackend, req: SeedRequirement) -> bool:
     return True
 
 
-def calculate_score(backend: SeedBackend, req: SeedRequirement,
-                    weights=(0.4, 0.3, 0.2, 0.1), cap: float = 2.0) -> float:
-    """SPEC §4 (the seed's formula with its gaps settled)."""
+_DEFAULT_POLICY = MatchPolicy()
+
+
+def calculate_score(backend: SeedBackend, req: SeedRequirement, policy: MatchPolicy = _DEFAULT_POLICY) -> float:
+    """SPEC §4 (the seed's formula with its gaps settled; the weights are the policy's)."""
+    cap = policy.perf_cap
     available_write = max(0.0, backend.max_write_rps - backend.write_rps)
     available_read = max(0.0, backend.max_read_rps - backend.read_rps)
     write_ratio = available_write / req.min_write_rps if req.min_write_rps > 0 else cap
@@ -152,12 +157,14 @@ def calculate_score(backend: SeedBackend, req: SeedRequirement,
     cost = 0.0 if backend.cost_per_1k_writes is None else 1.0 / (backend.cost_per_1k_writes + 1.0)
     availability = 0.0 if backend.uptime_percent_24h is None else backend.uptime_percent_24h / 100.0
     region = 1.0 if req.preferred_region is not None and req.preferred_region in backend.regions else 0.0
-    return weights[0] * performance + weights[1] * cost + weights[2] * availability + weights[3] * region
+    return (policy.w_perf * performance + policy.w_cost * cost + policy.w_avail * availability
+            + policy.w_region * region)
 
 
-def match_slot_to_backend(req: SeedRequirement, available_backends: list[SeedBackend],
-                          k: int = 1) -> list[tuple[str, float]]:
+def match_slot_to_backend(req: SeedRequirement, available_backends: list[SeedBackend], k: int = 1,
+                          policy: MatchPolicy = _DEFAULT_POLICY) -> list[tuple[str, float]]:
     """The best ``k`` (backend_id, score), best first (score desc, then id)."""
+    headroom = policy.capacity_basis == "available"
     candidates = []
     for backend in available_backends:
         # 1. interfaces and 2. capabilities ("Name" matches any version).
@@ -165,10 +172,14 @@ def match_slot_to_backend(req: SeedRequirement, available_backends: list[SeedBac
             continue
         if not all(cap in backend.capabilities for cap in req.capabilities):
             continue
-        # 3., 4. capacity against the maximum, as the seed's algorithm does.
-        if backend.max_write_rps < req.min_write_rps:
-            continue
-        if backend.max_read_rps < req.min_read_rps:
+        # 3., 4. capacity against the maximum, as the seed's algorithm does
+        # (or against max - current, with capacity_basis="available").
+        if headroom:
+            if backend.max_write_rps - backend.write_rps < req.min_write_rps:
+                continue
+            if backend.max_read_rps - backend.read_rps < req.min_read_rps:
+                continue
+        elif backend.max_write_rps < req.min_write_rps or backend.max_read_rps < req.min_read_rps:
             continue
         # The checks the page leaves out (SPEC §3, rules 5-9).
         if not _latency_ok(backend, req):
@@ -181,10 +192,14 @@ def match_slot_to_backend(req: SeedRequirement, available_backends: list[SeedBac
             continue
         if req.backend_types is not None and backend.backend_type not in req.backend_types:
             continue
-        if req.min_storage > 0 and (backend.max_storage is None or backend.max_storage < req.min_storage):
-            continue
+        if req.min_storage > 0:
+            if backend.max_storage is None:
+                continue
+            storage = backend.max_storage - backend.storage_used if headroom else backend.max_storage
+            if storage < req.min_storage:
+                continue
         if req.consistency is not None and backend.consistency > req.consistency:
             continue
-        candidates.append((backend.backend_id, calculate_score(backend, req)))
+        candidates.append((backend.backend_id, calculate_score(backend, req, policy)))
     candidates.sort(key=lambda c: (-c[1], c[0]))
     return candidates[:k]

@@ -257,7 +257,7 @@ def score(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEFAUL
 
 def id_order(backend_id: str) -> bytes:
     """The tie-breaker: ``backend_id`` in UTF-8 byte order."""
-    return backend_id.encode("utf-16-be")
+    return backend_id.encode("utf-8")
 
 
 def ranked(regs: Iterable[Registration], slot: SlotRequirement, policy: MatchPolicy = DEFAULT_POLICY,

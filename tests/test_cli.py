@@ -126,15 +126,6 @@ def test_broken_registry_lists_every_error_and_never_the_secret(broken_registry:
         assert lines[3].endswith(f"got `-1` - at {broken_registry}#2 $.capacity.max_read_rps")
 
 
-def test_inline_secret_in_a_valid_registration_is_refused_without_echo(tmp_path: Path):
-    path = tmp_path / "secret.yaml"
-    path.write_text(f"backend_id: a\nbackend_type: redis\nconnection:\n  auth: {{type: token, token: {SECRET}}}\n")
-    proc = run("validate", str(path))
-    assert proc.returncode == EXIT_INVALID
-    assert "Inline secret in `token`" in proc.stderr and f"{path} $.connection.auth.token" in proc.stderr
-    assert SECRET not in proc.stderr + proc.stdout
-
-
 def test_match_json_through_the_entry_point():
     proc = run("match", "data/registry.yaml", "data/slots.yaml", "-k", "2", "--format", "json")
     assert proc.returncode == EXIT_OK, proc.stderr
@@ -178,11 +169,6 @@ def test_garbage_files_never_give_a_traceback(tmp_path: Path):
     assert proc.stderr.startswith(f"error: ") and "Traceback" not in proc.stderr
 
 
-def test_usage_error_exits_1_with_usage():
-    proc = run()
-    assert proc.returncode == EXIT_INVALID
-    assert proc.stderr.startswith("usage: prism-match")
-    assert "error: prism-match: the following arguments are required: COMMAND" in proc.stderr
 
 
 # --- match, in process --------------------------------------------------------------------------
@@ -615,6 +601,33 @@ def test_assign_and_compile_explain_when_the_library_lacks_them(capsys, tmp_path
 
 # --- odds and ends ----------------------------------------------------------------------------
 
+def test_inline_secret_in_a_valid_registration_is_refused_without_echo(capsys, tmp_path: Path):
+    path = tmp_path / "secret.yaml"
+    path.write_text(f"backend_id: a\nbackend_type: redis\nconnection:\n  auth: {{type: token, token: {SECRET}}}\n"
+                    f"metadata:\n  api:\n    key: {SECRET}\n")
+    for command in (["validate", str(path)], ["match", str(path), SLOTS], ["cost", str(path), "--writes", "1"]):
+        code, out, err = call(capsys, *command)
+        assert code == EXIT_INVALID and out == ""
+        assert SECRET not in err
+        problem_at(err, f"{path} $.connection.auth.token", "Inline secret in `token`")
+        problem_at(err, f"{path} $.metadata.api.key", "Inline secret in `key`")
+    code, out, err = call(capsys, "validate", str(path), "--format", "json")
+    assert code == EXIT_INVALID and err == ""
+    assert SECRET not in out
+    assert [e["location"] for e in orjson.loads(out)["errors"]] == [f"{path} $.connection.auth.token",
+                                                                    f"{path} $.metadata.api.key"]
+
+
+def test_usage_error_exits_1_with_usage(capsys):
+    code, _, err = call(capsys)
+    assert code == EXIT_INVALID
+    assert err.startswith("usage: prism-match")
+    assert "error: prism-match: the following arguments are required: COMMAND" in err
+    code, _, err = call(capsys, "match", REGISTRY)
+    assert code == EXIT_INVALID
+    assert err.startswith("usage: prism-match match") and "required: SLOTS" in err
+
+
 def test_help_and_version_exit_0(capsys):
     code, out, _ = call(capsys, "--help")
     assert code == EXIT_OK and "exit status: 0 ok; 1 invalid input" in out
@@ -637,3 +650,51 @@ def test_markup_in_names_is_printed_as_text(capsys, tmp_path: Path):
     code, out, _ = call(capsys, "match", REGISTRY, slots)
     assert code == EXIT_OK
     assert "[bold red]x[/]  required  → nats-prod-us-east-1" in out
+
+
+# --- large batches: compact, plain layout ------------------------------------------------------
+
+def test_many_slots_get_a_compact_table(capsys, tmp_path: Path):
+    slots = tmp_path / "many.json"
+    call(capsys, "generate", "--slots", str(cli.DETAIL_MAX_SLOTS + 10), "--seed", "1", "-o", str(slots))
+    code, out, _ = call(capsys, "match", REGISTRY, str(slots), "-k", "2")
+    _, as_json, _ = call(capsys, "match", REGISTRY, str(slots), "-k", "2", "--format", "json")
+    doc = orjson.loads(as_json)
+    assert code == (EXIT_UNBOUND if doc["summary"]["unbound_required"] else EXIT_OK)
+    lines = out.splitlines()
+    assert lines[0].split() == ["slot", "need", "#", "backend", "score", "perf", "cost", "avail", "region"]
+    rows = [line.split() for line in lines[2:lines.index("")]]
+    expected = [(s["slot_name"], m["backend_id"]) for s in doc["slots"] for m in s["matches"]]
+    assert [(r[0], r[3]) for r in rows if r[3] != "unbound"] == expected
+    unbound = [s["slot_name"] for s in doc["slots"] if not s["matches"]]
+    assert [r[0] for r in rows if r[3] == "unbound"] == unbound
+    for name in unbound:  # each unbound slot's diagnosis follows the table
+        assert any(line.startswith(f"{name}: 0/14 backends eligible: ") for line in lines)
+    assert "(reasons are shown for up to 50 slots; --format json, ndjson or csv has them for every slot)" in lines
+    assert lines[-1].startswith(f"{cli.DETAIL_MAX_SLOTS + 10} slots: {doc['summary']['bound']} bound")
+
+
+def test_many_slots_explain_one_line_each(capsys, tmp_path: Path):
+    slots = tmp_path / "many.json"
+    call(capsys, "generate", "--slots", "60", "-o", str(slots))
+    code, out, _ = call(capsys, "explain", REGISTRY, str(slots))
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert len(lines) == 60
+    assert all(line.startswith(f"slot-{i:06d}  ") and "/14 backends eligible" in line for i, line in enumerate(lines))
+
+
+def test_large_query_result_is_a_plain_table(capsys, tmp_path: Path):
+    registry = tmp_path / "big.json"
+    call(capsys, "generate", "--backends", "600", "--seed", "2", "-o", str(registry))
+    code, out, _ = call(capsys, "query", str(registry), "--health", "healthy")
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    total = int(lines[-1].removeprefix("total_count: "))
+    assert total > cli.RICH_MAX_ROWS
+    assert lines[0].split() == ["#", "backend", "score", "perf", "cost", "avail", "region"]
+    assert set(lines[1]) == {"─"}
+    rows = [line.split() for line in lines[2:-1]]
+    assert [int(r[0]) for r in rows] == list(range(1, total + 1))
+    _, as_json, _ = call(capsys, "query", str(registry), "--health", "healthy", "--format", "json")
+    assert [r[1] for r in rows] == [b["backend_id"] for b in orjson.loads(as_json)["backends"]]

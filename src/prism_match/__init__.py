@@ -3,7 +3,7 @@
 The package root only re-exports; see README.md for the tour and the layout.
 """
 
-from .batch import Assignment, Binding, PlacementError, Unplaced
+from .batch import Assignment, Binding, PlacementError, Unplaced, load_slots
 from .errors import RegistryError
 from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy
@@ -12,7 +12,7 @@ from .registry import Registry, load_registry
 from .snapshot import load_snapshot
 from .results import Diagnosis, Match, QueryResult, Reason
 
-__all__ = ["load_registry", "load_snapshot", "Registry", "RegistryError", "MatchPolicy", "PreparedSlot", "Match",
-           "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced", "PlacementError",
-           "PatternBinding", "BindingProblem"]
+__all__ = ["load_registry", "load_snapshot", "load_slots", "Registry", "RegistryError", "MatchPolicy",
+           "PreparedSlot", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
+           "PlacementError", "PatternBinding", "BindingProblem"]
 __version__ = "0.1.0"

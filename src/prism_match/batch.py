@@ -6,13 +6,17 @@ cache), take one snapshot of the live columns, and hand the whole batch to the
 kernel: ``topk_many`` runs over slots in parallel (OpenMP, GIL released,
 chunks of ``CHUNK`` slots between progress callbacks); ``assign_run`` places
 slots one after another, consuming what each placement takes.
+``load_slots`` reads slot files (YAML/JSON documents, CSV/NDJSON/Parquet
+tables through polars) into validated requirements for either.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -21,14 +25,16 @@ import polars as pl
 
 from . import _core, vectorized
 from .errors import RegistryError
+from .loading import load_documents, validate_documents
 from .results import Diagnosis, diagnose
+from .schema import SlotRequirement
 
 if TYPE_CHECKING:
     from .prepare import PreparedSlot
     from .registry import Registry
 
 __all__ = ["match_many", "assign", "resolve_threads", "Assignment", "Binding", "Unplaced", "PlacementError",
-           "slots_from_frame", "CHUNK"]
+           "slots_from_frame", "load_slots", "CHUNK"]
 
 CHUNK = 256
 Progress = Callable[[int, int], None]
@@ -36,26 +42,48 @@ Progress = Callable[[int, int], None]
 
 def resolve_threads(threads: int | None) -> int:
     """``threads``, else ``$PRISM_MATCH_THREADS``, else every core."""
+    where = "threads"
     if threads is None:
         env = os.environ.get("PRISM_MATCH_THREADS", "").strip()
         if env:
+            where = "$PRISM_MATCH_THREADS"
             try:
                 threads = int(env)
             except ValueError:
-                raise RegistryError(f"Expected a whole number, got `{env[:20]}`", "$PRISM_MATCH_THREADS") from None
+                raise RegistryError(f"Expected a whole number, got `{env[:20]}`", where) from None
         else:
             threads = os.cpu_count() or 1
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise RegistryError(f"Expected `threads` >= 1, got `{threads!r}`"[:80], "threads")
+        raise RegistryError(f"Expected `threads` >= 1, got `{str(threads)[:40]}`", where)
     return threads
 
 
+# Requirement fields that hold lists; in a table they may also be one string
+# (a CSV cell) separated by ``;``, ``,``, ``|`` or spaces (names never hold them).
+LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
+_PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
+                       "requires_atomic_writes")
+_LIST_SPLIT = re.compile(r"[\s,;|]+")
+
+
+def _without_nulls(value: Any) -> Any:
+    # A struct column gives every row every field, null where a row had none;
+    # a null is "not given", never a value, so it is dropped at every depth.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
 def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a requirements table → slot mappings (nulls dropped; list
-    columns for capabilities and interfaces; ``performance.*`` columns, or
-    flat ``min_write_rps``… columns, folded into ``performance``)."""
-    perf_keys = {"min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-                 "requires_atomic_writes"}
+    """Rows of a requirements table → slot mappings, one per row.
+
+    Nulls are dropped (at every depth of struct and list columns); list
+    fields are list columns, or strings split on ``;``/``,``/``|``/spaces;
+    performance fields may be a ``performance`` struct column, flat columns
+    (``min_write_rps``) or dotted ones (``performance.min_write_rps``).
+    """
     out = []
     for row in frame.iter_rows(named=True):
         slot: dict[str, Any] = {}
@@ -63,16 +91,49 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
         for key, value in row.items():
             if value is None:
                 continue
+            value = _without_nulls(value)
             if key.startswith("performance."):
                 perf[key.split(".", 1)[1]] = value
-            elif key in perf_keys:
+            elif key in _PERFORMANCE_FIELDS:
                 perf[key] = value
+            elif key in LIST_FIELDS and isinstance(value, str):
+                slot[key] = [part for part in _LIST_SPLIT.split(value) if part]
             else:
                 slot[key] = value
         if perf:
-            slot["performance"] = perf
+            nested = slot.get("performance")
+            slot["performance"] = {**nested, **perf} if isinstance(nested, dict) else perf
         out.append(slot)
     return out
+
+
+_TABLE_READERS = {".csv": "read_csv", ".ndjson": "read_ndjson", ".jsonl": "read_ndjson", ".parquet": "read_parquet"}
+
+
+def load_slots(path: str | os.PathLike) -> list[SlotRequirement]:
+    """Every slot requirement of a file, validated, in file order.
+
+    YAML/JSON (a file or a directory): a list of slot requirements,
+    ``{slots: [...]}`` or the seed's ``slot_requirement:`` wrapper, through
+    the registry loader (safe YAML, all errors with file and JSON path).
+    CSV, NDJSON (``.ndjson``/``.jsonl``) and Parquet are tables read by
+    polars, one slot per row (see :func:`slots_from_frame`); errors name the
+    file and the row as ``$[i]``.
+    """
+    target = Path(path)
+    reader = _TABLE_READERS.get(target.suffix.lower())
+    if reader is None:
+        items = load_documents(target, list_key="slots", wrapper_keys=("slot_requirement",))
+    else:
+        if not target.is_file():
+            raise RegistryError("No such file", str(target))
+        try:
+            frame = getattr(pl, reader)(target)
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RegistryError(f"Cannot read slot table: {first[:200]}", str(target)) from None
+        items = [(str(target), f"$[{i}]", slot) for i, slot in enumerate(slots_from_frame(frame))]
+    return [value for _, value in validate_documents(items, SlotRequirement)]
 
 
 def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:

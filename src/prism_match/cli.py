@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import os
 import re
 import sys
@@ -54,6 +53,8 @@ EXIT_INVALID = 1
 EXIT_UNBOUND = 2
 
 PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
+DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
+RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
 _REGISTRY_SUFFIXES = {".yaml", ".yml", ".json"}
 _SLOT_TABLE_SUFFIXES = {".csv", ".parquet", ".ndjson", ".jsonl"}
 _SLOT_LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
@@ -292,10 +293,6 @@ def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
 def _money(value: float | None) -> str:
     if value is None:
         return "—"
@@ -309,6 +306,38 @@ def _quantity(value: float) -> str:
 def _counts(counter: Counter, order: Sequence[str] | None = None) -> str:
     keys = [k for k in order if k in counter] if order is not None else sorted(counter)
     return "  ".join(f"{k}={counter[k]}" for k in keys) or "—"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    right: bool = False
+    style: str | None = None
+
+
+def _print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]], *,
+                 title: str | None = None) -> None:
+    """A table of text cells: rich's when small, plain aligned text when large."""
+    if len(rows) <= RICH_MAX_ROWS:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left",
+                      title_style="bold")
+        for col in columns:
+            # fold, never "…": a cut backend id is a wrong backend id.
+            table.add_column(col.name, justify="right" if col.right else "left", style=col.style, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))  # Text: names are never read as markup
+        console.print(table)
+        return
+    widths = [max(len(col.name), *(len(row[i]) for row in rows)) for i, col in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "   ".join(cell.rjust(w) if col.right else cell.ljust(w)
+                          for cell, w, col in zip(cells, widths, columns)).rstrip()
+
+    lines = [title] if title else []
+    lines += [line([col.name for col in columns]), "─" * (sum(widths) + 3 * (len(columns) - 1))]
+    lines += [line(row) for row in rows]
+    console.file.write("\n".join(lines) + "\n")
 
 
 def _diagnosis_renderable(diag: Diagnosis) -> Table:
@@ -416,18 +445,14 @@ def _slot_header(slot: SlotRequirement, matches: list[Match]) -> Text:
     return head
 
 
-def _matches_table(matches: list[Match]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("backend")
-    table.add_column("score", justify="right")
-    for name in ("perf", "cost", "avail", "region"):
-        table.add_column(name, justify="right", style="dim")
-    for rank, m in enumerate(matches, 1):
-        table.add_row(str(rank), Text(m.backend_id, style="bold" if rank == 1 else ""), f"{m.score:.4f}",
-                      f"{m.performance:.2f}", f"{m.cost:.4f}", f"{m.availability:.4f}",
-                      "yes" if m.region else "no")
-    return table
+_SCORE_COLUMNS = (Column("score", right=True), Column("perf", right=True, style="dim"),
+                  Column("cost", right=True, style="dim"), Column("avail", right=True, style="dim"),
+                  Column("region", right=True, style="dim"))
+
+
+def _score_cells(m: Match) -> list[str]:
+    return [f"{m.score:.4f}", f"{m.performance:.2f}", f"{m.cost:.4f}", f"{m.availability:.4f}",
+            "yes" if m.region else "no"]
 
 
 def _reasons_grid(match: Match) -> Table:
@@ -440,17 +465,47 @@ def _reasons_grid(match: Match) -> Table:
 
 
 def _render_outcomes(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
+    """Per slot: a header naming the choice, the ranked backends with their
+    score components, and the chosen backend's reasons (or the diagnosis)."""
     for o in outcomes:
         console.print(_slot_header(o.slot, o.matches))
         body: list[Any] = []
         if o.matches:
-            body.append(_matches_table(o.matches))
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+            for col in (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS):
+                table.add_column(col.name, justify="right" if col.right else "left", style=col.style)
+            for rank, m in enumerate(o.matches, 1):
+                table.add_row(str(rank), Text(m.backend_id, style="bold" if rank == 1 else ""), *_score_cells(m))
             why = Text("why ", style="dim")
             why.append(o.matches[0].backend_id, style="dim bold")
-            body += [why, Padding(_reasons_grid(o.matches[0]), (0, 0, 0, 2))]
+            body += [table, why, Padding(_reasons_grid(o.matches[0]), (0, 0, 0, 2))]
         if o.diagnosis is not None:
             body.append(_diagnosis_block(o.diagnosis))
         console.print(Padding(Group(*body), (0, 0, 1, 2), expand=False))
+    _print_match_summary(console, outcomes)
+
+
+def _render_outcomes_compact(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
+    """Many slots: one table row per (slot, rank), then the diagnoses."""
+    rows = []
+    for o in outcomes:
+        need = "optional" if o.slot.optional else "required"
+        if o.matches:
+            rows += [[o.slot.slot_name, need, str(rank), m.backend_id, *_score_cells(m)]
+                     for rank, m in enumerate(o.matches, 1)]
+        else:
+            rows.append([o.slot.slot_name, need, "—", "unbound", *[""] * len(_SCORE_COLUMNS)])
+    _print_table(console, (Column("slot"), Column("need", style="dim"), Column("#", right=True),
+                           Column("backend"), *_SCORE_COLUMNS), rows)
+    explained = [o for o in outcomes if o.diagnosis is not None]
+    if explained:
+        console.file.write("\n" + "\n".join(f"{o.slot.slot_name}: {o.diagnosis}" for o in explained) + "\n")
+    console.file.write(f"\n(reasons are shown for up to {DETAIL_MAX_SLOTS} slots; "
+                       "--format json, ndjson or csv has them for every slot)\n")
+    _print_match_summary(console, outcomes)
+
+
+def _print_match_summary(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
     bound = sum(1 for o in outcomes if o.matches)
     optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
     required = len(outcomes) - bound - optional
@@ -476,8 +531,11 @@ def cmd_match(args: argparse.Namespace) -> int:
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
     if fmt == "table":
-        with _rich_target(args.output) as console:
-            _render_outcomes(console, outcomes)
+        with _rich_target(args.output, wide=len(outcomes) > DETAIL_MAX_SLOTS) as console:
+            if len(outcomes) <= DETAIL_MAX_SLOTS:
+                _render_outcomes(console, outcomes)
+            else:
+                _render_outcomes_compact(console, outcomes)
     elif fmt == "json":
         bound = sum(1 for o in outcomes if o.matches)
         optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
@@ -504,6 +562,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             advance()
     if args.format == "table":
         with _rich_target(args.output) as console:
+            if len(diagnoses) > DETAIL_MAX_SLOTS:
+                console.file.write("".join(f"{slot.slot_name}  {'optional' if slot.optional else 'required'}  "
+                                           f"{diag}\n" for slot, diag in diagnoses))
+                return EXIT_OK
             for slot, diag in diagnoses:
                 head = Text(slot.slot_name, style="bold")
                 head.append("  optional" if slot.optional else "  required", style="dim")
@@ -566,21 +628,15 @@ def cmd_query(args: argparse.Namespace) -> int:
         [(_, query)] = validate_documents([("command line", "$", flags)], Query)
     result = registry.query(query)
     diagnosis = registry.explain(query) if args.explain or not result.backends else None
-    seed_shape = [{"backend_id": m.backend_id, "score": m.score, "reasons": [r.type for r in m.reasons]}
-                  for m in result.backends]
+    if args.format in ("json", "csv", "parquet"):
+        seed_shape = [{"backend_id": m.backend_id, "score": m.score, "reasons": [r.type for r in m.reasons]}
+                      for m in result.backends]
     if args.format == "table":
-        with _rich_target(args.output) as console:
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-            table.add_column("#", justify="right")
-            table.add_column("backend")
-            table.add_column("score", justify="right")
-            for name in ("perf", "cost", "avail", "region"):
-                table.add_column(name, justify="right", style="dim")
-            for rank, m in enumerate(result.backends, 1):
-                table.add_row(str(rank), Text(m.backend_id), f"{m.score:.4f}", f"{m.performance:.2f}",
-                              f"{m.cost:.4f}", f"{m.availability:.4f}", "yes" if m.region else "no")
+        with _rich_target(args.output, wide=True) as console:
             if result.backends:
-                console.print(table)
+                _print_table(console, (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS),
+                             [[str(rank), m.backend_id, *_score_cells(m)]
+                              for rank, m in enumerate(result.backends, 1)])
             console.print(Text(f"total_count: {result.total_count}", style="bold"))
             if diagnosis is not None:
                 console.print(_diagnosis_block(diagnosis))
@@ -734,15 +790,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{_COST_FLAGS[k].lstrip('-')} {_quantity(workload[k])}" for k in WORKLOAD_KEYS
                               if workload[k] and (k != "hours" or workload["connections"]))
             console.print(Text(f"monthly cost for: {shown or 'an empty workload'}", style="bold"))
-            out = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-            out.add_column("backend")
-            for term in used:
-                out.add_column(term.replace("transfer_", "xfer ").replace("_region", ""), justify="right",
-                               style="dim")
-            out.add_column("total", justify="right", style="bold")
-            for row in table.iter_rows(named=True):
-                out.add_row(Text(row["backend_id"]), *[_money(row[t]) for t in used], _money(row["total"]))
-            console.print(out)
+            columns = [Column("backend"),
+                       *(Column(term.replace("transfer_", "xfer ").replace("_region", ""), right=True, style="dim")
+                         for term in used),
+                       Column("total", right=True, style="bold")]
+            _print_table(console, columns, [[row["backend_id"], *(_money(row[t]) for t in used), _money(row["total"])]
+                                            for row in table.iter_rows(named=True)])
             unknown = table.get_column("total").null_count()
             if unknown:
                 console.print(Text(f"{unknown} backend(s) declare no price for a term this workload uses: "
@@ -810,17 +863,15 @@ def cmd_assign(args: argparse.Namespace) -> int:
     used = utilisation.filter(pl.col("placed_slots") > 0) if "placed_slots" in utilisation.columns else utilisation
     if args.format == "table":
         with _rich_target(args.output, wide=True) as console:
-            table = Table(title="placement", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                          title_justify="left", title_style="bold")
-            table.add_column("slot")
-            table.add_column("backend")
-            table.add_column("score", justify="right")
-            for b in bindings:
-                table.add_row(Text(b["slot_name"]), Text(b["backend_id"]), f"{b['score']:.4f}")
-            console.print(table)
+            _print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
+                         [[b["slot_name"], b["backend_id"], f"{b['score']:.4f}"] for b in bindings],
+                         title="placement")
             if used.height:
-                console.print(_utilisation_table(used))
-            for u in plan.unplaced:
+                _print_utilisation(console, used)
+            if len(plan.unplaced) > DETAIL_MAX_SLOTS:
+                console.file.write("".join(f"{u.slot_name}  {'optional' if u.optional else 'required'}  unplaced: "
+                                           f"{u.diagnosis}\n" for u in plan.unplaced))
+            for u in plan.unplaced if len(plan.unplaced) <= DETAIL_MAX_SLOTS else ():
                 head = Text(u.slot_name, style="bold")
                 head.append("  unplaced (optional)" if u.optional else "  UNPLACED (required)",
                             style="yellow" if u.optional else "bold red")
@@ -848,27 +899,25 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return _unbound_required(missing) if missing else EXIT_OK
 
 
-def _utilisation_table(frame: pl.DataFrame) -> Table:
-    """Backends that took a placement: rps and storage used of the maximum."""
-    table = Table(title="utilisation after placement", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  title_justify="left", title_style="bold")
-    for name in ("backend", "slots", "write rps", "read rps", "storage", "namespaces"):
-        table.add_column(name, justify="left" if name == "backend" else "right")
-
+def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
+    """Backends that took a placement: rps, storage and namespaces used of the maximum."""
     def used(row: dict[str, Any], value: str, cap: str, share: str, fmt: Callable[[float], str]) -> str:
         if row.get(cap) is None:
             return fmt(row[value]) if row.get(value) is not None else "—"
         pct = f" ({row[share] * 100:.0f}%)" if row.get(share) is not None else ""
         return f"{fmt(row[value])}/{fmt(row[cap])}{pct}"
 
+    rows = []
     for row in frame.iter_rows(named=True):
         ns_cap = row.get("max_namespaces")
-        table.add_row(Text(str(row["backend_id"])), str(row.get("placed_slots", "")),
-                      used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
-                      used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
-                      used(row, "storage_used", "max_storage", "storage_utilisation", _size),
-                      f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else ""))
-    return table
+        rows.append([str(row["backend_id"]), str(row.get("placed_slots", "")),
+                     used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
+                     used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
+                     used(row, "storage_used", "max_storage", "storage_utilisation", _size),
+                     f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else "")])
+    _print_table(console, (Column("backend"), *(Column(name, right=True) for name in
+                                                ("slots", "write rps", "read rps", "storage", "namespaces"))),
+                 rows, title="utilisation after placement")
 
 
 def _size(value: float) -> str:

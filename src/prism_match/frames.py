@@ -49,6 +49,13 @@ def _list_column(n: int, backend: np.ndarray, values: list[str], name: str) -> p
     return full[name].fill_null(pl.lit([], dtype=pl.List(pl.String)))
 
 
+def _name_rank(tokens: list[str]) -> np.ndarray:
+    """int64[len(tokens)]: each token's position in sorted order."""
+    rank = np.empty(len(tokens), dtype=np.int64)
+    rank[np.argsort(np.array(tokens, dtype=object), kind="stable")] = np.arange(len(tokens))
+    return rank
+
+
 def columns_to_polars(c: Columns) -> pl.DataFrame:
     n = c.n
     backend, token = _pairs_from_bits(c.feature_bits, n)
@@ -57,7 +64,9 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     is_cap = np.array([t.startswith("c:") for t in tokens], dtype=bool)
     keep = exact[token]
     backend, token = backend[keep], token[keep]
-    order = np.lexsort((token, backend))
+    # Items are listed by name, not by vocabulary position (which depends on
+    # load order), so from_polars(to_polars()) gives back the same table.
+    order = np.lexsort((_name_rank(tokens)[token], backend))
     backend, token = backend[order], token[order]
     names = np.array([t[2:] for t in tokens], dtype=object)
     cap_sel = is_cap[token]
@@ -71,6 +80,8 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     }
     for vocab, rows, name in ((c.regions, c.region_rows, "regions"), (c.compliance, c.compliance_rows, "compliance")):
         b, t = np.nonzero(np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")[:, :len(vocab)])
+        by_name = np.lexsort((_name_rank(vocab.tokens)[t], b))
+        b, t = b[by_name], t[by_name]
         data[name] = _list_column(n, b, [vocab.tokens[i] for i in t], name)
     owner = np.repeat(np.arange(n), np.diff(c.lat_indptr))
     lat = pl.DataFrame({"row": owner.astype(np.int64),
@@ -109,6 +120,10 @@ def _codes(frame: pl.DataFrame, column: str, mapping: dict[str, int], default: i
 def _float_column(frame: pl.DataFrame, name: str, errors: list[tuple[str, str]]) -> np.ndarray:
     if name not in frame.columns:
         return np.full(frame.height, _MISSING[name], dtype=SCORE_DTYPE)
+    dtype = frame.schema[name]
+    if not (dtype.is_numeric() or dtype == pl.Null):
+        errors.append((f"frame column `{name}`", f"Expected numbers, got `{dtype}`"))
+        return np.zeros(frame.height)
     try:
         series = frame[name].cast(pl.Float64)
     except pl.exceptions.PolarsError:
@@ -177,6 +192,9 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
         where = [int(r) for r in rows if ids_series[int(r)] == first][:2]
         errors.append((f"frame row {where[-1]} column `backend_id`",
                        f"Duplicate backend_id `{str(first)[:60]}`, first defined at frame row {where[0]}"))
+    shape_errors = _list_dtype_errors(frame)
+    if shape_errors:
+        raise RegistryError(shape_errors)
     btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
     health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
     consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
@@ -184,18 +202,26 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
     cb, ct = _token_pairs(frame, "capabilities", "c:", features, errors)
     ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
-    region_pairs = _plain_pairs(frame, "regions", regions)
-    compliance_pairs = _plain_pairs(frame, "compliance", compliance)
+    region_pairs = _plain_pairs(frame, "regions", regions, errors)
+    compliance_pairs = _plain_pairs(frame, "compliance", compliance, errors)
     lat_indptr, lat_token, lat_vtoken, lat_p99 = _latency(frame, features, errors)
-    if errors:
-        raise RegistryError(errors[:100])
     fb, ft = np.concatenate([cb, ib]), np.concatenate([ct, it])
     from .compiled import _set_bits  # the same bit layout as compile_registry
 
+    feature_rows = _set_bits((n, features.words), fb, ft)
+    if len(lat_vtoken) and not errors:
+        owner = np.repeat(np.arange(n), np.diff(lat_indptr))
+        declared = (feature_rows[owner, lat_vtoken >> 6] >> (lat_vtoken & 63).astype(np.uint64)) & np.uint64(1)
+        if not declared.all():
+            row = int(owner[np.flatnonzero(declared == 0)[0]])
+            errors.append((f"frame row {row} column `capability_p99_ms`",
+                           "Latency given for a capability the backend does not declare"))
+    if errors:
+        raise RegistryError(errors[:100])
     ids = ids_series.to_list()
     return Columns(
         backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
-        feature_rows=_set_bits((n, features.words), fb, ft),
+        feature_rows=feature_rows,
         feature_bits=bits_from_rows(n, len(features), fb, ft),
         region_rows=_set_bits((n, regions.words), *region_pairs),
         compliance_rows=_set_bits((n, compliance.words), *compliance_pairs),
@@ -206,7 +232,31 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     )
 
 
-def _plain_pairs(frame: pl.DataFrame, column: str, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+_NAME_LISTS = ("capabilities", "interfaces", "regions", "compliance")
+
+
+def _list_dtype_errors(frame: pl.DataFrame) -> list[tuple[str, str]]:
+    """The list columns must hold lists of names (and the latency column
+    lists of ``{capability, p99_ms}``) before they can be exploded."""
+    errors = []
+    for name in _NAME_LISTS:
+        dtype = frame.schema.get(name)
+        if dtype is not None and dtype != pl.Null and not (
+                isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null)):
+            errors.append((f"frame column `{name}`", f"Expected a list of names (`list[str]`), got `{dtype}`"))
+    dtype = frame.schema.get("capability_p99_ms")
+    if dtype is not None and dtype != pl.Null:
+        inner = dtype.inner if isinstance(dtype, pl.List) else None
+        fields = {f.name: f.dtype for f in inner.fields} if isinstance(inner, pl.Struct) else {}
+        if not (fields.get("capability") in (pl.String, pl.Null) and "p99_ms" in fields
+                and (fields["p99_ms"].is_numeric() or fields["p99_ms"] == pl.Null)):
+            errors.append(("frame column `capability_p99_ms`",
+                           f"Expected a list of `{{capability: str, p99_ms: float}}`, got `{dtype}`"))
+    return errors
+
+
+def _plain_pairs(frame: pl.DataFrame, column: str, vocab: Vocabulary,
+                 errors: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     if column not in frame.columns:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(column).cast(pl.List(pl.String)))
@@ -214,6 +264,8 @@ def _plain_pairs(frame: pl.DataFrame, column: str, vocab: Vocabulary) -> tuple[n
     if items.height == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     codes, distinct = _codes_of(items[column])
+    if "" in distinct:
+        errors.append((f"frame column `{column}`", "Expected non-empty names, got ``"))
     bit = np.array([vocab.add(x) for x in distinct], dtype=np.int64)
     return items["row"].to_numpy(), bit[codes]
 

@@ -101,30 +101,64 @@ def _literal(value: Any) -> str:
 
 # --- reading ------------------------------------------------------------------------
 
+_TAG = "tag:yaml.org,2002:"
+_STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
+_RESOLVED: dict[str, str] = {}  # plain scalar text → implicit tag (the resolver's regexes, memoised)
+_RESOLVED_LIMIT = 65_536
+
+
 class _YamlLoader(_BaseYamlLoader):  # type: ignore[misc, valid-type]
-    """The safe loader, refusing duplicate keys: a repeated ``max_write_rps``
-    would otherwise silently keep the last value."""
+    """The safe loader with two changes: duplicate keys are refused (a
+    repeated ``max_write_rps`` would otherwise silently keep the last value),
+    and the implicit tag of a plain scalar is memoised (a registry repeats
+    the same few hundred words; the resolver runs a regex per scalar)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = _RESOLVED.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_RESOLVED) < _RESOLVED_LIMIT:
+                    _RESOLVED[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
-            keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
-            if len(set(keys)) != len(keys):
-                seen: set[tuple[str, str]] = set()
-                for key, _ in node.value:
-                    if isinstance(key, yaml.ScalarNode):
-                        if (key.tag, key.value) in seen:
-                            raise yaml.constructor.ConstructorError(
-                                None, None, f"found duplicate key `{_short(str(key.value), 40)}`", key.start_mark)
-                        seen.add((key.tag, key.value))
+            _refuse_duplicate_keys(node)
         return super().construct_mapping(node, deep)
 
 
-def _check_node_graph(root: Any, name: str) -> None:
-    """Refuse a composed YAML document whose aliases expand past MAX_NODES,
-    that nests deeper than MAX_DEPTH, or that refers to itself.
+def _refuse_duplicate_keys(node: Any) -> None:
+    keys = [k.value for k, _ in node.value if type(k) is yaml.ScalarNode]
+    if len(set(keys)) != len(keys):
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if type(key) is yaml.ScalarNode:
+                if (key.tag, key.value) in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"found duplicate key `{_short(str(key.value), 40)}`", key.start_mark)
+                seen.add((key.tag, key.value))
 
-    Iterative post-order walk with each node's expanded size memoised, so a
-    "billion laughs" costs as many steps as it has distinct nodes.
+
+def _too_deep(node: Any, name: str) -> RegistryError:
+    return RegistryError(f"Nesting deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})", name)
+
+
+def _too_big(name: str) -> RegistryError:
+    return RegistryError(f"Document expands to more than {MAX_NODES:,} nodes (alias expansion?); refused", name)
+
+
+def _recursive(node: Any, name: str) -> RegistryError:
+    return RegistryError(f"Recursive alias: a node contains itself (line {node.start_mark.line + 1})", name)
+
+
+def _node_graph_size(root: Any, name: str, depth: int = 0) -> int:
+    """Expanded size of a composed YAML node graph, refusing expansion past
+    MAX_NODES, nesting past MAX_DEPTH and recursive aliases.
+
+    Iterative post-order walk with each node's size memoised, so a "billion
+    laughs" costs as many steps as it has distinct nodes.
     """
     in_progress = -1
     sizes: dict[int, int] = {id(root): in_progress}
@@ -147,27 +181,129 @@ def _check_node_graph(root: Any, name: str) -> None:
             if stack:
                 stack[-1][2] += frame[2]
                 if stack[-1][2] > MAX_NODES:
-                    break
+                    raise _too_big(name)
             continue
         if isinstance(child, yaml.ScalarNode):
             frame[2] += 1
             continue
         size = sizes.get(id(child))
         if size is None:
-            if len(stack) >= MAX_DEPTH:
-                raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels (line {child.start_mark.line + 1})",
-                                    name)
+            if depth + len(stack) >= MAX_DEPTH:
+                raise _too_deep(child, name)
             sizes[id(child)] = in_progress
             stack.append([child, children(child), 1])
         elif size == in_progress:
-            raise RegistryError(f"Recursive alias: a node contains itself (line {child.start_mark.line + 1})", name)
+            raise _recursive(child, name)
         else:
             frame[2] += size
             if frame[2] > MAX_NODES:
-                break
-    else:
-        return
-    raise RegistryError(f"Document expands to more than {MAX_NODES:,} nodes (alias expansion?); refused", name)
+                raise _too_big(name)
+    return sizes[id(root)]
+
+
+_SCALAR_MEMO: dict[tuple[str, str], Any] = {}
+_SCALAR_MEMO_LIMIT = 65_536
+_IMMUTABLE_SCALARS = {_TAG + t for t in ("int", "float", "bool", "null", "timestamp")}
+
+
+def _build_document(loader: Any, root: Any, name: str) -> Any:
+    """Python objects from a composed YAML document: what PyYAML's
+    constructor builds, several times faster, in one bounded pass.
+
+    Plain maps, sequences and the core scalar tags are built here,
+    iteratively (no recursion), with aliases shared as PyYAML shares them;
+    anything else (merge keys, non-scalar keys, ``!!binary``, ``!!set``, unknown
+    tags) goes to the safe constructor, which also raises the errors. The
+    same pass measures each node's expanded size, so alias bombs, recursive
+    aliases and deep nesting are refused before anything downstream walks
+    the result.
+    """
+    scalar_types = _IMMUTABLE_SCALARS
+    memo = _SCALAR_MEMO
+    done: dict[int, tuple[Any, int]] = {}
+
+    def scalar(node: Any) -> Any:
+        tag = node.tag
+        if tag == _STR_TAG:
+            return node.value
+        if tag in scalar_types:
+            key = (tag, node.value)
+            value = memo.get(key, memo)
+            if value is memo:
+                value = loader.construct_object(node)
+                if len(memo) < _SCALAR_MEMO_LIMIT:
+                    memo[key] = value
+            return value
+        return loader.construct_object(node, deep=True)
+
+    def opened(node: Any) -> list[Any] | None:
+        """A frame [node, object, children, size, is_map, pending key], or
+        None when the safe constructor must build this node."""
+        tag = node.tag
+        if tag == _SEQ_TAG and type(node) is yaml.SequenceNode:
+            return [node, [], iter(node.value), 1, False, None]
+        if tag == _MAP_TAG and type(node) is yaml.MappingNode:
+            for key, _ in node.value:
+                if type(key) is not yaml.ScalarNode or key.tag == _MERGE_TAG:
+                    return None
+            _refuse_duplicate_keys(node)
+            return [node, {}, iter(node.value), 1, True, None]
+        return None
+
+    def fallback(node: Any, depth: int) -> tuple[Any, int]:
+        size = _node_graph_size(node, name, depth)
+        return loader.construct_object(node, deep=True), size
+
+    if type(root) is yaml.ScalarNode:
+        return scalar(root)
+    first = opened(root)
+    if first is None:
+        return fallback(root, 0)[0]
+    stack = [first]
+    open_ids = {id(root)}
+    while True:
+        frame = stack[-1]
+        entry = next(frame[2], None)
+        if entry is None:
+            stack.pop()
+            node, obj, size = frame[0], frame[1], frame[3]
+            open_ids.discard(id(node))
+            done[id(node)] = (obj, size)
+            if not stack:
+                return obj
+            child_obj, child_size = obj, size
+            frame = stack[-1]
+        else:
+            if frame[4]:
+                key_node, child = entry
+                frame[5] = scalar(key_node)
+            else:
+                child = entry
+            if type(child) is yaml.ScalarNode:
+                child_obj, child_size = scalar(child), 1
+            else:
+                known = done.get(id(child))
+                if known is not None:
+                    child_obj, child_size = known
+                elif id(child) in open_ids:
+                    raise _recursive(child, name)
+                else:
+                    if len(stack) >= MAX_DEPTH:
+                        raise _too_deep(child, name)
+                    sub = opened(child)
+                    if sub is not None:
+                        stack.append(sub)
+                        open_ids.add(id(child))
+                        continue
+                    child_obj, child_size = fallback(child, len(stack))
+                    done[id(child)] = (child_obj, child_size)
+        if frame[4]:
+            frame[1][frame[5]] = child_obj
+        else:
+            frame[1].append(child_obj)
+        frame[3] += child_size
+        if frame[3] > MAX_NODES:
+            raise _too_big(name)
 
 
 def _yaml_error(exc: yaml.YAMLError, name: str) -> RegistryError:
@@ -184,16 +320,14 @@ def _yaml_documents(data: bytes, name: str) -> list[Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
-    # Without an anchor there can be no alias, hence no expansion to bound.
-    guard = "&" in text
     loader = _YamlLoader(text)
     docs: list[Any] = []
     try:
         while loader.check_node():
             node = loader.get_node()
-            if guard and node is not None:
-                _check_node_graph(node, name)
-            docs.append(None if node is None else loader.construct_document(node))
+            docs.append(None if node is None else _build_document(loader, node, name))
+            loader.constructed_objects = {}
+            loader.recursive_objects = {}
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, name) from None
     except RecursionError:  # only the pure-Python fallback loader recurses

@@ -9,12 +9,14 @@ diagnosis.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from . import vectorized
+from .compiled import Columns
 from .errors import RegistryError
 from .loading import validate_documents
 from .results import Diagnosis, diagnose
@@ -76,20 +78,28 @@ def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
 
 
 def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:
-    """For each slot of ``pattern``: what its bound backend lacks (empty list:
-    the binding is valid). Unknown slots or backends and unbound required
-    slots are RegistryErrors."""
+    """For each bound slot of ``pattern``: what its backend lacks, one
+    BindingProblem per failed rule with what was required (empty list: the
+    binding is valid). Unknown slots or backends and unbound required slots
+    are RegistryErrors."""
     pat = coerce_pattern(pattern)
+    if not isinstance(binding, Mapping):
+        raise RegistryError(f"Expected a mapping of slot name to backend_id, got `{type(binding).__name__}`",
+                            "binding")
     errors = []
     for slot_name in binding:
         if slot_name not in pat.slots:
-            errors.append((f"binding `{slot_name}`", f"Pattern `{pat.pattern}` has no slot `{slot_name}`"))
+            errors.append((f"binding `{str(slot_name)[:60]}`",
+                           f"Pattern `{pat.pattern}` has no slot `{str(slot_name)[:60]}`"))
     for slot_name, spec in pat.slots.items():
         bid = binding.get(slot_name)
-        if bid is None and not spec.optional:
-            errors.append((f"binding `{slot_name}`", "Required slot is not bound"))
-        elif bid is not None and bid not in registry:
-            errors.append((f"binding `{slot_name}`", f"Unknown backend `{str(bid)[:60]}`"))
+        if bid is None:
+            if not spec.optional:
+                errors.append((f"binding `{slot_name}`", "Required slot is not bound"))
+        elif not isinstance(bid, str):
+            errors.append((f"binding `{slot_name}`", f"Expected a backend_id, got `{type(bid).__name__}`"))
+        elif bid not in registry:
+            errors.append((f"binding `{slot_name}`", f"Unknown backend `{bid[:60]}`"))
     if errors:
         raise RegistryError(errors)
     out: dict[str, list[BindingProblem]] = {}
@@ -100,7 +110,15 @@ def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) 
         prepared = registry.prepare(spec.to_slot(slot_name))
         i = registry._core.index[bid]
         masks = vectorized.rule_masks(registry.columns, prepared, registry.policy)
-        one = {code: mask[i:i + 1] for code, mask in masks.items() if mask[i]}
-        diag = diagnose(registry, prepared, one, 0)
-        out[slot_name] = [BindingProblem(code, diag.details.get(code, "")) for code in one]
+        failed = {code: mask[i:i + 1] for code, mask in masks.items() if mask[i]}
+        # The details are worked out against this backend alone (what *it*
+        # lacks), not against the whole registry.
+        diag = diagnose(registry, prepared, failed, 0, columns=_one_backend(registry.columns, i))
+        out[slot_name] = [BindingProblem(code, diag.details.get(code, "")) for code in failed]
     return out
+
+
+def _one_backend(columns: Columns, i: int) -> Columns:
+    """A view of row ``i`` with what ``diagnose`` reads per backend."""
+    return dataclasses.replace(columns, backend_ids=[columns.backend_ids[i]],
+                               feature_rows=columns.feature_rows[i:i + 1], health=columns.health[i:i + 1])

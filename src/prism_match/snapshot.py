@@ -6,7 +6,8 @@ without pickle): every compiled column as it is in memory, the vocabularies
 and backend ids as UTF-8 buffers with offsets, and each registration as its
 own msgpack record, decoded only when ``registry[backend_id]`` asks for it.
 Reloading a million backends is a few array reads, well under a second;
-nothing is parsed, validated or compiled again.
+nothing is parsed, validated or compiled again; the arrays are only checked
+for consistency (dtypes, shapes, index ranges), since the kernel trusts them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .compiled import Columns
 from .errors import RegistryError
-from .schema import Duration, DurationMs, Registration, decode_hook
+from .schema import (
+    BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Duration, DurationMs, Registration, decode_hook,
+)
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -109,10 +113,59 @@ class RecordSource:
         self._decoder = msgspec.msgpack.Decoder(Registration, dec_hook=decode_hook)
 
     def __call__(self, i: int) -> Registration:
-        return self._decoder.decode(self._data[self._offsets[i]:self._offsets[i + 1]])
+        try:
+            return self._decoder.decode(self._data[self._offsets[i]:self._offsets[i + 1]])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise RegistryError(f"Snapshot record {i} is damaged ({str(exc)[:120]})", "snapshot") from None
 
     def records(self) -> tuple[np.ndarray, np.ndarray]:
         return np.frombuffer(self._data, dtype=np.uint8), self._offsets
+
+
+_DTYPES = {"feature_rows": MASK_DTYPE, "feature_bits": MASK_DTYPE, "region_rows": MASK_DTYPE,
+           "compliance_rows": MASK_DTYPE, "backend_type": CODE_DTYPE, "health": CODE_DTYPE,
+           "consistency": CODE_DTYPE, "id_rank": RANK_DTYPE, "lat_indptr": INDEX_DTYPE, "lat_token": INDEX_DTYPE,
+           "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE}
+
+
+def _inconsistency(c: Columns, arrays: dict[str, np.ndarray]) -> str | None:
+    """What makes ``c`` unsafe to hand to the kernel, or None: every column
+    of its dtype, C-contiguous and of its shape, indices in range."""
+    n = c.n
+    shapes = {"feature_rows": (n, c.features.words), "region_rows": (n, c.regions.words),
+              "compliance_rows": (n, c.compliance.words),
+              "feature_bits": (max(len(c.features), 1), max(1, (n + 63) // 64)), "lat_indptr": (n + 1,)}
+    for name in ("features", "regions", "compliance"):
+        if len(getattr(c, name)) != len(arrays[f"vocab.{name}.off"]) - 1:
+            return f"vocabulary `{name}` repeats a name"
+    for f in dataclasses.fields(Columns):
+        value = getattr(c, f.name)
+        if not isinstance(value, np.ndarray):
+            continue
+        dtype = _DTYPES.get(f.name, SCORE_DTYPE)
+        shape = shapes.get(f.name, (len(c.lat_p99_ms),) if f.name.startswith("lat_") else (n,))
+        if value.dtype != dtype or value.shape != shape or not value.flags.c_contiguous:
+            return f"column `{f.name}` is {value.dtype}{list(value.shape)}, expected {np.dtype(dtype)}{list(shape)}"
+    if n and (c.id_rank.min() < 0 or c.id_rank.max() >= n or not np.bincount(c.id_rank, minlength=n).all()):
+        return "column `id_rank` is not a permutation"
+    ind = c.lat_indptr
+    if ind[0] != 0 or ind[-1] != len(c.lat_p99_ms) or (np.diff(ind) < 0).any():
+        return "column `lat_indptr` is out of range"
+    if "reg.off" in arrays or "reg.buf" in arrays:
+        off, buf = arrays["reg.off"], arrays["reg.buf"]
+        if off.shape != (n + 1,) or off.dtype != np.int64 or buf.dtype != np.uint8 or (n and (
+                off[0] != 0 or off[-1] != len(buf) or (np.diff(off) < 0).any())):
+            return "registration records are out of range"
+    for name in ("lat_token", "lat_vtoken"):
+        tokens = getattr(c, name)
+        if len(tokens) and (tokens.min() < 0 or tokens.max() >= len(c.features)):
+            return f"column `{name}` is out of range"
+    codes = {"backend_type": len(BACKEND_TYPES), "health": len(HEALTH_STATUSES),
+             "consistency": len(CONSISTENCY_LEVELS) + 1}
+    for name, bound in codes.items():
+        if n and getattr(c, name).max() >= bound:
+            return f"column `{name}` is out of range"
+    return None
 
 
 def load_snapshot(path: str | os.PathLike, **registry_options: Any) -> Registry:
@@ -123,8 +176,14 @@ def load_snapshot(path: str | os.PathLike, **registry_options: Any) -> Registry:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise RegistryError("No such file", name) from None
+    except IsADirectoryError:
+        raise RegistryError("Expected a snapshot file, got a directory", name) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise RegistryError(f"Not a prism_match snapshot ({type(exc).__name__})", name) from None
+    if not isinstance(arrays, dict):  # a bare .npy file loads as one array
+        raise RegistryError("Not a prism_match snapshot (one array, not an archive)", name)
     fmt = arrays.get("format")
     if fmt is None or fmt.tobytes().decode("utf-8", "replace") != FORMAT:
         raise RegistryError(f"Not a prism_match snapshot (expected format `{FORMAT}`)", name)
@@ -135,8 +194,15 @@ def load_snapshot(path: str | os.PathLike, **registry_options: Any) -> Registry:
             fields[vocab] = Vocabulary(_unpack_strings(arrays[f"vocab.{vocab}.buf"], arrays[f"vocab.{vocab}.off"]))
         fields["backend_ids"] = _unpack_strings(arrays["ids.buf"], arrays["ids.off"])
         columns = Columns(**fields)
-    except (KeyError, TypeError) as exc:
+        problem = _inconsistency(columns, arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise RegistryError(f"Snapshot is incomplete or from another version ({exc})", name) from None
+    if problem:
+        # The kernel trusts shapes and dtypes; a damaged file must stop here.
+        raise RegistryError(f"Snapshot is damaged: {problem}", name)
     source = RecordSource(arrays["reg.buf"], arrays["reg.off"]) if "reg.buf" in arrays else None
-    return Registry(None, columns=columns, registration_source=source, **registry_options)
+    registry = Registry(None, columns=columns, registration_source=source, **registry_options)
+    if len(registry._core.index) != len(registry):
+        raise RegistryError("Snapshot is damaged: backend ids repeat", name)
+    return registry
 

@@ -111,13 +111,16 @@ def parse_duration_ms(value: object) -> float:
 _MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
 
 
-def _compact(value: float, units: tuple[tuple[float, str], ...]) -> str:
+def _compact(value: float, units: tuple[tuple[float, str], ...], tail: str = "") -> str:
+    """One decimal at the largest unit that fits; below the smallest, the
+    plain number (``%g``) and ``tail``."""
+    if not math.isfinite(value):
+        return f"{value}{tail}"
     for scale, suffix in units:
-        if value >= scale:
-            scaled = value / scale
-            text = f"{scaled:.1f}".rstrip("0").rstrip(".")
+        if abs(value) >= scale:
+            text = f"{value / scale:.1f}".rstrip("0").rstrip(".")
             return f"{text}{suffix}"
-    return f"{value:g}"
+    return f"{value:g}{tail}"
 
 
 def format_rate(value: float) -> str:
@@ -126,8 +129,8 @@ def format_rate(value: float) -> str:
 
 
 def format_size(value: float) -> str:
-    """``2.5e12`` → ``"2.5TB"`` (decimal units)."""
-    return _compact(value, ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (0, "B")))
+    """``2.5e12`` → ``"2.5TB"`` (decimal units), ``512`` → ``"512B"``."""
+    return _compact(value, ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")), "B")
 
 
 def format_duration(seconds: float) -> str:

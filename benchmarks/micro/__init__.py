@@ -1,0 +1,1 @@
+"""pytest-benchmark micro-benchmarks (not collected by the default ``pytest`` run)."""
