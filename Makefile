@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench debug-test clean
+.PHONY: install test demo bench bench-smoke debug-test clean
 
 install: $(STAMP)
 
@@ -21,9 +21,20 @@ test: install
 demo: install
 	$(VENV)/bin/prism-match match data/registry.yaml data/slots.yaml -k 3
 
+# The asv suite once against the installed package (--quick: one run of each
+# benchmark, a check more than a measurement), then compare.py: prism_match
+# against the numpy baseline, polars, DuckDB and the seed's algorithm, with
+# medians and ratios from one run (benchmarks/results/latest.json).
 bench: install
 	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci >/dev/null && ../$(PY) -m asv run --quick --python=same --machine ci --show-stderr
 	$(PY) benchmarks/compare.py
+
+# The benchmarks as tests, in seconds: every asv benchmark once at its smallest
+# sizes, the baseline and peers checked against Registry.match, compare.py at
+# toy sizes (all in tests/test_benchmarks_smoke.py, which `make test` runs too),
+# and the pytest-benchmark micro-benchmarks once each.
+bench-smoke: install
+	$(PY) -m pytest tests/test_benchmarks_smoke.py benchmarks/micro
 
 # The kernel tests again, against a separate build with bounds checking on
 # (build/debug; the installed extension is left alone).

@@ -73,7 +73,7 @@ setup(
         extensions,
         compiler_directives=directives,
         compile_time_env={"HAVE_OPENMP": OPENMP},
-        force=DEBUG,  # the directives differ: never reuse the optimised build's C file
+        force=True,  # directives and OpenMP vary between builds: never reuse a stale C file
     ),
     cmdclass={"build_ext": build_ext},
 )

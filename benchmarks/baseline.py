@@ -103,8 +103,10 @@ class BaselineRegistry:
             return np.zeros(c.n, dtype=bool)
         ok = ((c.feature_rows & s.required_words) == s.required_words).all(axis=1)     # rules 1, 2
         if p.capacity_basis == "available":
-            ok &= (c.max_write_rps - c.write_rps) >= s.min_write_rps                  # rule 3
-            ok &= (c.max_read_rps - c.read_rps) >= s.min_read_rps                     # rule 4
+            # Headroom is clamped at 0: an overloaded backend has none, not a
+            # negative amount (SPEC §1), so it still passes a minimum of 0.
+            ok &= np.maximum(c.max_write_rps - c.write_rps, 0.0) >= s.min_write_rps  # rule 3
+            ok &= np.maximum(c.max_read_rps - c.read_rps, 0.0) >= s.min_read_rps     # rule 4
         else:
             ok &= c.max_write_rps >= s.min_write_rps
             ok &= c.max_read_rps >= s.min_read_rps

@@ -8,7 +8,7 @@ from . import common
 
 
 class Assign:
-    params = ([100, 1_000, 10_000], [1_000, 10_000])
+    params = ([1_000, 10_000], [1_000, 10_000])
     param_names = ["slots", "backends"]
     timeout = 600
 
@@ -17,8 +17,10 @@ class Assign:
         self.registry = common.registry(n)
         self.slots = [self.registry.prepare(s) for s in common.slots(m)]
 
+    # A dry run (nothing committed), so every call starts from the same state;
+    # synthetic slots outgrow small registries, and unplaced ones are part of the work.
     def time_assign(self, m, n):
-        self.registry.assign(self.slots)
+        self.registry.assign(self.slots, allow_unplaced=True)
 
     def peakmem_assign(self, m, n):
-        self.registry.assign(self.slots)
+        self.registry.assign(self.slots, allow_unplaced=True)

@@ -4,6 +4,7 @@ Issue 2's targets: 10,000 backends from JSON under 0.3 s, from YAML under
 2 s; compiled columns under 200 bytes per backend (ids excluded).
 """
 
+import prism_match
 from prism_match import Registry, load_registry
 
 from . import common
@@ -43,7 +44,7 @@ class FromPolars:
 
     params = [10_000, 100_000, 1_000_000]
     param_names = ["backends"]
-    timeout = 600
+    timeout = 900
 
     def setup(self, n):
         common.require_api("from_polars")
@@ -54,3 +55,22 @@ class FromPolars:
 
     def peakmem_from_polars(self, n):
         Registry.from_polars(self.table)
+
+
+class LoadSnapshot:
+    """``load_snapshot``: the compiled columns back from disk (issue 4: well under a second)."""
+
+    params = [10_000, 100_000, 1_000_000]
+    param_names = ["backends"]
+    timeout = 900
+
+    def setup(self, n):
+        if not common.has_snapshots():
+            raise NotImplementedError("Registry.save / load_snapshot are not available in this build")
+        self.path = common.snapshot_path(n)
+
+    def time_load_snapshot(self, n):
+        prism_match.load_snapshot(self.path)
+
+    def peakmem_load_snapshot(self, n):
+        prism_match.load_snapshot(self.path)

@@ -92,15 +92,15 @@ class BaselineMatch:
 class Query:
     """Every eligible backend, best first (the seed's "Backend Querying")."""
 
-    params = ([1_000, 10_000], ["broad", "medium"])
-    param_names = ["backends", "selectivity"]
+    params = [1_000, 10_000]
+    param_names = ["backends"]
 
-    def setup(self, n, selectivity):
+    def setup(self, n):
         self.registry = common.registry(n)
-        self.slot = self.registry.prepare(common.selectivity_slot(selectivity))
+        self.slot = self.registry.prepare(common.selectivity_slot("medium"))
 
-    def time_query(self, n, selectivity):
+    def time_query(self, n):
         self.registry.query(self.slot)
 
-    def peakmem_query(self, n, selectivity):
+    def peakmem_query(self, n):
         self.registry.query(self.slot)

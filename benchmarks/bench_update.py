@@ -12,7 +12,7 @@ class Update:
     timeout = 300
 
     def setup(self, n, fields):
-        self.registry = common.registry(n)
+        self.registry = common.fresh_registry(n)
         self.backend_id = self.registry.backend_ids[n // 2]
         self.update = self.registry.update
 
@@ -31,7 +31,7 @@ class UpdateThenMatch:
     param_names = ["backends"]
 
     def setup(self, n):
-        self.registry = common.registry(n)
+        self.registry = common.fresh_registry(n)
         self.slot = self.registry.prepare(common.selectivity_slot("medium"))
         self.backend_id = self.registry.match(self.slot, 1)[0].backend_id
 

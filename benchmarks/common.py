@@ -1,11 +1,13 @@
 """Seeded, cached workloads shared by the asv suite, compare.py and the micro-benchmarks.
 
 Data flow: ``prism_match.synthetic`` documents (seeded) → a JSON cache on disk
-(generating 100,000 documents takes seconds; every asv benchmark runs in its
-own process, so an in-memory cache alone would pay that again and again) →
-``load_registry`` → a per-process cache of compiled registries. The cache key
-includes a hash of the package's source, so a change to the generator or the
-compiler never benchmarks stale data.
+→ ``load_registry`` (or, past 100,000 backends, ``Registry.from_polars``) →
+a snapshot on disk (``Registry.save``) → a per-process cache of compiled
+registries. Every asv benchmark runs in its own process: building 100,000
+backends from documents takes several seconds, reloading the snapshot half a
+second. The documents are keyed by a hash of the generator's source, the
+snapshots by a hash of the whole package's, so a change to the generator or
+the compiler never benchmarks stale data; older cache files are removed.
 
 Nothing here is timed: benchmarks call these in ``setup``.
 """
@@ -25,8 +27,8 @@ import prism_match
 from prism_match import Registry, load_registry
 from prism_match.synthetic import generate_registry, generate_slots
 
-__all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "cache_dir", "documents", "registry",
-           "registry_source", "backend_frame", "slots", "selectivity_slot", "has_api", "require_api", "has_from_polars"]
+__all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "cache_dir", "documents", "registry", "fresh_registry", "has_snapshots",
+           "registry_source", "backend_frame", "snapshot_path", "slots", "selectivity_slot", "has_api", "require_api", "has_from_polars"]
 
 SEED = 20240601
 # Building a registry goes through one dict and one Struct per backend; past
@@ -73,11 +75,13 @@ def require_api(name: str) -> None:
         raise NotImplementedError(f"Registry.{name} is not available in this build")
 
 
-@functools.lru_cache(maxsize=1)
-def _source_hash() -> str:
+@functools.lru_cache(maxsize=2)
+def _source_hash(only: str | None = None) -> str:
+    """Hash of the package's source (or of one module of it)."""
     root = Path(prism_match.__file__).parent
     digest = hashlib.sha256(prism_match.__version__.encode())
-    for path in sorted(root.glob("*.py")) + sorted(root.glob("*.pyx")):
+    paths = [root / only] if only else sorted(root.glob("*.py")) + sorted(root.glob("*.pyx"))
+    for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -90,18 +94,34 @@ def cache_dir() -> Path:
     return path
 
 
-def _cached_file(stem: str, suffix: str, make_bytes) -> Path:
-    path = cache_dir() / f"{stem}-{_source_hash()}{suffix}"
+def _cached_path(stem: str, suffix: str, key: str) -> Path:
+    """``cache_dir()/stem-key.suffix``; files of the same stem and another key are stale and removed."""
+    path = cache_dir() / f"{stem}-{key}{suffix}"
     if not path.exists():
-        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-        tmp.write_bytes(make_bytes())
-        os.replace(tmp, path)  # atomic: concurrent benchmark processes never read half a file
+        for old in cache_dir().glob(f"{stem}-*{suffix}"):
+            if old.name[len(stem) + 1:-len(suffix)].isalnum():  # another key, not a longer stem
+                old.unlink(missing_ok=True)
+    return path
+
+
+def _write_atomically(path: Path, write) -> None:
+    # Concurrent benchmark processes never read half a file.
+    tmp = path.with_name(f".{os.getpid()}.{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _cached_file(stem: str, suffix: str, make_bytes, key: str) -> Path:
+    path = _cached_path(stem, suffix, key)
+    if not path.exists():
+        _write_atomically(path, lambda tmp: tmp.write_bytes(make_bytes()))
     return path
 
 
 def _documents_file(n: int, seed: int) -> Path:
     return _cached_file(f"registry-{n}-{seed}", ".json",
-                        lambda: orjson.dumps({"backends": generate_registry(n, seed)}))
+                        lambda: orjson.dumps({"backends": generate_registry(n, seed)}),
+                        _source_hash("synthetic.py"))
 
 
 def documents(n: int, seed: int = SEED) -> list[dict[str, Any]]:
@@ -119,19 +139,45 @@ def registry_source(n: int, fmt: str, seed: int = SEED) -> Any:
         def make() -> bytes:
             text = yaml.dump_all(documents(n, seed), Dumper=yaml.CSafeDumper, sort_keys=False)
             return text.encode()
-        return str(_cached_file(f"registry-{n}-{seed}", ".yaml", make))
+        return str(_cached_file(f"registry-{n}-{seed}", ".yaml", make, _source_hash("synthetic.py")))
     if fmt == "dicts":
         return documents(n, seed)
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def has_snapshots() -> bool:
+    return hasattr(prism_match, "load_snapshot") and has_api("save")
+
+
 @functools.lru_cache(maxsize=4)
 def registry(n: int, seed: int = SEED) -> Registry:
-    """A compiled synthetic registry of ``n`` backends, cached per process.
+    """A compiled synthetic registry of ``n`` backends, cached per process
+    (and on disk as a snapshot where the library can save one).
 
-    Callers that ``update`` it change the shared copy; the update benchmarks
-    write values a match never depends on for correctness.
+    Benchmarks that change live state use ``fresh_registry`` instead.
     """
+    if not has_snapshots():
+        return _build_registry(n, seed)
+    path = _cached_path(f"snapshot-{n}-{seed}", ".npz", _source_hash())
+    if path.exists():
+        try:
+            return prism_match.load_snapshot(path)
+        except (prism_match.RegistryError, OSError, ValueError):
+            path.unlink(missing_ok=True)  # unreadable: build it again
+    built = _build_registry(n, seed)
+    _write_atomically(path, built.save)
+    return built
+
+
+def fresh_registry(n: int, seed: int = SEED) -> Registry:
+    """A private copy of ``registry(n)`` for benchmarks that change live
+    state, so the shared copy every other benchmark reads stays as generated."""
+    if has_snapshots():
+        return prism_match.load_snapshot(snapshot_path(n, seed))
+    return _build_registry(n, seed)
+
+
+def _build_registry(n: int, seed: int) -> Registry:
     if n <= DICT_PATH_LIMIT:
         return load_registry(documents(n, seed))
     return _large_registry(n, seed)
@@ -139,15 +185,24 @@ def registry(n: int, seed: int = SEED) -> Registry:
 
 def backend_frame(n: int, seed: int = SEED):
     """A polars table of ``n`` backends (``Registry.to_polars`` layout): the
-    registry of up to 100,000 backends, tiled with fresh ids past that."""
+    registry of up to 100,000 backends, tiled with fresh ids past that
+    (cached on disk as Arrow IPC)."""
     import polars as pl
 
-    base = registry(min(n, DICT_PATH_LIMIT), seed).to_polars()
-    if n <= base.height:
-        return base.head(n)
-    copies = -(-n // base.height)
-    frames = [base.with_columns(pl.col("backend_id") + f"-{c}") for c in range(copies)]
-    return pl.concat(frames).head(n)
+    path = _cached_path(f"frame-{n}-{seed}", ".arrow", _source_hash())
+    if not path.exists():
+        base = registry(min(n, DICT_PATH_LIMIT), seed).to_polars()
+        copies = -(-n // base.height)
+        frames = [base.with_columns(pl.col("backend_id") + f"-{c}") for c in range(copies)] if copies > 1 \
+            else [base]
+        _write_atomically(path, pl.concat(frames).head(n).write_ipc)
+    return pl.read_ipc(path)
+
+
+def snapshot_path(n: int, seed: int = SEED) -> Path:
+    """The cached snapshot of ``registry(n)`` (written on first use)."""
+    registry(n, seed)
+    return _cached_path(f"snapshot-{n}-{seed}", ".npz", _source_hash())
 
 
 def _large_registry(n: int, seed: int) -> Registry:

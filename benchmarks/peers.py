@@ -118,9 +118,9 @@ class PolarsMatcher:
         cond = ~col("unmatchable")
         for w in range(self.wf):
             cond &= (col(f"f{w}") & col(f"q{w}")) == col(f"q{w}")
-        if p.capacity_basis == "available":
-            cond &= (col("max_write_rps") - col("write_rps")) >= col("min_w")
-            cond &= (col("max_read_rps") - col("read_rps")) >= col("min_r")
+        if p.capacity_basis == "available":  # headroom clamped at 0 (SPEC §1)
+            cond &= pl.max_horizontal(pl.lit(0.0), col("max_write_rps") - col("write_rps")) >= col("min_w")
+            cond &= pl.max_horizontal(pl.lit(0.0), col("max_read_rps") - col("read_rps")) >= col("min_r")
             storage = (col("max_storage") - col("storage_used")) >= col("min_storage")
         else:
             cond &= col("max_write_rps") >= col("min_w")
@@ -203,8 +203,9 @@ class DuckDBMatcher:
         p = self.policy
         cap = repr(float(p.perf_cap))
         available = p.capacity_basis == "available"
-        write = "(b.max_write_rps - b.write_rps)" if available else "b.max_write_rps"
-        read = "(b.max_read_rps - b.read_rps)" if available else "b.max_read_rps"
+        # With the available basis, headroom is clamped at 0 (SPEC §1).
+        write = "greatest(0.0, b.max_write_rps - b.write_rps)" if available else "b.max_write_rps"
+        read = "greatest(0.0, b.max_read_rps - b.read_rps)" if available else "b.max_read_rps"
         storage = "(b.max_storage - b.storage_used)" if available else "b.max_storage"
         features = " AND ".join(f"(b.f{w} & s.q{w}) = s.q{w}" for w in range(wf))
         regions = " OR ".join(f"(b.r{w} & s.ra{w}) <> 0" for w in range(wr))

@@ -174,10 +174,10 @@ def match_slot_to_backend(req: SeedRequirement, available_backends: list[SeedBac
             continue
         # 3., 4. capacity against the maximum, as the seed's algorithm does
         # (or against max - current, with capacity_basis="available").
-        if headroom:
-            if backend.max_write_rps - backend.write_rps < req.min_write_rps:
+        if headroom:  # clamped at 0: an overloaded backend has none (SPEC §1)
+            if max(0.0, backend.max_write_rps - backend.write_rps) < req.min_write_rps:
                 continue
-            if backend.max_read_rps - backend.read_rps < req.min_read_rps:
+            if max(0.0, backend.max_read_rps - backend.read_rps) < req.min_read_rps:
                 continue
         elif backend.max_write_rps < req.min_write_rps or backend.max_read_rps < req.min_read_rps:
             continue

@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 from prism_match import MatchPolicy
 from prism_match.schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
 
-__all__ = ["registries", "slots", "slot_for", "policies", "update_ops", "RegistryCase", "apply_update"]
+__all__ = ["registries", "slots", "slot_for", "policies", "policies_or_default", "update_ops", "RegistryCase",
+           "apply_update", "RATES", "rates", "sizes"]
 
 # Case, digits, punctuation and characters whose UTF-8 bytes sort after ASCII
 # (é, a CJK character, a private-use code point, an astral emoji).
 ID_ALPHABET = "aAbBzZ019-_.é中\ue000😀"
-BASE_NAMES = ("get", "set", "delete", "scan", "transaction", "query", "publish", "subscribe", "ttl", "Get")
+# "x@y" is a name that contains "@" (not `x` at version `y`); "Get" differs from "get" by case.
+BASE_NAMES = ("get", "set", "delete", "transaction", "x@y", "query", "publish", "Get", "scan", "subscribe", "ttl")
 VERSIONS = ("v1", "v2", "v3")
 RATES = (0, 1, 500, 1000, 10000, 50000, 200000, 1000000)
 SIZES = (0, 1000, "100GB", "1TB", "5TB", "2TiB", 2.5e12)

@@ -114,8 +114,10 @@ def _parse_required(item: str | NameRef) -> tuple[str, str | None]:
     version: v2}`` → (get, v2)."""
     if isinstance(item, NameRef):
         return item.name, item.version
-    name, _, version = item.partition("@")
-    return name, (version or None)
+    # The last "@" splits, so a name may itself contain "@" (``a@b@v2``); text
+    # with nothing before or after that "@" is a bare name.
+    name, sep, version = item.rpartition("@")
+    return (name, version) if sep and name and version else (item, None)
 
 
 def required_names(slot: SlotRequirement) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]:
@@ -176,8 +178,9 @@ def eligible(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEF
     # 3-4: capacity, against the maximum (the seed) or what is left.
     min_w, min_r = _minimums(slot)
     if policy.capacity_basis == "available":
-        have_w = st["max_write_rps"] - st["write_rps"]
-        have_r = st["max_read_rps"] - st["read_rps"]
+        # An overloaded backend has no headroom, not a negative one (SPEC §1).
+        have_w = max(0.0, st["max_write_rps"] - st["write_rps"])
+        have_r = max(0.0, st["max_read_rps"] - st["read_rps"])
     else:
         have_w, have_r = st["max_write_rps"], st["max_read_rps"]
     if not have_w >= min_w:
@@ -217,7 +220,7 @@ def eligible(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEF
         if st["max_storage"] is None:
             codes.append("insufficient_storage")
         else:
-            have = st["max_storage"] - st["storage_used"] if policy.capacity_basis == "available" \
+            have = max(0.0, st["max_storage"] - st["storage_used"]) if policy.capacity_basis == "available" \
                 else st["max_storage"]
             if not have >= need:
                 codes.append("insufficient_storage")

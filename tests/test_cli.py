@@ -698,3 +698,22 @@ def test_large_query_result_is_a_plain_table(capsys, tmp_path: Path):
     assert [int(r[0]) for r in rows] == list(range(1, total + 1))
     _, as_json, _ = call(capsys, "query", str(registry), "--health", "healthy", "--format", "json")
     assert [r[1] for r in rows] == [b["backend_id"] for b in orjson.loads(as_json)["backends"]]
+
+
+def test_slots_file_with_an_unknown_top_level_key(capsys, tmp_path: Path):
+    path = tmp_path / "slots.yaml"
+    path.write_text("slots:\n  - slot_name: a\nextra: 1\n")
+    code, _, err = call(capsys, "match", REGISTRY, str(path))
+    assert code == EXIT_INVALID
+    problem_at(err, f"{path} $.extra", "Unknown field `extra`")
+
+
+def test_slot_errors_are_bounded(capsys, tmp_path: Path):
+    path = tmp_path / "bad.json"
+    path.write_bytes(orjson.dumps({"slots": [{"slot_name": f"s{i}", "performance": {"min_write_rps": -1}}
+                                             for i in range(500)]}))
+    code, _, err = call(capsys, "match", REGISTRY, str(path))
+    assert code == EXIT_INVALID
+    lines = err.splitlines()
+    assert len(lines) == 102  # the count line, 100 problems, and where it stopped
+    assert lines[-1] == f"  Stopped after 100 problems - at {path}"

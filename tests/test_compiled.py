@@ -22,8 +22,9 @@ from conftest import apply_update, registries, update_ops
 from prism_match import RegistryError, load_registry
 from prism_match.compiled import FLOAT_COLUMNS, UNKNOWN_CONSISTENCY
 from prism_match.schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
+from prism_match.vocabulary import capability_token, interface_token, versioned
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -35,9 +36,9 @@ def bits_of(row: np.ndarray) -> set[int]:
 def feature_tokens(reg) -> set[str]:
     """What a registration declares, read plainly: bare and versioned tokens."""
     out = set()
-    for prefix, items in (("c:", reg.capabilities), ("i:", reg.interfaces)):
+    for token, items in ((capability_token, reg.capabilities), (interface_token, reg.interfaces)):
         for name, version in ((i, "v1") if isinstance(i, str) else (i.name, i.version) for i in items):
-            out |= {prefix + name, f"{prefix}{name}@{version}"}
+            out |= {token(name), versioned(token(name), version)}
     return out
 
 
@@ -147,7 +148,7 @@ def test_columns_and_missing_data_encodings(case):
         lo, hi = c.lat_indptr[i], c.lat_indptr[i + 1]
         got = sorted((c.features.tokens[t], c.features.tokens[v], p)
                      for t, v, p in zip(c.lat_token[lo:hi], c.lat_vtoken[lo:hi], c.lat_p99_ms[lo:hi]))
-        want = sorted((f"c:{cap.name}", f"c:{cap.name}@{cap.version}", cap.p99_ms)
+        want = sorted((capability_token(cap.name), versioned(capability_token(cap.name), cap.version), cap.p99_ms)
                       for cap in reg.capability_list() if cap.p99_ms is not None)
         assert got == want
     assert c.lat_indptr[0] == 0 and c.lat_indptr[-1] == len(c.lat_p99_ms)
@@ -232,6 +233,12 @@ def test_to_polars_has_one_row_per_backend():
     assert (bare["max_write_rps"], bare["write_rps"], bare["cost_score"], bare["avail_score"]) == (0, 0, 0, 0)
     assert bare["health_status"] == "unknown"
     assert bare["capabilities"] == [] and bare["regions"] == []
+
+
+def test_to_polars_keeps_a_name_containing_at_whole():
+    docs = [{"backend_id": "named", "backend_type": "redis", "capabilities": ["x@y"]},
+            {"backend_id": "versioned", "backend_type": "redis", "capabilities": [{"name": "x", "version": "y"}]}]
+    assert load_registry(docs).to_polars()["capabilities"].to_list() == [["x@y@v1"], ["x@y"]]
 
 
 @pytest.mark.parametrize("docs", [[], [{"backend_id": "a", "backend_type": "s3"}]], ids=["empty", "no-consistency"])

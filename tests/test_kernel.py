@@ -304,3 +304,21 @@ def test_policy_weights_apply_in_the_documented_order():
     assert m.performance == perf
     assert m.score == 1.5 * perf + 0.7 * (1 / 1.25) + 0.3 * 0.975 + 2.0 * 1.0
     assert math.isfinite(m.score)
+
+
+def test_a_name_containing_at_is_not_read_as_a_version():
+    # SPEC §2: `Name@version` is that version of `Name`; a registration may
+    # still declare a capability whose name contains "@" (names are free text).
+    docs = [{"backend_id": "named", "backend_type": "redis", "capabilities": ["x@y"]},
+            {"backend_id": "versioned", "backend_type": "redis", "capabilities": [{"name": "x", "version": "y"}]}]
+    registry = load_registry(docs)
+
+    def ids(required) -> list[str]:
+        return [m.backend_id for m in assert_paths_agree(registry, {"slot_name": "s", "capabilities": [required]}, 5)]
+
+    assert ids("x@y") == ["versioned"]
+    assert ids({"name": "x", "version": "y"}) == ["versioned"]
+    assert ids({"name": "x@y"}) == ["named"]
+    assert ids({"name": "x@y", "version": "v1"}) == ["named"]
+    assert ids("x@y@v1") == ["named"]  # the last "@" splits name and version
+    assert ids("x@y@v2") == []

@@ -49,7 +49,8 @@ def test_prepare(benchmark, registry, mapping):
     assert prepared.slot_name == mapping["slot_name"]
 
 
-def test_update(benchmark, registry):
+def test_update(benchmark):
+    registry = common.fresh_registry(N)  # live state changes: not the shared copy
     backend_id = registry.backend_ids[N // 2]
     benchmark(registry.update, backend_id, write_rps=1234.0)
     assert registry.columns.write_rps[N // 2] == 1234.0

@@ -144,10 +144,12 @@ cdef inline void _sift_up(score_t* hs, index_t* hr, index_t* hi, index_t pos) no
 
 
 cdef inline score_t _headroom(score_t mx, score_t cur, const score_t* placed, index_t i) noexcept nogil:
+    # What is left, clamped at 0: an overloaded backend has no headroom, not
+    # a negative one (SPEC §1), so it still passes a minimum of 0.
     cdef score_t h = mx - cur
     if placed != NULL:
         h = h - placed[i]
-    return h
+    return h if h > 0 else 0.0
 
 
 cdef inline bint _eligible(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
@@ -207,10 +209,6 @@ cdef inline void _components(const Reg* r, const Slot* s, const Policy* p, const
     cdef score_t aw = _headroom(r.max_w[i], r.cur_w[i], pl.w if pl != NULL else NULL, i)
     cdef score_t ar = _headroom(r.max_r[i], r.cur_r[i], pl.r if pl != NULL else NULL, i)
     cdef score_t rw, rr
-    if aw < 0:
-        aw = 0
-    if ar < 0:
-        ar = 0
     rw = aw / s.min_w if s.min_w > 0 else p.cap
     rr = ar / s.min_r if s.min_r > 0 else p.cap
     perf[0] = rw if rw < rr else rr
@@ -469,7 +467,7 @@ cdef class CoreRegistry:
             out.append(m)
         return out
 
-    def update(self, str backend_id, *, write_rps=None, read_rps=None, storage_used=None,
+    def update(self, backend_id, *, write_rps=None, read_rps=None, storage_used=None,
                namespace_count=None, status=None, uptime=None):
         """Change one backend's live state in place (constant time).
 
@@ -477,12 +475,16 @@ cdef class CoreRegistry:
         happen without releasing the GIL, so a concurrent single match sees
         the backend wholly before or wholly after the update.
         """
-        cdef object pos = self.index.get(backend_id)
+        cdef object pos = self.index.get(backend_id) if type(backend_id) is str else None
         cdef Py_ssize_t i
         cdef double w, r, st, ns, up
         cdef int code = -1
         if pos is None:
-            raise _error(f"Unknown backend `{backend_id[:60]}`", "update")
+            if not isinstance(backend_id, str):
+                raise _error(f"Expected a backend_id (`str`), got `{type(backend_id).__name__}`", "update")
+            pos = self.index.get(backend_id)  # a str subclass
+            if pos is None:
+                raise _error(f"Unknown backend `{backend_id[:60]}`", "update")
         i = pos
         w = _live_number("write_rps", write_rps)
         r = _live_number("read_rps", read_rps)
@@ -492,7 +494,7 @@ cdef class CoreRegistry:
         if up == up and up > 100:
             raise _error(f"Expected a percentage in [0, 100], got `{uptime}`", "update uptime")
         if status is not None:
-            code = self._status_code.get(status, -1)
+            code = self._status_code.get(status, -1) if isinstance(status, str) else -1
             if code < 0:
                 raise _error(f"Expected one of {', '.join('`%s`' % s for s in self._status_code)}, "
                              f"got `{str(status)[:40]}`", "update status")

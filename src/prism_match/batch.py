@@ -37,6 +37,9 @@ __all__ = ["match_many", "assign", "resolve_threads", "Assignment", "Binding", "
            "slots_from_frame", "load_slots", "CHUNK"]
 
 CHUNK = 256
+# Below this many (slot, backend) pairs per thread, waking another thread
+# costs more than the work it takes over (on a busy machine, milliseconds).
+PAIRS_PER_THREAD = 1 << 15
 Progress = Callable[[int, int], None]
 
 
@@ -58,12 +61,14 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-# Requirement fields that hold lists; in a table they may also be one string
-# (a CSV cell) separated by ``;``, ``,``, ``|`` or spaces (names never hold them).
+# Requirement fields that hold lists. In a table they may also be one string:
+# a CSV cell separated by ``;``, ``,``, ``|`` or spaces, or a list written out
+# as JSON or Python (``["get", "set"]``; Dask turns list columns of pandas
+# frames into such strings by default). Names never hold these characters.
 LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
 _PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
                        "requires_atomic_writes")
-_LIST_SPLIT = re.compile(r"[\s,;|]+")
+_LIST_SPLIT = re.compile(r"[\s,;|\[\]'\"]+")
 
 
 def _without_nulls(value: Any) -> Any:
@@ -80,7 +85,8 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of a requirements table → slot mappings, one per row.
 
     Nulls are dropped (at every depth of struct and list columns); list
-    fields are list columns, or strings split on ``;``/``,``/``|``/spaces;
+    fields are list columns, or strings split on ``;``/``,``/``|``/spaces
+    (brackets and quotes of a written-out list are dropped);
     performance fields may be a ``performance`` struct column, flat columns
     (``min_write_rps``) or dotted ones (``performance.min_write_rps``).
     """
@@ -161,12 +167,18 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     backend_id, score, performance, cost, availability, region``; slots in
     input order, ranks from 1. A slot with no eligible backend gets one row
     with null rank, backend and scores, so every slot appears.
+
+    ``threads``: at most this many (default ``$PRISM_MATCH_THREADS``, else
+    every core); a batch too small to share runs on one. The answer is the
+    same for any count. ``progress(done, total)`` is called after every
+    chunk of ``CHUNK`` slots.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match_many")
     n_threads = resolve_threads(threads)
     prepared = _prepare_all(registry, slots)
     m = len(prepared)
+    n_threads = max(1, min(n_threads, m * len(registry) // PAIRS_PER_THREAD))
     kk = max(1, min(k, len(registry)))
     idx = np.full((m, kk), -1, dtype=np.int64)
     score = np.zeros((m, kk))
@@ -199,23 +211,27 @@ def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.
     ids = registry._id_series()
     avail = snap.arrays[4]
 
-    def masked(values: np.ndarray) -> pl.Series:
-        return pl.Series(values).scatter(np.flatnonzero(~hit), None) if not hit.all() else pl.Series(values)
-
+    empty = np.zeros(len(safe))
     frame = pl.DataFrame({
         "slot_index": rows_slot.astype(np.int64),
         "slot_name": names.gather(rows_slot) if m else names,
-        "rank": masked((rows_rank + 1).astype(np.int64)),
+        "rank": (rows_rank + 1).astype(np.int64),
         "backend_id": ids.gather(safe) if len(ids) else pl.Series([None] * len(safe), dtype=pl.String),
-        "score": masked(score[rows_slot, rows_rank]),
-        "performance": masked(perf[rows_slot, rows_rank]),
-        "cost": masked(cols.cost_score[safe] if len(ids) else np.zeros(len(safe))),
-        "availability": masked(avail[safe] if len(ids) else np.zeros(len(safe))),
-        "region": masked(region[rows_slot, rows_rank]),
+        "score": score[rows_slot, rows_rank],
+        "performance": perf[rows_slot, rows_rank],
+        "cost": cols.cost_score[safe] if len(ids) else empty,
+        "availability": avail[safe] if len(ids) else empty,
+        "region": region[rows_slot, rows_rank],
     })
     if not hit.all():
-        frame = frame.with_columns(pl.when(pl.Series(hit)).then(pl.col("backend_id")).alias("backend_id"))
+        # Slots without a match keep their one row, with nulls after the name
+        # (one pass over the columns).
+        found = pl.Series(hit)
+        frame = frame.with_columns(pl.when(found).then(pl.col(c)).alias(c) for c in _MATCH_COLUMNS)
     return frame
+
+
+_MATCH_COLUMNS = ("rank", "backend_id", "score", "performance", "cost", "availability", "region")
 
 
 # --- assign ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
+from .vocabulary import is_versioned
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
 from .loading import MAX_ERRORS, load_documents, read_file_documents, registration_problems, validate_documents
@@ -196,6 +197,9 @@ def read_slots(path: str) -> list[SlotRequirement]:
             validated = validate_documents([item], Pattern if _is_pattern(raw) else SlotRequirement)
         except RegistryError as exc:
             errors += exc.errors
+            if len(errors) >= MAX_ERRORS:  # enough to fix the file; bounded work on garbage
+                errors.append((doc_name, f"Stopped after {MAX_ERRORS} problems"))
+                break
             continue
         for _, value in validated:
             if isinstance(value, Pattern):
@@ -702,10 +706,10 @@ def registry_summary(registry: Registry) -> dict[str, Any]:
     regs = list(registry)
     tokens = registry.columns.features.tokens
     vocabulary = {
-        "capabilities": sum(1 for t in tokens if t.startswith("c:") and "@" not in t),
-        "capability_versions": sum(1 for t in tokens if t.startswith("c:") and "@" in t),
-        "interfaces": sum(1 for t in tokens if t.startswith("i:") and "@" not in t),
-        "interface_versions": sum(1 for t in tokens if t.startswith("i:") and "@" in t),
+        "capabilities": sum(1 for t in tokens if t.startswith("c:") and not is_versioned(t)),
+        "capability_versions": sum(1 for t in tokens if t.startswith("c:") and is_versioned(t)),
+        "interfaces": sum(1 for t in tokens if t.startswith("i:") and not is_versioned(t)),
+        "interface_versions": sum(1 for t in tokens if t.startswith("i:") and is_versioned(t)),
         "regions": len(registry.columns.regions),
         "compliance": len(registry.columns.compliance),
     }
@@ -913,16 +917,11 @@ def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
         rows.append([str(row["backend_id"]), str(row.get("placed_slots", "")),
                      used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
                      used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
-                     used(row, "storage_used", "max_storage", "storage_utilisation", _size),
+                     used(row, "storage_used", "max_storage", "storage_utilisation", format_size),
                      f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else "")])
     _print_table(console, (Column("backend"), *(Column(name, right=True) for name in
                                                 ("slots", "write rps", "read rps", "storage", "namespaces"))),
                  rows, title="utilisation after placement")
-
-
-def _size(value: float) -> str:
-    # units.format_size divides by its last scale, 0 (see the report): guard here.
-    return format_size(value) if value > 0 else "0B"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -19,7 +19,8 @@ import numpy as np
 
 from ._types import CODE_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration
-from .vocabulary import Vocabulary, capability_token, interface_token, versioned
+from .vocabulary import (Vocabulary, capability_token, interface_token, is_versioned, split_versioned,
+                         versioned)
 
 __all__ = ["Columns", "compile_registry", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
            "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "bits_from_rows", "cost_score", "avail_score"]
@@ -262,11 +263,13 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
     c = columns
     caps, ifcs = [], []
     for t, token in enumerate(c.features.tokens):
-        if "@" in token and (c.feature_rows[i, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
-            name, version = token[2:].rsplit("@", 1)
+        if is_versioned(token) and (c.feature_rows[i, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+            bare, version = split_versioned(token)
+            name = bare[2:]
             (caps if token.startswith("c:") else ifcs).append({"name": name, "version": version})
     for e in range(c.lat_indptr[i], c.lat_indptr[i + 1]):
-        name, version = c.features.tokens[c.lat_vtoken[e]][2:].rsplit("@", 1)
+        bare, version = split_versioned(c.features.tokens[c.lat_vtoken[e]])
+        name = bare[2:]
         for cap in caps:
             if cap["name"] == name and cap["version"] == version:
                 cap["performance"] = {"latency": {"p99_ms": float(c.lat_p99_ms[e])}}

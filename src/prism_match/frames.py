@@ -24,7 +24,7 @@ from .compiled import (
 )
 from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, is_versioned, shown, split_requirement, versioned
 
 __all__ = ["columns_to_polars", "columns_from_polars"]
 
@@ -46,7 +46,8 @@ def _list_column(n: int, backend: np.ndarray, values: list[str], name: str) -> p
     frame = pl.DataFrame({"row": backend.astype(np.int64), name: pl.Series(values, dtype=pl.String)})
     grouped = frame.sort("row", maintain_order=True).group_by("row", maintain_order=True).agg(pl.col(name))
     full = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(grouped, on="row", how="left")
-    return full[name].fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    # Sorted, so the same registry gives the same table whatever its vocabulary order.
+    return full[name].fill_null(pl.lit([], dtype=pl.List(pl.String))).list.sort()
 
 
 def _name_rank(tokens: list[str]) -> np.ndarray:
@@ -60,7 +61,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     n = c.n
     backend, token = _pairs_from_bits(c.feature_bits, n)
     tokens = c.features.tokens
-    exact = np.array(["@" in t for t in tokens], dtype=bool)
+    exact = np.array([is_versioned(t) for t in tokens], dtype=bool)
     is_cap = np.array([t.startswith("c:") for t in tokens], dtype=bool)
     keep = exact[token]
     backend, token = backend[keep], token[keep]
@@ -68,7 +69,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     # load order), so from_polars(to_polars()) gives back the same table.
     order = np.lexsort((_name_rank(tokens)[token], backend))
     backend, token = backend[order], token[order]
-    names = np.array([t[2:] for t in tokens], dtype=object)
+    names = np.array([shown(t) for t in tokens], dtype=object)
     cap_sel = is_cap[token]
     data: dict[str, object] = {
         "backend_id": pl.Series(c.backend_ids, dtype=pl.String),
@@ -85,7 +86,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
         data[name] = _list_column(n, b, [vocab.tokens[i] for i in t], name)
     owner = np.repeat(np.arange(n), np.diff(c.lat_indptr))
     lat = pl.DataFrame({"row": owner.astype(np.int64),
-                        "capability": pl.Series([tokens[i][2:] for i in c.lat_vtoken], dtype=pl.String),
+                        "capability": pl.Series([shown(tokens[i]) for i in c.lat_vtoken], dtype=pl.String),
                         "p99_ms": c.lat_p99_ms})
     lat = lat.group_by("row", maintain_order=True).agg(pl.struct("capability", "p99_ms").alias("capability_p99_ms"))
     data["capability_p99_ms"] = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(
@@ -163,11 +164,11 @@ def _token_pairs(frame: pl.DataFrame, column: str, prefix: str, vocab: Vocabular
     bare_bit = np.empty(len(distinct), dtype=np.int64)
     exact_bit = np.empty(len(distinct), dtype=np.int64)
     for u, item in enumerate(distinct):
-        name, _, version = item.partition("@")
+        name, version = split_requirement(item)
         if not name:
             errors.append((f"frame column `{column}`", f"Expected non-empty names, got `{item[:40]}`"))
         bare_bit[u] = vocab.add(prefix + name)
-        exact_bit[u] = vocab.add(f"{prefix}{name}@{version or 'v1'}")
+        exact_bit[u] = vocab.add(versioned(prefix + name, version or "v1"))
     rows = items["row"].to_numpy()
     return np.concatenate([rows, rows]), np.concatenate([bare_bit[codes], exact_bit[codes]])
 
@@ -283,9 +284,10 @@ def _latency(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, 
         errors.append(("frame column `capability_p99_ms`", "Expected finite numbers >= 0"))
     if len(p99):
         codes, distinct = _codes_of(items["capability"])
-        bare_bit = np.array([features.index.get("c:" + x.partition("@")[0], -1) for x in distinct], dtype=np.int64)
-        exact_bit = np.array([features.index.get("c:{0}@{2}".format(*x.partition("@")) if "@" in x
-                                                 else f"c:{x}@v1", -1) for x in distinct], dtype=np.int64)
+        parts = [split_requirement(x) for x in distinct]
+        bare_bit = np.array([features.index.get("c:" + name, -1) for name, _ in parts], dtype=np.int64)
+        exact_bit = np.array([features.index.get(versioned("c:" + name, version or "v1"), -1)
+                              for name, version in parts], dtype=np.int64)
         token, vtoken = bare_bit[codes], exact_bit[codes]
     else:
         token = vtoken = np.zeros(0, dtype=np.int64)

@@ -12,12 +12,15 @@ unless everything is valid: the caller compiles only a registry that loaded
 whole.
 
 Untrusted input fails fast: files larger than ``MAX_FILE_BYTES`` are refused
-before reading; YAML goes through PyYAML's C safe loader (libyaml caps
-nesting at 1,000), and a document with anchors is walked as a node graph
-before anything is built from it, so alias expansion past ``MAX_NODES`` or a
-recursive alias is refused; free-form mappings (``metadata``, operation
+before reading; YAML is parsed and composed by libyaml through PyYAML's C
+safe loader (which caps nesting at 1,000), then built into Python objects
+by this module's own iterative constructor, which measures every node's
+expanded size on the way, so alias expansion past ``MAX_NODES``, a recursive
+alias or nesting past ``MAX_DEPTH`` is refused before anything downstream
+walks the result; free-form mappings (``metadata``, operation
 ``parameters``) are walked iteratively with a depth and size bound. Nothing
-but :class:`RegistryError` leaves this module for bad input.
+but :class:`RegistryError` leaves this module for bad input, and no error
+shows the value of a secret-named field.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import contextlib
 import datetime as _dt
 import difflib
 import gc
+import json
 import math
 import os
 import re
@@ -38,7 +42,7 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference
+from .redact import is_secret_field, is_secret_reference, may_hold_secret
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
 __all__ = ["load_documents", "validate_documents", "load_registrations", "read_file_documents",
@@ -65,11 +69,12 @@ Item = tuple[str, str, Any]
 
 
 class _Problem:
-    """A problem found while splitting documents into items (not an item)."""
+    """A problem found while reading or splitting documents (not an item);
+    ``path`` is None when the document name alone locates it (a file)."""
 
     __slots__ = ("path", "message", "strict_only")
 
-    def __init__(self, path: str, message: str, strict_only: bool = False):
+    def __init__(self, path: str | None, message: str, strict_only: bool = False):
         self.path, self.message, self.strict_only = path, message, strict_only
 
 
@@ -86,12 +91,12 @@ def _literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         if value.bit_length() > 128:  # str() of a huge int is slow, and refused past 4,300 digits
-            return f"~1e{int(value.bit_length() * 0.30103)}" if value > 0 else f"~-1e{int(value.bit_length() * 0.30103)}"
+            return f"{'-' if value < 0 else ''}~1e{int(value.bit_length() * 0.30103)}"
         return _short(str(value), 40)
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return '"' + _short(value, 40) + '"'
+        return "str" if may_hold_secret(value) else '"' + _short(value, 40) + '"'
     if isinstance(value, Mapping):
         return "object"
     if isinstance(value, (list, tuple)):
@@ -103,30 +108,48 @@ def _literal(value: Any) -> str:
 
 _TAG = "tag:yaml.org,2002:"
 _STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
+_INT_TAG = _TAG + "int"
+_TOO_LARGE = 10**309  # an int past float range: every numeric field reports it as too large
 _RESOLVED: dict[str, str] = {}  # plain scalar text → implicit tag (the resolver's regexes, memoised)
 _RESOLVED_LIMIT = 65_536
 
 
 class _YamlLoader(_BaseYamlLoader):  # type: ignore[misc, valid-type]
-    """The safe loader with two changes: duplicate keys are refused (a
-    repeated ``max_write_rps`` would otherwise silently keep the last value),
-    and the implicit tag of a plain scalar is memoised (a registry repeats
-    the same few hundred words; the resolver runs a regex per scalar)."""
+    """The safe loader, with duplicate keys refused (a repeated
+    ``max_write_rps`` would otherwise silently keep the last value) and tag
+    resolution made cheap: libyaml's composer calls back into Python for
+    every node, so the implicit tag of a plain scalar is memoised (a
+    registry repeats the same few hundred words; the resolver runs a regex
+    per scalar) and the path-resolver hooks, unused by the safe loader, are
+    C builtins that do nothing."""
+
+    # Called as self.descend_resolver(parent, index) and
+    # self.ascend_resolver(); builtins do not bind, and nothing reads the
+    # result. The safe loader registers no path resolvers.
+    descend_resolver = slice
+    ascend_resolver = tuple
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and implicit[0]:
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR_TAG
             tag = _RESOLVED.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)
                 if len(_RESOLVED) < _RESOLVED_LIMIT:
                     _RESOLVED[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)
+        return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
             _refuse_duplicate_keys(node)
         return super().construct_mapping(node, deep)
+
+
+def _duplicate_key(key: Any) -> yaml.YAMLError:
+    return yaml.constructor.ConstructorError(None, None, f"found duplicate key `{_short(str(key.value), 40)}`",
+                                             key.start_mark)
 
 
 def _refuse_duplicate_keys(node: Any) -> None:
@@ -136,8 +159,7 @@ def _refuse_duplicate_keys(node: Any) -> None:
         for key, _ in node.value:
             if type(key) is yaml.ScalarNode:
                 if (key.tag, key.value) in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"found duplicate key `{_short(str(key.value), 40)}`", key.start_mark)
+                    raise _duplicate_key(key)
                 seen.add((key.tag, key.value))
 
 
@@ -206,55 +228,70 @@ _SCALAR_MEMO_LIMIT = 65_536
 _IMMUTABLE_SCALARS = {_TAG + t for t in ("int", "float", "bool", "null", "timestamp")}
 
 
-def _build_document(loader: Any, root: Any, name: str) -> Any:
-    """Python objects from a composed YAML document: what PyYAML's
+def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
+    """Python objects from a composed YAML document: what PyYAML's safe
     constructor builds, several times faster, in one bounded pass.
 
     Plain maps, sequences and the core scalar tags are built here,
     iteratively (no recursion), with aliases shared as PyYAML shares them;
-    anything else (merge keys, non-scalar keys, ``!!binary``, ``!!set``, unknown
-    tags) goes to the safe constructor, which also raises the errors. The
-    same pass measures each node's expanded size, so alias bombs, recursive
-    aliases and deep nesting are refused before anything downstream walks
-    the result.
+    anything else (merge keys — looked for only when ``merges`` —, ``!!binary``,
+    ``!!set``, unknown tags) goes to the safe constructor, which also raises
+    its errors. The same pass measures each node's expanded size, so alias
+    bombs, recursive aliases and deep nesting are refused before anything
+    downstream walks the result.
     """
-    scalar_types = _IMMUTABLE_SCALARS
-    memo = _SCALAR_MEMO
+    scalar_node, mapping_node, sequence_node = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+    str_tag, memo, immutable = _STR_TAG, _SCALAR_MEMO, _IMMUTABLE_SCALARS
     done: dict[int, tuple[Any, int]] = {}
 
     def scalar(node: Any) -> Any:
         tag = node.tag
-        if tag == _STR_TAG:
+        if tag == str_tag:
             return node.value
-        if tag in scalar_types:
-            key = (tag, node.value)
-            value = memo.get(key, memo)
-            if value is memo:
+        if tag not in immutable:
+            return loader.construct_object(node, deep=True)
+        key = (tag, node.value)
+        value = memo.get(key, memo)
+        if value is memo:
+            try:
                 value = loader.construct_object(node)
-                if len(memo) < _SCALAR_MEMO_LIMIT:
-                    memo[key] = value
-            return value
-        return loader.construct_object(node, deep=True)
+            except (ValueError, OverflowError) as exc:
+                if tag == _INT_TAG and "digits" in str(exc):
+                    # Thousands of digits (Python refuses to convert them):
+                    # far past float range, reported as such where it stands.
+                    return -_TOO_LARGE if node.value.startswith("-") else _TOO_LARGE
+                # `2025-13-45`: the resolver said timestamp, the constructor
+                # cannot build it.
+                mark = node.start_mark
+                raise RegistryError(f"Invalid YAML: not a valid {tag[len(_TAG):]}: "
+                                    f"{_short(str(exc).split(';')[0], 80)} "
+                                    f"(line {mark.line + 1}, column {mark.column + 1})", name) from None
+            if len(memo) < _SCALAR_MEMO_LIMIT:
+                memo[key] = value
+        return value
 
     def opened(node: Any) -> list[Any] | None:
         """A frame [node, object, children, size, is_map, pending key], or
         None when the safe constructor must build this node."""
         tag = node.tag
-        if tag == _SEQ_TAG and type(node) is yaml.SequenceNode:
-            return [node, [], iter(node.value), 1, False, None]
-        if tag == _MAP_TAG and type(node) is yaml.MappingNode:
-            for key, _ in node.value:
-                if type(key) is not yaml.ScalarNode or key.tag == _MERGE_TAG:
-                    return None
-            _refuse_duplicate_keys(node)
+        if tag == _MAP_TAG and type(node) is mapping_node:
+            if merges:
+                for key, _ in node.value:
+                    if type(key) is scalar_node and key.tag == _MERGE_TAG:
+                        return None
             return [node, {}, iter(node.value), 1, True, None]
+        if tag == _SEQ_TAG and type(node) is sequence_node:
+            return [node, [], iter(node.value), 1, False, None]
         return None
 
     def fallback(node: Any, depth: int) -> tuple[Any, int]:
         size = _node_graph_size(node, name, depth)
-        return loader.construct_object(node, deep=True), size
+        try:
+            return loader.construct_object(node, deep=True), size
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc, name) from None
 
-    if type(root) is yaml.ScalarNode:
+    if type(root) is scalar_node:
         return scalar(root)
     first = opened(root)
     if first is None:
@@ -263,28 +300,27 @@ def _build_document(loader: Any, root: Any, name: str) -> Any:
     open_ids = {id(root)}
     while True:
         frame = stack[-1]
-        entry = next(frame[2], None)
-        if entry is None:
-            stack.pop()
-            node, obj, size = frame[0], frame[1], frame[3]
-            open_ids.discard(id(node))
-            done[id(node)] = (obj, size)
-            if not stack:
-                return obj
-            child_obj, child_size = obj, size
-            frame = stack[-1]
-        else:
-            if frame[4]:
+        obj, size, is_map = frame[1], frame[3], frame[4]
+        pushed = False
+        # Children in a tight loop; leave it only to open a child collection.
+        for entry in frame[2]:
+            if is_map:
                 key_node, child = entry
-                frame[5] = scalar(key_node)
+                if type(key_node) is not scalar_node:
+                    raise yaml.constructor.ConstructorError(None, None, "found unhashable key",
+                                                            key_node.start_mark)
+                key = scalar(key_node)
+                if key in obj:
+                    raise _duplicate_key(key_node)
             else:
                 child = entry
-            if type(child) is yaml.ScalarNode:
-                child_obj, child_size = scalar(child), 1
+            if type(child) is scalar_node:
+                value = child.value if child.tag == str_tag else scalar(child)
+                child_size = 1
             else:
                 known = done.get(id(child))
                 if known is not None:
-                    child_obj, child_size = known
+                    value, child_size = known
                 elif id(child) in open_ids:
                     raise _recursive(child, name)
                 else:
@@ -292,17 +328,36 @@ def _build_document(loader: Any, root: Any, name: str) -> Any:
                         raise _too_deep(child, name)
                     sub = opened(child)
                     if sub is not None:
+                        frame[3], frame[5] = size, (key if is_map else None)
                         stack.append(sub)
                         open_ids.add(id(child))
-                        continue
-                    child_obj, child_size = fallback(child, len(stack))
-                    done[id(child)] = (child_obj, child_size)
-        if frame[4]:
-            frame[1][frame[5]] = child_obj
+                        pushed = True
+                        break
+                    value, child_size = fallback(child, len(stack))
+                    done[id(child)] = (value, child_size)
+            if is_map:
+                obj[key] = value
+            else:
+                obj.append(value)
+            size += child_size
+            if size > MAX_NODES:
+                raise _too_big(name)
+        if pushed:
+            continue
+        # This collection is complete: hand it to its parent.
+        stack.pop()
+        node = frame[0]
+        open_ids.discard(id(node))
+        done[id(node)] = (obj, size)
+        if not stack:
+            return obj
+        parent = stack[-1]
+        if parent[4]:
+            parent[1][parent[5]] = obj
         else:
-            frame[1].append(child_obj)
-        frame[3] += child_size
-        if frame[3] > MAX_NODES:
+            parent[1].append(obj)
+        parent[3] += size
+        if parent[3] > MAX_NODES:
             raise _too_big(name)
 
 
@@ -321,15 +376,20 @@ def _yaml_documents(data: bytes, name: str) -> list[Any]:
     except UnicodeDecodeError as exc:
         raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
     loader = _YamlLoader(text)
+    merges = "<<" in text or "!!merge" in text or "tag:yaml.org,2002:merge" in text
     docs: list[Any] = []
     try:
         while loader.check_node():
             node = loader.get_node()
-            docs.append(None if node is None else _build_document(loader, node, name))
+            docs.append(None if node is None else _build_document(loader, node, name, merges))
             loader.constructed_objects = {}
             loader.recursive_objects = {}
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, name) from None
+    except RegistryError:
+        raise
+    except (ValueError, OverflowError, TypeError) as exc:  # from the safe constructor's own conversions
+        raise RegistryError(f"Invalid YAML: {_short(str(exc).split(';')[0], 80)}", name) from None
     except RecursionError:  # only the pure-Python fallback loader recurses
         raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels", name) from None
     finally:
@@ -338,27 +398,39 @@ def _yaml_documents(data: bytes, name: str) -> list[Any]:
 
 
 def _json_float(text: str) -> Any:
-    """Floats of a JSON document decoded without msgspec's range check: a
-    number past float range comes back as an int that no float field
-    accepts, so it is reported as too large where it stands."""
     value = float(text)
-    return value if math.isfinite(value) else 10**309
+    return value if math.isfinite(value) else _TOO_LARGE
 
 
-_JSON_WIDE = msgspec.json.Decoder(float_hook=_json_float)
+def _json_int(text: str) -> int:
+    # int() of thousands of digits is slow (and refused past 4,300).
+    if len(text.lstrip("-")) > 400:
+        return -_TOO_LARGE if text.startswith("-") else _TOO_LARGE
+    return int(text)
+
+
+def _json_constant(text: str) -> Any:
+    raise ValueError(f"`{text}` is not JSON")
 
 
 def _json_document(data: bytes, name: str) -> Any:
     try:
         return msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         if "out of range" not in str(exc):
             raise RegistryError(f"Invalid JSON: {_short(str(exc).split(' - at ')[0], 120)}", name) from None
     except UnicodeDecodeError as exc:
         raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
     except RecursionError:
         raise RegistryError("Invalid JSON: nested too deep", name) from None
-    return _JSON_WIDE.decode(data)  # parsed once already: only the range differs
+    # A number past msgspec's range: parse again keeping it, so that it is
+    # reported as too large where it stands (the document is valid JSON).
+    try:
+        return json.loads(data, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
+    except RecursionError:
+        raise RegistryError("Invalid JSON: nested too deep", name) from None
+    except ValueError as exc:
+        raise RegistryError(f"Invalid JSON: {_short(str(exc), 120)}", name) from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -419,6 +491,9 @@ def _as_path(source: Any) -> Path:
 
 
 def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
+    """``[(document name, document)]``; in a directory, a file that cannot
+    be read contributes ``(location, _Problem)`` entries instead, so the
+    other files are still checked."""
     if isinstance(source, (str, os.PathLike)):
         path = _as_path(source)
         try:
@@ -430,14 +505,11 @@ def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
             if not files:
                 raise RegistryError(f"Directory holds no {'/'.join(sorted(suffixes))} files", str(path))
             docs: list[tuple[str, Any]] = []
-            errors: list[tuple[str, str]] = []
             for file in files:
                 try:
                     docs += read_file_documents(file)
                 except RegistryError as exc:
-                    errors += exc.errors
-            if errors:
-                raise RegistryError(errors)
+                    docs += [(location, _Problem(None, message)) for location, message in exc.errors]
             return docs
         if not exists:
             raise RegistryError("No such file or directory", str(path))
@@ -457,7 +529,9 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
     """
     items: list[Item] = []
     for doc_name, doc in _source_documents(source, _YAML_SUFFIXES | _JSON_SUFFIXES):
-        if isinstance(doc, Mapping) and list_key in doc:
+        if isinstance(doc, _Problem):
+            items.append((doc_name, "", doc))
+        elif isinstance(doc, Mapping) and list_key in doc:
             entries = doc[list_key]
             items += [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
                                               f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
@@ -660,10 +734,14 @@ def _choices(kind: type, parts: list[Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
 
-def _field_names(kind: type, parts: list[Any]) -> list[str]:
+def _field_names(kind: type, parts: list[Any], node: Any) -> list[str]:
+    """The fields a mapping at ``parts`` may have; in a tagged union (auth),
+    those of the struct its tag names."""
     names: list[str] = []
     for t in _types_at(kind, parts):
         if isinstance(t, mi.StructType):
+            if t.tag_field is not None and isinstance(node, dict) and node.get(t.tag_field) != t.tag:
+                continue
             names += [f.name for f in t.fields]
     return names
 
@@ -708,6 +786,8 @@ def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
     if _FLOAT_TYPE_RE.match(message) and value is not _MISSING:
         expected = _number_expectation(kind, parts) or "a number"
         return f"Expected {expected}, got {found}"
+    if message.startswith("Expected `str` matching regex"):
+        return f"Expected a name without control characters, got {found}"
     if message.startswith("Invalid RFC3339"):
         return f"Expected an RFC 3339 datetime such as `2025-11-15T14:22:00Z`, got {found}"
     if value is _MISSING:
@@ -715,7 +795,7 @@ def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
     if _GOT_TYPE_RE.search(message):
         # "Expected `str`, got `int`": show the value itself where allowed.
         if not secret and not isinstance(value, (Mapping, list, tuple)):
-            return _GOT_TYPE_RE.sub(f", got {found}", message)
+            return _GOT_TYPE_RE.sub(lambda _: f", got {found}", message)
         return message
     if ", got " in message:  # our own parsers' messages already say it
         return _short(message, 300)
@@ -764,7 +844,10 @@ def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, lis
         if unknown:
             field = unknown.group("field")
             if strict:
-                hint = _did_you_mean(field, _field_names(kind, parts))
+                node = state.doc
+                for part in parts:
+                    node = _child(node, part)
+                hint = _did_you_mean(field, _field_names(kind, parts, node))
                 errors.append((where, f"Unknown field `{_short(field, 40)}`{hint}"))
             ok = state.remove(parts + [field])
         elif missing:
@@ -821,7 +904,7 @@ def _validate_all(items: list[Item], kind: type[T], strict: bool
         doc_name, prefix, raw = item
         if isinstance(raw, _Problem):
             if strict or not raw.strict_only:
-                errors.append((i, f"{doc_name} {raw.path}", raw.message))
+                errors.append((i, doc_name if raw.path is None else f"{doc_name} {raw.path}", raw.message))
             continue
         value, found = _validate_item(raw, kind, strict)
         errors += [(i, f"{doc_name} {prefix}{path[1:]}", msg) for path, msg in found]
@@ -865,10 +948,6 @@ def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets
     count = 0
     while stack:
         node, parts, depth = stack.pop()
-        count += 1
-        if count > MAX_FREEFORM_NODES:
-            out.append((path, f"Expected at most {MAX_FREEFORM_NODES:,} values in a free-form block"))
-            return
         if depth >= MAX_DEPTH:
             out.append((path, f"Nesting deeper than {MAX_DEPTH} levels (or a value that contains itself)"))
             return
@@ -878,6 +957,10 @@ def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets
             pairs = enumerate(node)
         else:
             continue
+        count += len(node)
+        if count > MAX_FREEFORM_NODES:
+            out.append((path, f"Expected at most {MAX_FREEFORM_NODES:,} values in a free-form block"))
+            return
         below = []
         for key, child in pairs:
             if secrets and isinstance(key, str) and is_secret_field(key) and child is not None \

@@ -48,6 +48,7 @@ class BindingProblem(msgspec.Struct, frozen=True):
 
 
 def coerce_pattern(pattern: Any) -> Pattern:
+    """A pattern mapping (or Pattern) → a validated Pattern."""
     if isinstance(pattern, Pattern):
         return pattern
     if not isinstance(pattern, Mapping):
@@ -59,6 +60,10 @@ def coerce_pattern(pattern: Any) -> Pattern:
 
 
 def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
+    """The best backend for each slot of ``pattern`` (a mapping or Pattern),
+    each slot choosing independently. An optional slot nothing fits stays
+    unbound (None) with its diagnosis; a required one is a RegistryError
+    carrying the diagnosis (all such slots reported together)."""
     pat = coerce_pattern(pattern)
     bindings: dict[str, Any] = {}
     diagnoses: dict[str, Diagnosis] = {}

@@ -21,7 +21,7 @@ from ._core import CoreSlot
 from ._types import INDEX_DTYPE, MASK_DTYPE
 from .compiled import CONSISTENCY_CODE, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns
 from .schema import NameRef, SlotRequirement
-from .vocabulary import Vocabulary, capability_token, interface_token, versioned
+from .vocabulary import Vocabulary, capability_token, interface_token, split_requirement, versioned
 
 __all__ = ["PreparedSlot", "prepare_slot", "Requirement"]
 
@@ -80,8 +80,7 @@ def _requirement(kind: str, item: str | NameRef, vocab: Vocabulary) -> Requireme
     if isinstance(item, NameRef):
         name, version = item.name, item.version
     else:
-        name, _, version = item.partition("@")
-        version = version or None
+        name, version = split_requirement(item)
     token = make(name) if version is None else versioned(make(name), version)
     label = name if version is None else f"{name}@{version}"
     return Requirement(kind, label, token, vocab.index.get(token))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "redacted", "MASK"]
+__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK"]
 
 SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
 MASK = "***redacted***"
@@ -22,6 +22,16 @@ def is_secret_field(name: object) -> bool:
     """``password``, ``Token``, ``KEY``…: compared without case, so a
     capitalised key is no way around the rule."""
     return isinstance(name, str) and name.lower() in SECRET_FIELDS
+
+
+_LOOKS_ASSIGNED = re.compile(r"(?i)\b(?:password|token|key|secret)\b\s*[:=]")
+
+
+def may_hold_secret(text: str) -> bool:
+    """Text that reads like ``password: …`` — typically YAML whose layout was
+    lost, so that a secret ended up inside a plain string. Error messages
+    show such a string's type, never its text."""
+    return _LOOKS_ASSIGNED.search(text) is not None
 
 
 def is_secret_reference(value: object) -> bool:

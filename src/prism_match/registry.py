@@ -9,6 +9,7 @@ runs the kernel (match) or the numpy path (explain, query).
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from .loading import load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot, prepare_slot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
-from .schema import Query, Registration, SlotRequirement
+from .schema import Query, Registration, SlotRequirement, decode_hook
 from . import batch, patterns, vectorized
 
 __all__ = ["Registry", "load_registry", "coerce_slot"]
@@ -63,11 +64,26 @@ def coerce_slot(slot: Any) -> SlotRequirement:
 
 
 def _validated(raw: Any, kind: type, where: str) -> Any:
+    # The valid case is one msgspec call; only a failure goes through the
+    # loader's diagnostics, which collect every problem with its path.
     try:
-        [(_, value)] = validate_documents([(where, "$", raw)], kind)
-    except RegistryError:
-        raise
+        return msgspec.convert(raw, kind, dec_hook=decode_hook)
+    except (msgspec.ValidationError, RecursionError):
+        pass
+    [(_, value)] = validate_documents([(where, "$", raw)], kind)
     return value
+
+
+def _checked_k(k: Any, where: str) -> int:
+    """``k`` as an int >= 1 (numpy integers accepted, bools not)."""
+    if not isinstance(k, bool):
+        try:
+            k = operator.index(k)
+        except TypeError:
+            pass
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], where)
+    return k
 
 
 class Registry:
@@ -93,6 +109,7 @@ class Registry:
         # The live-state updater is the compiled method itself: no Python
         # frame in between (SPEC §5, constant time).
         self.update = self._core.update
+        self._n = self.columns.n
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
@@ -186,11 +203,10 @@ class Registry:
 
     def match(self, slot: Any, k: int = 1) -> list[Match]:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
-        if type(k) is not int or k < 1:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match")
+        if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
+            k = _checked_k(k, "match")
         prepared = self._prepared(slot)
-        return self._core.topk(prepared.core, self._core_policy, k, prepared)
+        return self._core.topk(prepared.core, self._core_policy, k if k <= self._n else self._n, prepared)
 
     def explain(self, slot: Any) -> Diagnosis:
         """How many backends each rule rejected, with what was required."""
@@ -202,7 +218,12 @@ class Registry:
         return diagnose(self, prepared, masks, int(len(self) - rejected.sum()))
 
     def query(self, query: Any) -> QueryResult:
-        """Every eligible backend, best first, and ``total_count``."""
+        """Every eligible backend, best first, and ``total_count``. A mapping
+        is read as the seed's query (``query:`` wrapper optional) unless it
+        names a ``slot_name``."""
+        if isinstance(query, Mapping) and "slot_name" not in query and "query" not in query \
+                and "slot_requirement" not in query:
+            query = {"query": query}
         prepared = self._prepared(query)
         matches = self._core.topk(prepared.core, self._core_policy, max(len(self), 1), prepared)
         return QueryResult(backends=matches, total_count=len(matches))

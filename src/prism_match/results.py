@@ -16,6 +16,7 @@ import msgspec
 from ._core import Match
 from .schema import CONSISTENCY_LEVELS, HEALTH_STATUSES
 from .units import format_rate, format_size
+from .vocabulary import split_versioned
 
 if TYPE_CHECKING:
     from .prepare import PreparedSlot
@@ -59,7 +60,13 @@ def build_reasons(registry: Registry, match: Match) -> list[Reason]:
     reasons.append(Reason("capability_match", text))
 
     if reg.capacity is None or (reg.capacity.max_write_rps is None and reg.capacity.max_read_rps is None):
-        reasons.append(Reason("performance", "Backend declares no capacity: performance scored 0"))
+        # A backend without capacity is eligible only for a slot with no rps
+        # minimum, where SPEC §4 sets each ratio to the cap: say so, not "0".
+        if match.performance == 0:
+            reasons.append(Reason("performance", "Backend declares no capacity: performance scored 0"))
+        else:
+            reasons.append(Reason("performance", f"Backend declares no capacity and slot `{slot.slot_name}` "
+                                                 f"sets no rps minimum; performance {match.performance:.2f}"))
     else:
         w = f"Backend provides {format_rate(match.available_write_rps)} write RPS"
         w += f" (required: {format_rate(slot.min_write_rps)})" if slot.min_write_rps > 0 else " (no minimum)"
@@ -127,6 +134,11 @@ class Diagnosis(msgspec.Struct, frozen=True):
                 "text": str(self)}
 
 
+def _num(value: float) -> str:
+    """``10000.0`` → ``10000``; fractions kept; never an exponent for rps."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+
+
 def _everyone_has(rows, bit: int) -> bool:
     return bool(((rows[:, bit >> 6] >> (bit & 63)) & 1).all())
 
@@ -150,16 +162,16 @@ def diagnose(registry: Registry, slot: PreparedSlot, masks: Mapping, eligible: i
         for req in (r for r in slot.requirements if r.kind == kind):
             if req.bit is None:
                 missing.append(req.label)
-                guess = cols.features.suggest(req.token.split("@")[0])
+                guess = cols.features.suggest(split_versioned(req.token)[0])
                 hint = f"no backend declares {kind} `{req.label}`"
                 hints.append(f"{hint}; did you mean `{guess}`?" if guess else hint)
             elif not _everyone_has(cols.feature_rows, req.bit):
                 missing.append(req.label)
         details[code] = ", ".join(missing)
     if "insufficient_write_capacity" in rejected:
-        details["insufficient_write_capacity"] = f"need {slot.min_write_rps:g} rps"
+        details["insufficient_write_capacity"] = f"need {_num(slot.min_write_rps)} rps"
     if "insufficient_read_capacity" in rejected:
-        details["insufficient_read_capacity"] = f"need {slot.min_read_rps:g} rps"
+        details["insufficient_read_capacity"] = f"need {_num(slot.min_read_rps)} rps"
     if "insufficient_storage" in rejected:
         details["insufficient_storage"] = f"need {format_size(slot.min_storage)}"
     if "latency_too_high" in rejected:

@@ -23,7 +23,7 @@ from .units import parse_duration, parse_duration_ms, parse_size
 
 __all__ = [
     "BACKEND_TYPES", "HEALTH_STATUSES", "CONSISTENCY_LEVELS", "COST_MODELS", "AUTH_TYPES", "SEVERITIES",
-    "Registration", "SlotRequirement", "Query", "Pattern", "decode_hook", "ENUM_CHOICES",
+    "Registration", "SlotRequirement", "Query", "Pattern", "decode_hook", "encode_hook", "ENUM_CHOICES",
 ]
 
 BACKEND_TYPES = ("kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore")
@@ -107,11 +107,29 @@ def decode_hook(kind: type, value: object) -> object:
     return kind(parser(value))
 
 
-Name = Annotated[str, msgspec.Meta(min_length=1)]
+def encode_hook(value: object) -> object:
+    """The inverse of :func:`decode_hook` for encoding a registration:
+    durations keep their unit (a bare number is not a duration), sizes are
+    bytes. ``msgspec.json.encode(reg, enc_hook=encode_hook)`` loads back to
+    an equal registration."""
+    if isinstance(value, DurationMs):
+        return f"{float(value)!r}ms"
+    if isinstance(value, Duration):
+        return f"{float(value)!r}s"
+    if isinstance(value, float):
+        return float(value)
+    raise NotImplementedError(type(value))
+
+
+# Names are free text but for control characters (vocabulary.VERSION_SEP is one).
+Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
-    """Shared config: immutable, keyword-only, unknown fields rejected."""
+    """Shared config: immutable, unknown fields rejected, not tracked by the
+    cyclic GC (a registry is hundreds of thousands of acyclic Structs; each
+    collection would scan them all). msgspec applies ``kw_only`` only to the
+    fields of the class that says it, so every subclass repeats it."""
 
     def __repr__(self) -> str:  # secrets never reach a repr
         from .redact import redacted
@@ -123,22 +141,22 @@ class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 # --- connection ---------------------------------------------------------------
 
-class MtlsAuth(Base, tag="mtls", tag_field="type"):
+class MtlsAuth(Base, tag="mtls", tag_field="type", kw_only=True):
     certificate_path: str | None = None
     key_path: str | None = None
     ca_cert_path: str | None = None
 
 
-class UsernamePasswordAuth(Base, tag="username_password", tag_field="type"):
+class UsernamePasswordAuth(Base, tag="username_password", tag_field="type", kw_only=True):
     username: str | None = None
     password: str | None = None
 
 
-class TokenAuth(Base, tag="token", tag_field="type"):
+class TokenAuth(Base, tag="token", tag_field="type", kw_only=True):
     token: str | None = None
 
 
-class IamAuth(Base, tag="iam", tag_field="type"):
+class IamAuth(Base, tag="iam", tag_field="type", kw_only=True):
     role_arn: str | None = None
     region: str | None = None
 
@@ -146,27 +164,27 @@ class IamAuth(Base, tag="iam", tag_field="type"):
 Auth = Union[MtlsAuth, UsernamePasswordAuth, TokenAuth, IamAuth]
 
 
-class Tls(Base):
+class Tls(Base, kw_only=True):
     enabled: bool = False
     verify_server: bool = True
     server_name: str | None = None
 
 
-class Pool(Base):
+class Pool(Base, kw_only=True):
     min_connections: Count = 0
     max_connections: Count | None = None
     max_idle_time: Duration | None = None
     max_lifetime: Duration | None = None
 
 
-class Timeouts(Base):
+class Timeouts(Base, kw_only=True):
     connect_timeout: Duration | None = None
     read_timeout: Duration | None = None
     write_timeout: Duration | None = None
     idle_timeout: Duration | None = None
 
 
-class Retry(Base):
+class Retry(Base, kw_only=True):
     max_attempts: Count | None = None
     initial_backoff: Duration | None = None
     max_backoff: Duration | None = None
@@ -174,7 +192,7 @@ class Retry(Base):
     retryable_errors: list[str] = []
 
 
-class Connection(Base):
+class Connection(Base, kw_only=True):
     endpoint: str | None = None
     auth: Auth | None = None
     tls: Tls | None = None
@@ -185,14 +203,14 @@ class Connection(Base):
 
 # --- capabilities and interfaces ------------------------------------------------
 
-class Latency(Base):
+class Latency(Base, kw_only=True):
     p50_ms: NonNegative | None = None
     p95_ms: NonNegative | None = None
     p99_ms: NonNegative | None = None
     p999_ms: NonNegative | None = None
 
 
-class CapabilityPerformance(Base):
+class CapabilityPerformance(Base, kw_only=True):
     max_write_rps: NonNegative | None = None
     max_read_rps: NonNegative | None = None
     latency: Latency | None = None
@@ -201,7 +219,7 @@ class CapabilityPerformance(Base):
     max_concurrent_operations: Count | None = None
 
 
-class Capability(Base):
+class Capability(Base, kw_only=True):
     name: Name
     version: Name = "v1"
     description: str | None = None
@@ -218,7 +236,7 @@ class Capability(Base):
         return perf.latency.p99_ms if perf is not None and perf.latency is not None else None
 
 
-class Operation(Base):
+class Operation(Base, kw_only=True):
     name: Name
     idempotent: bool | None = None
     transactional: bool | None = None  # G3
@@ -226,7 +244,7 @@ class Operation(Base):
     returns: str | None = None
 
 
-class Interface(Base):
+class Interface(Base, kw_only=True):
     name: Name
     version: Name = "v1"
     proto_service: str | None = None
@@ -236,7 +254,7 @@ class Interface(Base):
 
 # --- capacity, usage, cost, health -------------------------------------------------
 
-class Capacity(Base):
+class Capacity(Base, kw_only=True):
     max_write_rps: NonNegative | None = None
     max_read_rps: NonNegative | None = None
     max_storage: Size | None = None
@@ -244,7 +262,7 @@ class Capacity(Base):
     max_namespaces: NonNegative | None = None
 
 
-class Current(Base):
+class Current(Base, kw_only=True):
     write_rps: NonNegative | None = None
     read_rps: NonNegative | None = None
     storage_used: Size | None = None
@@ -252,13 +270,13 @@ class Current(Base):
     namespace_count: NonNegative | None = None
 
 
-class TransferCosts(Base):
+class TransferCosts(Base, kw_only=True):
     cost_per_gb_intra_region: NonNegative | None = None
     cost_per_gb_inter_region: NonNegative | None = None
     cost_per_gb_internet: NonNegative | None = None
 
 
-class Cost(Base):
+class Cost(Base, kw_only=True):
     cost_model: CostModel | None = None
     cost_per_1k_writes: NonNegative | None = None
     cost_per_1k_reads: NonNegative | None = None
@@ -267,7 +285,7 @@ class Cost(Base):
     transfer_costs: TransferCosts | None = None  # G4
 
 
-class Incident(Base):
+class Incident(Base, kw_only=True):
     started_at: _dt.datetime
     resolved_at: _dt.datetime | None = None
     severity: Severity = "warning"
@@ -277,14 +295,14 @@ class Incident(Base):
     remediation: str | None = None
 
 
-class Health(Base):
+class Health(Base, kw_only=True):
     status: HealthStatus = "unknown"
     last_check_at: _dt.datetime | None = None
     uptime_percent_24h: Percent | None = None
     recent_incidents: list[Incident] = []  # G4
 
 
-class Registration(Base):
+class Registration(Base, kw_only=True):
     """One backend of the registry, as the seed's "Registration Structure"."""
 
     backend_id: Name
@@ -338,7 +356,7 @@ class Registration(Base):
 
 # --- slots, queries, patterns -----------------------------------------------------
 
-class NameRef(Base):
+class NameRef(Base, kw_only=True):
     """``{name, version}``; no version means any version."""
 
     name: Name
@@ -348,7 +366,7 @@ class NameRef(Base):
 RequiredName = Union[Name, NameRef]
 
 
-class SlotPerformance(Base):
+class SlotPerformance(Base, kw_only=True):
     min_write_rps: NonNegative = 0.0
     min_read_rps: NonNegative = 0.0
     max_latency_p99: DurationMs | None = None
@@ -357,7 +375,7 @@ class SlotPerformance(Base):
     min_storage: Size | None = None
 
 
-class SlotRequirement(Base):
+class SlotRequirement(Base, kw_only=True):
     """The seed's ``slot_requirement`` with SPEC §2's filters."""
 
     slot_name: Name
@@ -375,13 +393,13 @@ class SlotRequirement(Base):
     consistency: Consistency | None = None
 
 
-class MinCapacity(Base):
+class MinCapacity(Base, kw_only=True):
     min_write_rps: NonNegative = 0.0
     min_read_rps: NonNegative = 0.0
     min_storage: Size | None = None
 
 
-class Query(Base):
+class Query(Base, kw_only=True):
     """The seed's "Backend Querying" request."""
 
     required_capabilities: list[RequiredName] = []
@@ -413,7 +431,7 @@ class Query(Base):
         )
 
 
-class PatternSlot(Base):
+class PatternSlot(Base, kw_only=True):
     """A slot inside a pattern: the seed writes ``required_interfaces``; the
     slot-requirement spelling is accepted too."""
 
@@ -443,7 +461,7 @@ class PatternSlot(Base):
         )
 
 
-class Pattern(Base):
+class Pattern(Base, kw_only=True):
     """The seed's ``pattern: multicast-registry`` with named ``slots``."""
 
     pattern: Name

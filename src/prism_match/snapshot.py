@@ -13,10 +13,12 @@ for consistency (dtypes, shapes, index ranges), since the kernel trusts them.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 import numpy as np
@@ -61,8 +63,10 @@ def _unpack_strings(buf: np.ndarray, offsets: np.ndarray) -> list[str]:
     return [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
-def save_snapshot(registry: Registry, path: str | os.PathLike) -> None:
-    """Write ``registry`` (live values included) to ``path`` (``.npz``)."""
+def save_snapshot(registry: Registry, path: str | os.PathLike | BinaryIO) -> None:
+    """Write ``registry`` (live values included) to ``path`` (``.npz``), or
+    to a binary file object. A path is written atomically (a temporary file
+    beside it, then renamed), so a reader never sees half a snapshot."""
     c = registry.columns
     arrays: dict[str, np.ndarray] = {}
     for field in dataclasses.fields(Columns):
@@ -76,11 +80,19 @@ def save_snapshot(registry: Registry, path: str | os.PathLike) -> None:
     if records is not None:
         arrays["reg.buf"], arrays["reg.off"] = records
     arrays["format"] = np.frombuffer(FORMAT.encode(), dtype=np.uint8)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
     target = Path(path)
+    tmp = None
     try:
-        with open(target, "wb") as fh:
+        with tempfile.NamedTemporaryFile("wb", dir=target.parent, prefix=f".{target.name}.", delete=False) as fh:
+            tmp = fh.name
             np.savez(fh, **arrays)
+        os.replace(tmp, target)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise RegistryError(f"Cannot write snapshot: {exc.strerror}", str(target)) from None
 
 
@@ -168,21 +180,29 @@ def _inconsistency(c: Columns, arrays: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def load_snapshot(path: str | os.PathLike, **registry_options: Any) -> Registry:
-    """A Registry from a file written by ``Registry.save``."""
+def load_snapshot(path: str | os.PathLike | bytes | BinaryIO, **registry_options: Any) -> Registry:
+    """A Registry from a file written by ``Registry.save`` (a path, the
+    file's bytes, or a binary file object); ``registry_options`` (``policy``)
+    go to the Registry."""
     from .registry import Registry
 
-    name = str(path)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        name, path = "<bytes>", io.BytesIO(path)
+    else:
+        name = "<file>" if hasattr(path, "read") else str(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        data = np.load(path, allow_pickle=False)
+        is_archive = hasattr(data, "files")  # a bare .npy file loads as one array
+        if is_archive:
+            with data:
+                arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise RegistryError("No such file", name) from None
     except IsADirectoryError:
         raise RegistryError("Expected a snapshot file, got a directory", name) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise RegistryError(f"Not a prism_match snapshot ({type(exc).__name__})", name) from None
-    if not isinstance(arrays, dict):  # a bare .npy file loads as one array
+    if not is_archive:
         raise RegistryError("Not a prism_match snapshot (one array, not an archive)", name)
     fmt = arrays.get("format")
     if fmt is None or fmt.tobytes().decode("utf-8", "replace") != FORMAT:

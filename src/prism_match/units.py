@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 
+from .redact import may_hold_secret
+
 __all__ = ["parse_size", "parse_duration", "parse_duration_ms", "format_size", "format_rate", "format_duration",
            "SIZE_UNITS", "DURATION_UNITS"]
 
@@ -29,7 +31,10 @@ _DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ns|us|ms|s|m|h))+")
 
 
 def _shown(value: str) -> str:
-    """A string as the error grammar shows it: quoted, shortened."""
+    """A string as the error grammar shows it: quoted, shortened (and only
+    its type when it reads like ``password: …``)."""
+    if may_hold_secret(value):
+        return "str"
     return '"' + (value if len(value) <= 40 else value[:37] + "...") + '"'
 
 

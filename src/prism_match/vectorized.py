@@ -39,12 +39,13 @@ def _has_any(rows: np.ndarray, bits: tuple[int, ...]) -> np.ndarray:
 
 
 def headroom(columns: Columns, placed: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
-    """(write, read, storage) left: ``max - current - placed`` (may be < 0)."""
+    """(write, read, storage) left: ``max - current - placed``, clamped at 0
+    (an overloaded backend has no headroom, not a negative one)."""
     p = placed or {}
     w = columns.max_write_rps - columns.write_rps - p.get("w", 0.0)
     r = columns.max_read_rps - columns.read_rps - p.get("r", 0.0)
     s = columns.max_storage - columns.storage_used - p.get("storage", 0.0)
-    return w, r, s
+    return np.maximum(w, 0.0), np.maximum(r, 0.0), np.maximum(s, 0.0)
 
 
 def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,

@@ -18,7 +18,13 @@ import numpy as np
 
 from ._types import MASK_DTYPE
 
-__all__ = ["Vocabulary", "capability_token", "interface_token", "versioned"]
+__all__ = ["Vocabulary", "capability_token", "interface_token", "versioned", "is_versioned", "split_versioned",
+           "split_requirement", "shown", "VERSION_SEP"]
+
+# Joins a name and its version inside a token. Not "@": names are free text
+# and may contain "@" (``x@y`` the name must not collide with ``x`` at
+# version ``y``); schema.Name refuses control characters, so this one is free.
+VERSION_SEP = "\x1f"
 
 
 def capability_token(name: str) -> str:
@@ -30,7 +36,30 @@ def interface_token(name: str) -> str:
 
 
 def versioned(token: str, version: str) -> str:
-    return f"{token}@{version}"
+    return f"{token}{VERSION_SEP}{version}"
+
+
+def is_versioned(token: str) -> bool:
+    return VERSION_SEP in token
+
+
+def split_versioned(token: str) -> tuple[str, str | None]:
+    """``c:get<SEP>v1`` → (``c:get``, ``v1``); a bare token → (token, None)."""
+    bare, sep, version = token.partition(VERSION_SEP)
+    return bare, (version if sep else None)
+
+
+def split_requirement(text: str) -> tuple[str, str | None]:
+    """``Name@version`` as people write it → (name, version or None). The last
+    "@" splits, so a name may contain "@" when a version is given."""
+    name, sep, version = text.rpartition("@")
+    return (name, version) if sep and name and version else (text, None)
+
+
+def shown(token: str) -> str:
+    """A token as people read it: ``get`` or ``get@v1`` (no kind prefix)."""
+    bare, version = split_versioned(token)
+    return bare[2:] if version is None else f"{bare[2:]}@{version}"
 
 
 class Vocabulary:
@@ -74,6 +103,6 @@ class Vocabulary:
     def suggest(self, token: str) -> str | None:
         """The closest known token of the same kind, for a did-you-mean."""
         prefix = token[:2] if token[1:2] == ":" else ""
-        pool = [t for t in self.tokens if t.startswith(prefix) and "@" not in t]
+        pool = [t for t in self.tokens if t.startswith(prefix) and VERSION_SEP not in t]
         close = difflib.get_close_matches(token, pool, n=1, cutoff=0.6)
         return close[0][len(prefix):] if close else None
