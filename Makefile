@@ -21,11 +21,14 @@ test: install
 demo: install
 	$(VENV)/bin/prism-match match data/registry.yaml data/slots.yaml -k 3
 
-# The asv suite once against the installed package (--quick: one run of each
-# benchmark, a check more than a measurement), then compare.py: prism_match
+# The seeded benchmark data cached first (benchmarks/.cache: documents, YAML,
+# snapshots), so no benchmark's setup builds it; then the asv suite once
+# against the installed package (--quick: one run of each benchmark, a check
+# more than a measurement), then compare.py: prism_match
 # against the numpy baseline, polars, DuckDB and the seed's algorithm, with
 # medians and ratios from one run (benchmarks/results/latest.json).
 bench: install
+	$(PY) -m benchmarks.common
 	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci >/dev/null && ../$(PY) -m asv run --quick --python=same --machine ci --show-stderr
 	$(PY) benchmarks/compare.py
 

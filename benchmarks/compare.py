@@ -79,6 +79,7 @@ def race(contenders: dict[str, Callable[[], Any]], *, repeat: int, budget: float
     samples: dict[str, list[float]] = {}
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
+    gc.collect()  # once: with large registries alive, a collection per sample would cost seconds
     for name, fn in contenders.items():  # calibrate: the first sample of each
         # timeit's autorange: 1, 2, 5, 10, 20, 50, … calls until a sample lasts min_time.
         for number in (10**e * m for e in itertools.count() for m in (1, 2, 5)):
@@ -107,7 +108,6 @@ def race(contenders: dict[str, Callable[[], Any]], *, repeat: int, budget: float
 
 def _sample(fn: Callable[[], Any], number: int) -> tuple[float, Any]:
     """(seconds for ``number`` calls, the last call's result)."""
-    gc.collect()
     gc.disable()  # as timeit does: a collection is noise, not the contender's cost
     try:
         result = None
@@ -248,7 +248,7 @@ class Workloads:
 
     # single matches -------------------------------------------------------------------
 
-    def single(self, n: int, selectivity: str = "medium", *, slow_peers: bool = True) -> dict[str, Timing]:
+    def single(self, n: int, selectivity: str = "medium") -> dict[str, Timing]:
         self.log(f"prepared top-{K} match, {n:,} backends ({selectivity} slot)")
         registry = common.registry(n)
         prepared = registry.prepare(common.selectivity_slot(selectivity))
@@ -508,6 +508,9 @@ def main(argv: list[str] | None = None) -> Report:
             traceback.print_exc()
             failed.append(name)
             report.target(0, f"workload `{name}`", "runs", "crashed (traceback on stderr)", False)
+        # Each workload's registries, peers and decoded registrations go before the next.
+        common.registry.cache_clear()
+        gc.collect()
         w.log(f"  {name}: {time.perf_counter() - t0:.0f} s")
     report.values["elapsed_seconds"] = time.perf_counter() - started
     report.values["failed_workloads"] = failed

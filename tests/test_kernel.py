@@ -270,6 +270,8 @@ def test_overloaded_backend(basis):
             assert m.available_write_rps == 0.0  # headroom of an overloaded backend is 0, not negative
     matches = registry.match({"slot_name": "s", "performance": {"min_write_rps": 10}})
     assert [m.backend_id for m in matches] == (["hot"] if basis == "max" else [])
+    # With no minimum, an overloaded backend (headroom clamped to 0) still qualifies on either basis.
+    assert [m.backend_id for m in registry.match({"slot_name": "s"})] == ["hot"]
 
 
 def test_update_of_status_and_uptime_changes_the_answer():

@@ -6,6 +6,7 @@ the compiled columns stay under 200 bytes per backend."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -123,6 +124,26 @@ def test_a_snapshot_of_a_table_built_registry(tmp_path):
     same_answers(built, loaded)
     some = built.backend_ids[17]
     assert loaded[some] == built[some]
+
+
+def test_a_snapshot_in_memory_round_trips(registry):
+    buffer = io.BytesIO()
+    registry.save(buffer)
+    from_bytes = load_snapshot(buffer.getvalue())
+    buffer.seek(0)
+    from_file_object = load_snapshot(buffer)
+    same_answers(registry, from_bytes)
+    assert from_file_object.to_polars().equals(registry.to_polars())
+    with pytest.raises(RegistryError, match=r"^Not a prism_match snapshot \(\w+\) - at <bytes>$"):
+        load_snapshot(b"junk")
+
+
+def test_saving_replaces_a_snapshot_whole_and_leaves_no_temporary_file(registry, tmp_path):
+    path = tmp_path / "r.npz"
+    load_registry([{"backend_id": "old", "backend_type": "redis"}]).save(path)
+    registry.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]
+    assert load_snapshot(path).backend_ids == registry.backend_ids
 
 
 def test_load_snapshot_takes_registry_options(registry, tmp_path):

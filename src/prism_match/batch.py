@@ -372,7 +372,7 @@ def _diagnoser(registry: Registry, view: Any, prepared: list[PreparedSlot], chos
 def _utilisation(registry: Registry, view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
     """Per backend after placement: placements, used and max of each resource."""
     c = view
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # no capacity declared: null; a tiny one: a huge share
         def share(used: np.ndarray, cap: np.ndarray) -> pl.Series:
             out = pl.Series(np.where(cap > 0, used / cap, np.nan))
             return out.fill_nan(None)

@@ -58,6 +58,7 @@ class PreparedSlot:
     type_codes: frozenset[int] | None
     max_consistency: int
     preferred_region_bit: int           # -1: none or unknown
+    default_health: tuple[str, ...]     # the policy's statuses this was prepared with
 
     @property
     def slot_name(self) -> str:
@@ -157,4 +158,5 @@ def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[
         region_bits=region_bits, unknown_regions=unknown_regions,
         compliance_bits=compliance_bits, unknown_compliance=unknown_compliance,
         type_codes=type_codes, max_consistency=max_consistency, preferred_region_bit=pref,
+        default_health=default_health,
     )

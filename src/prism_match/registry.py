@@ -175,13 +175,19 @@ class Registry:
         if isinstance(slot, PreparedSlot):
             if slot.columns is not self.columns:
                 raise RegistryError("This slot was prepared for another registry; prepare it again", "slot")
+            if slot.default_health is not self._policy.health_statuses \
+                    and slot.requirement.health_statuses is None:
+                # Prepared under another policy's default statuses: prepare
+                # again rather than match with the old ones.
+                return prepare_slot(self.columns, slot.requirement, self._policy.health_statuses)
             return slot
         return prepare_slot(self.columns, coerce_slot(slot), self._policy.health_statuses)
 
     def _prepared(self, slot: Any) -> PreparedSlot:
         """``prepare``, with mappings cached by content: a placement loop that
         passes the same mapping again pays one encode and a lookup."""
-        if isinstance(slot, PreparedSlot) and slot.columns is self.columns:
+        if isinstance(slot, PreparedSlot) and slot.columns is self.columns \
+                and slot.default_health is self._policy.health_statuses:
             return slot
         if isinstance(slot, Mapping):
             try:

@@ -80,11 +80,13 @@ def build_reasons(registry: Registry, match: Match) -> list[Reason]:
         reasons.append(Reason("cost", f"Backend costs ${reg.cost.cost_per_1k_writes:g} per 1k writes; "
                                       f"cost {match.cost:.3f}"))
 
-    uptime = registry.columns.uptime_percent_24h[match.index]
-    if uptime != uptime:  # NaN: never reported
+    # The uptime the match was scored with (a later update does not rewrite
+    # an earlier answer); NaN in the column means it was never reported.
+    if match.availability == 0 and registry.columns.uptime_percent_24h[match.index] != \
+            registry.columns.uptime_percent_24h[match.index]:
         reasons.append(Reason("availability", "Backend reports no uptime: availability scored 0"))
     else:
-        reasons.append(Reason("availability", f"Backend uptime {uptime:g}% over 24h"))
+        reasons.append(Reason("availability", f"Backend uptime {match.availability * 100:.4g}% over 24h"))
 
     preferred = slot.requirement.preferred_region
     if preferred is None:

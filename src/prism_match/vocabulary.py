@@ -62,6 +62,11 @@ def shown(token: str) -> str:
     return bare[2:] if version is None else f"{bare[2:]}@{version}"
 
 
+def _stem(name: str) -> str:
+    stem = name[:-len("Interface")] if name.endswith("Interface") and len(name) > len("Interface") else name
+    return stem.lower()
+
+
 class Vocabulary:
     """An ordered set of tokens; token ``t`` is bit ``index[t]`` of a mask."""
 
@@ -103,6 +108,9 @@ class Vocabulary:
     def suggest(self, token: str) -> str | None:
         """The closest known token of the same kind, for a did-you-mean."""
         prefix = token[:2] if token[1:2] == ":" else ""
-        pool = [t for t in self.tokens if t.startswith(prefix) and VERSION_SEP not in t]
-        close = difflib.get_close_matches(token, pool, n=1, cutoff=0.6)
-        return close[0][len(prefix):] if close else None
+        pool = [t[len(prefix):] for t in self.tokens if t.startswith(prefix) and VERSION_SEP not in t]
+        # Compare without the suffix every interface shares, or `WatchInterface`
+        # looks like `TTLInterface` for its last nine letters.
+        stems = {_stem(name): name for name in pool}
+        close = difflib.get_close_matches(_stem(token[len(prefix):]), list(stems), n=1, cutoff=0.6)
+        return stems[close[0]] if close else None
