@@ -11,6 +11,7 @@ the utilisation table.
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import polars as pl
@@ -218,6 +219,15 @@ def test_a_required_slot_that_cannot_be_placed_raises_with_the_plan_and_commits_
     assert [u.slot_name for u in plan.unplaced] == ["u"]
     assert not plan.committed and not plan.ok
     assert registry.to_polars().equals(before)
+
+
+def test_a_placement_error_travels_between_processes_as_its_problems():
+    registry = load_registry(ONE)
+    with pytest.raises(PlacementError) as info:
+        registry.assign([*TWO_SLOTS, dict(SLOT, slot_name="u")])
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(copy, RegistryError)
+    assert str(copy) == str(info.value) and copy.errors == info.value.errors
 
 
 def test_allow_unplaced_returns_the_plan_and_optional_slots_never_raise():

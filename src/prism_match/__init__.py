@@ -3,6 +3,7 @@
 The package root only re-exports; see README.md for the tour and the layout.
 """
 
+from . import _env  # noqa: F401  (before the compiled core loads: OpenMP reads it once)
 from .batch import Assignment, Binding, PlacementError, Unplaced, load_slots
 from .errors import RegistryError
 from .patterns import BindingProblem, PatternBinding

@@ -378,7 +378,7 @@ cdef class CoreRegistry:
     cdef Reg r
     cdef readonly object columns
     cdef readonly list backend_ids
-    cdef readonly dict index
+    cdef dict _index
     cdef dict _status_code
     cdef score_t* _cur_w
     cdef score_t* _cur_r
@@ -393,7 +393,7 @@ cdef class CoreRegistry:
         c = columns
         self.columns = c
         self.backend_ids = c.backend_ids
-        self.index = {bid: i for i, bid in enumerate(c.backend_ids)}
+        self._index = None  # built on first use: a snapshot of 1M backends need not pay for it to match
         self._status_code = status_code
         self._owner = owner
         self.r.n = c.n
@@ -428,6 +428,13 @@ cdef class CoreRegistry:
         self._uptime = <score_t*>_ptr(c.uptime_percent_24h)
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
+
+    @property
+    def index(self):
+        """backend_id → position."""
+        if self._index is None:
+            self._index = dict(zip(self.backend_ids, range(len(self.backend_ids))))
+        return self._index
 
     def topk(self, CoreSlot slot, CorePolicy policy, Py_ssize_t k, object prepared=None):
         """Best ``k`` matches (list of Match), best first."""
@@ -475,14 +482,15 @@ cdef class CoreRegistry:
         happen without releasing the GIL, so a concurrent single match sees
         the backend wholly before or wholly after the update.
         """
-        cdef object pos = self.index.get(backend_id) if type(backend_id) is str else None
+        cdef dict index = self._index if self._index is not None else self.index
+        cdef object pos = index.get(backend_id) if type(backend_id) is str else None
         cdef Py_ssize_t i
         cdef double w, r, st, ns, up
         cdef int code = -1
         if pos is None:
             if not isinstance(backend_id, str):
                 raise _error(f"Expected a backend_id (`str`), got `{type(backend_id).__name__}`", "update")
-            pos = self.index.get(backend_id)  # a str subclass
+            pos = index.get(backend_id)  # a str subclass
             if pos is None:
                 raise _error(f"Unknown backend `{backend_id[:60]}`", "update")
         i = pos

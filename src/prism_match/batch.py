@@ -134,7 +134,10 @@ def load_slots(path: str | os.PathLike) -> list[SlotRequirement]:
         if not target.is_file():
             raise RegistryError("No such file", str(target))
         try:
-            frame = getattr(pl, reader)(target)
+            # Types are inferred from every row: a column of whole numbers
+            # with one fraction far down must not fail half way.
+            options = {} if reader == "read_parquet" else {"infer_schema_length": None}
+            frame = getattr(pl, reader)(target, **options)
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise RegistryError(f"Cannot read slot table: {first[:200]}", str(target)) from None
@@ -188,8 +191,11 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     snap = _core.LiveSnapshot(registry._core)
     cores = [p.core for p in prepared]
     policy = registry._core_policy
-    for start in range(0, m, CHUNK):
-        stop = min(m, start + CHUNK)
+    # One parallel region for the whole batch unless someone watches progress:
+    # every region ends in a barrier, and chunks only exist to report.
+    step = CHUNK if progress is not None else max(m, 1)
+    for start in range(0, m, step):
+        stop = min(m, start + step)
         if len(registry):
             _core.topk_many(snap, cores, policy, kk, start, stop, idx, score, perf, region, count, n_threads)
         if progress is not None:
@@ -301,6 +307,11 @@ class PlacementError(RegistryError):
         self.assignment = assignment
         super().__init__([(f"slot `{u.slot_name}`", f"Cannot be placed: {u.diagnosis}")
                           for u in assignment.unplaced if not u.optional])
+
+    def __reduce__(self) -> tuple:
+        # The plan holds lazy diagnoses (closures over the registry) and does
+        # not travel between processes; the error does, with its problems.
+        return RegistryError, (self.errors,)
 
 
 def assign(registry: Registry, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> Assignment:

@@ -292,7 +292,8 @@ def _latency(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, 
     else:
         token = vtoken = np.zeros(0, dtype=np.int64)
     if ((token < 0) | (vtoken < 0)).any():
-        errors.append(("frame column `capability_p99_ms`", "Latency given for a capability the backend does not declare"))
+        errors.append(("frame column `capability_p99_ms`",
+                       "Latency given for a capability the backend does not declare"))
     rows = items["row"].to_numpy()
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
