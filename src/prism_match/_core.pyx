@@ -603,6 +603,12 @@ def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py
             cs[j] = (<CoreSlot>slots[start + j]).s
         with nogil:
             for j in prange(m, num_threads=max(threads, 1), schedule="dynamic", chunksize=8):
+                # Assigned here so Cython makes them thread-private: they are
+                # otherwise only written through pointers, and would be shared.
+                perf = 0.0
+                region = 0.0
+                aw = 0.0
+                ar = 0.0
                 size = topk_scores(&snap.r, &cs[j], &policy.p, NULL, k, &out_score[start + j, 0],
                                    &ranks[j * k], &out_idx[start + j, 0])
                 out_count[start + j] = size

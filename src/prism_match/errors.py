@@ -33,6 +33,9 @@ class RegistryError(ValueError):
         self.errors: list[tuple[str, str]] = list(errors)
         super().__init__(self._text())
 
+    def __reduce__(self):  # from a worker process: the same errors, not a re-wrapped text
+        return (type(self), (self.errors,))
+
     def _text(self) -> str:
         if len(self.errors) == 1:
             loc, msg = self.errors[0]

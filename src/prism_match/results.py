@@ -103,7 +103,7 @@ def build_reasons(registry: Registry, match: Match) -> list[Reason]:
                                              f"(required: at least {wanted})"))
     if slot.requirement.compliance:
         reasons.append(Reason("compliance", f"Backend holds {_names(slot.requirement.compliance)} "
-                                            f"(has: {_names(reg.compliance)})"))
+                                            f"(has: {_names(sorted(reg.compliance))})"))
     return reasons
 
 

@@ -12,6 +12,7 @@ words as it needs.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -63,8 +64,11 @@ def shown(token: str) -> str:
 
 
 def _stem(name: str) -> str:
-    stem = name[:-len("Interface")] if name.endswith("Interface") and len(name) > len("Interface") else name
-    return stem.lower()
+    """The part of a name that tells it apart: lower case, without a trailing
+    ``Interface`` (or a misspelling of it, ``Interfac``)."""
+    lower = name.lower()
+    stem = re.sub(r"int[a-z]*$", "", lower)
+    return stem or lower
 
 
 class Vocabulary:
