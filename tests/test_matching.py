@@ -142,7 +142,7 @@ def test_reasons_for_declared_data_and_other_regions():
     assert reason(m, "availability") == "Backend uptime 99.5% over 24h"
     assert reason(m, "region_affinity") == "Backend not in preferred region us-east-1 (eu-west-1)"
     assert reason(m, "consistency") == "Backend offers strong consistency (required: at least session)"
-    assert reason(m, "compliance") == "Backend holds pci (has: pci, gdpr)"
+    assert reason(m, "compliance") == "Backend holds pci (has: gdpr, pci)"
     [bare] = load_registry([{"backend_id": "b", "backend_type": "s3"}]).match({"slot_name": "blob"})
     assert reason(bare, "region_affinity") == "No preferred region given: region scored 0"
     # No capacity declared: the slot sets no minimum, so SPEC §4 gives perf the cap; the text agrees.

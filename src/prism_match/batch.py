@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 __all__ = ["match_many", "assign", "resolve_threads", "Assignment", "Binding", "Unplaced", "PlacementError",
-           "slots_from_frame", "load_slots", "CHUNK"]
+           "slots_from_frame", "load_slots", "slot_table_items", "is_slot_table", "CHUNK"]
 
 CHUNK = 256
 # Below this many (slot, backend) pairs per thread, waking another thread
@@ -127,22 +127,32 @@ def load_slots(path: str | os.PathLike) -> list[SlotRequirement]:
     file and the row as ``$[i]``.
     """
     target = Path(path)
-    reader = _TABLE_READERS.get(target.suffix.lower())
-    if reader is None:
-        items = load_documents(target, list_key="slots", wrapper_keys=("slot_requirement",))
+    if is_slot_table(target):
+        items = slot_table_items(target)
     else:
-        if not target.is_file():
-            raise RegistryError("No such file", str(target))
-        try:
-            # Types are inferred from every row: a column of whole numbers
-            # with one fraction far down must not fail half way.
-            options = {} if reader == "read_parquet" else {"infer_schema_length": None}
-            frame = getattr(pl, reader)(target, **options)
-        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RegistryError(f"Cannot read slot table: {first[:200]}", str(target)) from None
-        items = [(str(target), f"$[{i}]", slot) for i, slot in enumerate(slots_from_frame(frame))]
+        items = load_documents(target, list_key="slots", wrapper_keys=("slot_requirement",))
     return [value for _, value in validate_documents(items, SlotRequirement)]
+
+
+def is_slot_table(path: Path) -> bool:
+    return path.suffix.lower() in _TABLE_READERS
+
+
+def slot_table_items(target: Path) -> list[tuple[str, str, Any]]:
+    """Rows of a CSV/NDJSON/Parquet slot table as ``(file, $[i], mapping)``
+    items, ready for ``validate_documents``."""
+    reader = _TABLE_READERS[target.suffix.lower()]
+    if not target.is_file():
+        raise RegistryError("No such file", str(target))
+    try:
+        # Types are inferred from every row: a column of whole numbers
+        # with one fraction far down must not fail half way.
+        options = {} if reader == "read_parquet" else {"infer_schema_length": None}
+        frame = getattr(pl, reader)(target, **options)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RegistryError(f"Cannot read slot table: {first[:200]}", str(target)) from None
+    return [(str(target), f"$[{i}]", slot) for i, slot in enumerate(slots_from_frame(frame))]
 
 
 def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:

@@ -39,6 +39,7 @@ from rich.text import Text
 
 from . import __version__
 from .vocabulary import is_versioned
+from .batch import is_slot_table, slot_table_items
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
 from .loading import MAX_ERRORS, load_documents, read_file_documents, registration_problems, validate_documents
@@ -57,10 +58,6 @@ PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
 DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
 RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
 _REGISTRY_SUFFIXES = {".yaml", ".yml", ".json"}
-_SLOT_TABLE_SUFFIXES = {".csv", ".parquet", ".ndjson", ".jsonl"}
-_SLOT_LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
-_SLOT_PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-                            "requires_atomic_writes")
 _LIST_SPLIT = re.compile(r"[\s,;|]+")
 
 EPILOG = """\
@@ -106,36 +103,6 @@ def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in _LIST_SPLIT.split(value) if part]
     return value
-
-
-def _slot_table_items(path: Path) -> list[tuple[str, str, Any]]:
-    """Rows of a CSV/Parquet/NDJSON slot table as slot mappings. List fields
-    are list columns, or strings separated by spaces, commas, ``;`` or ``|``;
-    performance fields may be flat columns (``min_write_rps`` or
-    ``performance.min_write_rps``)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema_length=10_000)
-        elif suffix == ".parquet":
-            frame = pl.read_parquet(path)
-        else:
-            frame = pl.read_ndjson(path)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise RegistryError(f"Cannot read slot table: {str(exc).splitlines()[0][:200]}", str(path)) from None
-    items = []
-    for i, row in enumerate(frame.iter_rows(named=True)):
-        slot = {k: v for k, v in row.items() if v is not None}
-        for field in _SLOT_LIST_FIELDS:
-            if field in slot:
-                slot[field] = _split_list(slot[field])
-        flat = {k: slot.pop(k) for k in _SLOT_PERFORMANCE_FIELDS if k in slot}
-        flat.update({k.split(".", 1)[1]: slot.pop(k) for k in list(slot) if k.startswith("performance.")})
-        if flat:
-            perf = slot.get("performance")
-            slot["performance"] = {**(perf if isinstance(perf, dict) else {}), **flat}
-        items.append((str(path), f"$[{i}]", slot))
-    return items
 
 
 def _is_pattern(doc: Any) -> bool:
@@ -185,8 +152,8 @@ def read_slots(path: str) -> list[SlotRequirement]:
     together; duplicate slot names are an error.
     """
     p = Path(path)
-    if p.is_file() and p.suffix.lower() in _SLOT_TABLE_SUFFIXES:
-        items = _slot_table_items(p)
+    if p.is_file() and is_slot_table(p):
+        items = slot_table_items(p)
     else:
         items = _slot_document_items(path)
     errors: list[tuple[str, str]] = []

@@ -26,7 +26,7 @@ from .compiled import HEALTH_CODE, Columns, compile_registry, registration_from_
 from .frames import columns_from_polars, columns_to_polars
 from .snapshot import RecordSource, encode_registrations, save_snapshot
 from .errors import RegistryError
-from .loading import load_registrations, validate_documents
+from .loading import gc_paused, load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot, prepare_slot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
@@ -285,5 +285,6 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     mapping ``{"backends": [...]}``. Raises RegistryError listing every
     problem; nothing is half-loaded.
     """
-    return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
-                    policy=policy)
+    with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
+        return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
+                        policy=policy)

@@ -27,7 +27,7 @@ from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .compiled import Columns
 from .errors import RegistryError
 from .schema import (
-    BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Duration, DurationMs, Registration, decode_hook,
+    BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration, decode_hook, encode_hook,
 )
 from .vocabulary import Vocabulary
 
@@ -96,20 +96,8 @@ def save_snapshot(registry: Registry, path: str | os.PathLike | BinaryIO) -> Non
         raise RegistryError(f"Cannot write snapshot: {exc.strerror}", str(target)) from None
 
 
-def _encode_hook(value: Any) -> Any:
-    # Durations are stored with their unit, so decoding them again goes
-    # through the same parser (a bare number is not a duration).
-    if isinstance(value, DurationMs):
-        return f"{float(value)!r}ms"
-    if isinstance(value, Duration):
-        return f"{float(value)!r}s"
-    if isinstance(value, float):
-        return float(value)
-    raise NotImplementedError(type(value))
-
-
 def encode_registrations(registrations: list[Registration]) -> tuple[np.ndarray, np.ndarray]:
-    encoder = msgspec.msgpack.Encoder(enc_hook=_encode_hook)
+    encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
     blobs = [encoder.encode(r) for r in registrations]
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in blobs], out=offsets[1:])
