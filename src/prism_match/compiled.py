@@ -105,6 +105,19 @@ def _pack(dense: np.ndarray) -> np.ndarray:
     return np.packbits(dense, axis=1, bitorder="little").view(MASK_DTYPE).reshape(r, width // 64)
 
 
+def _blocks(keys: np.ndarray, other: np.ndarray, n: int):
+    """Pairs grouped by blocks of ``_CHUNK_ROWS`` consecutive keys: yields
+    (first key of the block, keys − first, the matching ``other``)."""
+    if np.any(keys[1:] < keys[:-1]):
+        order = np.argsort(keys, kind="stable")
+        keys, other = keys[order], other[order]
+    bounds = np.searchsorted(keys, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
+    for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo < hi:
+            first = block * _CHUNK_ROWS
+            yield first, keys[lo:hi] - first, other[lo:hi]
+
+
 def _set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (row-wise masks).
 
@@ -113,44 +126,24 @@ def _set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.
     """
     n, words = shape
     out = np.zeros((n, words), dtype=MASK_DTYPE)
-    if len(rows) == 0:
-        return out
-    order = np.argsort(rows, kind="stable") if np.any(np.diff(rows) < 0) else None
-    if order is not None:
-        rows, bits = rows[order], bits[order]
-    bounds = np.searchsorted(rows, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
-    for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if lo == hi:
-            continue
-        first = block * _CHUNK_ROWS
+    for first, local_rows, block_bits in _blocks(rows, bits, n):
         dense = np.zeros((min(_CHUNK_ROWS, n - first), words * 64), dtype=bool)
-        dense[rows[lo:hi] - first, bits[lo:hi]] = True
+        dense[local_rows, block_bits] = True
         out[first:first + len(dense)] = _pack(dense)
     return out
 
 
 def bits_from_rows(n: int, n_tokens: int, backend: np.ndarray, token: np.ndarray) -> np.ndarray:
     """The transposed bitset: uint64[n_tokens, ceil(n/64)], bit i of row t set
-    when backend i declares token t."""
+    when backend i declares token t. The same packing with backends along the
+    bits: a dense [T, block] per block of backends, one pass."""
     tokens = max(n_tokens, 1)
     out = np.zeros((tokens, max(1, (n + 63) // 64)), dtype=MASK_DTYPE)
-    if len(backend) == 0:
-        return out
-    # The same packing, with backends along the bits: one token row at a time
-    # would be T passes; a dense [T, chunk] block per chunk of backends is one.
-    order = np.argsort(backend, kind="stable") if np.any(np.diff(backend) < 0) else None
-    if order is not None:
-        backend, token = backend[order], token[order]
-    bounds = np.searchsorted(backend, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
-    for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if lo == hi:
-            continue
-        first = block * _CHUNK_ROWS
+    for first, local_backends, block_tokens in _blocks(backend, token, n):
         dense = np.zeros((tokens, _CHUNK_ROWS), dtype=bool)
-        dense[token[lo:hi], backend[lo:hi] - first] = True
-        packed = _pack(dense)
+        dense[block_tokens, local_backends] = True
         stop = min(out.shape[1], (first + _CHUNK_ROWS) // 64)
-        out[:, first // 64:stop] = packed[:, :stop - first // 64]
+        out[:, first // 64:stop] = _pack(dense)[:, :stop - first // 64]
     return out
 
 
