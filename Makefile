@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml setup.py src/prism_match/_core.pyx src/prism_match/_typ
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The bounds-checked kernel run first, so the suite's own summary closes the output.
 test: install
-	$(PY) -m pytest
 	$(MAKE) --no-print-directory debug-test
+	$(PY) -m pytest
 
 demo: install
 	$(VENV)/bin/prism-match match data/registry.yaml data/slots.yaml -k 3
@@ -48,7 +49,7 @@ debug-test: install
 	rm -f $(DEBUG_DIR)/prism_match/*.so $(DEBUG_DIR)/prism_match/*.c
 	PRISM_MATCH_DEBUG=1 $(PY) setup.py -q build_ext --build-lib $(DEBUG_DIR) --build-temp $(DEBUG_DIR)-tmp
 	PYTHONPATH=$(DEBUG_DIR) $(PY) -c "import prism_match._core as c, sys; sys.exit('$(DEBUG_DIR)' not in c.__file__)"
-	PYTHONPATH=$(DEBUG_DIR) $(PY) -m pytest tests/test_kernel.py -q -p no:cacheprovider
+	PYTHONPATH=$(DEBUG_DIR) $(PY) -m pytest tests/test_kernel.py -p no:cacheprovider
 
 clean:
 	rm -rf build $(VENV) src/prism_match/*.c src/prism_match/*.so
