@@ -175,12 +175,16 @@ class PolarsMatcher:
 
     def topk(self, slots: pl.DataFrame, slot_caps: pl.DataFrame, k: int) -> pl.DataFrame:
         """(s, b, score), best first within each slot, slots in order."""
-        parts = []
-        for lo, hi in _chunks(slots.height, self.n):
-            chunk_caps = slot_caps.filter(pl.col("s").is_between(lo, hi - 1))
-            parts.append(self.topk_chunk(slots.slice(lo, hi - lo), chunk_caps, k))
-        return pl.concat(parts) if parts else pl.DataFrame(schema={"s": pl.Int64, "b": pl.Int64,
-                                                                   "score": pl.Float64})
+        return _chunked_topk(self, slots, slot_caps, k)
+
+
+def _chunked_topk(matcher, slots: pl.DataFrame, slot_caps: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Both peers match slots a chunk at a time (their cross join would not fit)."""
+    parts = []
+    for lo, hi in _chunks(slots.height, matcher.n):
+        chunk_caps = slot_caps.filter(pl.col("s").is_between(lo, hi - 1))
+        parts.append(matcher.topk_chunk(slots.slice(lo, hi - lo), chunk_caps, k))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"s": pl.Int64, "b": pl.Int64, "score": pl.Float64})
 
 
 class DuckDBMatcher:
@@ -263,12 +267,7 @@ class DuckDBMatcher:
 
     def topk(self, slots: pl.DataFrame, slot_caps: pl.DataFrame, k: int) -> pl.DataFrame:
         """(s, b, score), best first within each slot, slots in order."""
-        parts = []
-        for lo, hi in _chunks(slots.height, self.n):
-            chunk_caps = slot_caps.filter(pl.col("s").is_between(lo, hi - 1))
-            parts.append(self.topk_chunk(slots.slice(lo, hi - lo), chunk_caps, k))
-        return pl.concat(parts) if parts else pl.DataFrame(schema={"s": pl.Int64, "b": pl.Int64,
-                                                                   "score": pl.Float64})
+        return _chunked_topk(self, slots, slot_caps, k)
 
     def close(self) -> None:
         self.con.close()
