@@ -166,7 +166,7 @@ def test_garbage_files_never_give_a_traceback(tmp_path: Path):
     garbage.write_bytes(b"\x00\xff\xfe garbage: [unclosed\n\t- :")
     proc = run("match", str(garbage), str(garbage))
     assert proc.returncode == EXIT_INVALID
-    assert proc.stderr.startswith(f"error: ") and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
 
 
 

@@ -336,7 +336,7 @@ def test_query_errors():
 # --- hostile input ------------------------------------------------------------------------------------
 
 BOMB = "\n".join(
-    [f'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     + [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(9))}]" for i in range(1, 12)]) + "\n"
 
 

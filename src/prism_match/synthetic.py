@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from .schema import BACKEND_TYPES
 
@@ -146,12 +147,11 @@ def generate_slots(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return slots
 
 
-def generate_frame(n: int, seed: int = 0) -> "pl.DataFrame":
+def generate_frame(n: int, seed: int = 0) -> pl.DataFrame:
     """``n`` backends as a table for ``Registry.from_polars``, drawn with
-    vectorized numpy (a million rows in about a second). Same pools and
+    vectorized numpy and polars (a million rows in seconds, where the dict path
+    would take minutes). Same pools and
     missing-data shares as :func:`generate_registry`, not the same rows."""
-    import polars as pl
-
     rng = np.random.default_rng(seed)
     types = np.array(BACKEND_TYPES)
     t = rng.integers(len(types), size=n)
