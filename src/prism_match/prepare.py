@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -87,11 +88,40 @@ def _requirement(kind: str, item: str | NameRef, vocab: Vocabulary) -> Requireme
     return Requirement(kind, label, token, vocab.index.get(token))
 
 
-def _words(bits: list[int] | tuple[int, ...], n_words: int) -> np.ndarray:
+# Preparing runs for every new slot, so its small arrays are interned: slots
+# share the same few masks (most have no region or compliance filter), and a
+# read-only array built once replaces a numpy allocation per slot.
+@lru_cache(maxsize=4096)
+def _words(bits: tuple[int, ...], n_words: int) -> np.ndarray:
     words = [0] * n_words
     for bit in bits:
         words[bit >> 6] |= 1 << (bit & 63)
-    return np.array(words, dtype=MASK_DTYPE)
+    out = np.array(words, dtype=MASK_DTYPE)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _tokens(bits: tuple[int, ...]) -> np.ndarray:
+    out = np.array(bits, dtype=INDEX_DTYPE)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=256)
+def _codes(names: tuple[str, ...], table: tuple[tuple[str, int], ...]) -> tuple[frozenset[int], int]:
+    """(codes, bit mask) of enumeration names."""
+    codes = frozenset(dict(table)[name] for name in names)
+    return codes, sum(1 << c for c in codes)
+
+
+_HEALTH_TABLE = tuple(HEALTH_CODE.items())
+_TYPE_TABLE = tuple(TYPE_CODE.items())
+
+
+# (kind, item as written, vocabulary) → Requirement: the same names recur in
+# every slot of a placement loop. Checked against the vocabulary on use.
+_REQUIREMENTS: dict[tuple, Requirement] = {}
 
 
 def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[str, ...]) -> PreparedSlot:
@@ -103,7 +133,12 @@ def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[
     seen: set[str] = set()
     for kind, items in (("interface", slot.interfaces), ("capability", cap_items)):
         for item in items:
-            req = _requirement(kind, item, columns.features)
+            key = (kind, item, id(columns.features))
+            req = _REQUIREMENTS.get(key)
+            if req is None or req.bit != columns.features.index.get(req.token):
+                req = _REQUIREMENTS[key] = _requirement(kind, item, columns.features)
+                if len(_REQUIREMENTS) > 65536:
+                    _REQUIREMENTS.clear()
             if req.token not in seen:
                 seen.add(req.token)
                 reqs.append(req)
@@ -119,26 +154,28 @@ def prepare_slot(columns: Columns, slot: SlotRequirement, default_health: tuple[
         compliance_bits = tuple(columns.compliance.index[c] for c in slot.compliance
                                 if c in columns.compliance.index)
         unknown_compliance = tuple(c for c in slot.compliance if c not in columns.compliance.index)
-    type_codes = None if slot.backend_types is None else frozenset(TYPE_CODE[t] for t in slot.backend_types)
+    type_codes, type_mask = (None, _ALL_TYPES) if slot.backend_types is None else \
+        _codes(tuple(slot.backend_types), _TYPE_TABLE)
     statuses = slot.health_statuses if slot.health_statuses is not None else default_health
-    health_codes = frozenset(HEALTH_CODE[s] for s in statuses)
+    health_codes, health_mask = _codes(tuple(statuses), _HEALTH_TABLE)
     max_consistency = UNKNOWN_CONSISTENCY if slot.consistency is None else CONSISTENCY_CODE[slot.consistency]
     min_storage = slot.min_storage if slot.min_storage is not None else (
         perf.min_storage if perf is not None and perf.min_storage is not None else 0.0)
     max_latency = perf.max_latency_p99 if perf is not None and perf.max_latency_p99 is not None else math.inf
     pref = columns.regions.index.get(slot.preferred_region, -1) if slot.preferred_region else -1
 
-    known_bits = sorted({r.bit for r in reqs if r.bit is not None})
-    lat_bits = [r.bit for r in reqs if r.kind == "capability" and r.bit is not None]
+    known_bits = tuple(sorted({r.bit for r in reqs if r.bit is not None}))
+    lat_bits = tuple(r.bit for r in reqs if r.kind == "capability" and r.bit is not None) \
+        if max_latency != math.inf else ()
     n_cap_required = sum(1 for r in reqs if r.kind == "capability")
     prepared_core = dict(
-        req_tokens=np.array(known_bits, dtype=INDEX_DTYPE),
+        req_tokens=_tokens(known_bits),
         region_any=_words(region_bits or (), columns.regions.words),
         region_filter=region_bits is not None,
         compliance_all=_words(compliance_bits or (), columns.compliance.words),
         compliance_filter=compliance_bits is not None,
-        type_mask=_ALL_TYPES if type_codes is None else sum(1 << c for c in type_codes),
-        health_mask=sum(1 << c for c in health_codes),
+        type_mask=type_mask,
+        health_mask=health_mask,
         max_consistency=max_consistency,
         min_w=perf.min_write_rps if perf is not None else 0.0,
         min_r=perf.min_read_rps if perf is not None else 0.0,
