@@ -560,3 +560,19 @@ def test_yaml_builder_shares_aliased_objects_like_pyyaml(tmp_path):
     path.write_text("a: &x [1, 2]\nb: *x\n")
     [(_, doc)] = read_file_documents(path)
     assert doc["a"] is doc["b"]
+
+
+def test_a_list_of_paths_loads_as_one_registry_with_every_problem(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "a.yaml").write_text("backend_id: x\nbackend_type: kafka\n")
+    (tmp_path / "b.yaml").write_text("backend_id: x\nbackend_type: nats\n")
+    (tmp_path / "c.yaml").write_text("backend_id: y\nbackend_type: redis\n")
+    assert load_registry([tmp_path / "a.yaml", tmp_path / "c.yaml"]).backend_ids == ["x", "y"]
+    with pytest.raises(RegistryError) as info:
+        load_registry([tmp_path / "a.yaml", tmp_path / "b.yaml", Path(tmp_path / "missing.yaml")])
+    assert info.value.errors == [  # in document order
+        (f"{tmp_path / 'b.yaml'} $.backend_id",
+         f"Duplicate backend_id `x`, first defined at {tmp_path / 'a.yaml'} $.backend_id"),
+        (f"{tmp_path / 'missing.yaml'}", "No such file or directory"),
+    ]

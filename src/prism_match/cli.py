@@ -42,11 +42,11 @@ from .vocabulary import is_versioned
 from .batch import is_slot_table, slot_table_items
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
-from .loading import MAX_ERRORS, load_documents, read_file_documents, registration_problems, validate_documents
+from .loading import MAX_ERRORS, load_documents, read_file_documents, validate_documents
 from .registry import Registry, load_registry
 from .results import Diagnosis, Match
 from .units import format_rate, format_size
-from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, Registration, SlotRequirement
+from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 
@@ -635,37 +635,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 # --- validate -------------------------------------------------------------------------------
 
 def _load_many(paths: Sequence[str]) -> Registry:
-    """One registry from several files, as ``load_registry`` reads one: every
-    file's problems, and ids duplicated across files (naming both places),
-    reported together; nothing is compiled unless all is valid."""
+    """One registry from several files (``load_registry`` takes a list of
+    paths): every file's problems and ids duplicated across files, together."""
     if len(paths) == 1:
         return open_registry(paths[0])
-    errors: list[tuple[str, str]] = []
-    items = []
-    for path in paths:
-        try:
-            items += load_documents(path, list_key="backends")
-        except RegistryError as exc:
-            errors += exc.errors
-    try:
-        validated = validate_documents(items, Registration)
-    except RegistryError as exc:
-        raise RegistryError(errors + exc.errors) from None
-    first: dict[str, str] = {}
-    for (doc_name, prefix, _), reg in validated:
-        where = f"{doc_name} {prefix}"
-        errors += [(f"{doc_name} {prefix}{p[1:]}", m) for p, m in registration_problems(reg, False)]
-        if reg.backend_id in first:
-            errors.append((f"{where}.backend_id" if prefix != "$" else f"{doc_name} $.backend_id",
-                           f"Duplicate backend_id `{reg.backend_id[:60]}`, first defined at {first[reg.backend_id]}"))
-        else:
-            first[reg.backend_id] = where
-        if len(errors) >= MAX_ERRORS:
-            errors.append((doc_name, f"Stopped after {MAX_ERRORS} problems"))
-            break
-    if errors:
-        raise RegistryError(errors)
-    return Registry([reg for _, reg in validated])
+    return load_registry([Path(p) for p in paths])
 
 
 def registry_summary(registry: Registry) -> dict[str, Any]:

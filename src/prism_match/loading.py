@@ -494,6 +494,17 @@ def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
     """``[(document name, document)]``; in a directory, a file that cannot
     be read contributes ``(location, _Problem)`` entries instead, so the
     other files are still checked."""
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, os.PathLike) for s in source):
+        # Several paths (``pathlib.Path``; plain strings stay list items, so a
+        # string in a list of documents is never echoed back as a file name):
+        # one registry from all of them, each one's problems reported.
+        docs: list[tuple[str, Any]] = []
+        for one in source:
+            try:
+                docs += _source_documents(one, suffixes)
+            except RegistryError as exc:
+                docs += [(location, _Problem(None, message)) for location, message in exc.errors]
+        return docs
     if isinstance(source, (str, os.PathLike)):
         path = _as_path(source)
         try:
@@ -504,7 +515,7 @@ def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
             files = _directory_files(path, suffixes)
             if not files:
                 raise RegistryError(f"Directory holds no {'/'.join(sorted(suffixes))} files", str(path))
-            docs: list[tuple[str, Any]] = []
+            docs = []
             for file in files:
                 try:
                     docs += read_file_documents(file)

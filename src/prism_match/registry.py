@@ -281,8 +281,8 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     """Load, validate and compile a registry (SPEC §1).
 
     ``source``: a YAML file (one or many documents), a JSON file, a directory
-    of such files (sorted by name, recursively), a list of mappings, or a
-    mapping ``{"backends": [...]}``. Raises RegistryError listing every
+    of such files (sorted by name, recursively), a list of such paths as
+    ``pathlib.Path``, a list of mappings, or a mapping ``{"backends": [...]}``. Raises RegistryError listing every
     problem; nothing is half-loaded.
     """
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
