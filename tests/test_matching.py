@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reference
-from prism_match import PreparedSlot, Registry, RegistryError, load_registry
+from prism_match import MatchPolicy, PreparedSlot, Registry, RegistryError, load_registry
 from prism_match.registry import coerce_slot
 
 # The seed's "Example Backend Configurations" (seed/yaml/kafka-prod-short.yaml,
@@ -454,3 +454,18 @@ def test_matching_while_another_thread_updates():
     # And the final state is exactly what the last update wrote.
     final = registry.match(slot, k=len(docs))
     assert all(m.score in allowed[m.backend_id] for m in final)
+
+
+def test_a_prepared_slot_follows_a_change_of_default_health_statuses():
+    registry = load_registry([{"backend_id": "a", "backend_type": "redis"}])  # no health block: unknown
+    prepared = registry.prepare({"slot_name": "s"})
+    assert [m.backend_id for m in registry.match(prepared)] == ["a"]
+    registry.policy = MatchPolicy(health_statuses=["healthy"])
+    assert registry.match(prepared) == [] and registry.explain(prepared).rejected == {"health_status": 1}
+    assert registry.match(prepared) == []  # prepared again once, then reused
+    registry.policy = MatchPolicy()
+    assert [m.backend_id for m in registry.match(prepared)] == ["a"]
+    # A slot that names its statuses keeps them whatever the policy says.
+    own = registry.prepare({"slot_name": "s", "health_statuses": ["unknown"]})
+    registry.policy = MatchPolicy(health_statuses=["healthy"])
+    assert [m.backend_id for m in registry.match(own)] == ["a"]

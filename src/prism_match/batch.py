@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 __all__ = ["match_many", "assign", "resolve_threads", "Assignment", "Binding", "Unplaced", "PlacementError",
-           "slots_from_frame", "load_slots", "slot_table_items", "is_slot_table", "CHUNK"]
+           "slots_from_frame", "load_slots", "slot_table_items", "is_slot_table", "split_list", "CHUNK"]
 
 CHUNK = 256
 # Below this many (slot, backend) pairs per thread, waking another thread
@@ -71,6 +71,11 @@ _PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requ
 _LIST_SPLIT = re.compile(r"[\s,;|\[\]'\"]+")
 
 
+def split_list(text: str) -> list[str]:
+    """A list written as one string (``get;set``, ``get, set``, ``["get", "set"]``)."""
+    return [part for part in _LIST_SPLIT.split(text) if part]
+
+
 def _without_nulls(value: Any) -> Any:
     # A struct column gives every row every field, null where a row had none;
     # a null is "not given", never a value, so it is dropped at every depth.
@@ -103,7 +108,7 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
             elif key in _PERFORMANCE_FIELDS:
                 perf[key] = value
             elif key in LIST_FIELDS and isinstance(value, str):
-                slot[key] = [part for part in _LIST_SPLIT.split(value) if part]
+                slot[key] = split_list(value)
             else:
                 slot[key] = value
         if perf:

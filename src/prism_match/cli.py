@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,7 +38,7 @@ from rich.text import Text
 
 from . import __version__
 from .vocabulary import is_versioned
-from .batch import is_slot_table, slot_table_items
+from .batch import is_slot_table, slot_table_items, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
 from .loading import MAX_ERRORS, load_documents, read_file_documents, validate_documents
@@ -58,7 +57,6 @@ PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
 DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
 RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
 _REGISTRY_SUFFIXES = {".yaml", ".yml", ".json"}
-_LIST_SPLIT = re.compile(r"[\s,;|]+")
 
 EPILOG = """\
 exit status: 0 ok; 1 invalid input or unreadable file; 2 a required slot has no eligible backend.
@@ -97,12 +95,6 @@ def open_registry(path: str) -> Registry:
         if load_snapshot is not None:
             return load_snapshot(path)
     return load_registry(path)
-
-
-def _split_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part for part in _LIST_SPLIT.split(value) if part]
-    return value
 
 
 def _is_pattern(doc: Any) -> bool:
@@ -558,7 +550,7 @@ def _query_from_flags(args: argparse.Namespace) -> dict[str, Any]:
                       ("compliance", "compliance")):
         values = getattr(args, flag)
         if values:
-            query[key] = [v for value in values for v in _split_list(value)]
+            query[key] = [v for value in values for v in split_list(value)]
     capacity = {key: getattr(args, key) for key in ("min_write_rps", "min_read_rps", "min_storage")
                 if getattr(args, key) is not None}
     if capacity:

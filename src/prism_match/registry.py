@@ -167,6 +167,7 @@ class Registry:
         self._policy = policy
         self._core_policy = policy.core()
         self._cache = OrderedDict()  # default health statuses are baked into prepared slots
+        self._reprepared: dict[int, tuple[PreparedSlot, PreparedSlot]] = {}
 
     # --- preparing ----------------------------------------------------------------------
 
@@ -176,10 +177,17 @@ class Registry:
             if slot.columns is not self.columns:
                 raise RegistryError("This slot was prepared for another registry; prepare it again", "slot")
             if slot.default_health is not self._policy.health_statuses \
+                    and slot.default_health != self._policy.health_statuses \
                     and slot.requirement.health_statuses is None:
-                # Prepared under another policy's default statuses: prepare
-                # again rather than match with the old ones.
-                return prepare_slot(self.columns, slot.requirement, self._policy.health_statuses)
+                # Prepared under another policy's default statuses: prepared
+                # again for this policy, once (kept until the policy changes).
+                kept = self._reprepared.get(id(slot))
+                if kept is None or kept[0] is not slot:
+                    kept = self._reprepared[id(slot)] = (
+                        slot, prepare_slot(self.columns, slot.requirement, self._policy.health_statuses))
+                    if len(self._reprepared) > _CACHE_SIZE:
+                        self._reprepared.pop(next(iter(self._reprepared)))
+                return kept[1]
             return slot
         return prepare_slot(self.columns, coerce_slot(slot), self._policy.health_statuses)
 
