@@ -29,7 +29,7 @@ from prism_match import Registry, load_registry
 from prism_match.synthetic import generate_registry, generate_slots
 
 __all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "cache_dir", "documents", "registry", "fresh_registry", "has_snapshots",
-           "registry_source", "backend_frame", "snapshot_path", "slots", "warm", "selectivity_slot", "has_api", "require_api", "has_from_polars"]
+           "registry_source", "backend_frame", "snapshot_path", "slots", "warm", "selectivity_slot", "distinct_slots", "has_api", "require_api", "has_from_polars"]
 
 SEED = 20240601
 # Building a registry goes through one dict and one Struct per backend; past
@@ -221,6 +221,16 @@ def slots(m: int, seed: int = SEED) -> list[dict[str, Any]]:
 
 def selectivity_slot(name: str) -> dict[str, Any]:
     return SELECTIVITY_SLOTS[name]
+
+
+def distinct_slots(name: str, count: int) -> list[dict[str, Any]]:
+    """``count`` copies of a selectivity slot that differ in content (the
+    write minimum moves by one rps each), so no cache ever has seen one:
+    the price of a slot that is new on every call."""
+    base = SELECTIVITY_SLOTS[name]
+    perf = base.get("performance", {})
+    return [{**base, "performance": {**perf, "min_write_rps": perf.get("min_write_rps", 0) + i}}
+            for i in range(count)]
 
 
 def warm(sizes: tuple[int, ...] = (100, 1_000, 10_000, 100_000, 1_000_000)) -> None:

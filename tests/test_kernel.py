@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import reference
 from conftest import RegistryCase, apply_update, policies, policies_or_default, registries, slot_for, update_ops
 from prism_match import MatchPolicy, load_registry, vectorized
+from prism_match.compiled import TYPE_CODE
 from prism_match.registry import coerce_slot
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -25,6 +26,38 @@ SCORE_PARTS = ("score", "performance", "cost", "availability", "region")
 
 def close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
+
+def _words(bits, n_words: int) -> list[int]:
+    words = [0] * n_words
+    for bit in bits:
+        words[bit >> 6] |= 1 << (bit & 63)
+    return words
+
+
+def expected_kernel_view(columns, details) -> dict:
+    """The C struct ``CoreRegistry.prepare`` should build, derived from the
+    plain-Python preparation (``prepare.slot_details``)."""
+    caps = [r for r in details.requirements if r.kind == "capability"]
+    bounded = math.isfinite(details.max_latency_ms)
+    return {
+        "unmatchable": details.unmatchable,
+        "req_tokens": sorted({r.bit for r in details.requirements if r.bit is not None}),
+        "region_filter": details.region_bits is not None,
+        "region_any": _words(details.region_bits or (), columns.regions.words),
+        "compliance_filter": details.compliance_bits is not None,
+        "compliance_all": _words(details.compliance_bits or (), columns.compliance.words),
+        "type_mask": (1 << len(TYPE_CODE)) - 1 if details.type_codes is None else sum(1 << c for c in details.type_codes),
+        "health_mask": sum(1 << c for c in details.health_codes),
+        "max_consistency": details.max_consistency,
+        "min_w": details.min_write_rps,
+        "min_r": details.min_read_rps,
+        "min_storage": details.min_storage,
+        "max_lat_ms": details.max_latency_ms,
+        "lat_all": not caps,
+        "lat_mask": _words([r.bit for r in caps if r.bit is not None] if bounded else (), columns.features.words),
+        "pref_region": details.preferred_region_bit,
+    }
 
 
 def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.LiveState | None = None) -> list:
@@ -38,6 +71,8 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
     expected_ids = [bid for bid, _ in expected]
 
     prepared = registry.prepare(slot_mapping)
+    # The Cython preparation builds what the plain-Python one describes.
+    assert prepared.kernel_view() == expected_kernel_view(registry.columns, prepared.details)
     kernel = registry.match(slot_mapping, k)
     kernel_prepared = registry.match(prepared, k)
     idx, parts = vectorized.ranked(registry.columns, prepared, policy, k)

@@ -1,7 +1,8 @@
 # The compiled core: fused filter + score + bounded top-k over the columns.
 #
 # Data flow: compiled.Columns (numpy) -> CoreRegistry (raw pointers, taken
-# once) ; prepare.PreparedSlot -> CoreSlot (C struct) ; policy -> CorePolicy.
+# once) ; a SlotRequirement -> PreparedSlot (C struct, CoreRegistry.prepare) ;
+# policy -> CorePolicy.
 # `topk_scores` is the kernel: `noexcept nogil`, no Python objects, no checks
 # (the Python layer validated everything once). Single matches hold the GIL
 # (a ~µs loop), which makes `CoreRegistry.update` atomic with respect to them;
@@ -9,7 +10,9 @@
 
 cimport cython
 from libc.math cimport INFINITY, isnan
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_READ, PyUnicode_GET_LENGTH
 from cython.parallel cimport prange, parallel
 from ._typedefs cimport mask_t, index_t, score_t, code_t
 
@@ -293,49 +296,143 @@ cdef class CorePolicy:
         self.p.available_basis = available_basis
 
 
-cdef class CoreSlot:
-    """A prepared requirement as the kernel reads it (built by prepare.py)."""
-    cdef Slot s
-    cdef object _keep   # the arrays the pointers point into
+cdef enum:
+    _SLOT_CACHE = 256    # slot mappings remembered per registry (see CoreRegistry.resolve)
+    _INLINE_WORDS = 12   # a slot's tokens and masks fit here unless the vocabularies are large
 
-    def __init__(self, *, bint unmatchable, req_tokens, region_any, bint region_filter, compliance_all,
-                 bint compliance_filter, unsigned int type_mask, unsigned int health_mask,
-                 int max_consistency, double min_w, double min_r, double min_storage, double max_lat_ms,
-                 bint lat_all, lat_mask, index_t pref_region):
-        self._keep = (req_tokens, region_any, compliance_all, lat_mask)
-        self.s.unmatchable = unmatchable
-        self.s.n_req = len(req_tokens)
-        self.s.req_tokens = <const index_t*>_ptr(req_tokens)
-        self.s.region_filter = region_filter
-        self.s.region_any = <const mask_t*>_ptr(region_any)
-        self.s.compliance_filter = compliance_filter
-        self.s.compliance_all = <const mask_t*>_ptr(compliance_all)
-        self.s.type_mask = type_mask
-        self.s.health_mask = health_mask
-        self.s.max_consistency = max_consistency
-        self.s.min_w = min_w
-        self.s.min_r = min_r
-        self.s.min_storage = min_storage
-        self.s.max_lat_ms = max_lat_ms
-        self.s.lat_all = lat_all
-        self.s.lat_mask = <const mask_t*>_ptr(lat_mask)
-        self.s.pref_region = pref_region
+
+@cython.final
+cdef class PreparedSlot:
+    """A slot requirement compiled for one registry (``Registry.prepare``).
+
+    The kernel reads the C struct, built by ``CoreRegistry.prepare`` without
+    a numpy array or a Python container per slot. What explain, reasons and
+    the numpy path read (``requirements``, ``region_bits``, ...) is computed
+    by ``prepare.slot_details`` from the requirement on first access: the
+    hot path never pays for it, and the two preparations check each other
+    in the tests.
+    """
+    cdef Slot s
+    cdef mask_t _inline[_INLINE_WORDS]
+    cdef mask_t* _heap
+    cdef readonly object requirement     # the validated SlotRequirement
+    cdef readonly object columns         # the registry's columns it was prepared for
+    cdef readonly tuple default_health   # the policy's statuses it was prepared with
+    cdef object _details
+
+    def __cinit__(self):
+        self._heap = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self._heap)
+
+    cdef mask_t* _words(self, Py_ssize_t n) except NULL:
+        cdef mask_t* out = self._inline
+        if n > _INLINE_WORDS:
+            self._heap = <mask_t*>PyMem_Malloc(n * sizeof(mask_t))
+            if self._heap == NULL:
+                raise MemoryError()
+            out = self._heap
+        memset(out, 0, max(n, 1) * sizeof(mask_t))
+        return out
+
+    def __reduce__(self):
+        raise TypeError("A prepared slot belongs to one registry in this process; pickle the slot "
+                        "mapping (or .requirement) and prepare it where it is used")
+
+    def __repr__(self):
+        return f"<PreparedSlot {self.requirement.slot_name!r}{' (unmatchable)' if self.s.unmatchable else ''}>"
+
+    @property
+    def slot_name(self):
+        return self.requirement.slot_name
+
+    @property
+    def optional(self):
+        return self.requirement.optional
 
     @property
     def unmatchable(self):
+        """True when no backend can match: a required name, compliance tag
+        or every listed region is unknown to the registry."""
         return self.s.unmatchable
 
     @property
-    def min_write_rps(self):
-        return self.s.min_w
+    def details(self):
+        """``prepare.SlotDetails``: the requirement as explain and the numpy path read it."""
+        if self._details is None:
+            from .prepare import slot_details
+            self._details = slot_details(self.columns, self.requirement, self.default_health)
+        return self._details
 
-    @property
-    def min_read_rps(self):
-        return self.s.min_r
+    # What explain, reasons and the numpy path read (see prepare.SlotDetails).
+    requirements = property(lambda self: self.details.requirements)
+    min_write_rps = property(lambda self: self.details.min_write_rps)
+    min_read_rps = property(lambda self: self.details.min_read_rps)
+    min_storage = property(lambda self: self.details.min_storage)
+    max_latency_ms = property(lambda self: self.details.max_latency_ms)
+    health_codes = property(lambda self: self.details.health_codes)
+    region_bits = property(lambda self: self.details.region_bits)
+    unknown_regions = property(lambda self: self.details.unknown_regions)
+    compliance_bits = property(lambda self: self.details.compliance_bits)
+    unknown_compliance = property(lambda self: self.details.unknown_compliance)
+    type_codes = property(lambda self: self.details.type_codes)
+    max_consistency = property(lambda self: self.details.max_consistency)
+    preferred_region_bit = property(lambda self: self.details.preferred_region_bit)
 
-    @property
-    def min_storage(self):
-        return self.s.min_storage
+    def unknown_names(self):
+        return [r for r in self.details.requirements if r.bit is None]
+
+    def kernel_view(self):
+        """The C struct the kernel reads, as plain Python values (for tests)."""
+        wr, wk, wf = self.columns.regions.words, self.columns.compliance.words, self.columns.features.words
+        return {
+            "unmatchable": bool(self.s.unmatchable),
+            "req_tokens": [self.s.req_tokens[i] for i in range(self.s.n_req)],
+            "region_filter": bool(self.s.region_filter),
+            "region_any": [self.s.region_any[i] for i in range(wr)],
+            "compliance_filter": bool(self.s.compliance_filter),
+            "compliance_all": [self.s.compliance_all[i] for i in range(wk)],
+            "type_mask": self.s.type_mask,
+            "health_mask": self.s.health_mask,
+            "max_consistency": self.s.max_consistency,
+            "min_w": self.s.min_w,
+            "min_r": self.s.min_r,
+            "min_storage": self.s.min_storage,
+            "max_lat_ms": self.s.max_lat_ms,
+            "lat_all": bool(self.s.lat_all),
+            "lat_mask": [self.s.lat_mask[i] for i in range(wf)],
+            "pref_region": self.s.pref_region,
+        }
+
+
+cdef inline void _set_bit(mask_t* words, index_t bit) noexcept nogil:
+    words[bit >> 6] |= (<mask_t>1) << (bit & 63)
+
+
+cdef inline index_t _add_token(index_t* tokens, index_t n, index_t bit) noexcept nogil:
+    # Insert into the sorted, duplicate-free list; returns the new length.
+    cdef index_t j = n
+    cdef index_t i
+    for i in range(n):
+        if tokens[i] == bit:
+            return n
+    while j > 0 and tokens[j - 1] > bit:
+        tokens[j] = tokens[j - 1]
+        j -= 1
+    tokens[j] = bit
+    return n + 1
+
+
+cdef inline unsigned int _code_mask(dict codes, object names, str what) except? 0:
+    cdef unsigned int mask = 0
+    for name in names:
+        code = codes.get(name)
+        if code is None:
+            raise _error(f"Expected one of {', '.join('`%s`' % c for c in codes)}, got `{str(name)[:40]}`",
+                         f"slot {what}")
+        mask |= 1u << <int>code
+    return mask
 
 
 cdef class Match:
@@ -388,6 +485,18 @@ cdef class CoreRegistry:
     cdef score_t* _avail_score
     cdef code_t* _health
     cdef object _owner   # the Registry, for reasons (weakly held by matches via it)
+    # Preparing: the vocabularies, and each requirement as written -> its bit
+    # (-1: unknown), kept per registry since the vocabularies never change.
+    cdef dict _features, _regions, _compliance, _cap_bits, _ifc_bits
+    cdef dict _type_code, _health_code, _consistency_code
+    cdef int _unknown_consistency
+    cdef unsigned int _all_types
+    cdef index_t _txn_bit
+    cdef index_t _wf     # words of a feature mask (the transposed bitsets have backend words: r.nw)
+    # Slot mappings seen lately, by content (their msgpack encoding) -> PreparedSlot.
+    cdef dict _slots
+    cdef tuple _default_health
+    cdef unsigned int _default_health_mask
 
     def __init__(self, columns, dict status_code, owner):
         c = columns
@@ -428,6 +537,21 @@ cdef class CoreRegistry:
         self._uptime = <score_t*>_ptr(c.uptime_percent_24h)
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
+        from .compiled import CONSISTENCY_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
+        self._features = c.features.index
+        self._regions = c.regions.index
+        self._compliance = c.compliance.index
+        self._cap_bits = {}
+        self._ifc_bits = {}
+        self._type_code = TYPE_CODE
+        self._health_code = status_code
+        self._consistency_code = CONSISTENCY_CODE
+        self._unknown_consistency = UNKNOWN_CONSISTENCY
+        self._all_types = (1u << len(TYPE_CODE)) - 1
+        self._txn_bit = self._features.get("c:transaction", -1)
+        self._wf = c.features.words
+        self._slots = {}
+        _load_slot_codec()
 
     @property
     def index(self):
@@ -436,7 +560,184 @@ cdef class CoreRegistry:
             self._index = dict(zip(self.backend_ids, range(len(self.backend_ids))))
         return self._index
 
-    def topk(self, CoreSlot slot, CorePolicy policy, Py_ssize_t k, object prepared=None):
+    def set_default_health(self, tuple statuses):
+        """The statuses a slot that names none accepts (the policy's); slots
+        prepared before are forgotten, as they baked the old ones in."""
+        self._default_health_mask = _code_mask(self._status_code, statuses, "health_statuses")
+        self._default_health = statuses
+        self._slots = {}
+
+    @property
+    def default_health(self):
+        return self._default_health
+
+    @property
+    def cached_slots(self):
+        """How many slot mappings are remembered now (at most 256)."""
+        return len(self._slots)
+
+    def prepare_requirement(self, requirement):
+        """A validated SlotRequirement, prepared under the current default statuses."""
+        return self.prepare(requirement, self._default_health, self._default_health_mask)
+
+    cpdef PreparedSlot resolve(self, object slot, bint cache=True):
+        """Any slot the API accepts -> a PreparedSlot for this registry.
+
+        The hot cases stay here, in C: a slot prepared for this registry
+        under the current statuses is returned as is, and a plain dict is
+        encoded once (msgpack): the bytes are the cache key (``cache``), and
+        the input of a prebuilt typed decoder. Anything else, and a dict
+        that does not decode, goes to the owner's general path
+        (``Registry._compile``), which reports every problem with its path.
+        """
+        cdef PreparedSlot ps
+        cdef bytes key
+        if type(slot) is PreparedSlot:
+            ps = <PreparedSlot>slot
+            if ps.columns is self.columns and ps.default_health is self._default_health:
+                return ps
+            return self._owner.prepare(slot)
+        if type(slot) is not dict:
+            return self._owner._compile(slot)
+        try:
+            key = _encode_slot(slot)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            return self._owner._compile(slot)
+        if cache:
+            found = self._slots.get(key)
+            if found is not None:
+                return <PreparedSlot>found
+        requirement = None
+        if "slot_name" in <dict>slot:
+            try:
+                requirement = _decode_slot(key)
+            except (_ValidationError, RecursionError):
+                pass
+        if requirement is not None:
+            ps = self.prepare(requirement, self._default_health, self._default_health_mask)
+        else:
+            ps = self._owner._compile(slot)
+        if cache:
+            # Bounded by clearing: keeping an eviction order costs more per
+            # miss than the cache saves (the evicted slot is cold in memory).
+            if len(self._slots) >= _SLOT_CACHE:
+                self._slots = {}
+            self._slots[key] = ps
+        return ps
+
+    def match(self, slot, CorePolicy policy, Py_ssize_t k):
+        """``topk`` of any slot the API accepts."""
+        return self.topk(self.resolve(slot), policy, k)
+
+    cdef index_t _feature_bit(self, dict memo, object item, bint capability) except -2:
+        found = memo.get(item)
+        if found is None:
+            from .vocabulary import requirement_token
+            found = self._features.get(requirement_token("capability" if capability else "interface", item), -1)
+            if len(memo) >= 65536:  # names nobody declares must not grow it without bound
+                memo.clear()
+            memo[item] = found
+        return found
+
+    def prepare(self, requirement, tuple default_health, unsigned int default_health_mask):
+        """Compile a validated SlotRequirement into the kernel's struct (see
+        ``prepare.slot_details`` for the same rules written out in Python)."""
+        cdef PreparedSlot ps = PreparedSlot.__new__(PreparedSlot)
+        cdef Slot* s = &ps.s
+        cdef object perf = requirement.performance
+        cdef list caps = requirement.capabilities
+        cdef list ifcs = requirement.interfaces
+        cdef bint txn = perf is not None and (perf.requires_transactions or perf.requires_atomic_writes)
+        cdef Py_ssize_t n_items = len(caps) + len(ifcs) + txn
+        cdef index_t wr = self.r.wr, wk = self.r.wk
+        cdef mask_t* words = ps._words(n_items + wr + wk + self._wf)
+        cdef index_t* tokens = <index_t*>words
+        cdef mask_t* region_any = words + n_items
+        cdef mask_t* compliance_all = region_any + wr
+        cdef mask_t* lat_mask = compliance_all + wk
+        cdef index_t n = 0, bit
+        cdef bint unmatchable = False, any_region = False
+        cdef object value
+        ps.requirement = requirement
+        ps.columns = self.columns
+        ps.default_health = default_health
+
+        s.min_w = perf.min_write_rps if perf is not None else 0.0
+        s.min_r = perf.min_read_rps if perf is not None else 0.0
+        value = requirement.min_storage
+        if value is None and perf is not None:
+            value = perf.min_storage
+        s.min_storage = value if value is not None else 0.0
+        value = perf.max_latency_p99 if perf is not None else None
+        s.max_lat_ms = value if value is not None else INFINITY
+
+        for item in ifcs:
+            bit = self._feature_bit(self._ifc_bits, item, False)
+            if bit < 0:
+                unmatchable = True
+            else:
+                n = _add_token(tokens, n, bit)
+        for item in caps:
+            bit = self._feature_bit(self._cap_bits, item, True)
+            if bit < 0:
+                unmatchable = True
+            else:
+                n = _add_token(tokens, n, bit)
+                if s.max_lat_ms < INFINITY:
+                    _set_bit(lat_mask, bit)
+        if txn:
+            if self._txn_bit < 0:
+                unmatchable = True
+            else:
+                n = _add_token(tokens, n, self._txn_bit)
+                if s.max_lat_ms < INFINITY:
+                    _set_bit(lat_mask, self._txn_bit)
+        s.n_req = n
+        s.req_tokens = tokens
+        s.lat_all = len(caps) + txn == 0
+        s.lat_mask = lat_mask
+
+        value = requirement.regions
+        s.region_filter = value is not None
+        if value is not None:
+            for name in value:
+                found = self._regions.get(name)
+                if found is not None:
+                    _set_bit(region_any, found)
+                    any_region = True
+            unmatchable |= not any_region
+        s.region_any = region_any
+        value = requirement.compliance
+        s.compliance_filter = bool(value)
+        if value:
+            for name in value:
+                found = self._compliance.get(name)
+                if found is None:
+                    unmatchable = True
+                else:
+                    _set_bit(compliance_all, found)
+        s.compliance_all = compliance_all
+
+        value = requirement.backend_types
+        s.type_mask = self._all_types if value is None else _code_mask(self._type_code, value, "backend_types")
+        value = requirement.health_statuses
+        s.health_mask = default_health_mask if value is None else \
+            _code_mask(self._health_code, value, "health_statuses")
+        value = requirement.consistency
+        if value is None:
+            s.max_consistency = self._unknown_consistency
+        else:
+            found = self._consistency_code.get(value)
+            if found is None:
+                raise _error(f"Expected one of {', '.join('`%s`' % c for c in self._consistency_code)}, "
+                             f"got `{str(value)[:40]}`", "slot consistency")
+            s.max_consistency = found
+        value = requirement.preferred_region
+        s.pref_region = self._regions.get(value, -1) if value else -1
+        s.unmatchable = unmatchable
+        return ps
+
+    def topk(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t k):
         """Best ``k`` matches (list of Match), best first."""
         cdef index_t kk = min(k, self.r.n)
         cdef index_t i, j, size
@@ -469,7 +770,7 @@ cdef class CoreRegistry:
             m.region = region
             m.available_write_rps = aw
             m.available_read_rps = ar
-            m.slot = prepared
+            m.slot = slot
             m._registry = self._owner
             out.append(m)
         return out
@@ -549,6 +850,77 @@ cdef double _live_number(str name, object value) except? -2:
     return x
 
 
+_encode_slot = None
+_decode_slot = None
+_ValidationError = None
+
+
+cdef _load_slot_codec():
+    # Lazily: schema imports this module (first_control_char).
+    global _encode_slot, _decode_slot, _ValidationError
+    if _decode_slot is None:
+        import msgspec
+        from .schema import SlotRequirement, decode_hook
+        _encode_slot = msgspec.msgpack.Encoder().encode
+        _decode_slot = msgspec.msgpack.Decoder(SlotRequirement, dec_hook=decode_hook).decode
+        _ValidationError = msgspec.ValidationError
+
+
+cdef inline bint _has_control(str text):
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    for i in range(n):
+        if PyUnicode_READ(kind, data, i) < 0x20:
+            return True
+    return False
+
+
+def first_control_char(obj, tuple fields):
+    """``(path, value)`` of the first name in ``fields`` of ``obj`` holding a
+    control character, or None. A field is a str, None, or a list of str and
+    ``{name, version}`` Structs. One pass in C: the slot schema checks its
+    names with this instead of a regular expression per string."""
+    cdef Py_ssize_t j
+    cdef str field
+    for field in fields:
+        value = getattr(obj, field)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if _has_control(value):
+                return f"$.{field}", value
+        elif isinstance(value, list):
+            for j in range(len(<list>value)):
+                item = (<list>value)[j]
+                if isinstance(item, str):
+                    if _has_control(item):
+                        return f"$.{field}[{j}]", item
+                else:
+                    for sub in ("name", "version"):
+                        text = getattr(item, sub, None)
+                        if isinstance(text, str) and _has_control(text):
+                            return f"$.{field}[{j}].{sub}", text
+    return None
+
+
+cdef class NameCheck:
+    """A Struct's ``__post_init__``: no control character in the names held
+    by ``fields`` (see ``first_control_char``). Called by msgspec with the
+    Struct after decoding or construction; no Python frame on the way."""
+    cdef tuple fields
+    cdef object fail
+
+    def __init__(self, tuple fields, fail):
+        self.fields = fields
+        self.fail = fail  # fail(path, value) raises
+
+    def __call__(self, obj):
+        bad = first_control_char(obj, self.fields)
+        if bad is not None:
+            self.fail(*bad)
+
+
 def _error(message, location):
     from .errors import RegistryError
     return RegistryError(message, location)
@@ -600,7 +972,7 @@ def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py
         raise MemoryError()
     try:
         for j in range(m):
-            cs[j] = (<CoreSlot>slots[start + j]).s
+            cs[j] = (<PreparedSlot>slots[start + j]).s
         with nogil:
             for j in prange(m, num_threads=max(threads, 1), schedule="dynamic", chunksize=8):
                 # Assigned here so Cython makes them thread-private: they are
@@ -635,7 +1007,7 @@ def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t star
     ``len(slots)`` when all are done."""
     cdef Py_ssize_t m = len(slots), j
     cdef Placed pl
-    cdef CoreSlot cs
+    cdef PreparedSlot cs
     cdef score_t hs
     cdef index_t hr, hi, size
     cdef score_t perf, region, aw, ar
@@ -644,7 +1016,7 @@ def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t star
     pl.storage = &placed_storage[0]
     pl.ns = &placed_ns[0]
     for j in range(start, m):
-        cs = <CoreSlot>slots[j]
+        cs = <PreparedSlot>slots[j]
         with nogil:
             size = topk_scores(&snap.r, &cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if size:

@@ -204,7 +204,7 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     region = np.zeros((m, kk))
     count = np.zeros(m, dtype=np.int64)
     snap = _core.LiveSnapshot(registry._core)
-    cores = [p.core for p in prepared]
+    cores = prepared
     policy = registry._core_policy
     # One parallel region for the whole batch unless someone watches progress:
     # every region ends in a barrier, and chunks only exist to report.
@@ -345,7 +345,7 @@ def assign(registry: Registry, slots: Any, *, commit: bool = False, allow_unplac
     placed = {key: np.zeros(n) for key in ("w", "r", "storage", "ns")}
     chosen = np.full(m, -1, dtype=np.int64)
     chosen_score, chosen_perf, chosen_region = np.zeros(m), np.zeros(m), np.zeros(m)
-    cores = [p.core for p in prepared]
+    cores = prepared
     live_w, live_r, live_storage, live_ns, live_avail, live_health = snap.arrays
     view = dataclasses.replace(registry.columns, write_rps=live_w, read_rps=live_r, storage_used=live_storage,
                                namespace_count=live_ns, avail_score=live_avail, health=live_health)
@@ -381,7 +381,7 @@ def _diagnoser(registry: Registry, view: Any, prepared: list[PreparedSlot], chos
         before = chosen[:position]
         took = before >= 0
         where = before[took]
-        earlier = [prepared[j].core for j in np.flatnonzero(took)]
+        earlier = [prepared[j] for j in np.flatnonzero(took)]
         placed = {
             "w": np.bincount(where, weights=[c.min_write_rps for c in earlier], minlength=n).astype(float),
             "r": np.bincount(where, weights=[c.min_read_rps for c in earlier], minlength=n).astype(float),

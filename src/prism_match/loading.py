@@ -42,7 +42,7 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, may_hold_secret
+from .redact import is_secret_field, is_secret_reference, may_hold_secret, printable
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
 __all__ = ["load_documents", "validate_documents", "load_registrations", "read_file_documents",
@@ -96,7 +96,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return "str" if may_hold_secret(value) else '"' + _short(value, 40) + '"'
+        return "str" if may_hold_secret(value) else '"' + printable(value, 40) + '"'
     if isinstance(value, Mapping):
         return "object"
     if isinstance(value, (list, tuple)):
@@ -833,6 +833,10 @@ def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, lis
         m = _AT_RE.match(str(error))
         assert m is not None  # the pattern matches any text
         message, path_text, key_error = m.group("msg"), m.group("path") or "$", bool(m.group("key"))
+        inner = _AT_RE.match(message)
+        if inner is not None and inner.group("path") and not inner.group("key"):
+            # A Struct's own check (``__post_init__``) names the field inside it.
+            message, path_text = inner.group("msg"), path_text + inner.group("path")[1:]
         parts = _split_path(path_text)
         unknown, missing = _UNKNOWN_RE.match(message), _MISSING_RE.match(message)
         if parts is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK"]
+__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK",
+           "printable"]
 
 SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
 MASK = "***redacted***"
@@ -47,3 +48,16 @@ def redacted(name: str, value: Any) -> Any:
     if isinstance(value, list):
         return [redacted("", v) for v in value]
     return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object, limit: int = 60) -> str:
+    """``text`` as an error or a table may show it: cut to ``limit``
+    characters, control characters (a terminal escape sequence among them)
+    written as ``\\xNN``."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import operator
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -28,7 +26,8 @@ from .snapshot import RecordSource, encode_registrations, save_snapshot
 from .errors import RegistryError
 from .loading import gc_paused, load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
-from .prepare import PreparedSlot, prepare_slot
+from .prepare import PreparedSlot
+from .redact import printable
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
 from .schema import Query, Registration, SlotRequirement, decode_hook
 from . import batch, patterns, vectorized
@@ -40,7 +39,10 @@ _CACHE_SIZE = 4096
 
 def _slot_location(raw: Any) -> str:
     name = raw.get("slot_name") if isinstance(raw, Mapping) else None
-    return f"slot `{str(name)[:60]}`" if isinstance(name, str) else "slot"
+    return f"slot `{printable(name, 60)}`" if isinstance(name, str) else "slot"
+
+
+_QUERY_KEYS = ("required_capabilities", "required_interfaces", "min_capacity")
 
 
 def coerce_slot(slot: Any) -> SlotRequirement:
@@ -50,27 +52,26 @@ def coerce_slot(slot: Any) -> SlotRequirement:
         return slot
     if isinstance(slot, Query):
         return slot.to_slot()
-    if not isinstance(slot, Mapping):
+    if type(slot) is not dict and not isinstance(slot, Mapping):
         raise RegistryError(f"Expected a slot mapping or a prepared slot, got `{type(slot).__name__}`", "slot")
-    if len(slot) == 1 and "slot_requirement" in slot:
-        slot = slot["slot_requirement"]
-    elif "query" in slot and isinstance(slot.get("query"), Mapping):
-        slot = slot["query"]
-        return _validated(slot, Query, "query").to_slot()
-    if isinstance(slot, Mapping) and any(k in slot for k in ("required_capabilities", "required_interfaces",
-                                                             "min_capacity")) and "slot_name" not in slot:
-        return _validated(slot, Query, "query").to_slot()
-    return _validated(slot, SlotRequirement, _slot_location(slot))
+    if "slot_name" not in slot:  # a wrapper or a query; a plain slot names itself
+        if len(slot) == 1 and "slot_requirement" in slot:
+            slot = slot["slot_requirement"]
+        elif "query" in slot and isinstance(slot.get("query"), Mapping):
+            return _validated(slot["query"], Query, "query").to_slot()
+        elif "required_capabilities" in slot or "required_interfaces" in slot or "min_capacity" in slot:
+            return _validated(slot, Query, "query").to_slot()
+    return _validated(slot, SlotRequirement, None)
 
 
-def _validated(raw: Any, kind: type, where: str) -> Any:
+def _validated(raw: Any, kind: type, where: str | None) -> Any:
     # The valid case is one msgspec call; only a failure goes through the
     # loader's diagnostics, which collect every problem with its path.
     try:
         return msgspec.convert(raw, kind, dec_hook=decode_hook)
     except (msgspec.ValidationError, RecursionError):
         pass
-    [(_, value)] = validate_documents([(where, "$", raw)], kind)
+    [(_, value)] = validate_documents([(where or _slot_location(raw), "$", raw)], kind)
     return value
 
 
@@ -103,8 +104,6 @@ class Registry:
         self._source = registration_source or partial(registration_from_columns, columns)
         self._core = CoreRegistry(self.columns, HEALTH_CODE, self)
         self.policy = policy
-        self._cache: OrderedDict[bytes, PreparedSlot] = OrderedDict()
-        self._cache_lock = threading.Lock()
         self._ids: pl.Series | None = None
         # The live-state updater is the compiled method itself: no Python
         # frame in between (SPEC §5, constant time).
@@ -166,7 +165,7 @@ class Registry:
             raise RegistryError(f"Expected a MatchPolicy, got `{type(policy).__name__}`", "policy")
         self._policy = policy
         self._core_policy = policy.core()
-        self._cache = OrderedDict()  # default health statuses are baked into prepared slots
+        self._core.set_default_health(policy.health_statuses)  # forgets slots prepared under the old ones
         self._reprepared: dict[int, tuple[PreparedSlot, PreparedSlot]] = {}
 
     # --- preparing ----------------------------------------------------------------------
@@ -183,35 +182,28 @@ class Registry:
                 # again for this policy, once (kept until the policy changes).
                 kept = self._reprepared.get(id(slot))
                 if kept is None or kept[0] is not slot:
-                    kept = self._reprepared[id(slot)] = (
-                        slot, prepare_slot(self.columns, slot.requirement, self._policy.health_statuses))
-                    if len(self._reprepared) > _CACHE_SIZE:
-                        self._reprepared.pop(next(iter(self._reprepared)))
+                    if len(self._reprepared) >= _CACHE_SIZE:
+                        self._reprepared.clear()
+                    kept = self._reprepared[id(slot)] = (slot, self._prepare(slot.requirement))
                 return kept[1]
             return slot
-        return prepare_slot(self.columns, coerce_slot(slot), self._policy.health_statuses)
+        return self._core.resolve(slot, False)
+
+    def _prepare(self, requirement: SlotRequirement) -> PreparedSlot:
+        return self._core.prepare_requirement(requirement)
+
+    def _compile(self, slot: Any) -> PreparedSlot:
+        """The general way in (wrappers, queries, Structs, any Mapping), with
+        every problem reported; ``CoreRegistry.resolve`` takes plain slot
+        dicts a shorter way."""
+        return self._prepare(coerce_slot(slot))
 
     def _prepared(self, slot: Any) -> PreparedSlot:
-        """``prepare``, with mappings cached by content: a placement loop that
-        passes the same mapping again pays one encode and a lookup."""
-        if isinstance(slot, PreparedSlot) and slot.columns is self.columns \
-                and slot.default_health is self._policy.health_statuses:
-            return slot
-        if isinstance(slot, Mapping):
-            try:
-                key = msgspec.msgpack.encode(slot)
-            except (TypeError, ValueError, OverflowError):
-                return self.prepare(slot)
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-            prepared = self.prepare(slot)
-            with self._cache_lock:
-                self._cache[key] = prepared
-                if len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
-            return prepared
-        return self.prepare(slot)
+        """``prepare``, with the hot cases in C (``CoreRegistry.resolve``): a
+        slot prepared here is used as is, and a plain dict is cached by
+        content, so a placement loop that passes the same mapping again pays
+        one encode and a lookup."""
+        return self._core.resolve(slot)
 
     # --- matching -----------------------------------------------------------------------
 
@@ -219,8 +211,7 @@ class Registry:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
         if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
             k = _checked_k(k, "match")
-        prepared = self._prepared(slot)
-        return self._core.topk(prepared.core, self._core_policy, k if k <= self._n else self._n, prepared)
+        return self._core.match(slot, self._core_policy, k if k <= self._n else self._n)
 
     def explain(self, slot: Any) -> Diagnosis:
         """How many backends each rule rejected, with what was required."""
@@ -239,7 +230,7 @@ class Registry:
                 and "slot_requirement" not in query:
             query = {"query": query}
         prepared = self._prepared(query)
-        matches = self._core.topk(prepared.core, self._core_policy, max(len(self), 1), prepared)
+        matches = self._core.topk(prepared, self._core_policy, max(len(self), 1))
         return QueryResult(backends=matches, total_count=len(matches))
 
     def _build_reasons(self, match: Match) -> list:

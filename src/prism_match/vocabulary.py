@@ -20,7 +20,7 @@ import numpy as np
 from ._types import MASK_DTYPE
 
 __all__ = ["Vocabulary", "capability_token", "interface_token", "versioned", "is_versioned", "split_versioned",
-           "split_requirement", "shown", "VERSION_SEP"]
+           "split_requirement", "requirement_parts", "requirement_token", "shown", "VERSION_SEP"]
 
 # Joins a name and its version inside a token. Not "@": names are free text
 # and may contain "@" (``x@y`` the name must not collide with ``x`` at
@@ -55,6 +55,22 @@ def split_requirement(text: str) -> tuple[str, str | None]:
     "@" splits, so a name may contain "@" when a version is given."""
     name, sep, version = text.rpartition("@")
     return (name, version) if sep and name and version else (text, None)
+
+
+def requirement_parts(item) -> tuple[str, str | None]:
+    """A requirement as written (``Name``, ``Name@v2`` or a ``{name, version}``
+    Struct) → (name, version or None)."""
+    if isinstance(item, str):
+        return split_requirement(item)
+    return item.name, item.version
+
+
+def requirement_token(kind: str, item) -> str:
+    """The token a capability or interface requirement asks for: the bare
+    token (any version) or the versioned one."""
+    name, version = requirement_parts(item)
+    token = capability_token(name) if kind == "capability" else interface_token(name)
+    return token if version is None else versioned(token, version)
 
 
 def shown(token: str) -> str:
