@@ -365,20 +365,15 @@ cdef class PreparedSlot:
             self._details = slot_details(self.columns, self.requirement, self.default_health)
         return self._details
 
-    # What explain, reasons and the numpy path read (see prepare.SlotDetails).
-    requirements = property(lambda self: self.details.requirements)
-    min_write_rps = property(lambda self: self.details.min_write_rps)
-    min_read_rps = property(lambda self: self.details.min_read_rps)
-    min_storage = property(lambda self: self.details.min_storage)
-    max_latency_ms = property(lambda self: self.details.max_latency_ms)
-    health_codes = property(lambda self: self.details.health_codes)
-    region_bits = property(lambda self: self.details.region_bits)
-    unknown_regions = property(lambda self: self.details.unknown_regions)
-    compliance_bits = property(lambda self: self.details.compliance_bits)
-    unknown_compliance = property(lambda self: self.details.unknown_compliance)
-    type_codes = property(lambda self: self.details.type_codes)
-    max_consistency = property(lambda self: self.details.max_consistency)
-    preferred_region_bit = property(lambda self: self.details.preferred_region_bit)
+    def __getattr__(self, name):
+        # Only reached when no attribute of that name exists: the fields of
+        # prepare.SlotDetails (requirements, min_write_rps, region_bits, ...)
+        # read through, so explain and reasons never touch the C struct.
+        if not name.startswith("_"):  # a protocol probe (__array__, ...) does not build details
+            details = self.details
+            if name in details.__dataclass_fields__:
+                return getattr(details, name)
+        raise AttributeError(f"'PreparedSlot' object has no attribute '{name}'")
 
     def unknown_names(self):
         return [r for r in self.details.requirements if r.bit is None]
@@ -422,6 +417,17 @@ cdef inline index_t _add_token(index_t* tokens, index_t n, index_t bit) noexcept
         j -= 1
     tokens[j] = bit
     return n + 1
+
+
+cdef inline bint _require(index_t bit, index_t* tokens, index_t* n, mask_t* lat) noexcept nogil:
+    # One required feature (and, with ``lat``, a capability under a latency
+    # bound); True when no backend declares it (bit -1).
+    if bit < 0:
+        return True
+    n[0] = _add_token(tokens, n[0], bit)
+    if lat != NULL:
+        _set_bit(lat, bit)
+    return False
 
 
 cdef inline unsigned int _code_mask(dict codes, object names, str what) except? 0:
@@ -655,7 +661,8 @@ cdef class CoreRegistry:
         cdef mask_t* region_any = words + n_items
         cdef mask_t* compliance_all = region_any + wr
         cdef mask_t* lat_mask = compliance_all + wk
-        cdef index_t n = 0, bit
+        cdef index_t n = 0
+        cdef mask_t* lat
         cdef bint unmatchable = False, any_region = False
         cdef object value
         ps.requirement = requirement
@@ -671,27 +678,13 @@ cdef class CoreRegistry:
         value = perf.max_latency_p99 if perf is not None else None
         s.max_lat_ms = value if value is not None else INFINITY
 
+        lat = lat_mask if s.max_lat_ms < INFINITY else NULL  # latency applies to required capabilities
         for item in ifcs:
-            bit = self._feature_bit(self._ifc_bits, item, False)
-            if bit < 0:
-                unmatchable = True
-            else:
-                n = _add_token(tokens, n, bit)
+            unmatchable |= _require(self._feature_bit(self._ifc_bits, item, False), tokens, &n, NULL)
         for item in caps:
-            bit = self._feature_bit(self._cap_bits, item, True)
-            if bit < 0:
-                unmatchable = True
-            else:
-                n = _add_token(tokens, n, bit)
-                if s.max_lat_ms < INFINITY:
-                    _set_bit(lat_mask, bit)
+            unmatchable |= _require(self._feature_bit(self._cap_bits, item, True), tokens, &n, lat)
         if txn:
-            if self._txn_bit < 0:
-                unmatchable = True
-            else:
-                n = _add_token(tokens, n, self._txn_bit)
-                if s.max_lat_ms < INFINITY:
-                    _set_bit(lat_mask, self._txn_bit)
+            unmatchable |= _require(self._txn_bit, tokens, &n, lat)
         s.n_req = n
         s.req_tokens = tokens
         s.lat_all = len(caps) + txn == 0
