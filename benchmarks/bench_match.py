@@ -5,8 +5,6 @@ baseline at 1,000 and 100,000 backends (about 2 µs at 1,000); a mapping slot
 at most 3× a prepared one. Issue 4: under 2 ms at 1,000,000 backends.
 """
 
-import itertools
-
 from . import common
 from .baseline import BaselineRegistry
 
@@ -67,7 +65,7 @@ class MatchMapping:
         self.mapping = common.selectivity_slot("medium")
         self.prepared = self.registry.prepare(self.mapping)
         self.registry.match(self.mapping, 5)  # warm the content cache
-        self.next_new = itertools.cycle(common.distinct_slots("medium", 8192)).__next__
+        self.next_new = common.slot_stream("medium")  # one per process: it keeps its place across setups
 
     def time_match(self, n, mode):
         if mode == "prepared":

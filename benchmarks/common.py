@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from prism_match import Registry, load_registry
 from prism_match.synthetic import generate_registry, generate_slots
 
 __all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "cache_dir", "documents", "registry", "fresh_registry", "has_snapshots",
-           "registry_source", "backend_frame", "snapshot_path", "slots", "warm", "selectivity_slot", "distinct_slots", "has_api", "require_api", "has_from_polars"]
+           "registry_source", "backend_frame", "snapshot_path", "slots", "warm", "selectivity_slot", "distinct_slots", "slot_stream", "has_api", "require_api", "has_from_polars"]
 
 SEED = 20240601
 # Building a registry goes through one dict and one Struct per backend; past
@@ -231,6 +233,15 @@ def distinct_slots(name: str, count: int) -> list[dict[str, Any]]:
     perf = base.get("performance", {})
     return [{**base, "performance": {**perf, "min_write_rps": perf.get("min_write_rps", 0) + i}}
             for i in range(count)]
+
+
+@functools.lru_cache(maxsize=None)
+def slot_stream(name: str, count: int = 8192) -> Callable[[], dict[str, Any]]:
+    """A function that returns the next of ``distinct_slots(name, count)``,
+    round and round. One per process: asv runs ``setup`` again before every
+    timed call, and a new stream each time would start over at a slot the
+    registry has already cached."""
+    return itertools.cycle(distinct_slots(name, count)).__next__
 
 
 def warm(sizes: tuple[int, ...] = (100, 1_000, 10_000, 100_000, 1_000_000)) -> None:

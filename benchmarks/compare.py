@@ -288,8 +288,7 @@ class Workloads:
         registry.match(mapping, K)  # the content cache now holds it
         # A new mapping on every call (as a placement service sees them): a
         # pool of distinct slots, larger than the cache, read in turn.
-        pool = common.distinct_slots("medium", 8192)
-        next_new = itertools.cycle(pool).__next__
+        next_new = common.slot_stream("medium")
         timings = race({
             "prism_match prepared": lambda: registry.match(prepared, K),
             "prism_match mapping (content cache)": lambda: registry.match(mapping, K),
