@@ -141,6 +141,10 @@ def test_a_struct_built_by_hand_is_checked_when_prepared():
         REGISTRY.match(bogus)
     with pytest.raises(RegistryError, match=r"got `sometimes` - at slot consistency"):
         REGISTRY.match(SlotRequirement(slot_name="x", consistency="sometimes"))
+    # Tuples where the schema says lists: read like the lists they stand for.
+    as_tuples = SlotRequirement(slot_name="kv", capabilities=("get", "set"), interfaces=("KeyValueBasicInterface",))
+    as_lists = {"slot_name": "kv", "capabilities": ["get", "set"], "interfaces": ["KeyValueBasicInterface"]}
+    assert ids(REGISTRY.match(as_tuples, k=5)) == ids(REGISTRY.match(as_lists, k=5)) != []
 
 
 def test_a_prepared_slot_is_not_pickled():

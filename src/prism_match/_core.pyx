@@ -651,8 +651,8 @@ cdef class CoreRegistry:
         cdef PreparedSlot ps = PreparedSlot.__new__(PreparedSlot)
         cdef Slot* s = &ps.s
         cdef object perf = requirement.performance
-        cdef list caps = requirement.capabilities
-        cdef list ifcs = requirement.interfaces
+        cdef object caps = requirement.capabilities   # lists once validated; any sequence works
+        cdef object ifcs = requirement.interfaces
         cdef bint txn = perf is not None and (perf.requires_transactions or perf.requires_atomic_writes)
         cdef Py_ssize_t n_items = len(caps) + len(ifcs) + txn
         cdef index_t wr = self.r.wr, wk = self.r.wk

@@ -42,9 +42,6 @@ def _slot_location(raw: Any) -> str:
     return f"slot `{printable(name, 60)}`" if isinstance(name, str) else "slot"
 
 
-_QUERY_KEYS = ("required_capabilities", "required_interfaces", "min_capacity")
-
-
 def coerce_slot(slot: Any) -> SlotRequirement:
     """A mapping (slot requirement, ``slot_requirement:`` wrapper, query or
     ``query:`` wrapper) or Struct → a validated SlotRequirement."""
