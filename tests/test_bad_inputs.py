@@ -248,6 +248,16 @@ CASES = [
                  [("slot `s` $.interfaces[0]", "Missing required field `name`")], id="slot-interface-without-name"),
     pytest.param("slot", ["storage"], [("slot", "Expected a slot mapping or a prepared slot, got `list`")],
                  id="slot-not-a-mapping"),
+    # --- control characters are shown escaped, wherever the text comes from --------------------
+    pytest.param("docs", reg(**{"\x1b[31mx": 1}), [("<input> $[0]", "Unknown field `\\x1b[31mx`")],
+                 id="escape-in-field-name"),
+    pytest.param("docs", reg(capacity={"max_storage": "\x1b[2J10XB"}),
+                 [("<input> $[0].capacity.max_storage",
+                   f'Expected a size in bytes or a string such as `10GB` or `512MiB`, got `"\\x1b[2J10XB"`')],
+                 id="escape-in-a-unit"),
+    pytest.param("docs", [{**B, "backend_id": "a\x07"}],
+                 [("<input> $[0].backend_id", 'Expected a name without control characters, got `"a\\x07"`')],
+                 id="escape-in-an-id"),
 ]
 
 

@@ -12,25 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["RegistryError", "format_location"]
+from .redact import printable
 
-
-def format_location(document: str, path: str = "$") -> str:
-    """``registry.yaml#2 $.capacity`` — the document, then the JSON path."""
-    return f"{document} {path}" if document else path
+__all__ = ["RegistryError"]
 
 
 class RegistryError(ValueError):
     """Invalid registry, slot, query or policy.
 
     ``.errors`` lists every problem found as ``(location, message)`` pairs;
-    ``str(err)`` shows them all, one per line.
+    ``str(err)`` shows them all, one per line. Both parts often quote the
+    input, so control characters in them are escaped here, once for every
+    source: an error never carries a terminal escape sequence.
     """
 
     def __init__(self, errors: Iterable[tuple[str, str]] | str, location: str = "$"):
         if isinstance(errors, str):
             errors = [(location, errors)]
-        self.errors: list[tuple[str, str]] = list(errors)
+        self.errors: list[tuple[str, str]] = [(printable(loc), printable(msg)) for loc, msg in errors]
         super().__init__(self._text())
 
     def __reduce__(self):  # from a worker process: the same errors, not a re-wrapped text

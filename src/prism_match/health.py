@@ -20,9 +20,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
+
+from .schema import HEALTH_STATUSES, SEVERITIES, HealthStatus, Severity
 
 __all__ = [
     "HEALTH_STATUSES",
@@ -38,13 +40,9 @@ __all__ = [
     "StatusSink",
 ]
 
-HealthStatus = Literal["healthy", "degraded", "unhealthy", "maintenance", "unknown"]
-# `unknown` is not in the seed's table; it is what a backend is before enough
-# rounds have been seen, as the contract's `health_statuses` default implies.
-HEALTH_STATUSES: tuple[str, ...] = ("healthy", "degraded", "unhealthy", "maintenance", "unknown")
-
-Severity = Literal["info", "warning", "critical"]
-_SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+# The registry's statuses and severities (schema.py). `unknown` is not in the
+# seed's table; it is what a backend is before enough rounds have been seen,
+# as the contract's `health_statuses` default implies.
 
 UPTIME_WINDOW = timedelta(hours=24)
 
@@ -285,7 +283,7 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     remediation: str | None = None
 
     def __post_init__(self) -> None:
-        if self.severity not in _SEVERITIES:
+        if self.severity not in SEVERITIES:
             raise ValueError(f"Expected `severity` one of info|warning|critical, got {_shown(self.severity)}")
         _require_aware(self.started_at, "started_at")
         if self.resolved_at is not None:

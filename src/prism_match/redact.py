@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 __all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK",
-           "printable"]
+           "printable", "quoted"]
 
 SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
 MASK = "***redacted***"
@@ -53,11 +53,19 @@ def redacted(name: str, value: Any) -> Any:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def printable(text: object, limit: int = 60) -> str:
-    """``text`` as an error or a table may show it: cut to ``limit``
-    characters, control characters (a terminal escape sequence among them)
-    written as ``\\xNN``."""
+def printable(text: object, limit: int | None = None) -> str:
+    """``text`` as an error or a table may show it: control characters (a
+    terminal escape sequence among them) written as ``\\xNN``, and cut to
+    ``limit`` characters when given. Idempotent."""
     text = str(text)
-    if len(text) > limit:
+    if limit is not None and len(text) > limit:
         text = text[: limit - 3] + "..."
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def quoted(value: str, limit: int = 40) -> str:
+    """A string as the error grammar shows a value found: quoted and
+    shortened, or only its type when it reads like ``password: …``."""
+    if may_hold_secret(value):
+        return "str"
+    return '"' + (value if len(value) <= limit else value[: limit - 3] + "...") + '"'

@@ -15,12 +15,12 @@ operation, ``transfer_costs``/``recent_incidents`` nested or at the top level.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
 from ._core import NameCheck
-from .redact import printable
+from .redact import printable, redacted
 from .units import parse_duration, parse_duration_ms, parse_size
 
 __all__ = [
@@ -28,18 +28,19 @@ __all__ = [
     "Registration", "SlotRequirement", "Query", "Pattern", "decode_hook", "encode_hook", "ENUM_CHOICES",
 ]
 
-BACKEND_TYPES = ("kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore")
-HEALTH_STATUSES = ("healthy", "degraded", "unhealthy", "maintenance", "unknown")
-CONSISTENCY_LEVELS = ("strong", "bounded_staleness", "session", "eventual")  # strongest first
-COST_MODELS = ("pay_per_use", "provisioned", "reserved", "spot")
-AUTH_TYPES = ("mtls", "username_password", "token", "iam")
-SEVERITIES = ("info", "warning", "critical")
-
 BackendType = Literal["kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore"]
 HealthStatus = Literal["healthy", "degraded", "unhealthy", "maintenance", "unknown"]
-Consistency = Literal["strong", "bounded_staleness", "session", "eventual"]
+Consistency = Literal["strong", "bounded_staleness", "session", "eventual"]  # strongest first
 CostModel = Literal["pay_per_use", "provisioned", "reserved", "spot"]
 Severity = Literal["info", "warning", "critical"]
+
+# The same values as tuples, in declared order (codes and messages use it).
+BACKEND_TYPES: tuple[str, ...] = get_args(BackendType)
+HEALTH_STATUSES: tuple[str, ...] = get_args(HealthStatus)
+CONSISTENCY_LEVELS: tuple[str, ...] = get_args(Consistency)
+COST_MODELS: tuple[str, ...] = get_args(CostModel)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+AUTH_TYPES = ("mtls", "username_password", "token", "iam")  # the tags of the Auth Structs below
 
 # msgspec reports a bad Literal as "Invalid enum value"; the loader adds the
 # valid choices, looked up by the field's name.
@@ -132,6 +133,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^\x00-\x1f]+\Z")]
 # regular expression per string, which cost 0.35 µs each.
 SlotName = Annotated[str, msgspec.Meta(min_length=1)]
 NAME_MESSAGE = "Expected a name without control characters"
+DEFAULT_VERSION = "v1"  # of a capability or interface declared by name alone
 
 
 def _name_error(path: str, value: str) -> None:
@@ -152,8 +154,6 @@ class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     fields of the class that says it, so every subclass repeats it."""
 
     def __repr__(self) -> str:  # secrets never reach a repr
-        from .redact import redacted
-
         fields = ", ".join(f"{k}={redacted(k, v)!r}" for k, v in msgspec.structs.asdict(self).items()
                            if v is not None and v != [] and v != {})
         return f"{type(self).__name__}({fields})"
@@ -241,7 +241,7 @@ class CapabilityPerformance(Base, kw_only=True):
 
 class Capability(Base, kw_only=True):
     name: Name
-    version: Name = "v1"
+    version: Name = DEFAULT_VERSION
     description: str | None = None
     performance: CapabilityPerformance | None = None
     limitations: list[str] = []
@@ -266,7 +266,7 @@ class Operation(Base, kw_only=True):
 
 class Interface(Base, kw_only=True):
     name: Name
-    version: Name = "v1"
+    version: Name = DEFAULT_VERSION
     proto_service: str | None = None
     operations: list[Operation] = []
     transactional: bool | None = None  # G3
@@ -348,7 +348,8 @@ class Registration(Base, kw_only=True):
     consistency: Consistency | None = None
     metadata: dict[str, Any] | None = None
 
-    # Normalised views, used by the compiler and the reference twin.
+    # Normalised views (every item a Struct), for the reference twin and readers;
+    # the compiler reads the raw lists to skip a Struct per bare name.
     def capability_list(self) -> list[Capability]:
         return [Capability(name=c) if isinstance(c, str) else c for c in self.capabilities]
 

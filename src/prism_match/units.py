@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from .redact import may_hold_secret
+from .redact import quoted
 
 __all__ = ["parse_size", "parse_duration", "parse_duration_ms", "format_size", "format_rate", "format_duration",
            "SIZE_UNITS", "DURATION_UNITS"]
@@ -28,14 +28,6 @@ _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _SIZE_RE = re.compile(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*")
 _DURATION_PART_RE = re.compile(rf"({_NUMBER})(ns|us|ms|s|m|h)")
 _DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ns|us|ms|s|m|h))+")
-
-
-def _shown(value: str) -> str:
-    """A string as the error grammar shows it: quoted, shortened (and only
-    its type when it reads like ``password: …``)."""
-    if may_hold_secret(value):
-        return "str"
-    return '"' + (value if len(value) <= 40 else value[:37] + "...") + '"'
 
 
 _SIZE_HELP = "a size in bytes or a string such as `10GB` or `512MiB`"
@@ -63,16 +55,16 @@ def parse_size(value: object) -> float:
         raise ValueError(f"Expected {_SIZE_HELP}, got `{type(value).__name__}`")
     match = _SIZE_RE.fullmatch(value)
     if match is None:
-        raise ValueError(f"Expected {_SIZE_HELP}, got `{_shown(value)}`")
+        raise ValueError(f"Expected {_SIZE_HELP}, got `{quoted(value)}`")
     number, unit = match.groups()
     if unit == "":
         unit = "B"
     scale = SIZE_UNITS.get(unit)
     if scale is None:
-        raise ValueError(f"Expected a size unit among `{_UNIT_LIST}`, got `{_shown(value)}`")
+        raise ValueError(f"Expected a size unit among `{_UNIT_LIST}`, got `{quoted(value)}`")
     result = float(number) * scale
     if not math.isfinite(result):
-        raise ValueError(f"Expected a finite size, got `{_shown(value)}`")
+        raise ValueError(f"Expected a finite size, got `{quoted(value)}`")
     return result
 
 
@@ -88,9 +80,17 @@ def _duration_parts(value: object) -> list[tuple[str, str]]:
     text = value.strip()
     if not _DURATION_RE.fullmatch(text):
         raise ValueError(
-            f"Expected a duration such as `30s`, `100ms` or `1m30s` (units ns us ms s m h), got `{_shown(value)}`"
+            f"Expected a duration such as `30s`, `100ms` or `1m30s` (units ns us ms s m h), got `{quoted(value)}`"
         )
     return _DURATION_PART_RE.findall(text)
+
+
+def _duration(value: object, per_unit: dict[str, float]) -> float:
+    """A duration text as the sum of its parts, each scaled by ``per_unit``."""
+    total = sum(float(num) * per_unit[unit] for num, unit in _duration_parts(value))
+    if not math.isfinite(total):
+        raise ValueError(f"Expected a finite duration, got `{quoted(str(value))}`")
+    return total
 
 
 def parse_duration(value: object) -> float:
@@ -98,19 +98,13 @@ def parse_duration(value: object) -> float:
 
     A bare number is rejected: ``30`` could be seconds or milliseconds.
     """
-    total = sum(float(num) * DURATION_UNITS[unit] for num, unit in _duration_parts(value))
-    if not math.isfinite(total):
-        raise ValueError(f"Expected a finite duration, got `{_shown(str(value))}`")
-    return total
+    return _duration(value, DURATION_UNITS)
 
 
 def parse_duration_ms(value: object) -> float:
     """Milliseconds, each part scaled straight to ms so ``"25ms"`` is exactly
     ``25.0``: a latency bound must compare exactly with a backend's ``p99_ms``."""
-    total = sum(float(num) * _MS_PER_UNIT[unit] for num, unit in _duration_parts(value))
-    if not math.isfinite(total):
-        raise ValueError(f"Expected a finite duration, got `{_shown(str(value))}`")
-    return total
+    return _duration(value, _MS_PER_UNIT)
 
 
 _MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
