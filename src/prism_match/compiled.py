@@ -18,12 +18,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._types import CODE_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
-from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES, Registration
 from .vocabulary import (Vocabulary, capability_token, interface_token, is_versioned, split_versioned,
                          versioned)
 
-__all__ = ["Columns", "compile_registry", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
-           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "bits_from_rows", "cost_score", "avail_score"]
+__all__ = ["Columns", "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
+           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "has_bit",
+           "cost_score", "avail_score"]
 
 HEALTH_CODE = {s: i for i, s in enumerate(HEALTH_STATUSES)}
 TYPE_CODE = {t: i for i, t in enumerate(BACKEND_TYPES)}
@@ -36,6 +37,11 @@ FLOAT_COLUMNS = (
     "max_namespaces", "namespace_count", "cost_per_1k_writes", "uptime_percent_24h",
     "cost_score", "avail_score",
 )
+INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
+# What an input float column holds when the value is not given (module docstring).
+MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
+           "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
+           "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan}
 
 
 def cost_score(cost_per_1k_writes: np.ndarray) -> np.ndarray:
@@ -147,8 +153,15 @@ def bits_from_rows(n: int, n_tokens: int, backend: np.ndarray, token: np.ndarray
     return out
 
 
-def _float(value: float | None, missing: float) -> float:
-    return missing if value is None else value
+def has_bit(rows: np.ndarray, bit, which=slice(None)) -> np.ndarray:
+    """bool: is ``bit`` set in the row-wise masks ``rows[which]`` (uint64[n, W]).
+    ``bit`` is an int or an int array, broadcast against ``which`` (all rows by
+    default, or row indices)."""
+    return ((rows[which, bit >> 6] >> np.asarray(bit & 63, dtype=MASK_DTYPE)) & MASK_DTYPE(1)).astype(bool)
+
+
+def _put(floats: dict[str, np.ndarray], i: int, name: str, value: float | None) -> None:
+    floats[name][i] = MISSING[name] if value is None else value
 
 
 def compile_registry(registrations: list[Registration]) -> Columns:
@@ -165,15 +178,14 @@ def compile_registry(registrations: list[Registration]) -> Columns:
     lat_token: list[int] = []
     lat_vtoken: list[int] = []
     lat_p99: list[float] = []
-    nan, inf = math.nan, math.inf
-    floats = {name: np.empty(n, dtype=SCORE_DTYPE) for name in FLOAT_COLUMNS[:-2]}
+    floats = {name: np.empty(n, dtype=SCORE_DTYPE) for name in INPUT_FLOATS}
     btype = np.empty(n, dtype=CODE_DTYPE)
     health = np.empty(n, dtype=CODE_DTYPE)
     consistency = np.empty(n, dtype=CODE_DTYPE)
 
     for i, reg in enumerate(registrations):
         for cap in reg.capabilities:
-            name, version = (cap, "v1") if isinstance(cap, str) else (cap.name, cap.version)
+            name, version = (cap, DEFAULT_VERSION) if isinstance(cap, str) else (cap.name, cap.version)
             tok = capability_token(name)
             bare, exact = features.add(tok), features.add(versioned(tok, version))
             f_backend += (i, i)
@@ -185,7 +197,7 @@ def compile_registry(registrations: list[Registration]) -> Columns:
                 lat_p99.append(p99)
         lat_indptr.append(len(lat_p99))
         for ifc in reg.interfaces:
-            name, version = (ifc, "v1") if isinstance(ifc, str) else (ifc.name, ifc.version)
+            name, version = (ifc, DEFAULT_VERSION) if isinstance(ifc, str) else (ifc.name, ifc.version)
             tok = interface_token(name)
             f_backend += (i, i)
             f_token += (features.add(tok), features.add(versioned(tok, version)))
@@ -197,40 +209,58 @@ def compile_registry(registrations: list[Registration]) -> Columns:
             k_bit.append(compliance.add(tag))
 
         cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
-        floats["max_write_rps"][i] = _float(cap_ and cap_.max_write_rps, 0.0)
-        floats["max_read_rps"][i] = _float(cap_ and cap_.max_read_rps, 0.0)
-        floats["max_storage"][i] = _float(cap_ and cap_.max_storage, nan)
-        floats["max_namespaces"][i] = _float(cap_ and cap_.max_namespaces, inf)
-        floats["write_rps"][i] = _float(cur and cur.write_rps, 0.0)
-        floats["read_rps"][i] = _float(cur and cur.read_rps, 0.0)
-        floats["storage_used"][i] = _float(cur and cur.storage_used, 0.0)
-        floats["namespace_count"][i] = _float(cur and cur.namespace_count, 0.0)
-        floats["cost_per_1k_writes"][i] = _float(cost and cost.cost_per_1k_writes, nan)
-        floats["uptime_percent_24h"][i] = _float(hl and hl.uptime_percent_24h, nan)
+        _put(floats, i, "max_write_rps", cap_ and cap_.max_write_rps)
+        _put(floats, i, "max_read_rps", cap_ and cap_.max_read_rps)
+        _put(floats, i, "max_storage", cap_ and cap_.max_storage)
+        _put(floats, i, "max_namespaces", cap_ and cap_.max_namespaces)
+        _put(floats, i, "write_rps", cur and cur.write_rps)
+        _put(floats, i, "read_rps", cur and cur.read_rps)
+        _put(floats, i, "storage_used", cur and cur.storage_used)
+        _put(floats, i, "namespace_count", cur and cur.namespace_count)
+        _put(floats, i, "cost_per_1k_writes", cost and cost.cost_per_1k_writes)
+        _put(floats, i, "uptime_percent_24h", hl and hl.uptime_percent_24h)
         btype[i] = TYPE_CODE[reg.backend_type]
         health[i] = HEALTH_CODE[reg.health_status]
         consistency[i] = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
 
-    ids = [reg.backend_id for reg in registrations]
-    fb, ft = np.asarray(f_backend, dtype=np.int64), np.asarray(f_token, dtype=np.int64)
+    def pairs(backend: list[int], bit: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(backend, dtype=np.int64), np.asarray(bit, dtype=np.int64)
+
+    return assemble_columns(
+        [reg.backend_id for reg in registrations], features, regions, compliance,
+        feature_pairs=pairs(f_backend, f_token), region_pairs=pairs(r_backend, r_bit),
+        compliance_pairs=pairs(k_backend, k_bit), backend_type=btype, health=health, consistency=consistency,
+        floats=floats, lat_indptr=np.asarray(lat_indptr, dtype=np.int64),
+        lat_token=np.asarray(lat_token, dtype=np.int64), lat_vtoken=np.asarray(lat_vtoken, dtype=np.int64),
+        lat_p99_ms=np.asarray(lat_p99, dtype=SCORE_DTYPE))
+
+
+Pairs = tuple[np.ndarray, np.ndarray]  # (backend, bit), int64 each
+
+
+def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, compliance: Vocabulary, *,
+                     feature_pairs: Pairs, region_pairs: Pairs, compliance_pairs: Pairs,
+                     backend_type: np.ndarray, health: np.ndarray, consistency: np.ndarray,
+                     floats: dict[str, np.ndarray], lat_indptr: np.ndarray, lat_token: np.ndarray,
+                     lat_vtoken: np.ndarray, lat_p99_ms: np.ndarray,
+                     feature_rows: np.ndarray | None = None) -> Columns:
+    """The end both builders share (``compile_registry`` and
+    ``frames.columns_from_polars``): the masks packed from (backend, bit)
+    pairs, the id ranks, the derived scores. ``floats`` holds the
+    INPUT_FLOATS; ``feature_rows`` is passed when the caller has packed it."""
+    n = len(ids)
+    fb, ft = feature_pairs
     return Columns(
-        backend_ids=ids,
-        id_rank=rank_ids(ids),
-        features=features, regions=regions, compliance=compliance,
-        feature_rows=_set_bits((n, features.words), fb, ft),
+        backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
+        feature_rows=_set_bits((n, features.words), fb, ft) if feature_rows is None else feature_rows,
         feature_bits=bits_from_rows(n, len(features), fb, ft),
-        region_rows=_set_bits((n, regions.words), np.asarray(r_backend, dtype=np.int64),
-                              np.asarray(r_bit, dtype=np.int64)),
-        compliance_rows=_set_bits((n, compliance.words), np.asarray(k_backend, dtype=np.int64),
-                                  np.asarray(k_bit, dtype=np.int64)),
-        backend_type=btype, health=health, consistency=consistency,
+        region_rows=_set_bits((n, regions.words), *region_pairs),
+        compliance_rows=_set_bits((n, compliance.words), *compliance_pairs),
+        backend_type=backend_type, health=health, consistency=consistency,
         **floats,
         cost_score=cost_score(floats["cost_per_1k_writes"]),
         avail_score=avail_score(floats["uptime_percent_24h"]),
-        lat_indptr=np.asarray(lat_indptr, dtype=np.int64),
-        lat_token=np.asarray(lat_token, dtype=np.int64),
-        lat_vtoken=np.asarray(lat_vtoken, dtype=np.int64),
-        lat_p99_ms=np.asarray(lat_p99, dtype=SCORE_DTYPE),
+        lat_indptr=lat_indptr, lat_token=lat_token, lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99_ms,
     )
 
 
@@ -254,9 +284,15 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
     from .schema import decode_hook
 
     c = columns
+
+    def bits(rows: np.ndarray, vocab: Vocabulary) -> list[str]:
+        """The tokens set in row ``i`` of ``rows``, in vocabulary order."""
+        unpacked = np.unpackbits(rows[i].astype("<u8", copy=False).view(np.uint8), bitorder="little")[:len(vocab)]
+        return [vocab.tokens[b] for b in np.flatnonzero(unpacked).tolist()]
+
     caps, ifcs = [], []
-    for t, token in enumerate(c.features.tokens):
-        if is_versioned(token) and (c.feature_rows[i, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+    for token in bits(c.feature_rows, c.features):
+        if is_versioned(token):
             bare, version = split_versioned(token)
             name = bare[2:]
             (caps if token.startswith("c:") else ifcs).append({"name": name, "version": version})
@@ -266,9 +302,6 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
         for cap in caps:
             if cap["name"] == name and cap["version"] == version:
                 cap["performance"] = {"latency": {"p99_ms": float(c.lat_p99_ms[e])}}
-
-    def bits(rows: np.ndarray, vocab: Vocabulary) -> list[str]:
-        return [tok for b, tok in enumerate(vocab.tokens) if (rows[i, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)]
 
     def num(name: str) -> float | None:
         value = float(getattr(c, name)[i])

@@ -12,34 +12,28 @@ of ``{capability, p99_ms}``), and the float columns of compiled.FLOAT_COLUMNS
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
 from ._types import CODE_DTYPE, SCORE_DTYPE
 from .compiled import (
-    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, avail_score,
-    bits_from_rows, cost_score, rank_ids,
+    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns,
+    _set_bits, assemble_columns, has_bit,
 )
 from .errors import RegistryError
-from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES
 from .vocabulary import Vocabulary, is_versioned, shown, split_requirement, versioned
 
 __all__ = ["columns_to_polars", "columns_from_polars"]
 
 _NULLABLE = ("max_storage", "max_namespaces", "cost_per_1k_writes", "uptime_percent_24h")
-_INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
-_MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
-            "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
-            "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan}
 
 
-def _pairs_from_bits(bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(backend, token) pairs set in a transposed bitset uint64[T, NW]."""
-    unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :n]
-    token, backend = np.nonzero(unpacked)
-    return backend, token
+def _set_pairs(bits: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every bit set in a uint64[R, W] bit matrix, columns
+    below ``width``, row by row: (token, backend) for a transposed bitset,
+    (backend, bit) for row-wise masks."""
+    return np.nonzero(np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :width])
 
 
 def _list_column(n: int, backend: np.ndarray, values: list[str], name: str) -> pl.Series:
@@ -59,7 +53,7 @@ def _name_rank(tokens: list[str]) -> np.ndarray:
 
 def columns_to_polars(c: Columns) -> pl.DataFrame:
     n = c.n
-    backend, token = _pairs_from_bits(c.feature_bits, n)
+    token, backend = _set_pairs(c.feature_bits, n)
     tokens = c.features.tokens
     exact = np.array([is_versioned(t) for t in tokens], dtype=bool)
     is_cap = np.array([t.startswith("c:") for t in tokens], dtype=bool)
@@ -80,7 +74,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
         "interfaces": _list_column(n, backend[~cap_sel], names[token[~cap_sel]].tolist(), "interfaces"),
     }
     for vocab, rows, name in ((c.regions, c.region_rows, "regions"), (c.compliance, c.compliance_rows, "compliance")):
-        b, t = np.nonzero(np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")[:, :len(vocab)])
+        b, t = _set_pairs(rows, len(vocab))
         by_name = np.lexsort((_name_rank(vocab.tokens)[t], b))
         b, t = b[by_name], t[by_name]
         data[name] = _list_column(n, b, [vocab.tokens[i] for i in t], name)
@@ -120,7 +114,7 @@ def _codes(frame: pl.DataFrame, column: str, mapping: dict[str, int], default: i
 
 def _float_column(frame: pl.DataFrame, name: str, errors: list[tuple[str, str]]) -> np.ndarray:
     if name not in frame.columns:
-        return np.full(frame.height, _MISSING[name], dtype=SCORE_DTYPE)
+        return np.full(frame.height, MISSING[name], dtype=SCORE_DTYPE)
     dtype = frame.schema[name]
     if not (dtype.is_numeric() or dtype == pl.Null):
         errors.append((f"frame column `{name}`", f"Expected numbers, got `{dtype}`"))
@@ -130,7 +124,7 @@ def _float_column(frame: pl.DataFrame, name: str, errors: list[tuple[str, str]])
     except pl.exceptions.PolarsError:
         errors.append((f"frame column `{name}`", f"Expected numbers, got `{frame[name].dtype}`"))
         return np.zeros(frame.height)
-    values = series.fill_null(_MISSING[name]).to_numpy().astype(SCORE_DTYPE, copy=True)
+    values = series.fill_null(MISSING[name]).to_numpy().astype(SCORE_DTYPE, copy=True)
     given = series.is_not_null().to_numpy()
     bad = given & ~(np.isfinite(values) & (values >= 0))
     if name == "uptime_percent_24h":
@@ -168,7 +162,7 @@ def _token_pairs(frame: pl.DataFrame, column: str, prefix: str, vocab: Vocabular
         if not name:
             errors.append((f"frame column `{column}`", f"Expected non-empty names, got `{item[:40]}`"))
         bare_bit[u] = vocab.add(prefix + name)
-        exact_bit[u] = vocab.add(versioned(prefix + name, version or "v1"))
+        exact_bit[u] = vocab.add(versioned(prefix + name, version or DEFAULT_VERSION))
     rows = items["row"].to_numpy()
     return np.concatenate([rows, rows]), np.concatenate([bare_bit[codes], exact_bit[codes]])
 
@@ -199,7 +193,7 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
     health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
     consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
-    floats = {name: _float_column(frame, name, errors) for name in _INPUT_FLOATS}
+    floats = {name: _float_column(frame, name, errors) for name in INPUT_FLOATS}
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
     cb, ct = _token_pairs(frame, "capabilities", "c:", features, errors)
     ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
@@ -207,30 +201,21 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     compliance_pairs = _plain_pairs(frame, "compliance", compliance, errors)
     lat_indptr, lat_token, lat_vtoken, lat_p99 = _latency(frame, features, errors)
     fb, ft = np.concatenate([cb, ib]), np.concatenate([ct, it])
-    from .compiled import _set_bits  # the same bit layout as compile_registry
-
     feature_rows = _set_bits((n, features.words), fb, ft)
     if len(lat_vtoken) and not errors:
         owner = np.repeat(np.arange(n), np.diff(lat_indptr))
-        declared = (feature_rows[owner, lat_vtoken >> 6] >> (lat_vtoken & 63).astype(np.uint64)) & np.uint64(1)
+        declared = has_bit(feature_rows, lat_vtoken, owner)
         if not declared.all():
-            row = int(owner[np.flatnonzero(declared == 0)[0]])
+            row = int(owner[np.flatnonzero(~declared)[0]])
             errors.append((f"frame row {row} column `capability_p99_ms`",
                            "Latency given for a capability the backend does not declare"))
     if errors:
         raise RegistryError(errors[:100])
-    ids = ids_series.to_list()
-    return Columns(
-        backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
-        feature_rows=feature_rows,
-        feature_bits=bits_from_rows(n, len(features), fb, ft),
-        region_rows=_set_bits((n, regions.words), *region_pairs),
-        compliance_rows=_set_bits((n, compliance.words), *compliance_pairs),
-        backend_type=btype, health=health, consistency=consistency, **floats,
-        cost_score=cost_score(floats["cost_per_1k_writes"]),
-        avail_score=avail_score(floats["uptime_percent_24h"]),
-        lat_indptr=lat_indptr, lat_token=lat_token, lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99,
-    )
+    return assemble_columns(
+        ids_series.to_list(), features, regions, compliance, feature_pairs=(fb, ft), feature_rows=feature_rows,
+        region_pairs=region_pairs, compliance_pairs=compliance_pairs, backend_type=btype, health=health,
+        consistency=consistency, floats=floats, lat_indptr=lat_indptr, lat_token=lat_token,
+        lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99)
 
 
 _NAME_LISTS = ("capabilities", "interfaces", "regions", "compliance")
@@ -286,7 +271,7 @@ def _latency(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, 
         codes, distinct = _codes_of(items["capability"])
         parts = [split_requirement(x) for x in distinct]
         bare_bit = np.array([features.index.get("c:" + name, -1) for name, _ in parts], dtype=np.int64)
-        exact_bit = np.array([features.index.get(versioned("c:" + name, version or "v1"), -1)
+        exact_bit = np.array([features.index.get(versioned("c:" + name, version or DEFAULT_VERSION), -1)
                               for name, version in parts], dtype=np.int64)
         token, vtoken = bare_bit[codes], exact_bit[codes]
     else:

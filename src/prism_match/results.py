@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ._core import Match
+from .compiled import has_bit
 from .schema import CONSISTENCY_LEVELS, HEALTH_STATUSES
 from .units import format_rate, format_size
 from .vocabulary import split_versioned
@@ -141,10 +142,6 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def _everyone_has(rows, bit: int) -> bool:
-    return bool(((rows[:, bit >> 6] >> (bit & 63)) & 1).all())
-
-
 def diagnose(registry: Registry, slot: PreparedSlot, masks: Mapping, eligible: int,
              columns: Any = None) -> Diagnosis:
     """Counts per rule from ``vectorized.rule_masks``, with what was required.
@@ -167,7 +164,7 @@ def diagnose(registry: Registry, slot: PreparedSlot, masks: Mapping, eligible: i
                 guess = cols.features.suggest(split_versioned(req.token)[0])
                 hint = f"no backend declares {kind} `{req.label}`"
                 hints.append(f"{hint}; did you mean `{guess}`?" if guess else hint)
-            elif not _everyone_has(cols.feature_rows, req.bit):
+            elif not has_bit(cols.feature_rows, req.bit).all():
                 missing.append(req.label)
         details[code] = ", ".join(missing)
     if "insufficient_write_capacity" in rejected:

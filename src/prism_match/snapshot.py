@@ -40,11 +40,15 @@ FORMAT = "prism_match.snapshot/1"
 _VOCABS = ("features", "regions", "compliance")
 
 
+def _pack_bytes(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """One uint8 buffer and int64[len(blobs)+1] offsets: blob j is buf[off[j]:off[j+1]]."""
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets
+
+
 def _pack_strings(items: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [s.encode("utf-8") for s in items]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+    return _pack_bytes([s.encode("utf-8") for s in items])
 
 
 def _unpack_strings(buf: np.ndarray, offsets: np.ndarray) -> list[str]:
@@ -98,10 +102,7 @@ def save_snapshot(registry: Registry, path: str | os.PathLike | BinaryIO) -> Non
 
 def encode_registrations(registrations: list[Registration]) -> tuple[np.ndarray, np.ndarray]:
     encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
-    blobs = [encoder.encode(r) for r in registrations]
-    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in blobs], out=offsets[1:])
-    return np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets
+    return _pack_bytes([encoder.encode(r) for r in registrations])
 
 
 class RecordSource:

@@ -1,51 +1,49 @@
 """The numpy path: one boolean mask per rule, the score as one expression.
 
-It serves ``explain`` (which needs every rule's verdict for every backend,
-not just the survivors) and ``query``, and is the first reference the kernel
-is tested against. Shapes: n backends; every mask is ``bool[n]``.
+``rule_masks`` serves ``explain`` and the other diagnoses (which need every
+rule's verdict for every backend, not just the survivors); ``match`` and
+``query`` run the compiled kernel, and ``ranked`` is the first reference the
+kernel is tested against. Shapes: n backends; every mask is ``bool[n]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .compiled import Columns
+from .compiled import Columns, has_bit
 from .policy import MatchPolicy
 from .prepare import PreparedSlot
 
-__all__ = ["RULES", "rule_masks", "eligible_mask", "score_arrays", "ranked"]
-
-# SPEC §3's rejection codes, in rule order (+ the assignment's namespace rule).
-RULES = (
-    "missing_interface", "missing_capability", "insufficient_write_capacity",
-    "insufficient_read_capacity", "latency_too_high", "health_status", "region", "compliance",
-    "backend_type", "insufficient_storage", "consistency", "namespaces_exhausted",
-)
+__all__ = ["rule_masks", "eligible_mask", "score_arrays", "ranked"]
 
 
 def _has_bits(rows: np.ndarray, bits: list[int]) -> np.ndarray:
     """bool[n]: every row holds all of ``bits``."""
     ok = np.ones(rows.shape[0], dtype=bool)
     for bit in bits:
-        ok &= ((rows[:, bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1)).astype(bool)
+        ok &= has_bit(rows, bit)
     return ok
 
 
 def _has_any(rows: np.ndarray, bits: tuple[int, ...]) -> np.ndarray:
     ok = np.zeros(rows.shape[0], dtype=bool)
     for bit in bits:
-        ok |= ((rows[:, bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1)).astype(bool)
+        ok |= has_bit(rows, bit)
     return ok
 
 
-def headroom(columns: Columns, placed: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
-    """(write, read, storage) left: ``max - current - placed``, clamped at 0
+def _left(maximum: np.ndarray, current: np.ndarray, placed: np.ndarray | None, idx=slice(None)) -> np.ndarray:
+    """``maximum - current - placed`` of the backends ``idx``, clamped at 0
     (an overloaded backend has no headroom, not a negative one)."""
-    p = placed or {}
-    w = columns.max_write_rps - columns.write_rps - p.get("w", 0.0)
-    r = columns.max_read_rps - columns.read_rps - p.get("r", 0.0)
-    s = columns.max_storage - columns.storage_used - p.get("storage", 0.0)
-    return np.maximum(w, 0.0), np.maximum(r, 0.0), np.maximum(s, 0.0)
+    h = maximum[idx] - current[idx]
+    return np.maximum(h if placed is None else h - placed[idx], 0.0)
+
+
+def headroom(columns: Columns, placed: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """(write, read, storage) left by every backend (see ``_left``)."""
+    c, p = columns, placed or {}
+    return (_left(c.max_write_rps, c.write_rps, p.get("w")), _left(c.max_read_rps, c.read_rps, p.get("r")),
+            _left(c.max_storage, c.storage_used, p.get("storage")))
 
 
 def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
@@ -110,11 +108,15 @@ def _latency_rejects(c: Columns, slot: PreparedSlot) -> np.ndarray:
 
 def eligible_mask(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
                   placed: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    masks = rule_masks(columns, slot, policy, placed)
-    rejected = np.zeros(columns.n, dtype=bool)
+    return ~rejected_by_any(rule_masks(columns, slot, policy, placed), columns.n)
+
+
+def rejected_by_any(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Backends that at least one rule rejects."""
+    rejected = np.zeros(n, dtype=bool)
     for mask in masks.values():
         rejected |= mask
-    return ~rejected
+    return rejected
 
 
 def score_arrays(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, idx: np.ndarray,
@@ -122,17 +124,15 @@ def score_arrays(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, idx:
     """SPEC §4 for the backends ``idx``: ``{score, performance, cost,
     availability, region}``, each float64[len(idx)], same operation order as
     the kernel."""
-    c = columns
-    hw, hr, _ = headroom(c, placed)
-    aw = np.maximum(0.0, hw[idx])
-    ar = np.maximum(0.0, hr[idx])
+    c, p = columns, placed or {}
+    aw = _left(c.max_write_rps, c.write_rps, p.get("w"), idx)
+    ar = _left(c.max_read_rps, c.read_rps, p.get("r"), idx)
     cap = float(policy.perf_cap)
     rw = aw / slot.min_write_rps if slot.min_write_rps > 0 else np.full(len(idx), cap)
     rr = ar / slot.min_read_rps if slot.min_read_rps > 0 else np.full(len(idx), cap)
     perf = np.minimum(np.minimum(rw, rr), cap)
     if slot.preferred_region_bit >= 0:
-        b = slot.preferred_region_bit
-        region = ((c.region_rows[idx, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)).astype(np.float64)
+        region = has_bit(c.region_rows, slot.preferred_region_bit, idx).astype(np.float64)
     else:
         region = np.zeros(len(idx))
     cost, avail = c.cost_score[idx], c.avail_score[idx]

@@ -15,10 +15,6 @@ import difflib
 import re
 from collections.abc import Iterable
 
-import numpy as np
-
-from ._types import MASK_DTYPE
-
 __all__ = ["Vocabulary", "capability_token", "interface_token", "versioned", "is_versioned", "split_versioned",
            "split_requirement", "requirement_parts", "requirement_token", "shown", "VERSION_SEP"]
 
@@ -115,15 +111,6 @@ class Vocabulary:
     def words(self) -> int:
         """uint64 words per mask (at least one, so shapes never collapse)."""
         return max(1, (len(self.tokens) + 63) // 64)
-
-    def mask(self, tokens: Iterable[str]) -> np.ndarray:
-        """uint64[words] with the bits of the known ``tokens`` set."""
-        out = np.zeros(self.words, dtype=MASK_DTYPE)
-        for token in tokens:
-            bit = self.index.get(token)
-            if bit is not None:
-                out[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
-        return out
 
     def suggest(self, token: str) -> str | None:
         """The closest known token of the same kind, for a did-you-mean."""
