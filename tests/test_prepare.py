@@ -16,7 +16,6 @@ import pickle
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from test_fuzz_loader import SECRET, VALID_SLOTS, mutated
 
 from prism_match import MatchPolicy, PreparedSlot, RegistryError, load_registry
@@ -168,3 +167,24 @@ def test_each_unknown_name_makes_its_slot_unmatchable():
         prepared = registry.prepare({"slot_name": "x", "capabilities": [f"nosuch{i}"]})
         assert prepared.unmatchable and registry.match(prepared) == []
     assert [r.label for r in prepared.unknown_names()] == ["nosuch1999"]
+
+
+def test_a_policy_change_reprepares_only_what_it_changes(monkeypatch):
+    registry = load_registry(generate_registry(60, seed=11))
+    own = registry.prepare({**SLOT, "health_statuses": ["healthy"]})  # names its statuses
+    default = registry.prepare(SLOT)                                   # takes the policy's
+    registry.match(SLOT)
+    registry.policy = MatchPolicy(w_cost=0.5)  # the same default statuses, another tuple
+    assert registry._core.cached_slots == 1    # kept: nothing it baked in changed
+    calls = []
+    original = type(registry).prepare
+    monkeypatch.setattr(type(registry), "prepare", lambda self, slot: calls.append(slot) or original(self, slot))
+    for slot in (own, default, SLOT):
+        registry.match(slot)
+    assert calls == []  # each went straight to the kernel
+    registry.policy = MatchPolicy(health_statuses=("healthy", "unhealthy"))
+    assert registry._core.cached_slots == 0
+    registry.match(own)
+    assert calls == []  # its own statuses: still valid
+    registry.match(default)
+    assert calls == [default]  # prepared again for the new defaults

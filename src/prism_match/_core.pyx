@@ -10,10 +10,10 @@
 
 cimport cython
 from libc.math cimport INFINITY, isnan
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_READ, PyUnicode_GET_LENGTH
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange
 from ._typedefs cimport mask_t, index_t, score_t, code_t
 
 import numpy as np
@@ -31,15 +31,6 @@ cdef extern from *:
     #endif
     """
     int pm_ctz64(unsigned long long x) noexcept nogil
-
-IF HAVE_OPENMP:
-    cdef extern from "omp.h":
-        int omp_get_thread_num() noexcept nogil
-ELSE:
-    cdef inline int omp_get_thread_num() noexcept nogil:
-        return 0
-
-HAVE_PARALLEL = bool(HAVE_OPENMP)
 
 cdef struct Reg:
     index_t n, nw, wr, wk
@@ -482,7 +473,6 @@ cdef class CoreRegistry:
     cdef readonly object columns
     cdef readonly list backend_ids
     cdef dict _index
-    cdef dict _status_code
     cdef score_t* _cur_w
     cdef score_t* _cur_r
     cdef score_t* _storage_used
@@ -494,7 +484,7 @@ cdef class CoreRegistry:
     # Preparing: the vocabularies, and each requirement as written -> its bit
     # (-1: unknown), kept per registry since the vocabularies never change.
     cdef dict _features, _regions, _compliance, _cap_bits, _ifc_bits
-    cdef dict _type_code, _health_code, _consistency_code
+    cdef dict _type_code, _health_code, _consistency_code   # name -> code
     cdef int _unknown_consistency
     cdef unsigned int _all_types
     cdef index_t _txn_bit
@@ -504,12 +494,11 @@ cdef class CoreRegistry:
     cdef tuple _default_health
     cdef unsigned int _default_health_mask
 
-    def __init__(self, columns, dict status_code, owner):
+    def __init__(self, columns, owner):
         c = columns
         self.columns = c
         self.backend_ids = c.backend_ids
         self._index = None  # built on first use: a snapshot of 1M backends need not pay for it to match
-        self._status_code = status_code
         self._owner = owner
         self.r.n = c.n
         self.r.nw = c.feature_bits.shape[1]
@@ -543,14 +532,14 @@ cdef class CoreRegistry:
         self._uptime = <score_t*>_ptr(c.uptime_percent_24h)
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
-        from .compiled import CONSISTENCY_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
+        from .compiled import CONSISTENCY_CODE, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
         self._features = c.features.index
         self._regions = c.regions.index
         self._compliance = c.compliance.index
         self._cap_bits = {}
         self._ifc_bits = {}
         self._type_code = TYPE_CODE
-        self._health_code = status_code
+        self._health_code = HEALTH_CODE
         self._consistency_code = CONSISTENCY_CODE
         self._unknown_consistency = UNKNOWN_CONSISTENCY
         self._all_types = (1u << len(TYPE_CODE)) - 1
@@ -567,15 +556,14 @@ cdef class CoreRegistry:
         return self._index
 
     def set_default_health(self, tuple statuses):
-        """The statuses a slot that names none accepts (the policy's); slots
-        prepared before are forgotten, as they baked the old ones in."""
-        self._default_health_mask = _code_mask(self._status_code, statuses, "health_statuses")
+        """The statuses a slot that names none accepts (the policy's). When
+        they change, slots prepared before are forgotten: they baked the old
+        ones in. The same statuses again keep the slots and the cache."""
+        if statuses == self._default_health:
+            return
+        self._default_health_mask = _code_mask(self._health_code, statuses, "health_statuses")
         self._default_health = statuses
         self._slots = {}
-
-    @property
-    def default_health(self):
-        return self._default_health
 
     @property
     def cached_slots(self):
@@ -600,8 +588,9 @@ cdef class CoreRegistry:
         cdef bytes key
         if type(slot) is PreparedSlot:
             ps = <PreparedSlot>slot
-            if ps.columns is self.columns and ps.default_health is self._default_health:
-                return ps
+            if ps.columns is self.columns and (ps.default_health is self._default_health
+                                               or ps.requirement.health_statuses is not None):
+                return ps  # the default statuses it baked in are the current ones, or unused
             return self._owner.prepare(slot)
         if type(slot) is not dict:
             return self._owner._compile(slot)
@@ -633,7 +622,7 @@ cdef class CoreRegistry:
 
     def match(self, slot, CorePolicy policy, Py_ssize_t k):
         """``topk`` of any slot the API accepts."""
-        return self.topk(self.resolve(slot), policy, k)
+        return self._topk(self.resolve(slot), policy, k)
 
     cdef index_t _feature_bit(self, dict memo, object item, bint capability) except -2:
         found = memo.get(item)
@@ -732,6 +721,9 @@ cdef class CoreRegistry:
 
     def topk(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t k):
         """Best ``k`` matches (list of Match), best first."""
+        return self._topk(slot, policy, k)
+
+    cdef list _topk(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t k):
         cdef index_t kk = min(k, self.r.n)
         cdef index_t i, j, size
         cdef score_t perf, region, aw, ar
@@ -796,9 +788,9 @@ cdef class CoreRegistry:
         if up == up and up > 100:
             raise _error(f"Expected a percentage in [0, 100], got `{uptime}`", "update uptime")
         if status is not None:
-            code = self._status_code.get(status, -1) if isinstance(status, str) else -1
+            code = self._health_code.get(status, -1) if isinstance(status, str) else -1
             if code < 0:
-                raise _error(f"Expected one of {', '.join('`%s`' % s for s in self._status_code)}, "
+                raise _error(f"Expected one of {', '.join('`%s`' % s for s in self._health_code)}, "
                              f"got `{str(status)[:40]}`", "update status")
         if w == w:
             self._cur_w[i] = w

@@ -20,14 +20,13 @@ import numpy as np
 import polars as pl
 
 from ._core import CoreRegistry
-from .compiled import HEALTH_CODE, Columns, compile_registry, registration_from_columns
+from .compiled import Columns, compile_registry, registration_from_columns
 from .frames import columns_from_polars, columns_to_polars
 from .snapshot import RecordSource, encode_registrations, save_snapshot
 from .errors import RegistryError
 from .loading import gc_paused, load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot
-from .redact import printable
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
 from .schema import Query, Registration, SlotRequirement, decode_hook
 from . import batch, patterns, vectorized
@@ -39,7 +38,7 @@ _CACHE_SIZE = 4096
 
 def _slot_location(raw: Any) -> str:
     name = raw.get("slot_name") if isinstance(raw, Mapping) else None
-    return f"slot `{printable(name, 60)}`" if isinstance(name, str) else "slot"
+    return f"slot `{name[:60]}`" if isinstance(name, str) else "slot"
 
 
 def coerce_slot(slot: Any) -> SlotRequirement:
@@ -99,7 +98,7 @@ class Registry:
         self._by_id: dict[str, Registration] = (
             {r.backend_id: r for r in registrations} if registrations is not None else {})
         self._source = registration_source or partial(registration_from_columns, columns)
-        self._core = CoreRegistry(self.columns, HEALTH_CODE, self)
+        self._core = CoreRegistry(self.columns, self)
         self.policy = policy
         self._ids: pl.Series | None = None
         # The live-state updater is the compiled method itself: no Python
@@ -214,10 +213,7 @@ class Registry:
         """How many backends each rule rejected, with what was required."""
         prepared = self._prepared(slot)
         masks = vectorized.rule_masks(self.columns, prepared, self._policy)
-        rejected = np.zeros(len(self), dtype=bool)
-        for mask in masks.values():
-            rejected |= mask
-        return diagnose(self, prepared, masks, int(len(self) - rejected.sum()))
+        return diagnose(self, prepared, masks, int(len(self) - vectorized.rejected_by_any(masks, len(self)).sum()))
 
     def query(self, query: Any) -> QueryResult:
         """Every eligible backend, best first, and ``total_count``. A mapping
