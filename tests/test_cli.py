@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 import yaml
 
-from prism_match import cli
+from prism_match import RegistryError, cli
+from prism_match.cost import WORKLOAD_KEYS
 from prism_match.cli import EXIT_INVALID, EXIT_OK, EXIT_UNBOUND, main, read_slots
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,6 +319,63 @@ def test_slot_file_shapes(tmp_path: Path):
     assert slots[0].interfaces == ["KeyValueBasicInterface", "WatchInterface"]
 
 
+@pytest.mark.parametrize("name, content", [
+    ("slots.yaml", "data/slots.yaml\n"),       # relative to the working directory, where it exists
+    ("slots.yaml", f"{SLOTS}\n"),
+    ("slots.json", '"data/slots.yaml"'),
+])
+def test_a_slots_document_is_never_read_as_a_path(capsys, tmp_path: Path, monkeypatch, name, content):
+    """A document that is only a string is an invalid slot where it stands,
+    not the name of another file to read."""
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(RegistryError) as exc:
+        read_slots(str(path))
+    assert [loc for loc, _ in exc.value.errors] == [f"{path} $"]
+    code, out, err = call(capsys, "match", REGISTRY, str(path))
+    assert code == EXIT_INVALID and out == ""
+    problem_at(err, f"{path} $")
+
+
+@pytest.mark.parametrize("content", ["42\n", "true\n", "1.5\n"])
+def test_a_scalar_slots_document_is_reported_at_its_file(capsys, tmp_path: Path, content):
+    path = tmp_path / "slots.yaml"
+    path.write_text(content)
+    code, out, err = call(capsys, "match", REGISTRY, str(path))
+    assert code == EXIT_INVALID and out == ""
+    problem_at(err, f"{path} $", content.strip())
+    assert "<input>" not in err
+
+
+def test_slots_directory(capsys, tmp_path: Path):
+    """Every .yaml/.yml/.json file under it, sorted by path, hidden ones
+    skipped; an unreadable file is reported with the other files' problems."""
+    root = tmp_path / "slots"
+    (root / "sub").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    (root / "b.yaml").write_text("- slot_name: b\n")
+    (root / "sub" / "a.yml").write_text("slot_requirement:\n  slot_name: a\n")
+    (root / "c.json").write_text('{"slots": [{"slot_name": "c"}]}')
+    (root / "d.yaml").write_text("pattern: p\nslots:\n  d:\n    required_interfaces: [PubSubInterface]\n")
+    (root / ".h.yaml").write_text("- slot_name: hidden\n")
+    (root / ".hidden" / "x.yaml").write_text("- slot_name: hidden\n")
+    (root / "notes.txt").write_text("- slot_name: text\n")
+    assert [s.slot_name for s in read_slots(str(root))] == ["b", "c", "d", "a"]
+    (root / "a.yaml").write_text("")
+    (root / "b.yaml").write_text("- slot_name: b\n  colour: blue\n")
+    code, _, err = call(capsys, "match", REGISTRY, str(root))
+    assert code == EXIT_INVALID
+    assert any(line.endswith(f" - at {root / 'a.yaml'}") and "empty" in line for line in err.splitlines())
+    problem_at(err, f"{root / 'b.yaml'} $[0]", "Unknown field `colour`")
+    code, _, err = call(capsys, "match", REGISTRY, str(tmp_path / "sub-less"))
+    assert code == EXIT_INVALID and err == f"error: No such file or directory - at {tmp_path / 'sub-less'}\n"
+    (tmp_path / "empty").mkdir()
+    code, _, err = call(capsys, "match", REGISTRY, str(tmp_path / "empty"))
+    assert code == EXIT_INVALID
+    assert err == f"error: Directory holds no .json/.yaml/.yml files - at {tmp_path / 'empty'}\n"
+
+
 def test_slot_tables_csv_and_parquet(capsys, tmp_path: Path):
     csv = tmp_path / "slots.csv"
     csv.write_text("slot_name,interfaces,capabilities,min_write_rps,performance.min_read_rps,optional\n"
@@ -505,6 +563,18 @@ def test_cost_csv_and_parquet(capsys, tmp_path: Path):
     assert round(parquet.filter(pl.col("backend_id") == "kafka-prod-us-east-1")["total"][0], 2) == 18256.40
 
 
+def test_cost_flags_cover_the_workload(capsys):
+    assert list(cli._COST_FLAGS) == list(WORKLOAD_KEYS)
+    code, out, _ = call(capsys, "cost", "--help")
+    assert code == EXIT_OK
+    for flag in cli._COST_FLAGS.values():
+        assert flag in out
+    assert "hours the connections are held (default: 720, a 30-day month)" in flat(out)
+    args = cli.build_parser().parse_args(["cost", REGISTRY])
+    assert {key: getattr(args, key) for key in WORKLOAD_KEYS} == {key: 720.0 if key == "hours" else 0.0
+                                                                   for key in WORKLOAD_KEYS}
+
+
 def test_cost_errors_name_the_flags(capsys):
     code, _, err = call(capsys, "cost", REGISTRY, "--writes", "-1", "--reads", "nan")
     assert code == EXIT_INVALID
@@ -588,17 +658,6 @@ def test_assign_required_unplaced_exits_2(capsys, tmp_path: Path):
     assert code == EXIT_UNBOUND
     assert "second  UNPLACED (required)" in out
     assert err == "error: 1 required slot(s) with no eligible backend: `second`\n"
-
-
-def test_assign_and_compile_explain_when_the_library_lacks_them(capsys, tmp_path: Path, monkeypatch):
-    monkeypatch.delattr("prism_match.registry.Registry.assign")
-    monkeypatch.delattr("prism_match.registry.Registry.save")
-    code, _, err = call(capsys, "assign", REGISTRY, SLOTS)
-    assert code == EXIT_INVALID
-    assert err == ("error: `Registry.assign` (capacity-aware placement) is not available in this version of "
-                   "prism_match\n")
-    code, _, err = call(capsys, "compile", REGISTRY, "-o", str(tmp_path / "x"))
-    assert code == EXIT_INVALID and "`Registry.save` (compiled snapshots) is not available" in err
 
 
 # --- odds and ends ----------------------------------------------------------------------------

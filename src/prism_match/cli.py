@@ -41,11 +41,12 @@ from .vocabulary import is_versioned
 from .batch import is_slot_table, slot_table_items, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
-from .loading import MAX_ERRORS, load_documents, read_file_documents, validate_documents
+from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
 from .registry import Registry, load_registry
 from .results import Diagnosis, Match
 from .units import format_rate, format_size
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
+from .snapshot import load_snapshot
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 
@@ -86,14 +87,10 @@ class _Parser(argparse.ArgumentParser):
 
 def open_registry(path: str) -> Registry:
     """A registry from YAML/JSON (file or directory), or a compiled snapshot:
-    any other regular file when ``prism_match.load_snapshot`` exists."""
+    any other regular file."""
     p = Path(path)
     if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
-        import prism_match
-
-        load_snapshot = getattr(prism_match, "load_snapshot", None)
-        if load_snapshot is not None:
-            return load_snapshot(path)
+        return load_snapshot(path)
     return load_registry(path)
 
 
@@ -102,36 +99,17 @@ def _is_pattern(doc: Any) -> bool:
 
 
 def _slot_document_items(path: str) -> list[tuple[str, str, Any]]:
-    """Items of a YAML/JSON slots file or directory. A pattern document
-    (``pattern:`` with a mapping of named ``slots``) is one item; any other
-    document is split by ``load_documents`` (lists, ``slots:``, wrappers),
-    keeping its file and document name for the error locations."""
-    p = Path(path)
-    if not p.is_dir():
-        if not p.exists():
-            raise RegistryError("No such file or directory", str(path))
-        files = [p]
-    else:
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _REGISTRY_SUFFIXES
-                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        if not files:
-            raise RegistryError("Directory holds no .json/.yaml/.yml files", str(path))
+    """Items of a YAML/JSON slots file or directory, read as the loader reads
+    a registry (a directory file that cannot be read is an item reporting
+    it). A pattern document (``pattern:`` with a mapping of named ``slots``)
+    is one item; any other is split by ``split_document`` (lists, ``slots:``,
+    the ``slot_requirement:`` wrapper), never read as a path."""
     items: list[tuple[str, str, Any]] = []
-    errors: list[tuple[str, str]] = []
-    for file in files:
-        try:
-            documents = read_file_documents(file)
-        except RegistryError as exc:
-            errors += exc.errors
-            continue
-        for name, doc in documents:
-            if _is_pattern(doc):
-                items.append((name, "$", doc))
-            else:
-                items += [(name, prefix, raw) for _, prefix, raw in
-                          load_documents(doc, list_key="slots", wrapper_keys=("slot_requirement",))]
-    if errors:
-        raise RegistryError(errors)
+    for name, doc in source_documents(path, _REGISTRY_SUFFIXES):
+        if _is_pattern(doc):
+            items.append((name, "$", doc))
+        else:
+            items += split_document(name, doc, list_key="slots", wrapper_keys=("slot_requirement",))
     return items
 
 
@@ -468,10 +446,15 @@ def _render_outcomes_compact(console: Console, outcomes: Sequence[SlotOutcome]) 
     _print_match_summary(console, outcomes)
 
 
-def _print_match_summary(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
+def _tally(outcomes: Sequence[SlotOutcome]) -> tuple[int, int, int]:
+    """``(bound, unbound optional, unbound required)`` slot counts."""
     bound = sum(1 for o in outcomes if o.matches)
     optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
-    required = len(outcomes) - bound - optional
+    return bound, optional, len(outcomes) - bound - optional
+
+
+def _print_match_summary(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
+    bound, optional, required = _tally(outcomes)
     summary = Text(f"{_plural(len(outcomes), 'slot')}: {bound} bound")
     if optional:
         summary.append(f", {optional} optional unbound", style="yellow")
@@ -500,11 +483,10 @@ def cmd_match(args: argparse.Namespace) -> int:
             else:
                 _render_outcomes_compact(console, outcomes)
     elif fmt == "json":
-        bound = sum(1 for o in outcomes if o.matches)
-        optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
+        bound, optional, required = _tally(outcomes)
         _write_json({"slots": [o.as_dict() for o in outcomes],
                      "summary": {"slots": len(outcomes), "bound": bound, "unbound_optional": optional,
-                                 "unbound_required": len(outcomes) - bound - optional}}, args.output)
+                                 "unbound_required": required}}, args.output)
     elif fmt == "ndjson":
         _write_ndjson((o.as_dict() for o in outcomes), args.output)
     else:
@@ -589,8 +571,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         query = _read_query(args.file)
     else:
         [(_, query)] = validate_documents([("command line", "$", flags)], Query)
-    result = registry.query(query)
-    diagnosis = registry.explain(query) if args.explain or not result.backends else None
+    prepared = registry.prepare(query)
+    result = registry.query(prepared)
+    diagnosis = registry.explain(prepared) if args.explain or not result.backends else None
     if args.format in ("json", "csv", "parquet"):
         seed_shape = [{"backend_id": m.backend_id, "score": m.score, "reasons": [r.type for r in m.reasons]}
                       for m in result.backends]
@@ -704,10 +687,18 @@ def _render_summary(console: Console, sources: Sequence[str], summary: dict[str,
 
 # --- cost -----------------------------------------------------------------------------------
 
-_COST_FLAGS = {"writes": "--writes", "reads": "--reads", "storage_gb": "--storage-gb",
-               "connections": "--connections", "hours": "--hours",
-               "transfer_gb_intra_region": "--transfer-intra-gb", "transfer_gb_inter_region": "--transfer-inter-gb",
-               "transfer_gb_internet": "--transfer-internet-gb"}
+# The `cost` options, in --help order: (workload key = dest, flag, default, metavar, help).
+_COST_OPTIONS: tuple[tuple[str, str, float, str, str | None], ...] = (
+    ("writes", "--writes", 0.0, "N", "write operations per month"),
+    ("reads", "--reads", 0.0, "N", "read operations per month"),
+    ("storage_gb", "--storage-gb", 0.0, "GB", "GB stored"),
+    ("connections", "--connections", 0.0, "N", "concurrent connections"),
+    ("hours", "--hours", 720.0, "H", "hours the connections are held (default: 720, a 30-day month)"),
+    ("transfer_gb_intra_region", "--transfer-intra-gb", 0.0, "GB", None),
+    ("transfer_gb_inter_region", "--transfer-inter-gb", 0.0, "GB", None),
+    ("transfer_gb_internet", "--transfer-internet-gb", 0.0, "GB", None),
+)
+_COST_FLAGS = {key: flag for key, flag, *_ in _COST_OPTIONS}
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -775,29 +766,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # --- assign and compile (capacity-aware placement, snapshots) --------------------------------
 
-def _require(obj: Any, name: str, what: str) -> Callable[..., Any]:
-    method = getattr(obj, name, None)
-    if method is None:
-        raise _Unavailable(f"{what} is not available in this version of prism_match")
-    return method
-
-
-class _Unavailable(Exception):
-    pass
-
-
 def cmd_assign(args: argparse.Namespace) -> int:
     _check_output(args)
     registry = open_registry(args.registry)
-    assign = _require(registry, "assign", "`Registry.assign` (capacity-aware placement)")
     slots = read_slots(args.slots)
     # A dry run: the plan is shown, the registry's live usage is not changed.
-    plan = assign(slots, allow_unplaced=True)
+    plan = registry.assign(slots, allow_unplaced=True)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
     utilisation: pl.DataFrame = plan.utilisation
-    used = utilisation.filter(pl.col("placed_slots") > 0) if "placed_slots" in utilisation.columns else utilisation
+    used = utilisation.filter(pl.col("placed_slots") > 0)
     if args.format == "table":
         with _rich_target(args.output, wide=True) as console:
             _print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
@@ -847,7 +826,7 @@ def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
     rows = []
     for row in frame.iter_rows(named=True):
         ns_cap = row.get("max_namespaces")
-        rows.append([str(row["backend_id"]), str(row.get("placed_slots", "")),
+        rows.append([str(row["backend_id"]), str(row["placed_slots"]),
                      used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
                      used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
                      used(row, "storage_used", "max_storage", "storage_utilisation", format_size),
@@ -863,8 +842,7 @@ def _plural(count: int, noun: str) -> str:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry)
-    save = _require(registry, "save", "`Registry.save` (compiled snapshots)")
-    save(args.output)
+    registry.save(args.output)
     print(f"compiled {len(registry)} backends to {args.output}", file=sys.stderr)
     return EXIT_OK
 
@@ -889,22 +867,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(run=cmd_validate)
 
-    p = sub.add_parser("match", help="the best backend(s) for each slot, with scores and reasons")
-    p.add_argument("registry", metavar="REGISTRY")
-    p.add_argument("slots", metavar="SLOTS", help="slot requirements: YAML/JSON, or a CSV/Parquet/NDJSON table")
+    def command(name: str, help_text: str, run: Any, *, slots: bool = False, slots_help: str | None = None):
+        # A subcommand on one registry (and a slots file), dispatching to ``run``.
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("registry", metavar="REGISTRY")
+        if slots:
+            p.add_argument("slots", metavar="SLOTS", help=slots_help)
+        p.set_defaults(run=run)
+        return p
+
+    p = command("match", "the best backend(s) for each slot, with scores and reasons", cmd_match, slots=True,
+                slots_help="slot requirements: YAML/JSON, or a CSV/Parquet/NDJSON table")
     p.add_argument("-k", type=int, default=1, help="backends per slot (default: 1)")
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
-    p.set_defaults(run=cmd_match)
 
-    p = sub.add_parser("assign", help="capacity-aware placement of the slots, in order")
-    p.add_argument("registry", metavar="REGISTRY")
-    p.add_argument("slots", metavar="SLOTS")
-    _formats(p, all_formats)
-    p.set_defaults(run=cmd_assign)
+    _formats(command("assign", "capacity-aware placement of the slots, in order", cmd_assign, slots=True), all_formats)
 
-    p = sub.add_parser("query", help="every eligible backend for a query (the seed's Backend Querying)")
-    p.add_argument("registry", metavar="REGISTRY")
+    p = command("query", "every eligible backend for a query (the seed's Backend Querying)", cmd_query)
     p.add_argument("--file", metavar="QUERY", help="a query document (`query:` wrapper accepted)")
     p.add_argument("--capability", action="append", metavar="NAME", help="required capability (repeatable)")
     p.add_argument("--interface", action="append", metavar="NAME", help="required interface (repeatable)")
@@ -920,27 +900,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-p99", metavar="DURATION", help="e.g. 25ms")
     p.add_argument("--explain", action="store_true", help="add the diagnosis")
     _formats(p, all_formats)
-    p.set_defaults(run=cmd_query)
 
-    p = sub.add_parser("explain", help="why each slot has the backends it has")
-    p.add_argument("registry", metavar="REGISTRY")
-    p.add_argument("slots", metavar="SLOTS")
-    _formats(p, ("table", "json", "ndjson"))
-    p.set_defaults(run=cmd_explain)
+    _formats(command("explain", "why each slot has the backends it has", cmd_explain, slots=True),
+             ("table", "json", "ndjson"))
 
-    p = sub.add_parser("cost", help="monthly cost of a workload on every backend, cheapest first")
-    p.add_argument("registry", metavar="REGISTRY")
-    p.add_argument("--writes", type=float, default=0.0, metavar="N", help="write operations per month")
-    p.add_argument("--reads", type=float, default=0.0, metavar="N", help="read operations per month")
-    p.add_argument("--storage-gb", dest="storage_gb", type=float, default=0.0, metavar="GB", help="GB stored")
-    p.add_argument("--connections", type=float, default=0.0, metavar="N", help="concurrent connections")
-    p.add_argument("--hours", type=float, default=720.0, metavar="H",
-                   help="hours the connections are held (default: 720, a 30-day month)")
-    p.add_argument("--transfer-intra-gb", dest="transfer_gb_intra_region", type=float, default=0.0, metavar="GB")
-    p.add_argument("--transfer-inter-gb", dest="transfer_gb_inter_region", type=float, default=0.0, metavar="GB")
-    p.add_argument("--transfer-internet-gb", dest="transfer_gb_internet", type=float, default=0.0, metavar="GB")
+    p = command("cost", "monthly cost of a workload on every backend, cheapest first", cmd_cost)
+    for dest, flag, default, metavar, help_text in _COST_OPTIONS:
+        p.add_argument(flag, dest=dest, type=float, default=default, metavar=metavar, help=help_text)
     _formats(p, all_formats)
-    p.set_defaults(run=cmd_cost)
 
     p = sub.add_parser("generate", help="a synthetic registry (or slot list) for trials")
     p.add_argument("--backends", type=int, metavar="N")
@@ -949,10 +916,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="YAML, or JSON if FILE ends in .json")
     p.set_defaults(run=cmd_generate)
 
-    p = sub.add_parser("compile", help="compile a registry into a snapshot that loads fast")
-    p.add_argument("registry", metavar="REGISTRY")
+    p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile)
     p.add_argument("-o", "--output", required=True, metavar="SNAPSHOT")
-    p.set_defaults(run=cmd_compile)
     return parser
 
 
@@ -969,13 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
         return args.run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except _Unavailable as exc:
+    except (UsageError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:

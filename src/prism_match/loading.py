@@ -42,10 +42,10 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, may_hold_secret, printable
+from .redact import is_secret_field, is_secret_reference, quoted
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
-__all__ = ["load_documents", "validate_documents", "load_registrations", "read_file_documents",
+__all__ = ["load_documents", "source_documents", "split_document", "validate_documents", "load_registrations", "read_file_documents",
            "registration_problems", "MAX_DEPTH", "MAX_NODES", "MAX_FILE_BYTES", "MAX_ERRORS",
            "MAX_FREEFORM_NODES", "gc_paused", "check_freeform", "format_path"]
 
@@ -96,7 +96,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return "str" if may_hold_secret(value) else '"' + printable(value, 40) + '"'
+        return quoted(value)
     if isinstance(value, Mapping):
         return "object"
     if isinstance(value, (list, tuple)):
@@ -490,7 +490,7 @@ def _as_path(source: Any) -> Path:
     return Path(text)
 
 
-def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
+def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
     """``[(document name, document)]``; in a directory, a file that cannot
     be read contributes ``(location, _Problem)`` entries instead, so the
     other files are still checked."""
@@ -501,7 +501,7 @@ def _source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
         docs: list[tuple[str, Any]] = []
         for one in source:
             try:
-                docs += _source_documents(one, suffixes)
+                docs += source_documents(one, suffixes)
             except RegistryError as exc:
                 docs += [(location, _Problem(None, message)) for location, message in exc.errors]
         return docs
@@ -539,27 +539,32 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
     ``wrapper_keys`` (the seed's ``slot_requirement:``) is unwrapped.
     """
     items: list[Item] = []
-    for doc_name, doc in _source_documents(source, _YAML_SUFFIXES | _JSON_SUFFIXES):
-        if isinstance(doc, _Problem):
-            items.append((doc_name, "", doc))
-        elif isinstance(doc, Mapping) and list_key in doc:
-            entries = doc[list_key]
-            items += [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
-                                              f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
-                      for k in doc if k != list_key]
-            if isinstance(entries, (list, tuple)):
-                items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(entries)]
-            else:
-                items.append((doc_name, "$", _Problem(f"$.{list_key}",
-                                                      f"Expected `array`, got `{_literal(entries)}`")))
-        elif isinstance(doc, (list, tuple)):
-            items += [(doc_name, f"$[{i}]", item) for i, item in enumerate(doc)]
-        elif isinstance(doc, Mapping) and len(doc) == 1 and next(iter(doc)) in wrapper_keys:
-            key = next(iter(doc))
-            items.append((doc_name, f"$.{key}", doc[key]))
-        else:
-            items.append((doc_name, "$", doc))
+    for doc_name, doc in source_documents(source, _YAML_SUFFIXES | _JSON_SUFFIXES):
+        items += split_document(doc_name, doc, list_key=list_key, wrapper_keys=wrapper_keys)
     return items
+
+
+def split_document(doc_name: str, doc: Any, *, list_key: str, wrapper_keys: Sequence[str] = ()) -> list[Item]:
+    """The items of one parsed document (see ``load_documents``); the
+    document is never read as a path, whatever it holds."""
+    if isinstance(doc, _Problem):
+        return [(doc_name, "", doc)]
+    if isinstance(doc, Mapping) and list_key in doc:
+        entries = doc[list_key]
+        items: list[Item] = [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
+                                                      f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
+                             for k in doc if k != list_key]
+        if isinstance(entries, (list, tuple)):
+            items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(entries)]
+        else:
+            items.append((doc_name, "$", _Problem(f"$.{list_key}", f"Expected `array`, got `{_literal(entries)}`")))
+        return items
+    if isinstance(doc, (list, tuple)):
+        return [(doc_name, f"$[{i}]", item) for i, item in enumerate(doc)]
+    if isinstance(doc, Mapping) and len(doc) == 1 and next(iter(doc)) in wrapper_keys:
+        key = next(iter(doc))
+        return [(doc_name, f"$.{key}", doc[key])]
+    return [(doc_name, "$", doc)]
 
 
 # --- diagnosing one item ----------------------------------------------------------------
