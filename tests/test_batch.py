@@ -233,6 +233,36 @@ def test_a_dataframe_with_list_fields_as_strings(small, interfaces, capabilities
     assert_frames_equal(got, loop_frame(small, expected, 3))
 
 
+def test_slots_from_frame_drops_nulls_at_every_depth_and_keeps_column_order():
+    # Columns with and without nulls inside their values, a string list, and
+    # performance from a struct, a flat and a dotted column (flat wins over
+    # the struct; the struct keeps its place in the row).
+    frame = pl.DataFrame({
+        "slot_name": ["a", "b", None],
+        "capabilities": [["get", None], None, []],
+        "interfaces": [["X"], ["Y", "Z"], []],
+        "regions": ["us-east-1; eu-west-1", None, ""],
+        "performance": [{"min_write_rps": 1, "max_latency_p99": None}, None, {"min_write_rps": None,
+                                                                            "max_latency_p99": "5ms"}],
+        "extra": [[{"k": "x", "v": [1, None]}], [{"k": None, "v": []}], None],
+        "min_write_rps": [7, None, None],
+        "performance.min_read_rps": [None, 3, 4],
+        "nothing": pl.Series([None, None, None], dtype=pl.Null),
+    })
+    got = batch_module.slots_from_frame(frame)
+    assert [list(s.items()) for s in got] == [
+        [("slot_name", "a"), ("capabilities", ["get"]), ("interfaces", ["X"]),
+         ("regions", ["us-east-1", "eu-west-1"]), ("performance", {"min_write_rps": 7}),
+         ("extra", [{"k": "x", "v": [1]}])],
+        [("slot_name", "b"), ("interfaces", ["Y", "Z"]), ("extra", [{"v": []}]),
+         ("performance", {"min_read_rps": 3})],
+        [("capabilities", []), ("interfaces", []), ("regions", []),
+         ("performance", {"max_latency_p99": "5ms", "min_read_rps": 4})],
+    ]
+    assert list(got[0]["performance"]) == ["min_write_rps"]
+    assert batch_module.slots_from_frame(frame.clear()) == []
+
+
 # --- errors --------------------------------------------------------------------------------
 
 def test_bad_slots_name_their_position_and_field(small):

@@ -86,6 +86,19 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def _holds_nulls(column: pl.Series) -> bool:
+    """Whether a value of ``column`` holds a null anywhere inside it (a null
+    value itself aside): only then must its values pass ``_without_nulls``."""
+    dtype = column.dtype
+    column = column.drop_nulls()
+    if isinstance(dtype, pl.Struct):
+        return any(field.null_count() or _holds_nulls(field) for field in column.struct.unnest().get_columns())
+    if isinstance(dtype, pl.List):
+        items = column.filter(column.list.len() > 0).explode()
+        return bool(items.null_count()) or _holds_nulls(items)
+    return dtype.is_nested() or dtype == pl.Object  # arrays and objects: not looked into
+
+
 def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of a requirements table → slot mappings, one per row.
 
@@ -95,19 +108,30 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     performance fields may be a ``performance`` struct column, flat columns
     (``min_write_rps``) or dotted ones (``performance.min_write_rps``).
     """
+    # Each column's role is settled once, not per cell: its key, whether it
+    # goes into ``performance``, whether a string in it is a written-out list,
+    # and whether its values hold nulls to drop.
+    columns = []
+    for name, column in zip(frame.columns, frame.get_columns()):
+        if name.startswith("performance."):
+            key, into_perf = name.split(".", 1)[1], True
+        else:
+            key, into_perf = name, name in _PERFORMANCE_FIELDS
+        split = not into_perf and name in LIST_FIELDS
+        clean = _holds_nulls(column)
+        columns.append((key, into_perf, split, clean))
     out = []
-    for row in frame.iter_rows(named=True):
+    for row in frame.iter_rows():
         slot: dict[str, Any] = {}
         perf: dict[str, Any] = {}
-        for key, value in row.items():
+        for (key, into_perf, split, clean), value in zip(columns, row):
             if value is None:
                 continue
-            value = _without_nulls(value)
-            if key.startswith("performance."):
-                perf[key.split(".", 1)[1]] = value
-            elif key in _PERFORMANCE_FIELDS:
+            if clean:
+                value = _without_nulls(value)
+            if into_perf:
                 perf[key] = value
-            elif key in LIST_FIELDS and isinstance(value, str):
+            elif split and isinstance(value, str):
                 slot[key] = split_list(value)
             else:
                 slot[key] = value
