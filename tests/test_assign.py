@@ -73,6 +73,13 @@ def consumed(registry, slots, bindings) -> dict[str, np.ndarray]:
     return out
 
 
+def planned(drawn):
+    """(registry, policy, slots, assignment) for a drawn case, unplaced slots allowed."""
+    case, policy, slots = drawn
+    registry = load_registry(case.docs, policy=policy)
+    return registry, policy, slots, registry.assign(slots, allow_unplaced=True)
+
+
 def within(used: float, limit: float) -> bool:
     return used <= limit or math.isclose(used, limit, rel_tol=1e-12)
 
@@ -80,9 +87,7 @@ def within(used: float, limit: float) -> bool:
 @SETTINGS
 @given(assign_cases())
 def test_no_backend_is_ever_placed_beyond_its_capacity(drawn):
-    case, policy, slots = drawn
-    registry = load_registry(case.docs, policy=policy)
-    result = registry.assign(slots, allow_unplaced=True)
+    registry, _, slots, result = planned(drawn)
     c = registry.columns
     took = consumed(registry, slots, result.bindings)
     # A backend that takes some of a resource ends within its capacity for
@@ -110,9 +115,7 @@ def test_no_backend_is_ever_placed_beyond_its_capacity(drawn):
 @SETTINGS
 @given(assign_cases())
 def test_the_plan_equals_the_plain_reference(drawn):
-    case, policy, slots = drawn
-    registry = load_registry(case.docs, policy=policy)
-    result = registry.assign(slots, allow_unplaced=True)
+    registry, policy, slots, result = planned(drawn)
     plan = reference_assign.assign(list(registry), [coerce_slot(s) for s in slots], policy)
 
     assert [(b.slot_name, b.backend_id) for b in result.bindings] == [(s, b) for s, b, _ in plan.bindings]

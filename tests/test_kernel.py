@@ -108,14 +108,18 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
     return kernel
 
 
+def agree_on_a_drawn_slot(data, case: RegistryCase, registry) -> None:
+    """Draw a slot for ``case`` and a ``k``; the three paths agree on them."""
+    slot = data.draw(slot_for(case))
+    k = data.draw(st.integers(1, len(case.docs) + 3))
+    assert_paths_agree(registry, slot, k)
+
+
 @SETTINGS
 @given(data=st.data())
 def test_paths_agree_on_random_registries(data):
     case: RegistryCase = data.draw(registries())
-    registry = load_registry(case.docs)
-    slot = data.draw(slot_for(case))
-    k = data.draw(st.integers(1, len(case.docs) + 3))
-    assert_paths_agree(registry, slot, k)
+    agree_on_a_drawn_slot(data, case, load_registry(case.docs))
 
 
 @SETTINGS
@@ -125,9 +129,7 @@ def test_paths_agree_under_custom_policies(data):
     policy = data.draw(policies)
     registry = load_registry(case.docs, policy=policy)
     assert registry.policy is policy
-    slot = data.draw(slot_for(case))
-    k = data.draw(st.integers(1, len(case.docs) + 3))
-    assert_paths_agree(registry, slot, k)
+    agree_on_a_drawn_slot(data, case, registry)
 
 
 @SETTINGS
@@ -138,9 +140,7 @@ def test_paths_agree_on_wide_vocabularies(data):
     cols = registry.columns
     # More than 64 tokens of each kind: the masks really span several words.
     assert cols.feature_rows.shape[1] > 1 and cols.region_rows.shape[1] > 1 and cols.compliance_rows.shape[1] > 1
-    slot = data.draw(slot_for(case))
-    k = data.draw(st.integers(1, len(case.docs) + 3))
-    assert_paths_agree(registry, slot, k)
+    agree_on_a_drawn_slot(data, case, registry)
 
 
 @SETTINGS
