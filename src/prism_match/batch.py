@@ -86,19 +86,6 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def _holds_nulls(column: pl.Series) -> bool:
-    """Whether a value of ``column`` holds a null anywhere inside it (a null
-    value itself aside): only then must its values pass ``_without_nulls``."""
-    dtype = column.dtype
-    column = column.drop_nulls()
-    if isinstance(dtype, pl.Struct):
-        return any(field.null_count() or _holds_nulls(field) for field in column.struct.unnest().get_columns())
-    if isinstance(dtype, pl.List):
-        items = column.filter(column.list.len() > 0).explode()
-        return bool(items.null_count()) or _holds_nulls(items)
-    return dtype.is_nested() or dtype == pl.Object  # arrays and objects: not looked into
-
-
 def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of a requirements table → slot mappings, one per row.
 
@@ -110,15 +97,15 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """
     # Each column's role is settled once, not per cell: its key, whether it
     # goes into ``performance``, whether a string in it is a written-out list,
-    # and whether its values hold nulls to drop.
+    # and whether its values can hold nulls inside them (nested ones only).
     columns = []
-    for name, column in zip(frame.columns, frame.get_columns()):
+    for name, dtype in frame.schema.items():
         if name.startswith("performance."):
             key, into_perf = name.split(".", 1)[1], True
         else:
             key, into_perf = name, name in _PERFORMANCE_FIELDS
         split = not into_perf and name in LIST_FIELDS
-        clean = _holds_nulls(column)
+        clean = dtype.is_nested() or dtype == pl.Object
         columns.append((key, into_perf, split, clean))
     out = []
     for row in frame.iter_rows():
