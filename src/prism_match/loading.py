@@ -794,11 +794,10 @@ def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_FLOAT:
             return f"Expected {expected}, got a number too large for a float"
         return f"Expected {expected}, got {found}"
-    if message.startswith(("Invalid enum value", "Invalid value")) or (
-            message.startswith("Expected `str`,") and _choices(kind, parts)):
-        choices = _choices(kind, parts)
-        if choices:
-            return f"Expected one of {', '.join(f'`{c}`' for c in choices)}, got {found}"
+    choices = _choices(kind, parts) if message.startswith(("Invalid enum value", "Invalid value",
+                                                            "Expected `str`,")) else None
+    if choices:
+        return f"Expected one of {', '.join(f'`{c}`' for c in choices)}, got {found}"
     if _FLOAT_TYPE_RE.match(message) and value is not _MISSING:
         expected = _number_expectation(kind, parts) or "a number"
         return f"Expected {expected}, got {found}"
