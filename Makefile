@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/prism_match/_core.pyx src/prism_match/_typedefs.pxd
+$(STAMP): pyproject.toml setup.py $(wildcard src/prism_match/*.pyx src/prism_match/*.pxi src/prism_match/*.pxd)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -48,7 +48,7 @@ debug-test: install
 	cp -r src/prism_match $(DEBUG_DIR)/prism_match
 	rm -f $(DEBUG_DIR)/prism_match/*.so $(DEBUG_DIR)/prism_match/*.c
 	PRISM_MATCH_DEBUG=1 $(PY) setup.py -q build_ext --build-lib $(DEBUG_DIR) --build-temp $(DEBUG_DIR)-tmp
-	PYTHONPATH=$(DEBUG_DIR) $(PY) -c "import prism_match._core as c, sys; sys.exit('$(DEBUG_DIR)' not in c.__file__)"
+	PYTHONPATH=$(DEBUG_DIR) $(PY) -c "import prism_match._core as c, prism_match._names as m, sys; sys.exit(not all('$(DEBUG_DIR)' in f for f in (c.__file__, m.__file__)))"
 	PYTHONPATH=$(DEBUG_DIR) $(PY) -m pytest tests/test_kernel.py -p no:cacheprovider
 
 clean:

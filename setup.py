@@ -54,18 +54,24 @@ directives = {
     "nonecheck": False,
 }
 
+def _source(name: str) -> str:
+    # The debug build compiles its own copy (made by `make debug-test`), so
+    # its C file never stands in for the optimised one.
+    if DEBUG:
+        return os.path.join(os.environ.get("PRISM_MATCH_DEBUG_DIR", "build/debug"), "prism_match", name)
+    return os.path.join("src", "prism_match", name)
+
+
 extensions = [
     Extension(
-        "prism_match._core",
-        # The debug build compiles its own copy (made by `make debug-test`), so
-        # its C file never stands in for the optimised one.
-        [os.path.join(os.environ.get("PRISM_MATCH_DEBUG_DIR", "build/debug"), "prism_match", "_core.pyx")
-         if DEBUG else "src/prism_match/_core.pyx"],
+        f"prism_match.{name}",
+        [_source(f"{name}.pyx")],  # _core.pyx includes _kernel.pxi, _prepare.pxi and _batch.pxi
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
+    for name in ("_core", "_names")
 ]
 
 setup(

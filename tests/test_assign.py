@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 import reference_assign
 from conftest import RATES, policies_or_default, registries, slot_for
 from prism_match import Assignment, MatchPolicy, PlacementError, RegistryError, load_registry
-from prism_match import batch as batch_module
-from prism_match.registry import coerce_slot
+from prism_match import placement as placement_module
+from prism_match.engine import validate_slot
 
 SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -116,7 +116,7 @@ def test_no_backend_is_ever_placed_beyond_its_capacity(drawn):
 @given(assign_cases())
 def test_the_plan_equals_the_plain_reference(drawn):
     registry, policy, slots, result = planned(drawn)
-    plan = reference_assign.assign(list(registry), [coerce_slot(s) for s in slots], policy)
+    plan = reference_assign.assign(list(registry), [validate_slot(s) for s in slots], policy)
 
     assert [(b.slot_name, b.backend_id) for b in result.bindings] == [(s, b) for s, b, _ in plan.bindings]
     for b, (_, _, expected) in zip(result.bindings, plan.bindings):
@@ -246,13 +246,13 @@ def test_allow_unplaced_returns_the_plan_and_optional_slots_never_raise():
 
 def test_the_diagnosis_is_built_only_when_read(monkeypatch):
     calls = []
-    real = batch_module.vectorized.rule_masks
+    real = placement_module.diagnose
 
     def counting(*args, **kwargs):
-        calls.append(args[1].slot_name)
+        calls.append(args[0].slot_name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch_module.vectorized, "rule_masks", counting)
+    monkeypatch.setattr(placement_module, "diagnose", counting)
     registry = load_registry(ONE)
     slots = [dict(SLOT, slot_name=f"s{i}", optional=True) for i in range(6)]
     result = registry.assign(slots)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from prism_match import RegistryError, load_registry
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 
 SECRET = "s3cr3t-value-never-shown"
 B = {"backend_id": "a", "backend_type": "kafka"}
@@ -269,7 +269,7 @@ def test_bad_input(tmp_path, kind, content, expected):
         file.write_text(content)
     with pytest.raises(RegistryError) as info:
         if kind == "slot":
-            coerce_slot(content)
+            validate_slot(content)
         else:
             load_registry(file if file is not None else content)
     want = [(loc.replace("{file}", str(file)), msg.replace("{file}", str(file))) for loc, msg in expected]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import RegistryCase, registries, slot_for
 from prism_match import RegistryError, load_registry, load_slots
 from prism_match import batch as batch_module
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 from prism_match.synthetic import generate_registry, generate_slots
 
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -336,7 +336,7 @@ FILE_SLOTS = [
      "regions": ["us-west-2", "us-east-1"]},
     {"slot_name": "events", "interfaces": ["PubSubInterface"], "performance": {"min_write_rps": 2000}},
 ]
-EXPECTED = [coerce_slot(s) for s in FILE_SLOTS]
+EXPECTED = [validate_slot(s) for s in FILE_SLOTS]
 
 
 def _rows() -> list[dict]:

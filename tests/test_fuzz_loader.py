@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from prism_match import Registry, RegistryError, load_registry
 from prism_match.loading import load_registrations, read_file_documents
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 from prism_match.synthetic import generate_registry, generate_slots
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -223,7 +223,7 @@ def test_json_and_yaml_files_give_the_same_answer(tmp_path_factory, docs):
 @given(slot=mutated(VALID_SLOTS))
 def test_mutated_slots_raise_only_registry_error(slot):
     try:
-        result = coerce_slot(slot)
+        result = validate_slot(slot)
     except RegistryError as exc:
         assert exc.errors and SECRET not in str(exc)
     else:

@@ -1,5 +1,5 @@
 """The three paths agree: the Cython kernel (``Registry.match``), the numpy
-path (``vectorized.ranked``) and the plain reference (``tests/reference.py``)
+path (``score_table.ranked``) and the plain reference (``tests/reference.py``)
 give the same backends in the same order with the same scores, and
 ``explain`` counts what the reference counts, on random registries and
 slots, under random policies and after random live updates."""
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import reference
 from conftest import RegistryCase, apply_update, policies, policies_or_default, registries, slot_for, update_ops
-from prism_match import MatchPolicy, load_registry, vectorized
+from prism_match import MatchPolicy, load_registry, score_table
 from prism_match.compiled import TYPE_CODE
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -64,7 +64,7 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
     """Kernel, numpy path and reference agree on ``slot_mapping`` (and the
     kernel answer through a mapping and through a prepared slot is the same)."""
     policy = registry.policy
-    slot = coerce_slot(slot_mapping)
+    slot = validate_slot(slot_mapping)
     regs = list(registry)
     expected_all = reference.ranked(regs, slot, policy, live)
     expected = expected_all[:k]
@@ -75,7 +75,7 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
     assert prepared.kernel_view() == expected_kernel_view(registry.columns, prepared.details)
     kernel = registry.match(slot_mapping, k)
     kernel_prepared = registry.match(prepared, k)
-    idx, parts = vectorized.ranked(registry.columns, prepared, policy, k)
+    idx, parts = score_table.ranked(registry.columns, prepared, policy, k)
     numpy_ids = [registry.columns.backend_ids[i] for i in idx]
 
     assert [m.backend_id for m in kernel] == expected_ids
@@ -180,7 +180,7 @@ def test_query_returns_every_eligible_backend(data):
         if key in slot:
             query[key] = slot[key]
     result = registry.query({"query": query})
-    expected = reference.ranked(list(registry), coerce_slot({"query": query}), registry.policy)
+    expected = reference.ranked(list(registry), validate_slot({"query": query}), registry.policy)
     assert [m.backend_id for m in result.backends] == [bid for bid, _ in expected]
     assert [m.score for m in result.backends] == pytest.approx([p["score"] for _, p in expected], rel=1e-12)
     assert result.total_count == len(expected)

@@ -15,7 +15,7 @@ import yaml
 import prism_match.loading as loading
 from prism_match import RegistryError, load_registry
 from prism_match.loading import MAX_DEPTH, MAX_ERRORS, load_registrations, read_file_documents
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 from prism_match.synthetic import generate_registry
 
 BASE = {"backend_id": "a", "backend_type": "kafka"}
@@ -307,7 +307,7 @@ def test_operation_parameters_named_key_are_not_secrets():
 
 def test_slot_errors_name_the_slot_and_the_field():
     with pytest.raises(RegistryError) as info:
-        coerce_slot({"slot_name": "storage", "performance": {"min_write_rps": -1, "max_latency_p99": 25},
+        validate_slot({"slot_name": "storage", "performance": {"min_write_rps": -1, "max_latency_p99": 25},
                      "consistency": "linear", "health_statuses": ["ok"], "bogus": True})
     assert info.value.errors == [
         ("slot `storage` $.performance.min_write_rps", "Expected a finite number >= 0, got `-1`"),
@@ -324,12 +324,12 @@ def test_slot_errors_name_the_slot_and_the_field():
 def test_slot_error_with_the_briefs_example():
     with pytest.raises(RegistryError, match=r"^Expected a finite number >= 0, got `-5` - at slot `storage` "
                                             r"\$\.performance\.min_write_rps$"):
-        coerce_slot({"slot_name": "storage", "performance": {"min_write_rps": -5}})
+        validate_slot({"slot_name": "storage", "performance": {"min_write_rps": -5}})
 
 
 def test_query_errors():
     with pytest.raises(RegistryError) as info:
-        coerce_slot({"query": {"min_capacity": {"min_storage": "lots"}, "backend_types": ["oracle"]}})
+        validate_slot({"query": {"min_capacity": {"min_storage": "lots"}, "backend_types": ["oracle"]}})
     assert [loc for loc, _ in info.value.errors] == ["query $.min_capacity.min_storage", "query $.backend_types[0]"]
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import reference
 from prism_match import MatchPolicy, PreparedSlot, Registry, RegistryError, load_registry
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 
 # The seed's "Example Backend Configurations" (seed/yaml/kafka-prod-short.yaml,
 # postgres-primary.yaml, redis-cache.yaml), as dicts so the tests need no seed checkout.
@@ -107,7 +107,7 @@ def test_the_seed_storage_slot_binds_postgres(seed):
     assert (m.score, m.performance, m.cost, m.availability, m.region) == (0.4 * 2.0, 2.0, 0.0, 0.0, 0.0)
     assert m.components == {"performance": 2.0, "cost": 0.0, "availability": 0.0, "region": 0.0}
     assert (m.available_write_rps, m.available_read_rps) == (50000, 200000)
-    slot = coerce_slot(STORAGE_SLOT)
+    slot = validate_slot(STORAGE_SLOT)
     assert reference.match(list(seed), slot, 3) == [("postgres-primary", m.score)]
 
 
@@ -177,7 +177,7 @@ def test_explain_reads_like_the_scheduler_message():
     diagnosis = registry.explain(slot)
     assert str(diagnosis) == ("0/10 backends eligible: 5 missing_interface(TransactionalInterface), "
                               "3 insufficient_write_capacity(need 10000 rps), 2 health_status(unhealthy)")
-    assert diagnosis.rejected == reference.explain_counts(list(registry), coerce_slot(slot))
+    assert diagnosis.rejected == reference.explain_counts(list(registry), validate_slot(slot))
 
 
 def test_explain_suggests_the_name_meant(seed):
@@ -242,7 +242,7 @@ def test_query_by_capabilities_with_the_query_wrapper(seed):
     assert result.total_count == 2
     assert result.backends[0].score > result.backends[1].score
     assert result.as_dict(reasons=False)["total_count"] == 2
-    expected = reference.match(list(registry), coerce_slot(QUERY_BY_CAPABILITIES), 10)
+    expected = reference.match(list(registry), validate_slot(QUERY_BY_CAPABILITIES), 10)
     assert [(m.backend_id, m.score) for m in result.backends] == expected
 
 
@@ -284,7 +284,7 @@ def test_a_prepared_slot_is_reused_and_tied_to_its_registry(seed):
         (m.backend_id, m.score) for m in first]
     assert seed.explain(prepared).eligible == 1
     # A validated SlotRequirement is accepted as well.
-    assert ids(seed.match(coerce_slot(STORAGE_SLOT), k=2)) == ids(first)
+    assert ids(seed.match(validate_slot(STORAGE_SLOT), k=2)) == ids(first)
     other = load_registry(copy.deepcopy(SEED_BACKENDS))
     message = r"^This slot was prepared for another registry; prepare it again - at slot$"
     for call in (lambda: other.match(prepared), lambda: other.explain(prepared), lambda: other.query(prepared),
@@ -318,7 +318,7 @@ def test_an_update_is_visible_to_the_next_match():
     assert registry.match(slot, k=2)[0].availability == 1.0
     registry.update("a", write_rps=0, read_rps=0, storage_used=0, namespace_count=0, status="degraded", uptime=0)
     assert [(m.backend_id, m.score) for m in registry.match(slot, k=2)] == reference.match(
-        list(registry), coerce_slot(slot), 2,
+        list(registry), validate_slot(slot), 2,
         live={"a": {"write_rps": 0, "status": "degraded", "uptime": 0}, "b": {"status": "healthy", "uptime": 100}})
 
 
@@ -409,7 +409,7 @@ def test_matching_while_another_thread_updates():
     hot = ["b03", "b17", "b30"]
     state_a = {"write_rps": 0, "uptime": 99.0, "status": "healthy"}
     state_b = {"write_rps": 9000, "uptime": 40.0, "status": "degraded"}
-    requirement = coerce_slot(slot)
+    requirement = validate_slot(slot)
     regs = {r.backend_id: r for r in registry}
     allowed = {bid: {reference.score(regs[bid], requirement, live=state)["score"] for state in (state_a, state_b)}
                if bid in hot else {reference.score(regs[bid], requirement)["score"]} for bid in regs}

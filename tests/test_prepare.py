@@ -4,7 +4,7 @@
 writes the same rules out in Python (the paths-agree tests in test_kernel.py
 hold the two against each other on random slots). Here: a plain slot dict
 takes a short way in (msgpack bytes as cache key and decoder input) that
-must accept exactly what the general way (``coerce_slot``) accepts; the
+must accept exactly what the general way (``validate_slot``) accepts; the
 cache of slot mappings; names with control characters; and what a
 PreparedSlot refuses.
 """
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from test_fuzz_loader import SECRET, VALID_SLOTS, mutated
 
 from prism_match import MatchPolicy, PreparedSlot, RegistryError, load_registry
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 from prism_match.schema import SlotRequirement
 from prism_match.synthetic import generate_registry
 
@@ -61,10 +61,10 @@ def test_the_short_way_in_accepts_what_the_general_way_accepts(slot):
 def test_a_mapping_is_cached_by_content_not_by_identity():
     registry = load_registry(generate_registry(60, seed=11))
     slot = copy.deepcopy(SLOT)
-    first = registry._prepared(slot)
-    assert registry._prepared(copy.deepcopy(SLOT)) is first  # equal content: the same prepared slot
+    first = registry.engine.prepare(slot)
+    assert registry.engine.prepare(copy.deepcopy(SLOT)) is first  # equal content: the same prepared slot
     slot["performance"]["min_write_rps"] = 10**12  # changed in place: a new content, a new answer
-    assert registry._prepared(slot) is not first
+    assert registry.engine.prepare(slot) is not first
     assert registry.match(slot) == []
     assert registry.match(SLOT) != []
 
@@ -81,7 +81,7 @@ def test_the_slot_cache_stays_bounded_and_correct():
         slot = {**SLOT, "performance": {"min_write_rps": float(i * 500)}}
         expected[i] = ids(registry.match(registry.prepare(slot), k=2))
         assert ids(registry.match(slot, k=2)) == expected[i]
-        assert registry._core.cached_slots <= 256
+        assert registry.engine.core.cached_slots <= 256
     for i in (0, 350, 699):  # remembered or not, the same answer
         assert ids(registry.match({**SLOT, "performance": {"min_write_rps": float(i * 500)}}, k=2)) == expected[i]
 
@@ -109,7 +109,7 @@ def test_a_policy_change_forgets_cached_mappings():
 ])
 def test_a_control_character_in_a_slot_name_is_refused_at_its_path(field, value, path):
     slot = {**SLOT, field: value}
-    for call in (REGISTRY.match, REGISTRY.prepare, REGISTRY.explain, coerce_slot):
+    for call in (REGISTRY.match, REGISTRY.prepare, REGISTRY.explain, validate_slot):
         with pytest.raises(RegistryError) as info:
             call(slot)
         [(location, message)] = info.value.errors
@@ -175,7 +175,7 @@ def test_a_policy_change_reprepares_only_what_it_changes(monkeypatch):
     default = registry.prepare(SLOT)                                   # takes the policy's
     registry.match(SLOT)
     registry.policy = MatchPolicy(w_cost=0.5)  # the same default statuses, another tuple
-    assert registry._core.cached_slots == 1    # kept: nothing it baked in changed
+    assert registry.engine.core.cached_slots == 1    # kept: nothing it baked in changed
     calls = []
     original = type(registry).prepare
     monkeypatch.setattr(type(registry), "prepare", lambda self, slot: calls.append(slot) or original(self, slot))
@@ -183,7 +183,7 @@ def test_a_policy_change_reprepares_only_what_it_changes(monkeypatch):
         registry.match(slot)
     assert calls == []  # each went straight to the kernel
     registry.policy = MatchPolicy(health_statuses=("healthy", "unhealthy"))
-    assert registry._core.cached_slots == 0
+    assert registry.engine.core.cached_slots == 0
     registry.match(own)
     assert calls == []  # its own statuses: still valid
     registry.match(default)

@@ -20,7 +20,7 @@ import yaml
 
 from prism_match import RegistryError, load_registry
 from prism_match.loading import read_file_documents, validate_documents
-from prism_match.registry import coerce_slot
+from prism_match.engine import validate_slot
 from prism_match.schema import (Capability, Connection, Incident, Interface, IamAuth, MtlsAuth, Pattern, Pool,
                                 Retry, Timeouts, TokenAuth, UsernamePasswordAuth, encode_hook)
 
@@ -211,7 +211,7 @@ def test_incident_snippet():
 
 
 def test_slot_requirement_example():
-    slot = coerce_slot(snippet("slot-requirement.yaml"))
+    slot = validate_slot(snippet("slot-requirement.yaml"))
     assert slot.slot_name == "storage"
     assert slot.performance.min_write_rps == 10_000 and slot.performance.min_read_rps == 50_000
     assert slot.performance.max_latency_p99 == 25.0  # milliseconds
@@ -219,11 +219,11 @@ def test_slot_requirement_example():
 
 
 def test_query_examples():
-    by_caps = coerce_slot(snippet("query-by-capabilities.yaml"))
+    by_caps = validate_slot(snippet("query-by-capabilities.yaml"))
     assert by_caps.capabilities == ["transaction", "get", "set"]
     assert by_caps.min_storage == 1e12 and by_caps.performance.min_write_rps == 10_000
     assert by_caps.health_statuses == ["healthy"]
-    by_type = coerce_slot(snippet("query-by-type.yaml"))
+    by_type = validate_slot(snippet("query-by-type.yaml"))
     assert by_type.backend_types == ["kafka", "nats"] and by_type.regions == ["us-east-1"]
 
 

@@ -1,18 +1,17 @@
-"""Many slots at once: ``match_many`` (independent choices) and ``assign``
-(capacity-aware placement in order).
+"""Many slots at once: ``match_many`` (independent choices), and reading
+slot files.
 
-Both prepare every slot first (mappings through the registry's content
-cache), take one snapshot of the live columns, and hand the whole batch to the
-kernel: ``topk_many`` runs over slots in parallel (OpenMP, GIL released,
-chunks of ``CHUNK`` slots between progress callbacks); ``assign_run`` places
-slots one after another, consuming what each placement takes.
+``match_many`` prepares every slot first (mappings through the core's
+content cache), takes one snapshot of the live columns, and hands the whole
+batch to the kernel: ``topk_many`` runs over slots in parallel (OpenMP, GIL
+released, chunks of ``CHUNK`` slots between progress callbacks).
 ``load_slots`` reads slot files (YAML/JSON documents, CSV/NDJSON/Parquet
-tables through polars) into validated requirements for either.
+tables through polars) into validated requirements. Capacity-aware
+placement (``assign``) is placement.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -23,18 +22,17 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from . import _core, vectorized
+from . import _core
+from .engine import Engine, checked_count
 from .errors import RegistryError
 from .loading import load_documents, validate_documents
-from .results import Diagnosis, diagnose
 from .schema import SlotRequirement
 
 if TYPE_CHECKING:
-    from .prepare import PreparedSlot
-    from .registry import Registry
+    from .slot_details import PreparedSlot
 
-__all__ = ["match_many", "assign", "resolve_threads", "Assignment", "Binding", "Unplaced", "PlacementError",
-           "slots_from_frame", "load_slots", "slot_table_items", "is_slot_table", "split_list", "CHUNK"]
+__all__ = ["match_many", "prepare_all", "resolve_threads", "slots_from_frame", "load_slots", "slot_table_items",
+           "is_slot_table", "split_list", "CHUNK"]
 
 CHUNK = 256
 # Below this many (slot, backend) pairs per thread, waking another thread
@@ -171,7 +169,9 @@ def slot_table_items(target: Path) -> list[tuple[str, str, Any]]:
     return [(str(target), f"$[{i}]", slot) for i, slot in enumerate(slots_from_frame(frame))]
 
 
-def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:
+def prepare_all(engine: Engine, slots: Any) -> list[PreparedSlot]:
+    """Every slot of a batch prepared (a list of slots or a polars frame of
+    requirements); all problems reported together."""
     if isinstance(slots, pl.DataFrame):
         slots = slots_from_frame(slots)
     if isinstance(slots, (str, bytes, Mapping)) or not isinstance(slots, Iterable):
@@ -180,7 +180,7 @@ def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:
     errors: list[tuple[str, str]] = []
     for i, slot in enumerate(slots):
         try:
-            prepared.append(registry._prepared(slot))
+            prepared.append(engine.prepare(slot))
         except RegistryError as exc:
             errors += [(f"slots[{i}] {loc}", msg) for loc, msg in exc.errors]
     if errors:
@@ -188,7 +188,7 @@ def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:
     return prepared
 
 
-def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | None = None,
+def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = None,
                progress: Progress | None = None) -> pl.DataFrame:
     """Top-``k`` per slot, slots choosing independently (no capacity consumed).
 
@@ -202,34 +202,34 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     same for any count. ``progress(done, total)`` is called after every
     chunk of ``CHUNK`` slots.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match_many")
+    k = checked_count(k, "k", "match_many")
     n_threads = resolve_threads(threads)
-    prepared = _prepare_all(registry, slots)
+    prepared = prepare_all(engine, slots)
     m = len(prepared)
-    n_threads = max(1, min(n_threads, m * len(registry) // PAIRS_PER_THREAD))
-    kk = max(1, min(k, len(registry)))
+    live = engine.columns.live
+    n_threads = max(1, min(n_threads, m * live // PAIRS_PER_THREAD))
+    kk = max(1, min(k, live))
     idx = np.full((m, kk), -1, dtype=np.int64)
     score = np.zeros((m, kk))
     perf = np.zeros((m, kk))
     region = np.zeros((m, kk))
     count = np.zeros(m, dtype=np.int64)
-    snap = _core.LiveSnapshot(registry._core)
+    snap = _core.LiveSnapshot(engine.core)
     cores = prepared
-    policy = registry._core_policy
+    policy = engine.core_policy
     # One parallel region for the whole batch unless someone watches progress:
     # every region ends in a barrier, and chunks only exist to report.
     step = CHUNK if progress is not None else max(m, 1)
     for start in range(0, m, step):
         stop = min(m, start + step)
-        if len(registry):
+        if live:
             _core.topk_many(snap, cores, policy, kk, start, stop, idx, score, perf, region, count, n_threads)
         if progress is not None:
             progress(stop, m)
-    return _frame(registry, prepared, snap, idx, score, perf, region, count)
+    return _frame(engine, prepared, snap, idx, score, perf, region, count)
 
 
-def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,
+def _frame(engine: Engine, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,
            perf: np.ndarray, region: np.ndarray, count: np.ndarray) -> pl.DataFrame:
     m, kk = idx.shape
     rank = np.arange(kk)[None, :]
@@ -238,9 +238,9 @@ def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.
     hit = rows_rank < count[rows_slot]
     picked = idx[rows_slot, rows_rank]
     safe = np.where(hit, picked, 0)
-    cols = registry.columns
+    cols = engine.columns
     names = pl.Series("slot_name", [p.slot_name for p in prepared], dtype=pl.String)
-    ids = registry._id_series()
+    ids = cols.id_series()
     avail = snap.arrays[4]
 
     empty = np.zeros(len(safe))
@@ -266,164 +266,4 @@ def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.
 _MATCH_COLUMNS = ("rank", "backend_id", "score", "performance", "cost", "availability", "region")
 
 
-# --- assign ------------------------------------------------------------------------------
 
-class Binding(msgspec.Struct, frozen=True):
-    """A placed slot."""
-
-    slot_name: str
-    backend_id: str
-    score: float
-    performance: float
-    cost: float
-    availability: float
-    region: float
-
-
-class Unplaced:
-    """A slot nothing could take, with why: ``diagnosis`` is computed on
-    first read, against what was left when the slot's turn came (the earlier
-    bindings are replayed), so a large plan with many unplaced slots costs
-    nothing until someone asks why."""
-
-    __slots__ = ("slot_name", "optional", "_make", "_diagnosis")
-
-    def __init__(self, slot_name: str, optional: bool, make: Callable[[], Diagnosis]):
-        self.slot_name = slot_name
-        self.optional = optional
-        self._make = make
-        self._diagnosis: Diagnosis | None = None
-
-    @property
-    def diagnosis(self) -> Diagnosis:
-        if self._diagnosis is None:
-            self._diagnosis = self._make()
-        return self._diagnosis
-
-    def __repr__(self) -> str:
-        return f"Unplaced(slot_name={self.slot_name!r}, optional={self.optional})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Assignment:
-    """``bindings`` in slot order, ``unplaced`` slots with their diagnosis,
-    ``utilisation`` per backend after placement, ``committed`` when applied."""
-
-    bindings: list[Binding]
-    unplaced: list[Unplaced]
-    utilisation: pl.DataFrame
-    committed: bool
-
-    @property
-    def ok(self) -> bool:
-        """True when every non-optional slot was placed."""
-        return not any(not u.optional for u in self.unplaced)
-
-    def to_polars(self) -> pl.DataFrame:
-        return pl.DataFrame([msgspec.structs.asdict(b) for b in self.bindings],
-                            schema={"slot_name": pl.String, "backend_id": pl.String, "score": pl.Float64,
-                                    "performance": pl.Float64, "cost": pl.Float64,
-                                    "availability": pl.Float64, "region": pl.Float64})
-
-
-class PlacementError(RegistryError):
-    """A required slot could not be placed; ``.assignment`` holds the plan."""
-
-    def __init__(self, assignment: Assignment):
-        self.assignment = assignment
-        super().__init__([(f"slot `{u.slot_name}`", f"Cannot be placed: {u.diagnosis}")
-                          for u in assignment.unplaced if not u.optional])
-
-    def __reduce__(self) -> tuple:
-        # The plan holds lazy diagnoses (closures over the registry) and does
-        # not travel between processes; the error does, with its problems.
-        return RegistryError, (self.errors,)
-
-
-def assign(registry: Registry, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> Assignment:
-    """Capacity-aware placement (SPEC §6): slots in the given order, each on
-    its best backend given what earlier placements consumed (rps, storage,
-    one namespace); no backend is placed beyond its capacity.
-
-    A dry run unless ``commit=True``, which adds the placed usage to the live
-    columns. A non-optional slot that cannot be placed raises PlacementError
-    (with the whole plan in ``.assignment``, nothing committed) unless
-    ``allow_unplaced=True``.
-    """
-    prepared = _prepare_all(registry, slots)
-    m, n = len(prepared), len(registry)
-    snap = _core.LiveSnapshot(registry._core)
-    placed = {key: np.zeros(n) for key in ("w", "r", "storage", "ns")}
-    chosen = np.full(m, -1, dtype=np.int64)
-    chosen_score, chosen_perf, chosen_region = np.zeros(m), np.zeros(m), np.zeros(m)
-    cores = prepared
-    live_w, live_r, live_storage, live_ns, live_avail, live_health = snap.arrays
-    view = dataclasses.replace(registry.columns, write_rps=live_w, read_rps=live_r, storage_used=live_storage,
-                               namespace_count=live_ns, avail_score=live_avail, health=live_health)
-    unplaced: list[Unplaced] = []
-    start = 0
-    while start < m:
-        if n:
-            start = _core.assign_run(snap, cores, registry._core_policy, start, placed["w"], placed["r"],
-                                     placed["storage"], placed["ns"], chosen, chosen_score, chosen_perf,
-                                     chosen_region)
-        if start < m:
-            slot = prepared[start]
-            unplaced.append(Unplaced(slot.slot_name, slot.optional,
-                                     _diagnoser(registry, view, prepared, chosen, start)))
-            start += 1
-    ids = registry.columns.backend_ids
-    bindings = [Binding(p.slot_name, ids[c], float(chosen_score[j]), float(chosen_perf[j]),
-                        float(registry.columns.cost_score[c]), float(live_avail[c]), float(chosen_region[j]))
-                for j, (p, c) in enumerate(zip(prepared, chosen)) if c >= 0]
-    result = Assignment(bindings, unplaced, _utilisation(registry, view, placed), False)
-    if not result.ok and not allow_unplaced:
-        raise PlacementError(result)
-    if commit:
-        registry._core.add_usage(placed["w"], placed["r"], placed["storage"], placed["ns"])
-        result = dataclasses.replace(result, committed=True)
-    return result
-
-
-def _diagnoser(registry: Registry, view: Any, prepared: list[PreparedSlot], chosen: np.ndarray,
-               position: int) -> Callable[[], Diagnosis]:
-    def make() -> Diagnosis:
-        n = len(registry)
-        before = chosen[:position]
-        took = before >= 0
-        where = before[took]
-        earlier = [prepared[j] for j in np.flatnonzero(took)]
-        placed = {
-            "w": np.bincount(where, weights=[c.min_write_rps for c in earlier], minlength=n).astype(float),
-            "r": np.bincount(where, weights=[c.min_read_rps for c in earlier], minlength=n).astype(float),
-            "storage": np.bincount(where, weights=[c.min_storage for c in earlier], minlength=n).astype(float),
-            "ns": np.bincount(where, minlength=n).astype(float),
-        }
-        slot = prepared[position]
-        masks = vectorized.rule_masks(view, slot, registry.policy, placed)
-        return diagnose(registry, slot, masks, 0, columns=view)
-
-    return make
-
-
-def _utilisation(registry: Registry, view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Per backend after placement: placements, used and max of each resource."""
-    c = view
-    with np.errstate(all="ignore"):  # no capacity declared: null; a tiny one: a huge share
-        def share(used: np.ndarray, cap: np.ndarray) -> pl.Series:
-            out = pl.Series(np.where(cap > 0, used / cap, np.nan))
-            return out.fill_nan(None)
-        w = c.write_rps + placed["w"]
-        r = c.read_rps + placed["r"]
-        s = c.storage_used + placed["storage"]
-        ns = c.namespace_count + placed["ns"]
-        return pl.DataFrame({
-            "backend_id": registry._id_series(),
-            "placed_slots": placed["ns"].astype(np.int64),
-            "write_rps": w, "max_write_rps": c.max_write_rps, "write_utilisation": share(w, c.max_write_rps),
-            "read_rps": r, "max_read_rps": c.max_read_rps, "read_utilisation": share(r, c.max_read_rps),
-            "storage_used": s, "max_storage": pl.Series(c.max_storage).fill_nan(None),
-            "storage_utilisation": share(s, c.max_storage),
-            "namespace_count": ns,
-            "max_namespaces": pl.Series(np.where(np.isinf(c.max_namespaces), np.nan, c.max_namespaces)).fill_nan(None),
-        })

@@ -42,11 +42,10 @@ from .batch import is_slot_table, slot_table_items, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
 from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
-from .registry import Registry, load_registry
+from .registry import Registry, load_registry, load_snapshot
 from .results import Diagnosis, Match
 from .units import format_rate, format_size
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
-from .snapshot import load_snapshot
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 

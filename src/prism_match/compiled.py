@@ -13,17 +13,16 @@ raw columns and score 0 in the derived ``cost_score``/``avail_score``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._types import CODE_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
+from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES, Registration
 from .vocabulary import (Vocabulary, capability_token, interface_token, is_versioned, split_versioned,
                          versioned)
 
-__all__ = ["Columns", "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
-           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "has_bit",
+__all__ = ["Columns", "Row", "live_registration", "lacks_token", "RESERVED_COLUMNS", "USED_COLUMNS", "LABEL_GAP", "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
+           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "set_bits", "has_bit",
            "cost_score", "avail_score"]
 
 HEALTH_CODE = {s: i for i, s in enumerate(HEALTH_STATUSES)}
@@ -38,10 +37,17 @@ FLOAT_COLUMNS = (
     "cost_score", "avail_score",
 )
 INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
+# What reservations hold (reserve/release), and usage as every rule reads it:
+# observed (update) + reserved, kept as its own column so the kernel reads one.
+RESERVED_COLUMNS = ("reserved_write_rps", "reserved_read_rps", "reserved_storage", "reserved_namespaces")
+USED_COLUMNS = ("used_write_rps", "used_read_rps", "used_storage", "used_namespaces")
+_OBSERVED = dict(zip(USED_COLUMNS, ("write_rps", "read_rps", "storage_used", "namespace_count")))
+_RESERVED = dict(zip(USED_COLUMNS, RESERVED_COLUMNS))
 # What an input float column holds when the value is not given (module docstring).
 MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
            "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
-           "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan}
+           "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan,
+           **{name: 0.0 for name in RESERVED_COLUMNS}}
 
 
 def cost_score(cost_per_1k_writes: np.ndarray) -> np.ndarray:
@@ -55,48 +61,247 @@ def avail_score(uptime: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(uptime), 0.0, uptime / 100.0)
 
 
-@dataclass(eq=False)
-class Columns:
-    """The compiled registry. Shapes: n backends, Wf/Wr/Wk mask words,
-    Tf feature tokens, NW = ceil(n/64) words of a transposed bitset."""
+# Per-position columns: name -> (dtype, what a hole or a fresh slot holds).
+_ROW_COLUMNS = {
+    "id_label": (RANK_DTYPE, 0), "backend_type": (CODE_DTYPE, 0), "health": (CODE_DTYPE, 0),
+    "consistency": (CODE_DTYPE, 0), "lat_start": (INDEX_DTYPE, 0), "lat_stop": (INDEX_DTYPE, 0),
+    **{name: (SCORE_DTYPE, 0.0) for name in FLOAT_COLUMNS},
+    **{name: (SCORE_DTYPE, 0.0) for name in RESERVED_COLUMNS},
+    **{name: (SCORE_DTYPE, 0.0) for name in USED_COLUMNS},
+}
+# Latency entries (a pool the rows point into with lat_start:lat_stop).
+_ENTRY_COLUMNS = {"lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE}
+# Order labels: ids in byte order get labels LABEL_GAP apart, so an added id
+# fits between two neighbours without renumbering the others.
+LABEL_GAP = 1 << 24
 
-    backend_ids: list[str]
-    id_rank: np.ndarray           # int64[n]: position of backend_id in byte order
-    features: Vocabulary          # capability and interface tokens
-    regions: Vocabulary
-    compliance: Vocabulary
-    feature_rows: np.ndarray      # uint64[n, Wf]
-    feature_bits: np.ndarray      # uint64[Tf, NW]
-    region_rows: np.ndarray       # uint64[n, Wr]
-    compliance_rows: np.ndarray   # uint64[n, Wk]
-    backend_type: np.ndarray      # uint8[n]: index in BACKEND_TYPES
-    health: np.ndarray            # uint8[n]: index in HEALTH_STATUSES (live)
-    consistency: np.ndarray       # uint8[n]: index in CONSISTENCY_LEVELS, 4 = unknown
-    max_write_rps: np.ndarray     # float64[n], missing = 0
-    max_read_rps: np.ndarray
-    write_rps: np.ndarray         # live current usage, missing = 0
-    read_rps: np.ndarray
-    max_storage: np.ndarray       # bytes, missing = NaN
-    storage_used: np.ndarray      # bytes, live
-    max_namespaces: np.ndarray    # missing = +inf
-    namespace_count: np.ndarray   # live
-    cost_per_1k_writes: np.ndarray  # missing = NaN
-    uptime_percent_24h: np.ndarray  # missing = NaN (live)
-    cost_score: np.ndarray        # derived, float64[n]
-    avail_score: np.ndarray       # derived, live
-    lat_indptr: np.ndarray        # int64[n+1]: CSR over capabilities that declare p99
-    lat_token: np.ndarray         # int64[e]: feature bit of ``c:name``
-    lat_vtoken: np.ndarray        # int64[e]: feature bit of ``c:name@version``
-    lat_p99_ms: np.ndarray        # float64[e]
+
+class _RowView:
+    """A column read as a numpy view of its positions in use (``[:size]``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Columns | None, owner: type | None = None) -> np.ndarray:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        return obj.store[self.name][:obj.size]
+
+
+class _EntryView(_RowView):
+    def __get__(self, obj: Columns | None, owner: type | None = None) -> np.ndarray:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        return obj.store[self.name][:obj.entries]
+
+
+class Columns:
+    """The compiled registry, columnar. Shapes: ``size`` positions (live
+    backends and the holes removed ones left; ``alive`` tells which), Wr/Wk
+    mask words, Tf feature tokens, NW = ceil(size/64) words of a transposed
+    bitset.
+
+    Every column is a view of a ``store`` array with spare room, so adding a
+    backend writes into it (amortized constant time, see ``living.py``); the
+    kernel reads the store through pointers that ``CoreRegistry.refresh``
+    takes again whenever an array is replaced.
+    """
+
+    id_label = _RowView()         # int64[n]: order label of backend_id (byte order)
+    backend_type = _RowView()     # uint8[n]: index in BACKEND_TYPES
+    health = _RowView()           # uint8[n]: index in HEALTH_STATUSES (live)
+    consistency = _RowView()      # uint8[n]: index in CONSISTENCY_LEVELS, 4 = unknown
+    max_write_rps = _RowView()    # float64[n], missing = 0
+    max_read_rps = _RowView()
+    write_rps = _RowView()        # observed usage (update), missing = 0
+    read_rps = _RowView()
+    max_storage = _RowView()      # bytes, missing = NaN
+    storage_used = _RowView()     # bytes, observed
+    max_namespaces = _RowView()   # missing = +inf
+    namespace_count = _RowView()  # observed
+    cost_per_1k_writes = _RowView()  # missing = NaN
+    uptime_percent_24h = _RowView()  # missing = NaN (live)
+    cost_score = _RowView()       # derived
+    avail_score = _RowView()      # derived, live
+    reserved_write_rps = _RowView()   # held by reservations (reserve/release)
+    reserved_read_rps = _RowView()
+    reserved_storage = _RowView()
+    reserved_namespaces = _RowView()
+    used_write_rps = _RowView()   # observed + reserved: what every rule and score reads
+    used_read_rps = _RowView()
+    used_storage = _RowView()
+    used_namespaces = _RowView()
+    lat_start = _RowView()        # int64[n]: latency entries of backend i are lat_start[i]:lat_stop[i]
+    lat_stop = _RowView()
+    lat_token = _EntryView()      # int64[e]: feature bit of ``c:name``
+    lat_vtoken = _EntryView()     # int64[e]: feature bit of ``c:name@version``
+    lat_p99_ms = _EntryView()     # float64[e]
+
+    def __init__(self, *, backend_ids: list[str], features: Vocabulary, regions: Vocabulary,
+                 compliance: Vocabulary, feature_bits: np.ndarray, region_rows: np.ndarray,
+                 compliance_rows: np.ndarray, lat_indptr: np.ndarray, lat_token: np.ndarray,
+                 lat_vtoken: np.ndarray, lat_p99_ms: np.ndarray, id_rank: np.ndarray | None = None,
+                 feature_rows: np.ndarray | None = None, **rows: np.ndarray):
+        """Dense columns (no holes, one row per id, as the builders make them).
+        ``feature_rows`` is accepted and dropped (the transposed bits hold the
+        same); ``id_rank`` (byte-order ranks) is recomputed when missing."""
+        n = len(backend_ids)
+        self.backend_ids: list[str | None] = list(backend_ids)
+        self.features, self.regions, self.compliance = features, regions, compliance
+        self.size = n
+        self.entries = len(lat_p99_ms)
+        rank = rank_ids(backend_ids) if id_rank is None else np.asarray(id_rank, dtype=RANK_DTYPE)
+        store: dict[str, np.ndarray] = {}
+        for name, (dtype, fill) in _ROW_COLUMNS.items():
+            given = rows.get(name)
+            store[name] = np.full(n, fill, dtype=dtype) if given is None else np.ascontiguousarray(given, dtype=dtype)
+        unknown = set(rows) - set(_ROW_COLUMNS)
+        if unknown:
+            raise TypeError(f"unknown columns: {sorted(unknown)}")
+        store["id_label"] = (rank + 1) * LABEL_GAP
+        indptr = np.asarray(lat_indptr, dtype=INDEX_DTYPE)
+        store["lat_start"] = np.ascontiguousarray(indptr[:-1])
+        store["lat_stop"] = np.ascontiguousarray(indptr[1:])
+        for name, given in (("lat_token", lat_token), ("lat_vtoken", lat_vtoken), ("lat_p99_ms", lat_p99_ms)):
+            store[name] = np.ascontiguousarray(given, dtype=_ENTRY_COLUMNS[name])
+        for name in USED_COLUMNS:
+            if name not in rows:  # usage as every rule reads it (observed + reserved, in this order)
+                store[name] = store[_OBSERVED[name]] + store[_RESERVED[name]]
+        store["region_rows"] = np.ascontiguousarray(region_rows, dtype=MASK_DTYPE)
+        store["compliance_rows"] = np.ascontiguousarray(compliance_rows, dtype=MASK_DTYPE)
+        words = max(1, (n + 63) // 64)
+        store["feature_bits"] = np.ascontiguousarray(feature_bits, dtype=MASK_DTYPE).reshape(-1, words)
+        alive = np.zeros(words, dtype=MASK_DTYPE)
+        full, rest = divmod(n, 64)
+        alive[:full] = ~MASK_DTYPE(0)
+        if rest:
+            alive[full] = (MASK_DTYPE(1) << MASK_DTYPE(rest)) - MASK_DTYPE(1)
+        store["alive"] = alive
+        self.store = store
+        self.holes: list[int] = []          # free positions, reused by the next add
+        self.dense = True                   # no hole, latency entries in position order
+        self._rank_cache: np.ndarray | None = rank
+        self._ids = None
+
+    # --- shape ---------------------------------------------------------------------------
 
     @property
     def n(self) -> int:
-        return len(self.backend_ids)
+        """Positions in use (live backends and holes)."""
+        return self.size
+
+    @property
+    def live(self) -> int:
+        return self.size - len(self.holes)
+
+    @property
+    def feature_bits(self) -> np.ndarray:
+        """uint64[Tf, NW]: bit i of row t set when backend i declares token t."""
+        return self.store["feature_bits"][:max(len(self.features), 1), :max(1, (self.size + 63) // 64)]
+
+    @property
+    def region_rows(self) -> np.ndarray:
+        return self.store["region_rows"][:self.size]
+
+    @property
+    def compliance_rows(self) -> np.ndarray:
+        return self.store["compliance_rows"][:self.size]
+
+    @property
+    def alive_mask(self) -> np.ndarray:
+        """bool[n]: which positions hold a backend."""
+        words = self.store["alive"][:max(1, (self.size + 63) // 64)]
+        return np.unpackbits(words.astype("<u8", copy=False).view(np.uint8), bitorder="little")[:self.size] \
+            .astype(bool)
+
+    @property
+    def id_rank(self) -> np.ndarray:
+        """int64[n]: each live id's rank in byte order (holes: -1); the order
+        labels the kernel compares sort the same way."""
+        if self._rank_cache is None:
+            rank = np.full(self.size, -1, dtype=RANK_DTYPE)
+            live = np.flatnonzero(self.alive_mask)
+            rank[live[np.argsort(self.id_label[live], kind="stable")]] = np.arange(len(live))
+            self._rank_cache = rank
+        return self._rank_cache
+
+    @property
+    def lat_indptr(self) -> np.ndarray:
+        """int64[n+1]: the latency entries as CSR (dense columns only; see ``compacted``)."""
+        if not self.dense:
+            raise ValueError("latency entries are not in position order: use columns.compacted()")
+        return np.append(self.lat_start, self.entries).astype(INDEX_DTYPE) if self.size else \
+            np.zeros(1, dtype=INDEX_DTYPE)
+
+    @property
+    def feature_rows(self) -> np.ndarray:
+        """uint64[n, Wf]: what backend i declares (the transpose of ``feature_bits``, made on request)."""
+        t, n = len(self.features), self.size
+        dense = np.unpackbits(self.feature_bits.astype("<u8", copy=False).view(np.uint8), axis=1,
+                              bitorder="little")[:t, :n]
+        return _pack(np.ascontiguousarray(dense.T.astype(bool)))
+
+    def tokens_of(self, i: int) -> list[int]:
+        """The feature tokens backend ``i`` declares, in vocabulary order."""
+        t = len(self.features)
+        col = (self.store["feature_bits"][:t, i >> 6] >> MASK_DTYPE(i & 63)) & MASK_DTYPE(1)
+        return np.flatnonzero(col).tolist()
+
+    def id_series(self):
+        """The backend ids by position as a polars String Series (holes
+        null), made once until the ids change (``ids_changed``)."""
+        import polars as pl
+
+        if self._ids is None:
+            self._ids = pl.Series("backend_id", self.backend_ids, dtype=pl.String)
+        return self._ids
+
+    def ids_changed(self) -> None:
+        """Positions were added, removed or reused: forget what was derived from the ids."""
+        self._ids = None
+        self._rank_cache = None
 
     def nbytes(self) -> int:
         """Bytes held by the numpy columns (ids and vocabularies excluded)."""
-        return sum(getattr(self, f.name).nbytes for f in fields(self)
-                   if isinstance(getattr(self, f.name), np.ndarray))
+        return sum(a.nbytes for a in self.store.values())
+
+    def with_usage(self, **usage: np.ndarray) -> Columns:
+        """A shallow copy whose ``used_*`` columns (and ``avail_score``,
+        ``health``) are the given arrays: a batch's snapshot of the live
+        state, read by the numpy paths."""
+        out = object.__new__(Columns)
+        out.__dict__.update(self.__dict__)
+        out.store = dict(self.store)
+        for name, values in usage.items():
+            out.store[name] = values
+        return out
+
+    def compacted(self) -> Columns:
+        """The same registry with no holes: live backends in position order,
+        latency entries in that order, ids ranked densely. ``self`` when
+        already so."""
+        if self.dense:
+            return self
+        live = np.flatnonzero(self.alive_mask)
+        starts, stops = self.lat_start[live], self.lat_stop[live]
+        counts = stops - starts
+        entry = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(live) else \
+            np.zeros(0, dtype=INDEX_DTYPE)
+        entry = entry.astype(INDEX_DTYPE)
+        t = len(self.features)
+        bits = np.unpackbits(self.feature_bits.astype("<u8", copy=False).view(np.uint8), axis=1,
+                             bitorder="little")[:t, :self.size][:, live]
+        rows = {name: getattr(self, name)[live] for name in _ROW_COLUMNS
+                if name not in ("id_label", "lat_start", "lat_stop")}
+        return Columns(
+            backend_ids=[self.backend_ids[i] for i in live.tolist()], features=self.features,
+            regions=self.regions, compliance=self.compliance,
+            feature_bits=_pack(np.ascontiguousarray(bits.astype(bool))) if t else
+            np.zeros((1, max(1, (len(live) + 63) // 64)), dtype=MASK_DTYPE),
+            region_rows=self.region_rows[live], compliance_rows=self.compliance_rows[live],
+            lat_indptr=np.concatenate([[0], np.cumsum(counts)]).astype(INDEX_DTYPE),
+            lat_token=self.lat_token[entry], lat_vtoken=self.lat_vtoken[entry], lat_p99_ms=self.lat_p99_ms[entry],
+            **rows)
 
 
 _CHUNK_ROWS = 1 << 16  # bounds the dense temporary of the bit packing
@@ -124,7 +329,7 @@ def _blocks(keys: np.ndarray, other: np.ndarray, n: int):
             yield first, keys[lo:hi] - first, other[lo:hi]
 
 
-def _set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (row-wise masks).
 
     Pairs are scattered into a dense boolean block and packed, a block of
@@ -160,79 +365,80 @@ def has_bit(rows: np.ndarray, bit, which=slice(None)) -> np.ndarray:
     return ((rows[which, bit >> 6] >> np.asarray(bit & 63, dtype=MASK_DTYPE)) & MASK_DTYPE(1)).astype(bool)
 
 
-def _put(floats: dict[str, np.ndarray], i: int, name: str, value: float | None) -> None:
-    floats[name][i] = MISSING[name] if value is None else value
+def lacks_token(columns: Columns, bit: int, index: np.ndarray | None = None) -> np.ndarray:
+    """bool[len(index)]: which backends at positions ``index`` (every
+    position when None) do not declare feature token ``bit``."""
+    row = columns.feature_bits[bit]
+    idx = np.arange(columns.n) if index is None else np.asarray(index, dtype=np.int64)
+    return ((row[idx >> 6] >> (idx & 63).astype(MASK_DTYPE)) & MASK_DTYPE(1)) == 0
+
+
+class Row:
+    """One registration as the columns hold it: the input floats
+    (INPUT_FLOATS order, missing values as MISSING says), the codes, the
+    feature tokens it declares, its region and compliance bits, and its
+    latency entries (bare token, versioned token, p99 ms)."""
+
+    __slots__ = ("floats", "backend_type", "health", "consistency", "tokens", "regions", "compliance", "latency")
+
+    def __init__(self, reg: Registration, features: Vocabulary, regions: Vocabulary, compliance: Vocabulary):
+        tokens: list[int] = []
+        latency: list[tuple[int, int, float]] = []
+        for cap in reg.capabilities:
+            name, version = (cap, DEFAULT_VERSION) if isinstance(cap, str) else (cap.name, cap.version)
+            tok = capability_token(name)
+            bare, exact = features.add(tok), features.add(versioned(tok, version))
+            tokens += (bare, exact)
+            p99 = None if isinstance(cap, str) else cap.p99_ms
+            if p99 is not None:
+                latency.append((bare, exact, p99))
+        for ifc in reg.interfaces:
+            name, version = (ifc, DEFAULT_VERSION) if isinstance(ifc, str) else (ifc.name, ifc.version)
+            tok = interface_token(name)
+            tokens += (features.add(tok), features.add(versioned(tok, version)))
+        self.tokens = tokens
+        self.latency = latency
+        self.regions = [regions.add(region) for region in reg.regions]
+        self.compliance = [compliance.add(tag) for tag in reg.compliance]
+        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
+        given = (cap_ and cap_.max_write_rps, cap_ and cap_.max_read_rps, cur and cur.write_rps,
+                 cur and cur.read_rps, cap_ and cap_.max_storage, cur and cur.storage_used,
+                 cap_ and cap_.max_namespaces, cur and cur.namespace_count, cost and cost.cost_per_1k_writes,
+                 hl and hl.uptime_percent_24h)
+        self.floats = tuple(MISSING[name] if value is None else float(value)
+                            for name, value in zip(INPUT_FLOATS, given))
+        self.backend_type = TYPE_CODE[reg.backend_type]
+        self.health = HEALTH_CODE[reg.health_status]
+        self.consistency = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
 
 
 def compile_registry(registrations: list[Registration]) -> Columns:
     """Compile validated registrations (ids already checked unique)."""
     n = len(registrations)
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
-    f_backend: list[int] = []
-    f_token: list[int] = []
-    r_backend: list[int] = []
-    r_bit: list[int] = []
-    k_backend: list[int] = []
-    k_bit: list[int] = []
-    lat_indptr = [0]
-    lat_token: list[int] = []
-    lat_vtoken: list[int] = []
-    lat_p99: list[float] = []
-    floats = {name: np.empty(n, dtype=SCORE_DTYPE) for name in INPUT_FLOATS}
-    btype = np.empty(n, dtype=CODE_DTYPE)
-    health = np.empty(n, dtype=CODE_DTYPE)
-    consistency = np.empty(n, dtype=CODE_DTYPE)
+    rows = [Row(reg, features, regions, compliance) for reg in registrations]
 
-    for i, reg in enumerate(registrations):
-        for cap in reg.capabilities:
-            name, version = (cap, DEFAULT_VERSION) if isinstance(cap, str) else (cap.name, cap.version)
-            tok = capability_token(name)
-            bare, exact = features.add(tok), features.add(versioned(tok, version))
-            f_backend += (i, i)
-            f_token += (bare, exact)
-            p99 = None if isinstance(cap, str) else cap.p99_ms
-            if p99 is not None:
-                lat_token.append(bare)
-                lat_vtoken.append(exact)
-                lat_p99.append(p99)
-        lat_indptr.append(len(lat_p99))
-        for ifc in reg.interfaces:
-            name, version = (ifc, DEFAULT_VERSION) if isinstance(ifc, str) else (ifc.name, ifc.version)
-            tok = interface_token(name)
-            f_backend += (i, i)
-            f_token += (features.add(tok), features.add(versioned(tok, version)))
-        for region in reg.regions:
-            r_backend.append(i)
-            r_bit.append(regions.add(region))
-        for tag in reg.compliance:
-            k_backend.append(i)
-            k_bit.append(compliance.add(tag))
+    def pairs(bits_of) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.fromiter((len(bits_of(row)) for row in rows), dtype=np.int64, count=n)
+        backend = np.repeat(np.arange(n, dtype=np.int64), counts)
+        flat = [bit for row in rows for bit in bits_of(row)]
+        return backend, np.asarray(flat, dtype=np.int64)
 
-        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
-        _put(floats, i, "max_write_rps", cap_ and cap_.max_write_rps)
-        _put(floats, i, "max_read_rps", cap_ and cap_.max_read_rps)
-        _put(floats, i, "max_storage", cap_ and cap_.max_storage)
-        _put(floats, i, "max_namespaces", cap_ and cap_.max_namespaces)
-        _put(floats, i, "write_rps", cur and cur.write_rps)
-        _put(floats, i, "read_rps", cur and cur.read_rps)
-        _put(floats, i, "storage_used", cur and cur.storage_used)
-        _put(floats, i, "namespace_count", cur and cur.namespace_count)
-        _put(floats, i, "cost_per_1k_writes", cost and cost.cost_per_1k_writes)
-        _put(floats, i, "uptime_percent_24h", hl and hl.uptime_percent_24h)
-        btype[i] = TYPE_CODE[reg.backend_type]
-        health[i] = HEALTH_CODE[reg.health_status]
-        consistency[i] = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
-
-    def pairs(backend: list[int], bit: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(backend, dtype=np.int64), np.asarray(bit, dtype=np.int64)
-
+    lat = [entry for row in rows for entry in row.latency]
+    lat_counts = np.fromiter((len(row.latency) for row in rows), dtype=np.int64, count=n)
+    table = np.array([row.floats for row in rows], dtype=SCORE_DTYPE).reshape(n, len(INPUT_FLOATS))
+    floats = {name: np.ascontiguousarray(table[:, j]) for j, name in enumerate(INPUT_FLOATS)}
     return assemble_columns(
         [reg.backend_id for reg in registrations], features, regions, compliance,
-        feature_pairs=pairs(f_backend, f_token), region_pairs=pairs(r_backend, r_bit),
-        compliance_pairs=pairs(k_backend, k_bit), backend_type=btype, health=health, consistency=consistency,
-        floats=floats, lat_indptr=np.asarray(lat_indptr, dtype=np.int64),
-        lat_token=np.asarray(lat_token, dtype=np.int64), lat_vtoken=np.asarray(lat_vtoken, dtype=np.int64),
-        lat_p99_ms=np.asarray(lat_p99, dtype=SCORE_DTYPE))
+        feature_pairs=pairs(lambda row: row.tokens), region_pairs=pairs(lambda row: row.regions),
+        compliance_pairs=pairs(lambda row: row.compliance),
+        backend_type=np.fromiter((row.backend_type for row in rows), dtype=CODE_DTYPE, count=n),
+        health=np.fromiter((row.health for row in rows), dtype=CODE_DTYPE, count=n),
+        consistency=np.fromiter((row.consistency for row in rows), dtype=CODE_DTYPE, count=n),
+        floats=floats, lat_indptr=np.concatenate([[0], np.cumsum(lat_counts)]).astype(np.int64),
+        lat_token=np.array([e[0] for e in lat], dtype=np.int64),
+        lat_vtoken=np.array([e[1] for e in lat], dtype=np.int64),
+        lat_p99_ms=np.array([e[2] for e in lat], dtype=SCORE_DTYPE))
 
 
 Pairs = tuple[np.ndarray, np.ndarray]  # (backend, bit), int64 each
@@ -247,15 +453,15 @@ def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, 
     """The end both builders share (``compile_registry`` and
     ``frames.columns_from_polars``): the masks packed from (backend, bit)
     pairs, the id ranks, the derived scores. ``floats`` holds the
-    INPUT_FLOATS; ``feature_rows`` is passed when the caller has packed it."""
+    INPUT_FLOATS; ``feature_rows`` is accepted for the callers that packed
+    it, and not kept (the transposed ``feature_bits`` hold the same)."""
     n = len(ids)
     fb, ft = feature_pairs
     return Columns(
         backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
-        feature_rows=_set_bits((n, features.words), fb, ft) if feature_rows is None else feature_rows,
         feature_bits=bits_from_rows(n, len(features), fb, ft),
-        region_rows=_set_bits((n, regions.words), *region_pairs),
-        compliance_rows=_set_bits((n, compliance.words), *compliance_pairs),
+        region_rows=set_bits((n, regions.words), *region_pairs),
+        compliance_rows=set_bits((n, compliance.words), *compliance_pairs),
         backend_type=backend_type, health=health, consistency=consistency,
         **floats,
         cost_score=cost_score(floats["cost_per_1k_writes"]),
@@ -275,6 +481,38 @@ def rank_ids(ids: list[str]) -> np.ndarray:
     return (pl.Series(ids, dtype=pl.String).rank("ordinal").to_numpy() - 1).astype(RANK_DTYPE)
 
 
+def live_registration(reg: Registration, columns: Columns, i: int) -> Registration:
+    """``reg`` with the live values of position ``i``: usage as the rules
+    read it (observed + reserved), health status and uptime. A field whose
+    live value equals what the registration says is left as written."""
+    import msgspec
+
+    from .schema import Current, Health
+
+    store = columns.store
+    usage = {}
+    for field, column in (("write_rps", "used_write_rps"), ("read_rps", "used_read_rps"),
+                          ("storage_used", "used_storage"), ("namespace_count", "used_namespaces")):
+        live = float(store[column][i])
+        written = getattr(reg.current, field) if reg.current is not None else None
+        if live != (written or 0):
+            usage[field] = live
+    if usage:
+        reg = msgspec.structs.replace(reg, current=Current(**usage) if reg.current is None
+                                      else msgspec.structs.replace(reg.current, **usage))
+    uptime = float(store["uptime_percent_24h"][i])
+    uptime_or_none = uptime if uptime == uptime else None
+    status = HEALTH_STATUSES[store["health"][i]]
+    health = reg.health
+    if health is None:
+        if status != "unknown" or uptime_or_none is not None:
+            reg = msgspec.structs.replace(reg, health=Health(status=status, uptime_percent_24h=uptime_or_none))
+    elif health.status != status or health.uptime_percent_24h != uptime_or_none:
+        reg = msgspec.structs.replace(reg, health=msgspec.structs.replace(
+            health, status=status, uptime_percent_24h=uptime_or_none))
+    return reg
+
+
 def registration_from_columns(columns: Columns, i: int) -> Registration:
     """A Registration rebuilt from row ``i`` (for registries built from a
     table): what the columns hold, nothing more (no connection, no prices
@@ -291,12 +529,12 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
         return [vocab.tokens[b] for b in np.flatnonzero(unpacked).tolist()]
 
     caps, ifcs = [], []
-    for token in bits(c.feature_rows, c.features):
+    for token in (c.features.tokens[t] for t in c.tokens_of(i)):
         if is_versioned(token):
             bare, version = split_versioned(token)
             name = bare[2:]
             (caps if token.startswith("c:") else ifcs).append({"name": name, "version": version})
-    for e in range(c.lat_indptr[i], c.lat_indptr[i + 1]):
+    for e in range(c.lat_start[i], c.lat_stop[i]):
         bare, version = split_versioned(c.features.tokens[c.lat_vtoken[e]])
         name = bare[2:]
         for cap in caps:

@@ -28,8 +28,7 @@ import polars as pl
 
 from .batch import slots_from_frame
 from .errors import RegistryError
-from .registry import Registry
-from .snapshot import load_snapshot
+from .registry import Registry, load_snapshot
 
 if TYPE_CHECKING:
     import dask.dataframe as dd

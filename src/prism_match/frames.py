@@ -17,8 +17,8 @@ import polars as pl
 
 from ._types import CODE_DTYPE, SCORE_DTYPE
 from .compiled import (
-    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns,
-    _set_bits, assemble_columns, has_bit,
+    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MISSING, RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns,
+    set_bits, assemble_columns, has_bit,
 )
 from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES
@@ -86,7 +86,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     data["capability_p99_ms"] = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(
         lat, on="row", how="left")["capability_p99_ms"]
     frame = pl.DataFrame(data)
-    floats = {name: getattr(c, name).copy() for name in FLOAT_COLUMNS}
+    floats = {name: getattr(c, name).copy() for name in (*FLOAT_COLUMNS, *RESERVED_COLUMNS)}
     frame = frame.with_columns(**{k: pl.Series(v) for k, v in floats.items()})
     return frame.with_columns(
         pl.when(pl.col(k).is_nan() | pl.col(k).is_infinite()).then(None).otherwise(pl.col(k)).alias(k)
@@ -193,7 +193,7 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
     health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
     consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
-    floats = {name: _float_column(frame, name, errors) for name in INPUT_FLOATS}
+    floats = {name: _float_column(frame, name, errors) for name in (*INPUT_FLOATS, *RESERVED_COLUMNS)}
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
     cb, ct = _token_pairs(frame, "capabilities", "c:", features, errors)
     ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
@@ -201,7 +201,7 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     compliance_pairs = _plain_pairs(frame, "compliance", compliance, errors)
     lat_indptr, lat_token, lat_vtoken, lat_p99 = _latency(frame, features, errors)
     fb, ft = np.concatenate([cb, ib]), np.concatenate([ct, it])
-    feature_rows = _set_bits((n, features.words), fb, ft)
+    feature_rows = set_bits((n, features.words), fb, ft)
     if len(lat_vtoken) and not errors:
         owner = np.repeat(np.arange(n), np.diff(lat_indptr))
         declared = has_bit(feature_rows, lat_vtoken, owner)

@@ -9,21 +9,19 @@ diagnosis.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
+import numpy as np
 
-from . import vectorized
-from .compiled import Columns
+from .diagnosis import diagnose, explain
+from .engine import Engine
 from .errors import RegistryError
 from .loading import validate_documents
-from .results import Diagnosis, diagnose
+from .results import Diagnosis
+from .rules import BY_CODE, RULES
 from .schema import Pattern
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 __all__ = ["PatternBinding", "BindingProblem", "coerce_pattern", "bind_pattern", "check_binding"]
 
@@ -46,6 +44,11 @@ class BindingProblem(msgspec.Struct, frozen=True):
     code: str
     detail: str
 
+    @property
+    def reason(self) -> str:
+        """The rule's sentence from the rule table."""
+        return BY_CODE[self.code].reason
+
 
 def coerce_pattern(pattern: Any) -> Pattern:
     """A pattern mapping (or Pattern) → a validated Pattern."""
@@ -59,7 +62,7 @@ def coerce_pattern(pattern: Any) -> Pattern:
     return value
 
 
-def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
+def bind_pattern(engine: Engine, pattern: Any) -> PatternBinding:
     """The best backend for each slot of ``pattern`` (a mapping or Pattern),
     each slot choosing independently. An optional slot nothing fits stays
     unbound (None) with its diagnosis; a required one is a RegistryError
@@ -69,11 +72,11 @@ def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
     diagnoses: dict[str, Diagnosis] = {}
     failures: list[tuple[str, str]] = []
     for slot_name, spec in pat.slots.items():
-        prepared = registry.prepare(spec.to_slot(slot_name))
-        found = registry.match(prepared, 1)
+        prepared = engine.prepare(spec.to_slot(slot_name))
+        found = engine.core.topk(prepared, engine.core_policy, 1)
         bindings[slot_name] = found[0] if found else None
         if not found:
-            diagnoses[slot_name] = registry.explain(prepared)
+            diagnoses[slot_name] = explain(engine, prepared)
             if not spec.optional:
                 failures.append((f"pattern `{pat.pattern}` slot `{slot_name}`",
                                  f"No backend can be bound: {diagnoses[slot_name]}"))
@@ -82,7 +85,7 @@ def bind_pattern(registry: Registry, pattern: Any) -> PatternBinding:
     return PatternBinding(pat.pattern, bindings, diagnoses)
 
 
-def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:
+def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:
     """For each bound slot of ``pattern``: what its backend lacks, one
     BindingProblem per failed rule with what was required (empty list: the
     binding is valid). Unknown slots or backends and unbound required slots
@@ -103,7 +106,7 @@ def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) 
                 errors.append((f"binding `{slot_name}`", "Required slot is not bound"))
         elif not isinstance(bid, str):
             errors.append((f"binding `{slot_name}`", f"Expected a backend_id, got `{type(bid).__name__}`"))
-        elif bid not in registry:
+        elif bid not in engine.core.index:
             errors.append((f"binding `{slot_name}`", f"Unknown backend `{bid[:60]}`"))
     if errors:
         raise RegistryError(errors)
@@ -112,18 +115,13 @@ def check_binding(registry: Registry, pattern: Any, binding: Mapping[str, str]) 
         bid = binding.get(slot_name)
         if bid is None:
             continue
-        prepared = registry.prepare(spec.to_slot(slot_name))
-        i = registry._core.index[bid]
-        masks = vectorized.rule_masks(registry.columns, prepared, registry.policy)
-        failed = {code: mask[i:i + 1] for code, mask in masks.items() if mask[i]}
+        prepared = engine.prepare(spec.to_slot(slot_name))
+        i = engine.core.index[bid]
+        bits, _, _ = engine.core.failure_bits(prepared, engine.core_policy)
+        mine = bits[i:i + 1]
+        counts = np.array([(int(mine[0]) >> b) & 1 for b in range(len(RULES))], dtype=np.int64)
         # The details are worked out against this backend alone (what *it*
         # lacks), not against the whole registry.
-        diag = diagnose(registry, prepared, failed, 0, columns=_one_backend(registry.columns, i))
-        out[slot_name] = [BindingProblem(code, diag.details.get(code, "")) for code in failed]
+        diag = diagnose(prepared, engine.columns, mine, counts, 0, index=np.array([i]))
+        out[slot_name] = [BindingProblem(code, diag.details.get(code, "")) for code in diag.rejected]
     return out
-
-
-def _one_backend(columns: Columns, i: int) -> Columns:
-    """A view of row ``i`` with what ``diagnose`` reads per backend."""
-    return dataclasses.replace(columns, backend_ids=[columns.backend_ids[i]],
-                               feature_rows=columns.feature_rows[i:i + 1], health=columns.health[i:i + 1])

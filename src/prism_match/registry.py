@@ -1,219 +1,211 @@
-"""Registry: the public object that ties the layers together.
+"""Registry: the public object that ties the layers together (the top layer).
 
 ``load_registry`` → documents validated into Structs (loading.py) → compiled
-columns (compiled.py) → a ``CoreRegistry`` holding raw pointers for the
-kernel. Slots come in as mappings, Structs or prepared requirements; mappings
-are validated and prepared once (and cached by content), then every call
-runs the kernel (match) or the numpy path (explain, query).
+columns (compiled.py) → an ``Engine`` (engine.py: the columns, a
+``CoreRegistry`` holding raw pointers for the kernel, the policy). Slots come
+in as mappings, Structs or prepared requirements; every question is answered
+by a module below that takes the engine: the kernel for match and query,
+diagnosis.py for explain, batch.py / placement.py / patterns.py for many
+slots, score_table.py for the whole-registry view.
+
+The registry lives: backends are added, removed and replaced in place
+(living.py), placements reserve and release capacity, and every change gets
+a version and a line in a bounded change log that a second registry can
+replay (``changes`` / ``apply``). Nothing below this module imports it.
 """
 
 from __future__ import annotations
 
-import operator
+import collections
+import itertools
 import os
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import polars as pl
 
-from ._core import CoreRegistry
-from .compiled import Columns, compile_registry, registration_from_columns
-from .frames import columns_from_polars, columns_to_polars
-from .snapshot import RecordSource, encode_registrations, save_snapshot
+from . import batch, diagnosis, patterns, placement, score_table
+from ._core import Match
+from .compiled import Columns, compile_registry, live_registration, registration_from_columns
+from .engine import Engine, checked_count
 from .errors import RegistryError
-from .loading import gc_paused, load_registrations, validate_documents
+from .living import Layout
+from .loading import gc_paused, load_registrations
 from .policy import DEFAULT_POLICY, MatchPolicy
-from .prepare import PreparedSlot
-from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
-from .schema import Query, Registration, SlotRequirement, decode_hook
-from . import batch, patterns, vectorized
+from .reasons import build_reasons
+from .results import Diagnosis, QueryResult
+from .schema import Registration, decode_hook, encode_hook
+from .slot_details import PreparedSlot
+from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
 
-__all__ = ["Registry", "load_registry", "coerce_slot"]
+if TYPE_CHECKING:
+    import polars as pl
 
-_CACHE_SIZE = 4096
+__all__ = ["Registry", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
 
-
-def _slot_location(raw: Any) -> str:
-    name = raw.get("slot_name") if isinstance(raw, Mapping) else None
-    return f"slot `{name[:60]}`" if isinstance(name, str) else "slot"
-
-
-def coerce_slot(slot: Any) -> SlotRequirement:
-    """A mapping (slot requirement, ``slot_requirement:`` wrapper, query or
-    ``query:`` wrapper) or Struct → a validated SlotRequirement."""
-    if isinstance(slot, SlotRequirement):
-        return slot
-    if isinstance(slot, Query):
-        return slot.to_slot()
-    if type(slot) is not dict and not isinstance(slot, Mapping):
-        raise RegistryError(f"Expected a slot mapping or a prepared slot, got `{type(slot).__name__}`", "slot")
-    if "slot_name" not in slot:  # a wrapper or a query; a plain slot names itself
-        if len(slot) == 1 and "slot_requirement" in slot:
-            slot = slot["slot_requirement"]
-        elif "query" in slot and isinstance(slot.get("query"), Mapping):
-            return _validated(slot["query"], Query, "query").to_slot()
-        elif "required_capabilities" in slot or "required_interfaces" in slot or "min_capacity" in slot:
-            return _validated(slot, Query, "query").to_slot()
-    return _validated(slot, SlotRequirement, None)
+DEFAULT_LOG_SIZE = 4096
 
 
-def _validated(raw: Any, kind: type, where: str | None) -> Any:
-    # The valid case is one msgspec call; only a failure goes through the
-    # loader's diagnostics, which collect every problem with its path.
-    try:
-        return msgspec.convert(raw, kind, dec_hook=decode_hook)
-    except (msgspec.ValidationError, RecursionError):
-        pass
-    [(_, value)] = validate_documents([(where or _slot_location(raw), "$", raw)], kind)
-    return value
+class Reservation(msgspec.Struct, frozen=True):
+    """One placement held by ``Registry.reserve``: what it took from which
+    backend. Give it back with ``Registry.release``."""
+
+    id: int
+    slot_name: str
+    backend_id: str
+    score: float
+    write_rps: float
+    read_rps: float
+    storage: float
+    namespaces: float = 1.0
 
 
-def _checked_k(k: Any, where: str) -> int:
-    """``k`` as an int >= 1 (numpy integers accepted, bools not)."""
-    if not isinstance(k, bool):
-        try:
-            k = operator.index(k)
-        except TypeError:
-            pass
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], where)
-    return k
+class Change(msgspec.Struct, frozen=True):
+    """One line of the change log: the registry's ``version`` after it, what
+    happened (``kind``: add, remove, replace, update, reserve, release,
+    assign), to which backend (None for a batch), and what a replica needs to
+    replay it (``data``)."""
+
+    version: int
+    kind: str
+    backend_id: str | None
+    data: Any
 
 
 class Registry:
-    """The compiled registry. Build it with :func:`load_registry`."""
+    """The compiled registry. Build it with :func:`load_registry`,
+    :func:`load_snapshot` or :meth:`from_polars`."""
 
     def __init__(self, registrations: list[Registration] | None, *, policy: MatchPolicy = DEFAULT_POLICY,
-                 columns: Columns | None = None, registration_source: Callable[[int], Registration] | None = None):
+                 columns: Columns | None = None, records: RecordSource | None = None,
+                 log_size: int = DEFAULT_LOG_SIZE, version: int = 0):
         if columns is None:
             if registrations is None:
                 raise RegistryError("Expected registrations or compiled columns", "Registry")
             columns = compile_registry(registrations)
-        self.columns = columns
+        log_size = checked_count(log_size, "log_size", "Registry") if log_size != 0 else 0
         # Registrations are kept when loaded from documents; a registry built
         # from a table or a snapshot makes each one on first request.
         self._by_id: dict[str, Registration] = (
             {r.backend_id: r for r in registrations} if registrations is not None else {})
-        self._source = registration_source or partial(registration_from_columns, columns)
-        self._core = CoreRegistry(self.columns, self)
+        self._records = records
+        self._record_pos: dict[str, int] | None = None
+        self._log: collections.deque | None = collections.deque(maxlen=log_size) if log_size else None
+        self._log_start = version  # changes after this version are in the log (while it has not overflowed)
+        self._records_current = records is not None  # records still match the registrations one to one
+        self._attach(columns, version)
         self.policy = policy
-        self._ids: pl.Series | None = None
-        # The live-state updater is the compiled method itself: no Python
-        # frame in between (SPEC §5, constant time).
-        self.update = self._core.update
-        self._n = self.columns.n
+        self._reservations: dict[int, Reservation] = {}
+        self._held: collections.Counter[str] = collections.Counter()
+        self._next_reservation = itertools.count(1)
+        self._lock = threading.RLock()  # Python-level changes (add, remove, replace, release) one at a time
+
+    def _attach(self, columns: Columns, version: int) -> None:
+        """Build the engine over ``columns`` (at load, and after compact)."""
+        policy = getattr(self, "engine", None)
+        self.engine = Engine(columns, self._registration, partial(build_reasons, self._registration, columns),
+                             policy.policy if policy is not None else DEFAULT_POLICY, log=self._log,
+                             version=version)
+        self.columns = columns
+        self._core = self.engine.core
+        self._layout = Layout(columns, self._core)
+        # The compiled method itself, with no Python frame in between (SPEC
+        # §5: constant time); the class's ``update`` documents it.
+        self.update = self._core.update  # type: ignore[method-assign]
+
+    # --- the compiled fast paths, as methods with their documentation -----------------------
+
+    def update(self, backend_id: str, *, write_rps: float | None = None, read_rps: float | None = None,
+               storage_used: float | None = None, namespace_count: float | None = None,
+               status: str | None = None, uptime: float | None = None) -> None:
+        """Change a backend's observed live state in place, in constant time
+        (SPEC §5): usage (reservations stay apart and are added to it), health
+        status, uptime. Every argument is checked before anything is written."""
+        self._core.update(backend_id, write_rps=write_rps, read_rps=read_rps, storage_used=storage_used,
+                          namespace_count=namespace_count, status=status, uptime=uptime)
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
         """Compile a table of backends (the shape ``to_polars`` returns, or a
         subset of its columns) without a Python object per backend."""
+        from .frames import columns_from_polars
+
         return cls(None, columns=columns_from_polars(frame), policy=policy)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Store the compiled registry (live values included); reload it with
-        ``load_snapshot(path)``."""
-        save_snapshot(self, path)
+    # --- registrations ---------------------------------------------------------------------
 
-    def _registration_records(self) -> tuple[np.ndarray, np.ndarray] | None:
-        if isinstance(self._source, RecordSource):
-            return self._source.records()
-        if len(self._by_id) == len(self):
-            return encode_registrations([self._by_id[b] for b in self.columns.backend_ids])
-        return None
-
-    # --- container protocol -------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return self.columns.n
-
-    def __contains__(self, backend_id: object) -> bool:
-        return backend_id in self._core.index
-
-    def __getitem__(self, backend_id: str) -> Registration:
+    def _registration(self, backend_id: str) -> Registration:
+        """The stored registration of a live backend (static parts)."""
         found = self._by_id.get(backend_id)
         if found is None:
             i = self._core.index.get(backend_id)
             if i is None:
                 raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
-            found = self._by_id[backend_id] = self._source(i)
+            if self._records is not None:
+                if self._record_pos is None:
+                    self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
+                j = self._record_pos.get(backend_id)
+                found = self._records(j) if j is not None else registration_from_columns(self.columns, i)
+            else:
+                found = registration_from_columns(self.columns, i)
+            self._by_id[backend_id] = found
         return found
 
+    def _live(self, backend_id: str) -> Registration:
+        """The registration with the live values of the columns: usage
+        (observed + reserved), health status and uptime."""
+        return live_registration(self._registration(backend_id), self.columns, self._core.index[backend_id])
+
+    # --- container protocol -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.columns.live
+
+    def __contains__(self, backend_id: object) -> bool:
+        return backend_id in self._core.index
+
+    def __getitem__(self, backend_id: str) -> Registration:
+        """The registration as it is now: usage (reservations included),
+        health status and uptime from the live columns."""
+        return self._live(backend_id)
+
     def __iter__(self) -> Iterator[Registration]:
-        return (self[b] for b in self.columns.backend_ids)
+        return (self[b] for b in self.backend_ids)
 
     def __repr__(self) -> str:
         return f"<Registry: {len(self)} backends>"
 
     @property
     def backend_ids(self) -> list[str]:
-        return list(self.columns.backend_ids)
+        """Live ids, in position order (load order; an add fills a removed backend's position first)."""
+        return [b for b in self.columns.backend_ids if b is not None]
 
     @property
     def policy(self) -> MatchPolicy:
-        return self._policy
+        return self.engine.policy
 
     @policy.setter
     def policy(self, policy: MatchPolicy) -> None:
-        if not isinstance(policy, MatchPolicy):
-            raise RegistryError(f"Expected a MatchPolicy, got `{type(policy).__name__}`", "policy")
-        self._policy = policy
-        self._core_policy = policy.core()
-        self._core.set_default_health(policy.health_statuses)  # forgets slots prepared under the old ones
-        self._reprepared: dict[int, tuple[PreparedSlot, PreparedSlot]] = {}
+        self.engine.set_policy(policy)
 
-    # --- preparing ----------------------------------------------------------------------
+    # --- preparing and matching ------------------------------------------------------------
 
     def prepare(self, slot: Any) -> PreparedSlot:
         """Compile a slot requirement or query once for this registry."""
-        if isinstance(slot, PreparedSlot):
-            if slot.columns is not self.columns:
-                raise RegistryError("This slot was prepared for another registry; prepare it again", "slot")
-            if slot.default_health is not self._policy.health_statuses \
-                    and slot.default_health != self._policy.health_statuses \
-                    and slot.requirement.health_statuses is None:
-                # Prepared under another policy's default statuses: prepared
-                # again for this policy, once (kept until the policy changes).
-                kept = self._reprepared.get(id(slot))
-                if kept is None or kept[0] is not slot:
-                    if len(self._reprepared) >= _CACHE_SIZE:
-                        self._reprepared.clear()
-                    kept = self._reprepared[id(slot)] = (slot, self._prepare(slot.requirement))
-                return kept[1]
-            return slot
         return self._core.resolve(slot, False)
-
-    def _prepare(self, requirement: SlotRequirement) -> PreparedSlot:
-        return self._core.prepare_requirement(requirement)
-
-    def _compile(self, slot: Any) -> PreparedSlot:
-        """The general way in (wrappers, queries, Structs, any Mapping), with
-        every problem reported; ``CoreRegistry.resolve`` takes plain slot
-        dicts a shorter way."""
-        return self._prepare(coerce_slot(slot))
-
-    def _prepared(self, slot: Any) -> PreparedSlot:
-        """``prepare``, with the hot cases in C (``CoreRegistry.resolve``): a
-        slot prepared here is used as is, and a plain dict is cached by
-        content, so a placement loop that passes the same mapping again pays
-        one encode and a lookup."""
-        return self._core.resolve(slot)
-
-    # --- matching -----------------------------------------------------------------------
 
     def match(self, slot: Any, k: int = 1) -> list[Match]:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
         if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
-            k = _checked_k(k, "match")
-        return self._core.match(slot, self._core_policy, k if k <= self._n else self._n)
+            k = checked_count(k, "k", "match")
+        return self._core.match(slot, self.engine.core_policy, k)
 
     def explain(self, slot: Any) -> Diagnosis:
         """How many backends each rule rejected, with what was required."""
-        prepared = self._prepared(slot)
-        masks = vectorized.rule_masks(self.columns, prepared, self._policy)
-        return diagnose(self, prepared, masks, int(len(self) - vectorized.rejected_by_any(masks, len(self)).sum()))
+        return diagnosis.explain(self.engine, self.engine.prepare(slot))
 
     def query(self, query: Any) -> QueryResult:
         """Every eligible backend, best first, and ``total_count``. A mapping
@@ -222,17 +214,15 @@ class Registry:
         if isinstance(query, Mapping) and "slot_name" not in query and "query" not in query \
                 and "slot_requirement" not in query:
             query = {"query": query}
-        prepared = self._prepared(query)
-        matches = self._core.topk(prepared, self._core_policy, max(len(self), 1))
+        prepared = self.engine.prepare(query)
+        matches = self._core.topk(prepared, self.engine.core_policy, max(self.columns.n, 1))
         return QueryResult(backends=matches, total_count=len(matches))
 
-    def _build_reasons(self, match: Match) -> list:
-        return build_reasons(self, match)
-
-    def _id_series(self) -> pl.Series:
-        if self._ids is None:
-            self._ids = pl.Series("backend_id", self.columns.backend_ids, dtype=pl.String)
-        return self._ids
+    def score_table(self, slot: Any) -> pl.DataFrame:
+        """The whole-registry view of one slot: every live backend with each
+        rule's verdict, the failed codes and the score components (see
+        score_table.score_table)."""
+        return score_table.score_table(self.columns, self.engine.prepare(slot), self.policy)
 
     # --- batches, placement, patterns, cost -------------------------------------------------
 
@@ -240,19 +230,20 @@ class Registry:
                    progress: Any = None) -> pl.DataFrame:
         """Top-``k`` for every slot (a list of mappings or prepared slots, or a
         polars DataFrame of requirements), in parallel; see batch.match_many."""
-        return batch.match_many(self, slots, k, threads=threads, progress=progress)
+        return batch.match_many(self.engine, slots, k, threads=threads, progress=progress)
 
-    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> batch.Assignment:
-        """Capacity-aware placement; see batch.assign."""
-        return batch.assign(self, slots, commit=commit, allow_unplaced=allow_unplaced)
+    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> placement.Assignment:
+        """Capacity-aware placement; see placement.assign."""
+        with self._lock:
+            return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
 
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
-        return patterns.bind_pattern(self, pattern)
+        return patterns.bind_pattern(self.engine, pattern)
 
     def check_binding(self, pattern: Any, binding: Mapping[str, str]) -> dict[str, list]:
         """What each explicitly bound backend lacks; see patterns.check_binding."""
-        return patterns.check_binding(self, pattern, binding)
+        return patterns.check_binding(self.engine, pattern, binding)
 
     def estimate_cost(self, workload: Mapping[str, Any]) -> pl.DataFrame:
         """Monthly cost of ``workload`` on every backend (SPEC §7)."""
@@ -260,23 +251,270 @@ class Registry:
 
         return estimate_cost(self, workload)
 
-    # --- tables ---------------------------------------------------------------------------
+    # --- a living registry ---------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Grows by one with every change: add, remove, replace, update,
+        reserve, release, a committed assign."""
+        return self._core.version
+
+    def _validated(self, registration: Any, *, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
+        if isinstance(registration, Registration):
+            items: Any = [msgspec.to_builtins(registration, enc_hook=encode_hook)]
+        elif isinstance(registration, Mapping):
+            items = [registration]
+        elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
+            items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r
+                     for r in registration]
+        else:
+            raise RegistryError(f"Expected a registration mapping or a list of them, got "
+                                f"`{type(registration).__name__}`", "add")
+        return load_registrations(items, strict=strict, allow_inline_secrets=allow_inline_secrets)
+
+    def add(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
+        """Register new backends (a mapping, a Registration, or a list of
+        them), validated exactly as the loader does, matchable at once. A
+        list is added all or nothing; an id already registered is an error."""
+        regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
+        with self._lock:
+            taken = [(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
+                     for j, r in enumerate(regs) if r.backend_id in self._core.index]
+            if taken:
+                raise RegistryError(taken)
+            done: list[Registration] = []
+            try:
+                for reg in regs:
+                    self._layout.add([reg])
+                    self._by_id[reg.backend_id] = reg
+                    done.append(reg)
+            except BaseException:
+                for reg in done:  # all or nothing
+                    self._layout.remove(reg.backend_id)
+                    self._by_id.pop(reg.backend_id, None)
+                raise
+            self._records_current = False
+            self._core.record("add", None, regs)
+
+    def remove(self, backend_id: str) -> None:
+        """Unregister a backend, in constant time: it appears in no answer
+        from now on; its reservations are dropped (releasing them later is
+        harmless and returns False)."""
+        with self._lock:
+            self._core.position(backend_id, "remove")
+            self._layout.remove(backend_id)
+            self._by_id.pop(backend_id, None)
+            self._held.pop(backend_id, None)
+            for rid in [rid for rid, r in self._reservations.items() if r.backend_id == backend_id]:
+                del self._reservations[rid]
+            self._records_current = False
+            self._core.record("remove", backend_id, None)
+
+    def replace(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
+        """Re-register a backend (new capabilities, capacity, ...), validated
+        as the loader does. Its live usage, status, uptime and reservations
+        stay unless the new registration states ``current`` / ``health``."""
+        if isinstance(registration, list):
+            raise RegistryError("Expected one registration, got a list", "replace")
+        [reg] = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
+        with self._lock:
+            self._core.position(reg.backend_id, "replace")
+            self._layout.replace(reg)
+            self._by_id[reg.backend_id] = reg
+            self._records_current = False
+            self._core.record("replace", reg.backend_id, reg)
+
+    def reserve(self, slot: Any, backend_id: str | None = None) -> Reservation:
+        """Take one placement atomically: the best eligible backend under
+        what is left (max − current − reserved; the rules and score of one
+        step of ``assign``), or ``backend_id`` if it is eligible. Consumes the
+        slot's min_write_rps, min_read_rps, min_storage and one namespace.
+        Raises PlacementError with the diagnosis when nothing fits (or what
+        the named backend lacks)."""
+        prepared = self.engine.prepare(slot)
+        at = -1 if backend_id is None else self._core.position(backend_id, "reserve")
+        with self._lock:
+            match, failed = self._core.reserve(prepared, self.engine.core_policy, at)
+            if match is None:
+                raise self._unplaceable(prepared, backend_id, failed)
+            w, r, storage = prepared.amounts
+            reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
+                                      match.score, w, r, storage)
+            self._reservations[reservation.id] = reservation
+            self._held[match.backend_id] += 1
+            self._core.record("reserve", match.backend_id, reservation)
+        return reservation
+
+    def _unplaceable(self, prepared: PreparedSlot, backend_id: str | None, failed: int) -> RegistryError:
+        from .placement import PlacementError
+
+        if backend_id is None:
+            # Against what is left: the assign diagnosis with nothing placed yet.
+            n = self.columns.n
+            snap = _snapshot(self.engine)
+            bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy,
+                                                       tuple(np.zeros(n) for _ in range(4)))
+            diag = diagnosis.diagnose(prepared, self.columns, bits, counts, int(eligible))
+            return PlacementError.single(prepared.slot_name, f"Cannot be placed: {diag}", diag)
+        i = self._core.index[backend_id]
+        counts = np.array([(failed >> b) & 1 for b in range(32)], dtype=np.int64)
+        diag = diagnosis.diagnose(prepared, self.columns, np.array([failed], dtype=np.uint32), counts, 0,
+                                  index=np.array([i]))
+        lacks = ", ".join(f"{code}({diag.details[code]})" if diag.details.get(code) else code
+                          for code in diag.rejected)
+        return PlacementError.single(prepared.slot_name, f"Backend `{backend_id}` is not eligible: {lacks}", diag)
+
+    def release(self, reservation: Reservation | int) -> bool:
+        """Give a reservation's amounts back. True when released now; False
+        when it was released already or its backend was removed (harmless)."""
+        rid = reservation.id if isinstance(reservation, Reservation) else reservation
+        with self._lock:
+            held = self._reservations.pop(rid, None)
+            if held is None:
+                return False
+            self._held[held.backend_id] -= 1
+            last = self._held[held.backend_id] == 0
+            if last:
+                del self._held[held.backend_id]
+            self._core.release(self._core.index[held.backend_id], held.write_rps, held.read_rps, held.storage,
+                               held.namespaces, last)
+            self._core.record("release", held.backend_id, held.id)
+        return True
+
+    @property
+    def reservations(self) -> list[Reservation]:
+        """The reservations held now, oldest first."""
+        return list(self._reservations.values())
+
+    def changes(self, since: int = 0) -> list[Change]:
+        """What changed after version ``since``, oldest first. The log keeps
+        the last ``log_size`` changes (set at load); asking for more than it
+        kept is a RegistryError (start again from a snapshot)."""
+        since = checked_count(since + 1, "since", "changes") - 1 if not isinstance(since, bool) else -1
+        if self._log is None:
+            raise RegistryError("This registry keeps no change log (log_size=0)", "changes")
+        first = self._log[0][0] - 1 if self._log else self.version
+        if since < max(first, self._log_start):
+            raise RegistryError(f"Changes after version {since} are no longer kept (the log holds those after "
+                                f"version {max(first, self._log_start)}); load a newer snapshot", "changes")
+        return [Change(*entry) for entry in self._log if entry[0] > since]
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        """Replay another registry's changes (``changes(since=...)``) on this
+        one, which must be at the version before the first of them; after
+        it, both give the same answers and have the same version."""
+        for change in changes:
+            if change.version <= self.version:
+                continue
+            if change.version != self.version + 1:
+                raise RegistryError(f"Expected the change after version {self.version}, got version "
+                                    f"{change.version}", "apply")
+            kind, data = change.kind, change.data
+            if kind == "add":
+                self.add(list(data), allow_inline_secrets=True)
+            elif kind == "remove":
+                self.remove(change.backend_id)
+            elif kind == "replace":
+                self.replace(data, allow_inline_secrets=True)
+            elif kind == "update":
+                self.update(change.backend_id, **data)
+            elif kind == "reserve":
+                self._replay_reserve(data)
+            elif kind == "release":
+                self.release(data)
+            elif kind == "assign":
+                raise RegistryError("A committed assign cannot be replayed from the log; load a snapshot",
+                                    "apply")
+            else:
+                raise RegistryError(f"Unknown change `{str(kind)[:40]}`", "apply")
+
+    def _replay_reserve(self, held: Reservation) -> None:
+        with self._lock:
+            i = self._core.position(held.backend_id, "apply")
+            self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces)
+            self._reservations[held.id] = held
+            self._held[held.backend_id] += 1
+            self._next_reservation = itertools.count(max(held.id + 1, next(self._next_reservation)))
+            self._core.record("reserve", held.backend_id, held)
+
+    def compact(self) -> None:
+        """Renumber the positions so no hole is left and the columns hold no
+        spare room (an O(n) pause, when the caller chooses; adds and removes
+        never need it)."""
+        with self._lock:
+            for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
+                self._registration(bid)
+            self._records, self._records_current = None, False
+            self._attach(self.columns.compacted(), self.version)
+
+    # --- tables and snapshots --------------------------------------------------------------
 
     def to_polars(self) -> pl.DataFrame:
-        """One row per backend: the compiled columns, live values included
-        (missing data as null); ``from_polars`` reads it back."""
-        return columns_to_polars(self.columns)
+        """One row per live backend: the compiled columns, live values and
+        reservations included (missing data as null); ``from_polars`` reads
+        it back."""
+        from .frames import columns_to_polars
+
+        return columns_to_polars(self.columns.compacted())
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Store the registry (live usage, reservations and version
+        included); reload it with ``load_snapshot(path)``."""
+        dense = self.columns.compacted()
+        ids = dense.backend_ids
+        if self._records is not None and self._records_current:
+            records = self._records.records()
+        else:
+            records = encode_registrations([self._registration(b) for b in ids])
+        encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
+        extras = {
+            "extra.version": np.array([self.version], dtype=np.int64),
+            "extra.reservations": np.frombuffer(encoder.encode(list(self._reservations.values())), dtype=np.uint8),
+        }
+        save_snapshot(dense, records, path, extras)
+
+
+def _snapshot(engine: Engine) -> Any:
+    from ._core import LiveSnapshot
+
+    return LiveSnapshot(engine.core)
 
 
 def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: bool = False,
-                  policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
+                  policy: MatchPolicy = DEFAULT_POLICY, log_size: int = DEFAULT_LOG_SIZE) -> Registry:
     """Load, validate and compile a registry (SPEC §1).
 
     ``source``: a YAML file (one or many documents), a JSON file, a directory
     of such files (sorted by name, recursively), a list of such paths as
     ``pathlib.Path``, a list of mappings, or a mapping ``{"backends": [...]}``. Raises RegistryError listing every
-    problem; nothing is half-loaded.
+    problem; nothing is half-loaded. ``log_size``: how many changes the
+    change log keeps (0: none).
     """
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
         return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
-                        policy=policy)
+                        policy=policy, log_size=log_size)
+
+
+def load_snapshot(path: str | os.PathLike | bytes, *, policy: MatchPolicy = DEFAULT_POLICY,
+                  log_size: int = DEFAULT_LOG_SIZE) -> Registry:
+    """A Registry from a file written by ``Registry.save`` (a path, the
+    file's bytes, or a binary file object): the same backends, live usage,
+    reservations and version."""
+    columns, records, extras = read_snapshot(path)
+    version = int(extras["extra.version"][0]) if "extra.version" in extras else 0
+    registry = Registry(None, columns=columns, records=records, policy=policy, log_size=log_size, version=version)
+    if "extra.reservations" in extras:
+        decoder = msgspec.msgpack.Decoder(list[Reservation], dec_hook=decode_hook)
+        try:
+            held = decoder.decode(extras["extra.reservations"].tobytes())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise RegistryError(f"Snapshot is damaged: reservations ({str(exc)[:120]})", "snapshot") from None
+        for r in held:
+            if r.backend_id not in registry:
+                raise RegistryError(f"Snapshot is damaged: a reservation names unknown backend "
+                                    f"`{r.backend_id[:60]}`", "snapshot")
+            registry._reservations[r.id] = r
+            registry._held[r.backend_id] += 1
+        if held:
+            registry._next_reservation = itertools.count(max(r.id for r in held) + 1)
+    return registry

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
-from ._core import NameCheck
+from ._names import NameCheck
 from .redact import printable, redacted
 from .units import parse_duration, parse_duration_ms, parse_size
 

@@ -12,7 +12,6 @@ for consistency (dtypes, shapes, index ranges), since the kernel trusts them.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import tempfile
@@ -24,17 +23,19 @@ import msgspec
 import numpy as np
 
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
-from .compiled import Columns
+from .compiled import FLOAT_COLUMNS, RESERVED_COLUMNS, Columns
 from .errors import RegistryError
 from .schema import (
     BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration, decode_hook, encode_hook,
 )
 from .vocabulary import Vocabulary
 
-if TYPE_CHECKING:
-    from .registry import Registry
+__all__ = ["save_snapshot", "read_snapshot", "FORMAT", "SNAPSHOT_COLUMNS"]
 
-__all__ = ["save_snapshot", "load_snapshot", "FORMAT"]
+# The columns a snapshot stores (of dense columns: see Columns.compacted).
+SNAPSHOT_COLUMNS = ("id_rank", "feature_bits", "region_rows", "compliance_rows", "backend_type", "health",
+                    "consistency", *FLOAT_COLUMNS, *RESERVED_COLUMNS, "lat_indptr", "lat_token", "lat_vtoken",
+                    "lat_p99_ms")
 
 FORMAT = "prism_match.snapshot/1"
 _VOCABS = ("features", "regions", "compliance")
@@ -67,20 +68,19 @@ def _unpack_strings(buf: np.ndarray, offsets: np.ndarray) -> list[str]:
     return [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
-def save_snapshot(registry: Registry, path: str | os.PathLike | BinaryIO) -> None:
-    """Write ``registry`` (live values included) to ``path`` (``.npz``), or
-    to a binary file object. A path is written atomically (a temporary file
-    beside it, then renamed), so a reader never sees half a snapshot."""
-    c = registry.columns
-    arrays: dict[str, np.ndarray] = {}
-    for field in dataclasses.fields(Columns):
-        value = getattr(c, field.name)
-        if isinstance(value, np.ndarray):
-            arrays[f"col.{field.name}"] = value
+def save_snapshot(columns: Columns, records: tuple[np.ndarray, np.ndarray] | None,
+                  path: str | os.PathLike | BinaryIO, extras: dict[str, np.ndarray] | None = None) -> None:
+    """Write dense ``columns`` (live values included), the registrations'
+    ``records`` (or None) and ``extras`` (more arrays, by member name) to
+    ``path`` (``.npz``), or to a binary file object. A path is written
+    atomically (a temporary file beside it, then renamed), so a reader never
+    sees half a snapshot."""
+    c = columns
+    arrays: dict[str, np.ndarray] = {f"col.{name}": getattr(c, name) for name in SNAPSHOT_COLUMNS}
+    arrays.update(extras or {})
     arrays["ids.buf"], arrays["ids.off"] = _pack_strings(c.backend_ids)
     for name in _VOCABS:
         arrays[f"vocab.{name}.buf"], arrays[f"vocab.{name}.off"] = _pack_strings(getattr(c, name).tokens)
-    records = registry._registration_records()
     if records is not None:
         arrays["reg.buf"], arrays["reg.off"] = records
     arrays["format"] = np.frombuffer(FORMAT.encode(), dtype=np.uint8)
@@ -108,7 +108,8 @@ def encode_registrations(registrations: list[Registration]) -> tuple[np.ndarray,
 class RecordSource:
     """Registrations decoded one at a time from a snapshot's msgpack records."""
 
-    def __init__(self, buf: np.ndarray, offsets: np.ndarray):
+    def __init__(self, buf: np.ndarray, offsets: np.ndarray, ids: list[str]):
+        self.ids = ids  # the backend of each record, in record order
         self._data = buf.tobytes()
         self._offsets = offsets
         self._decoder = msgspec.msgpack.Decoder(Registration, dec_hook=decode_hook)
@@ -129,28 +130,35 @@ _DTYPES = {"feature_rows": MASK_DTYPE, "feature_bits": MASK_DTYPE, "region_rows"
            "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE}
 
 
-def _inconsistency(c: Columns, arrays: dict[str, np.ndarray]) -> str | None:
-    """What makes ``c`` unsafe to hand to the kernel, or None: every column
-    of its dtype, C-contiguous and of its shape, indices in range."""
-    n = c.n
-    shapes = {"feature_rows": (n, c.features.words), "region_rows": (n, c.regions.words),
-              "compliance_rows": (n, c.compliance.words),
-              "feature_bits": (max(len(c.features), 1), max(1, (n + 63) // 64)), "lat_indptr": (n + 1,)}
-    for name in ("features", "regions", "compliance"):
-        if len(getattr(c, name)) != len(arrays[f"vocab.{name}.off"]) - 1:
+def _inconsistency(fields: dict[str, Any], arrays: dict[str, np.ndarray]) -> str | None:
+    """What makes the stored columns unsafe to hand to the kernel, or None:
+    every column of its dtype, C-contiguous and of its shape, indices in range."""
+    n = len(fields["backend_ids"])
+    features = fields["features"]
+    words = {name: fields[name].words for name in _VOCABS}
+    lat = arrays.get("col.lat_p99_ms")
+    entries = len(lat) if isinstance(lat, np.ndarray) else 0
+    shapes = {"feature_rows": (n, words["features"]), "region_rows": (n, words["regions"]),
+              "compliance_rows": (n, words["compliance"]),
+              "feature_bits": (max(len(features), 1), max(1, (n + 63) // 64)), "lat_indptr": (n + 1,)}
+    for name in _VOCABS:
+        if len(fields[name]) != len(arrays[f"vocab.{name}.off"]) - 1:
             return f"vocabulary `{name}` repeats a name"
-    for f in dataclasses.fields(Columns):
-        value = getattr(c, f.name)
+    for name in ("id_rank", "lat_indptr", "lat_token", "lat_vtoken", "lat_p99_ms", "feature_bits"):
+        if name not in fields:
+            raise KeyError(f"col.{name}")
+    for name, value in fields.items():
         if not isinstance(value, np.ndarray):
             continue
-        dtype = _DTYPES.get(f.name, SCORE_DTYPE)
-        shape = shapes.get(f.name, (len(c.lat_p99_ms),) if f.name.startswith("lat_") else (n,))
+        dtype = _DTYPES.get(name, SCORE_DTYPE)
+        shape = shapes.get(name, (entries,) if name.startswith("lat_") else (n,))
         if value.dtype != dtype or value.shape != shape or not value.flags.c_contiguous:
-            return f"column `{f.name}` is {value.dtype}{list(value.shape)}, expected {np.dtype(dtype)}{list(shape)}"
-    if n and (c.id_rank.min() < 0 or c.id_rank.max() >= n or not np.bincount(c.id_rank, minlength=n).all()):
+            return f"column `{name}` is {value.dtype}{list(value.shape)}, expected {np.dtype(dtype)}{list(shape)}"
+    rank = fields["id_rank"]
+    if n and (rank.min() < 0 or rank.max() >= n or not np.bincount(rank, minlength=n).all()):
         return "column `id_rank` is not a permutation"
-    ind = c.lat_indptr
-    if ind[0] != 0 or ind[-1] != len(c.lat_p99_ms) or (np.diff(ind) < 0).any():
+    ind = fields["lat_indptr"]
+    if ind[0] != 0 or ind[-1] != entries or (np.diff(ind) < 0).any():
         return "column `lat_indptr` is out of range"
     if "reg.off" in arrays or "reg.buf" in arrays:
         off, buf = arrays["reg.off"], arrays["reg.buf"]
@@ -158,23 +166,22 @@ def _inconsistency(c: Columns, arrays: dict[str, np.ndarray]) -> str | None:
                 off[0] != 0 or off[-1] != len(buf) or (np.diff(off) < 0).any())):
             return "registration records are out of range"
     for name in ("lat_token", "lat_vtoken"):
-        tokens = getattr(c, name)
-        if len(tokens) and (tokens.min() < 0 or tokens.max() >= len(c.features)):
+        tokens = fields[name]
+        if len(tokens) and (tokens.min() < 0 or tokens.max() >= len(features)):
             return f"column `{name}` is out of range"
     codes = {"backend_type": len(BACKEND_TYPES), "health": len(HEALTH_STATUSES),
              "consistency": len(CONSISTENCY_LEVELS) + 1}
     for name, bound in codes.items():
-        if n and getattr(c, name).max() >= bound:
+        if n and name in fields and fields[name].max() >= bound:
             return f"column `{name}` is out of range"
     return None
 
 
-def load_snapshot(path: str | os.PathLike | bytes | BinaryIO, **registry_options: Any) -> Registry:
-    """A Registry from a file written by ``Registry.save`` (a path, the
-    file's bytes, or a binary file object); ``registry_options`` (``policy``)
-    go to the Registry."""
-    from .registry import Registry
-
+def read_snapshot(path: str | os.PathLike | bytes | BinaryIO) -> tuple[Columns, RecordSource | None,
+                                                                      dict[str, np.ndarray]]:
+    """What ``save_snapshot`` wrote (a path, the file's bytes, or a binary
+    file object): the columns, the registration records (or None) and the
+    other members (``extra.*``), checked for consistency."""
     if isinstance(path, (bytes, bytearray, memoryview)):
         name, path = "<bytes>", io.BytesIO(path)
     else:
@@ -197,21 +204,23 @@ def load_snapshot(path: str | os.PathLike | bytes | BinaryIO, **registry_options
     if fmt is None or fmt.tobytes().decode("utf-8", "replace") != FORMAT:
         raise RegistryError(f"Not a prism_match snapshot (expected format `{FORMAT}`)", name)
     try:
-        fields = {f.name: arrays[f"col.{f.name}"] for f in dataclasses.fields(Columns)
-                  if f"col.{f.name}" in arrays}
+        fields: dict[str, Any] = {name: arrays[f"col.{name}"] for name in SNAPSHOT_COLUMNS
+                                  if f"col.{name}" in arrays}
+        if "col.feature_rows" in arrays:  # older snapshots: checked, then dropped
+            fields["feature_rows"] = arrays["col.feature_rows"]
         for vocab in _VOCABS:
             fields[vocab] = Vocabulary(_unpack_strings(arrays[f"vocab.{vocab}.buf"], arrays[f"vocab.{vocab}.off"]))
         fields["backend_ids"] = _unpack_strings(arrays["ids.buf"], arrays["ids.off"])
+        problem = _inconsistency(fields, arrays)
+        if problem:
+            # The kernel trusts shapes and dtypes; a damaged file must stop here.
+            raise RegistryError(f"Snapshot is damaged: {problem}", name)
         columns = Columns(**fields)
-        problem = _inconsistency(columns, arrays)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise RegistryError(f"Snapshot is incomplete or from another version ({exc})", name) from None
-    if problem:
-        # The kernel trusts shapes and dtypes; a damaged file must stop here.
-        raise RegistryError(f"Snapshot is damaged: {problem}", name)
-    source = RecordSource(arrays["reg.buf"], arrays["reg.off"]) if "reg.buf" in arrays else None
-    registry = Registry(None, columns=columns, registration_source=source, **registry_options)
-    if len(registry._core.index) != len(registry):
+    if len(set(columns.backend_ids)) != columns.n:
         raise RegistryError("Snapshot is damaged: backend ids repeat", name)
-    return registry
+    source = RecordSource(arrays["reg.buf"], arrays["reg.off"], list(columns.backend_ids)) \
+        if "reg.buf" in arrays else None
+    return columns, source, {key: value for key, value in arrays.items() if key.startswith("extra.")}
 

@@ -1,28 +1,32 @@
-"""The numpy path: one boolean mask per rule, the score as one expression.
+"""The whole-registry view: every backend's rule results and score components
+at once, as numpy columns — the design's "scoring as a vectorized numpy
+expression".
 
-``rule_masks`` serves ``explain`` and the other diagnoses (which need every
-rule's verdict for every backend, not just the survivors); ``match`` and
-``query`` run the compiled kernel, and ``ranked`` is the first reference the
-kernel is tested against. Shapes: n backends; every mask is ``bool[n]``.
+``rule_masks`` gives one ``bool[n]`` per rule of the rule table (True where
+the rule rejects the backend), ``score_arrays`` the SPEC §4 components for
+any set of backends, ``score_table`` both as a polars frame (one row per live
+backend: ``Registry.score_table``, ``explain --all``, what-if tables).
+``match`` and ``query`` run the fused kernel instead; the tests hold the two
+paths and the plain reference together, and ``ranked`` is the numpy answer
+they compare the kernel's top-k with. Shapes: n positions; holes (removed
+backends) are rejected by no rule and dropped from the table.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .compiled import Columns, has_bit
+from .compiled import Columns, has_bit, lacks_token
 from .policy import MatchPolicy
-from .prepare import PreparedSlot
+from .rules import BY_CODE, RULES
+from .slot_details import PreparedSlot
 
-__all__ = ["rule_masks", "eligible_mask", "score_arrays", "ranked"]
+if TYPE_CHECKING:
+    import polars as pl
 
-
-def _has_bits(rows: np.ndarray, bits: list[int]) -> np.ndarray:
-    """bool[n]: every row holds all of ``bits``."""
-    ok = np.ones(rows.shape[0], dtype=bool)
-    for bit in bits:
-        ok &= has_bit(rows, bit)
-    return ok
+__all__ = ["rule_masks", "eligible_mask", "failure_bits", "score_arrays", "ranked", "score_table", "headroom"]
 
 
 def _has_any(rows: np.ndarray, bits: tuple[int, ...]) -> np.ndarray:
@@ -42,22 +46,26 @@ def _left(maximum: np.ndarray, current: np.ndarray, placed: np.ndarray | None, i
 def headroom(columns: Columns, placed: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """(write, read, storage) left by every backend (see ``_left``)."""
     c, p = columns, placed or {}
-    return (_left(c.max_write_rps, c.write_rps, p.get("w")), _left(c.max_read_rps, c.read_rps, p.get("r")),
-            _left(c.max_storage, c.storage_used, p.get("storage")))
+    return (_left(c.max_write_rps, c.used_write_rps, p.get("w")), _left(c.max_read_rps, c.used_read_rps, p.get("r")),
+            _left(c.max_storage, c.used_storage, p.get("storage")))
 
 
 def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
                placed: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """``{code: bool[n]}``, True where the rule *rejects* the backend."""
+    """``{code: bool[n]}`` in rule-table order, True where the rule rejects
+    the backend. ``namespaces_exhausted`` only while placing (``placed``)."""
     c = columns
     n = c.n
     masks: dict[str, np.ndarray] = {}
     for kind, code in (("interface", "missing_interface"), ("capability", "missing_capability")):
         reqs = [r for r in slot.requirements if r.kind == kind]
+        mask = np.zeros(n, dtype=bool)
         if any(r.bit is None for r in reqs):
-            masks[code] = np.ones(n, dtype=bool)
+            mask[:] = True
         else:
-            masks[code] = ~_has_bits(c.feature_rows, [r.bit for r in reqs])  # type: ignore[misc]
+            for req in reqs:
+                mask |= lacks_token(c, req.bit)  # type: ignore[arg-type]
+        masks[code] = mask
     left = policy.capacity_basis == "available" or placed is not None
     if left:
         hw, hr, hs = headroom(c, placed)
@@ -79,7 +87,10 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
     elif slot.unknown_compliance:
         masks["compliance"] = np.ones(n, dtype=bool)
     else:
-        masks["compliance"] = ~_has_bits(c.compliance_rows, list(slot.compliance_bits))
+        held = np.ones(n, dtype=bool)
+        for bit in slot.compliance_bits:
+            held &= has_bit(c.compliance_rows, bit)
+        masks["compliance"] = ~held
     if slot.type_codes is None:
         masks["backend_type"] = np.zeros(n, dtype=bool)
     else:
@@ -87,28 +98,39 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
     masks["insufficient_storage"] = (~storage_ok) if slot.min_storage > 0 else np.zeros(n, dtype=bool)
     masks["consistency"] = c.consistency > slot.max_consistency
     if placed is not None:
-        masks["namespaces_exhausted"] = c.max_namespaces - c.namespace_count - placed["ns"] < 1
-    return masks
+        masks["namespaces_exhausted"] = c.max_namespaces - c.used_namespaces - placed["ns"] < 1
+    if not c.dense:
+        alive = c.alive_mask
+        for mask in masks.values():
+            mask &= alive
+    return {code: masks[code] for code in BY_CODE if code in masks}
 
 
 def _latency_rejects(c: Columns, slot: PreparedSlot) -> np.ndarray:
     out = np.zeros(c.n, dtype=bool)
-    if not np.isfinite(slot.max_latency_ms) or len(c.lat_p99_ms) == 0:
+    if not np.isfinite(slot.max_latency_ms) or c.entries == 0:
         return out
     caps = [r.bit for r in slot.requirements if r.kind == "capability" and r.bit is not None]
+    counts = c.lat_stop - c.lat_start
+    owner = np.repeat(np.arange(c.n), counts)
+    entry = np.concatenate([np.arange(a, b) for a, b in zip(c.lat_start, c.lat_stop)]).astype(np.int64) \
+        if not c.dense else np.arange(c.entries)
+    token, vtoken, p99 = c.lat_token[entry], c.lat_vtoken[entry], c.lat_p99_ms[entry]
     if any(r.kind == "capability" for r in slot.requirements):
-        flagged = np.isin(c.lat_token, caps) | np.isin(c.lat_vtoken, caps)
+        flagged = np.isin(token, caps) | np.isin(vtoken, caps)
     else:
-        flagged = np.ones(len(c.lat_p99_ms), dtype=bool)
-    bad = flagged & (c.lat_p99_ms > slot.max_latency_ms)
-    owner = np.repeat(np.arange(c.n), np.diff(c.lat_indptr))
+        flagged = np.ones(len(p99), dtype=bool)
+    bad = flagged & (p99 > slot.max_latency_ms)
     out[owner[bad]] = True
     return out
 
 
-def eligible_mask(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
-                  placed: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    return ~rejected_by_any(rule_masks(columns, slot, policy, placed), columns.n)
+def failure_bits(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """uint32[n]: the masks as the kernel's failed-rule bits."""
+    bits = np.zeros(n, dtype=np.uint32)
+    for code, mask in masks.items():
+        bits[mask] |= np.uint32(BY_CODE[code].bit)
+    return bits
 
 
 def rejected_by_any(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -119,14 +141,21 @@ def rejected_by_any(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
     return rejected
 
 
+def eligible_mask(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
+                  placed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """bool[n]: live backends no rule rejects."""
+    ok = ~rejected_by_any(rule_masks(columns, slot, policy, placed), columns.n)
+    return ok if columns.dense else ok & columns.alive_mask
+
+
 def score_arrays(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, idx: np.ndarray,
                  placed: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """SPEC §4 for the backends ``idx``: ``{score, performance, cost,
     availability, region}``, each float64[len(idx)], same operation order as
     the kernel."""
     c, p = columns, placed or {}
-    aw = _left(c.max_write_rps, c.write_rps, p.get("w"), idx)
-    ar = _left(c.max_read_rps, c.read_rps, p.get("r"), idx)
+    aw = _left(c.max_write_rps, c.used_write_rps, p.get("w"), idx)
+    ar = _left(c.max_read_rps, c.used_read_rps, p.get("r"), idx)
     cap = float(policy.perf_cap)
     rw = aw / slot.min_write_rps if slot.min_write_rps > 0 else np.full(len(idx), cap)
     rr = ar / slot.min_read_rps if slot.min_read_rps > 0 else np.full(len(idx), cap)
@@ -146,7 +175,28 @@ def ranked(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, k: int | N
     the first ``k`` of them; returns (indices, score arrays)."""
     idx = np.flatnonzero(eligible_mask(columns, slot, policy, placed))
     parts = score_arrays(columns, slot, policy, idx, placed)
-    order = np.lexsort((columns.id_rank[idx], -parts["score"]))
+    order = np.lexsort((columns.id_label[idx], -parts["score"]))
     if k is not None:
         order = order[:k]
     return idx[order], {name: arr[order] for name, arr in parts.items()}
+
+
+def score_table(columns: Columns, slot: PreparedSlot, policy: MatchPolicy) -> pl.DataFrame:
+    """One row per live backend, in position order: ``backend_id``,
+    ``eligible``, ``failed`` (the rejection codes, table order), one bool
+    column per rule (True: rejects), and the score components (computed for
+    every backend, eligible or not; rank them with ``eligible`` first)."""
+    import polars as pl
+
+    masks = rule_masks(columns, slot, policy)
+    live = np.flatnonzero(columns.alive_mask) if not columns.dense else np.arange(columns.n)
+    bits = failure_bits(masks, columns.n)[live]
+    parts = score_arrays(columns, slot, policy, live)
+    codes = [[rule.code for rule in RULES if b & rule.bit] for b in bits.tolist()]
+    return pl.DataFrame({
+        "backend_id": pl.Series([columns.backend_ids[i] for i in live.tolist()], dtype=pl.String),
+        "eligible": bits == 0,
+        "failed": pl.Series(codes, dtype=pl.List(pl.String)),
+        **{code: mask[live] for code, mask in masks.items()},
+        **parts,
+    })

@@ -1,0 +1,136 @@
+# Batches: many slots over one view of the registry; capacity-aware placement;
+# the diagnosis pass. Included by _core.pyx.
+
+from libc.stdlib cimport malloc, free
+
+
+cdef class LiveSnapshot:
+    """Copies of the live columns, taken under the GIL, and references to
+    every other array the kernel reads: a batch that runs nogil reads these,
+    so concurrent updates cannot tear its view and a concurrent add that
+    grows the registry cannot free what it reads."""
+    cdef Reg r
+    cdef object _keep
+    cdef object _pinned
+
+    def __init__(self, CoreRegistry core):
+        c = core.columns
+        n = c.n
+        keep = (c.used_write_rps.copy(), c.used_read_rps.copy(), c.used_storage.copy(), c.used_namespaces.copy(),
+                c.avail_score.copy(), c.health.copy())
+        self._keep = keep
+        self._pinned = dict(c.store)  # the arrays as they are now (an add replaces, never frees them)
+        self.r = core.r
+        self.r.cur_w = <const score_t*>_ptr(keep[0])
+        self.r.cur_r = <const score_t*>_ptr(keep[1])
+        self.r.storage_used = <const score_t*>_ptr(keep[2])
+        self.r.ns_count = <const score_t*>_ptr(keep[3])
+        self.r.avail_score = <const score_t*>_ptr(keep[4])
+        self.r.health = <const code_t*>_ptr(keep[5])
+
+    @property
+    def arrays(self):
+        """(used write_rps, read_rps, storage, namespaces, avail_score, health) as copied."""
+        return self._keep
+
+    def failure_bits(self, PreparedSlot slot, CorePolicy policy, placed=None):
+        """See ``CoreRegistry.failure_bits``; against this snapshot, with the
+        capacity ``placed`` (w, r, storage, ns arrays) already consumed."""
+        return _failure_bits(&self.r, slot, policy, placed)
+
+
+cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, object placed):
+    cdef Placed pl
+    cdef const Placed* ppl = NULL
+    cdef score_t[::1] w, rr, st, ns
+    cdef rules_t[::1] out
+    cdef index_t[::1] counts
+    cdef index_t eligible
+    tally = np.zeros(N_RULES, dtype=np.int64)
+    out = np.zeros(max(r.n, 1), dtype=np.uint32)
+    counts = tally
+    if placed is not None:
+        w, rr, st, ns = placed
+        pl.w = &w[0]; pl.r = &rr[0]; pl.storage = &st[0]; pl.ns = &ns[0]
+        ppl = &pl
+    with nogil:
+        eligible = failure_bits(r, &slot.s, &policy.p, ppl, &out[0], &counts[0])
+    bits = np.asarray(out)[:r.n]
+    return bits, tally, eligible
+
+
+def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py_ssize_t start,
+              Py_ssize_t stop, index_t[:, ::1] out_idx, score_t[:, ::1] out_score, score_t[:, ::1] out_perf,
+              score_t[:, ::1] out_region, index_t[::1] out_count, int threads):
+    """Top-k for ``slots[start:stop]`` into rows ``start:stop`` of the outputs
+    (shapes [m, k]); parallel over slots with OpenMP, GIL released. Each slot
+    writes only its own rows, so the answer is the same for any thread count."""
+    cdef Py_ssize_t m = stop - start, j
+    cdef Slot* cs = <Slot*>malloc(max(m, 1) * sizeof(Slot))
+    cdef index_t* ranks = <index_t*>malloc(max(m * k, 1) * sizeof(index_t))
+    cdef index_t t, i, size
+    cdef score_t perf, region, aw, ar
+    if cs == NULL or ranks == NULL:
+        free(cs); free(ranks)
+        raise MemoryError()
+    try:
+        for j in range(m):
+            cs[j] = (<PreparedSlot>slots[start + j]).s
+        with nogil:
+            for j in prange(m, num_threads=max(threads, 1), schedule="dynamic", chunksize=8):
+                # Assigned here so Cython makes them thread-private: they are
+                # otherwise only written through pointers, and would be shared.
+                perf = 0.0
+                region = 0.0
+                aw = 0.0
+                ar = 0.0
+                size = topk_scores(&snap.r, &cs[j], &policy.p, NULL, k, &out_score[start + j, 0],
+                                   &ranks[j * k], &out_idx[start + j, 0])
+                out_count[start + j] = size
+                for t in range(size):
+                    i = out_idx[start + j, t]
+                    _components(&snap.r, &cs[j], &policy.p, NULL, i, &perf, &region, &aw, &ar)
+                    out_perf[start + j, t] = perf
+                    out_region[start + j, t] = region
+    finally:
+        free(cs)
+        free(ranks)
+
+
+def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t start,
+               score_t[::1] placed_w, score_t[::1] placed_r, score_t[::1] placed_storage,
+               score_t[::1] placed_ns, index_t[::1] chosen, score_t[::1] chosen_score,
+               score_t[::1] chosen_perf, score_t[::1] chosen_region):
+    """Place ``slots[start:]`` in order, each on its best backend given what
+    earlier placements consumed (SPEC §6 assign). Stops at the first slot that
+    cannot be placed and returns its position (the caller diagnoses it against
+    the placed state of that moment, then resumes after it); returns
+    ``len(slots)`` when all are done."""
+    cdef Py_ssize_t m = len(slots), j
+    cdef Placed pl
+    cdef PreparedSlot cs
+    cdef score_t hs
+    cdef index_t hr, hi, size
+    cdef score_t perf, region, aw, ar
+    pl.w = &placed_w[0]
+    pl.r = &placed_r[0]
+    pl.storage = &placed_storage[0]
+    pl.ns = &placed_ns[0]
+    for j in range(start, m):
+        cs = <PreparedSlot>slots[j]
+        with nogil:
+            size = topk_scores(&snap.r, &cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
+            if size:
+                _components(&snap.r, &cs.s, &policy.p, &pl, hi, &perf, &region, &aw, &ar)
+                chosen[j] = hi
+                chosen_score[j] = hs
+                chosen_perf[j] = perf
+                chosen_region[j] = region
+                placed_w[hi] += cs.s.min_w
+                placed_r[hi] += cs.s.min_r
+                placed_storage[hi] += cs.s.min_storage
+                placed_ns[hi] += 1
+        if not size:
+            chosen[j] = -1
+            return j
+    return m

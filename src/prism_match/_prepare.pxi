@@ -1,0 +1,305 @@
+# Preparing a slot: a validated SlotRequirement -> the kernel's Slot struct,
+# without a numpy array or a Python container per slot. Included by _core.pyx.
+#
+# ``SlotVocab`` holds what preparing reads (the vocabularies as bits, the
+# enumerations as codes) and the lookups already made; a registry that grows
+# its vocabularies makes a new one (``vocab_version`` + 1), and slots
+# prepared against the old one are prepared again on their next use.
+
+
+@cython.final
+cdef class SlotVocab:
+    cdef dict features, regions, compliance, cap_bits, ifc_bits
+    cdef dict type_code, health_code, consistency_code   # name -> code
+    cdef int unknown_consistency
+    cdef unsigned int all_types
+    cdef index_t txn_bit
+    cdef index_t wr, wk, wf
+    cdef readonly Py_ssize_t version
+
+    def __init__(self, columns, Py_ssize_t version):
+        from .compiled import CONSISTENCY_CODE, HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
+        self.features = columns.features.index
+        self.regions = columns.regions.index
+        self.compliance = columns.compliance.index
+        self.cap_bits = {}
+        self.ifc_bits = {}
+        self.type_code = TYPE_CODE
+        self.health_code = HEALTH_CODE
+        self.consistency_code = CONSISTENCY_CODE
+        self.unknown_consistency = UNKNOWN_CONSISTENCY
+        self.all_types = (1u << len(TYPE_CODE)) - 1
+        self.txn_bit = self.features.get("c:transaction", -1)
+        self.wr = columns.store["region_rows"].shape[1]
+        self.wk = columns.store["compliance_rows"].shape[1]
+        self.wf = columns.features.words
+        self.version = version
+
+    cdef index_t feature_bit(self, dict memo, object item, bint capability) except -2:
+        found = memo.get(item)
+        if found is None:
+            from .vocabulary import requirement_token
+            found = self.features.get(requirement_token("capability" if capability else "interface", item), -1)
+            if len(memo) >= 65536:  # names nobody declares must not grow it without bound
+                memo.clear()
+            memo[item] = found
+        return found
+
+
+cdef enum:
+    _SLOT_CACHE = 256    # slot mappings remembered per registry (see CoreRegistry.resolve)
+    _INLINE_WORDS = 12   # a slot's tokens and masks fit here unless the vocabularies are large
+
+
+@cython.final
+cdef class PreparedSlot:
+    """A slot requirement compiled for one registry (``Registry.prepare``).
+
+    The kernel reads the C struct, built by ``CoreRegistry.prepare`` without
+    a numpy array or a Python container per slot. What explain, reasons and
+    the numpy path read (``requirements``, ``region_bits``, ...) is computed
+    by ``slot_details.slot_details`` from the requirement on first access: the
+    hot path never pays for it, and the two preparations check each other
+    in the tests.
+    """
+    cdef Slot s
+    cdef mask_t _inline[_INLINE_WORDS]
+    cdef mask_t* _heap
+    cdef readonly object requirement     # the validated SlotRequirement
+    cdef readonly object columns         # the registry's columns it was prepared for
+    cdef readonly tuple default_health   # the policy's statuses it was prepared with
+    cdef readonly Py_ssize_t vocab_version  # the vocabularies it was prepared against
+    cdef index_t wr, wk, wf              # their mask words then
+    cdef object _details
+
+    def __cinit__(self):
+        self._heap = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self._heap)
+
+    cdef mask_t* _words(self, Py_ssize_t n) except NULL:
+        cdef mask_t* out = self._inline
+        if n > _INLINE_WORDS:
+            self._heap = <mask_t*>PyMem_Malloc(n * sizeof(mask_t))
+            if self._heap == NULL:
+                raise MemoryError()
+            out = self._heap
+        memset(out, 0, max(n, 1) * sizeof(mask_t))
+        return out
+
+    def __reduce__(self):
+        raise TypeError("A prepared slot belongs to one registry in this process; pickle the slot "
+                        "mapping (or .requirement) and prepare it where it is used")
+
+    def __repr__(self):
+        return f"<PreparedSlot {self.requirement.slot_name!r}{' (unmatchable)' if self.s.always_failed else ''}>"
+
+    @property
+    def slot_name(self):
+        return self.requirement.slot_name
+
+    @property
+    def optional(self):
+        return self.requirement.optional
+
+    @property
+    def unmatchable(self):
+        """True when no backend can match: a required name, compliance tag
+        or every listed region is unknown to the registry."""
+        return self.s.always_failed != 0
+
+    @property
+    def amounts(self):
+        """(min_write_rps, min_read_rps, min_storage): what a placement takes."""
+        return self.s.min_w, self.s.min_r, self.s.min_storage
+
+    @property
+    def always_failed(self):
+        """The rule bits (rules.RULES) every backend fails: a required name,
+        compliance tag or every listed region no backend knows."""
+        return self.s.always_failed
+
+    @property
+    def details(self):
+        """``slot_details.SlotDetails``: the requirement as explain and the numpy path read it."""
+        if self._details is None:
+            from .slot_details import slot_details
+            self._details = slot_details(self.columns, self.requirement, self.default_health)
+        return self._details
+
+    def __getattr__(self, name):
+        # Only reached when no attribute of that name exists: the fields of
+        # slot_details.SlotDetails (requirements, min_write_rps, region_bits, ...)
+        # read through, so explain and reasons never touch the C struct.
+        if not name.startswith("_"):  # a protocol probe (__array__, ...) does not build details
+            details = self.details
+            if name in details.__dataclass_fields__:
+                return getattr(details, name)
+        raise AttributeError(f"'PreparedSlot' object has no attribute '{name}'")
+
+    def unknown_names(self):
+        return [r for r in self.details.requirements if r.bit is None]
+
+    def kernel_view(self):
+        """The C struct the kernel reads, as plain Python values (for tests)."""
+        wr, wk, wf = self.wr, self.wk, self.wf
+        return {
+            "unmatchable": bool(self.s.always_failed),
+            "always_failed": self.s.always_failed,
+            "req_tokens": [self.s.req_tokens[i] for i in range(self.s.n_req)],
+            "req_rule": [self.s.req_rule[i] for i in range(self.s.n_req)],
+            "region_filter": bool(self.s.region_filter),
+            "region_any": [self.s.region_any[i] for i in range(wr)],
+            "compliance_filter": bool(self.s.compliance_filter),
+            "compliance_all": [self.s.compliance_all[i] for i in range(wk)],
+            "type_mask": self.s.type_mask,
+            "health_mask": self.s.health_mask,
+            "max_consistency": self.s.max_consistency,
+            "min_w": self.s.min_w,
+            "min_r": self.s.min_r,
+            "min_storage": self.s.min_storage,
+            "max_lat_ms": self.s.max_lat_ms,
+            "lat_all": bool(self.s.lat_all),
+            "lat_mask": [self.s.lat_mask[i] for i in range(wf)],
+            "pref_region": self.s.pref_region,
+        }
+
+
+
+cdef inline void _set_bit(mask_t* words, index_t bit) noexcept nogil:
+    words[bit >> 6] |= (<mask_t>1) << (bit & 63)
+
+
+cdef inline index_t _add_token(index_t* tokens, index_t* rules, index_t n, index_t bit,
+                               index_t rule) noexcept nogil:
+    # Insert into the sorted, duplicate-free list (and its rule beside it);
+    # returns the new length.
+    cdef index_t j = n
+    cdef index_t i
+    for i in range(n):
+        if tokens[i] == bit:
+            return n
+    while j > 0 and tokens[j - 1] > bit:
+        tokens[j] = tokens[j - 1]
+        rules[j] = rules[j - 1]
+        j -= 1
+    tokens[j] = bit
+    rules[j] = rule
+    return n + 1
+
+
+cdef inline rules_t _require(index_t bit, index_t rule, index_t* tokens, index_t* rules, index_t* n,
+                             mask_t* lat) noexcept nogil:
+    # One required feature (and, with ``lat``, a capability under a latency
+    # bound); returns ``rule`` when no backend declares it (bit -1).
+    if bit < 0:
+        return <rules_t>rule
+    n[0] = _add_token(tokens, rules, n[0], bit, rule)
+    if lat != NULL:
+        _set_bit(lat, bit)
+    return 0
+
+
+cdef inline unsigned int _code_mask(dict codes, object names, str what) except? 0:
+    cdef unsigned int mask = 0
+    for name in names:
+        code = codes.get(name)
+        if code is None:
+            raise _error(f"Expected one of {', '.join('`%s`' % c for c in codes)}, got `{str(name)[:40]}`",
+                         f"slot {what}")
+        mask |= 1u << <int>code
+    return mask
+
+
+cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, tuple default_health,
+                               unsigned int default_health_mask):
+    """A validated SlotRequirement -> the kernel's struct (``slot_details``
+    writes the same rules out in Python; the tests hold the two together)."""
+    cdef PreparedSlot ps = PreparedSlot.__new__(PreparedSlot)
+    cdef Slot* s = &ps.s
+    cdef object perf = requirement.performance
+    cdef object caps = requirement.capabilities   # lists once validated; any sequence works
+    cdef object ifcs = requirement.interfaces
+    cdef bint txn = perf is not None and (perf.requires_transactions or perf.requires_atomic_writes)
+    cdef Py_ssize_t n_items = len(caps) + len(ifcs) + txn
+    cdef index_t wr = v.wr, wk = v.wk
+    cdef mask_t* words = ps._words(2 * n_items + wr + wk + v.wf)
+    cdef index_t* tokens = <index_t*>words
+    cdef index_t* rules = <index_t*>(words + n_items)
+    cdef mask_t* region_any = words + 2 * n_items
+    cdef mask_t* compliance_all = region_any + wr
+    cdef mask_t* lat_mask = compliance_all + wk
+    cdef index_t n = 0
+    cdef mask_t* lat
+    cdef rules_t failed = 0
+    cdef bint any_region = False
+    cdef object value
+    ps.requirement = requirement
+    ps.columns = columns
+    ps.default_health = default_health
+    ps.vocab_version = v.version
+    ps.wr, ps.wk, ps.wf = wr, wk, v.wf
+
+    s.min_w = perf.min_write_rps if perf is not None else 0.0
+    s.min_r = perf.min_read_rps if perf is not None else 0.0
+    value = requirement.min_storage
+    if value is None and perf is not None:
+        value = perf.min_storage
+    s.min_storage = value if value is not None else 0.0
+    value = perf.max_latency_p99 if perf is not None else None
+    s.max_lat_ms = value if value is not None else INFINITY
+
+    lat = lat_mask if s.max_lat_ms < INFINITY else NULL  # latency applies to required capabilities
+    for item in ifcs:
+        failed |= _require(v.feature_bit(v.ifc_bits, item, False), RULE_MISSING_INTERFACE, tokens, rules, &n, NULL)
+    for item in caps:
+        failed |= _require(v.feature_bit(v.cap_bits, item, True), RULE_MISSING_CAPABILITY, tokens, rules, &n, lat)
+    if txn:
+        failed |= _require(v.txn_bit, RULE_MISSING_CAPABILITY, tokens, rules, &n, lat)
+    s.n_req = n
+    s.req_tokens = tokens
+    s.req_rule = rules
+    s.lat_all = len(caps) + txn == 0
+    s.lat_mask = lat_mask
+
+    value = requirement.regions
+    s.region_filter = value is not None
+    if value is not None:
+        for name in value:
+            found = v.regions.get(name)
+            if found is not None:
+                _set_bit(region_any, found)
+                any_region = True
+        if not any_region:
+            failed |= RULE_REGION
+    s.region_any = region_any
+    value = requirement.compliance
+    s.compliance_filter = bool(value)
+    if value:
+        for name in value:
+            found = v.compliance.get(name)
+            if found is None:
+                failed |= RULE_COMPLIANCE
+            else:
+                _set_bit(compliance_all, found)
+    s.compliance_all = compliance_all
+
+    value = requirement.backend_types
+    s.type_mask = v.all_types if value is None else _code_mask(v.type_code, value, "backend_types")
+    value = requirement.health_statuses
+    s.health_mask = default_health_mask if value is None else \
+        _code_mask(v.health_code, value, "health_statuses")
+    value = requirement.consistency
+    if value is None:
+        s.max_consistency = v.unknown_consistency
+    else:
+        found = v.consistency_code.get(value)
+        if found is None:
+            raise _error(f"Expected one of {', '.join('`%s`' % c for c in v.consistency_code)}, "
+                         f"got `{str(value)[:40]}`", "slot consistency")
+        s.max_consistency = found
+    value = requirement.preferred_region
+    s.pref_region = v.regions.get(value, -1) if value else -1
+    s.always_failed = failed
+    return ps

@@ -1,0 +1,204 @@
+"""Capacity-aware placement: ``assign`` places slots in order, each on its
+best backend given what earlier placements consumed (SPEC §6), in the
+kernel (``assign_run``), over one snapshot of the live columns. A slot
+nothing can take is diagnosed lazily, against the placed state of its turn,
+by the kernel's diagnosis pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from . import _core
+from .batch import prepare_all
+from .diagnosis import diagnose
+from .engine import Engine
+from .errors import RegistryError
+from .results import Diagnosis
+
+if TYPE_CHECKING:
+    from .slot_details import PreparedSlot
+
+__all__ = ["assign", "Assignment", "Binding", "Unplaced", "PlacementError"]
+
+
+class Binding(msgspec.Struct, frozen=True):
+    """A placed slot."""
+
+    slot_name: str
+    backend_id: str
+    score: float
+    performance: float
+    cost: float
+    availability: float
+    region: float
+
+
+class Unplaced:
+    """A slot nothing could take, with why: ``diagnosis`` is computed on
+    first read, against what was left when the slot's turn came (the earlier
+    bindings are replayed), so a large plan with many unplaced slots costs
+    nothing until someone asks why."""
+
+    __slots__ = ("slot_name", "optional", "_make", "_diagnosis")
+
+    def __init__(self, slot_name: str, optional: bool, make: Callable[[], Diagnosis]):
+        self.slot_name = slot_name
+        self.optional = optional
+        self._make = make
+        self._diagnosis: Diagnosis | None = None
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        if self._diagnosis is None:
+            self._diagnosis = self._make()
+        return self._diagnosis
+
+    def __repr__(self) -> str:
+        return f"Unplaced(slot_name={self.slot_name!r}, optional={self.optional})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """``bindings`` in slot order, ``unplaced`` slots with their diagnosis,
+    ``utilisation`` per backend after placement, ``committed`` when applied."""
+
+    bindings: list[Binding]
+    unplaced: list[Unplaced]
+    utilisation: pl.DataFrame
+    committed: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when every non-optional slot was placed."""
+        return not any(not u.optional for u in self.unplaced)
+
+    def to_polars(self) -> pl.DataFrame:
+        return pl.DataFrame([msgspec.structs.asdict(b) for b in self.bindings],
+                            schema={"slot_name": pl.String, "backend_id": pl.String, "score": pl.Float64,
+                                    "performance": pl.Float64, "cost": pl.Float64,
+                                    "availability": pl.Float64, "region": pl.Float64})
+
+
+class PlacementError(RegistryError):
+    """A required slot could not be placed: ``.assignment`` holds the plan
+    (from ``assign``), ``.diagnosis`` why (from ``Registry.reserve``)."""
+
+    assignment: Assignment | None = None
+    diagnosis: Diagnosis | None = None
+
+    def __init__(self, assignment: Assignment):
+        self.assignment = assignment
+        super().__init__([(f"slot `{u.slot_name}`", f"Cannot be placed: {u.diagnosis}")
+                          for u in assignment.unplaced if not u.optional])
+
+    @classmethod
+    def single(cls, slot_name: str, message: str, diagnosis: Diagnosis) -> PlacementError:
+        """One slot that ``reserve`` could not place, and why."""
+        error = cls.__new__(cls)
+        error.diagnosis = diagnosis
+        RegistryError.__init__(error, [(f"slot `{slot_name}`", message)])
+        return error
+
+    def __reduce__(self) -> tuple:
+        # The plan holds lazy diagnoses (closures over the registry) and does
+        # not travel between processes; the error does, with its problems.
+        return RegistryError, (self.errors,)
+
+
+def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> Assignment:
+    """Capacity-aware placement (SPEC §6): slots in the given order, each on
+    its best backend given what earlier placements consumed (rps, storage,
+    one namespace); no backend is placed beyond its capacity.
+
+    A dry run unless ``commit=True``, which adds the placed usage to the live
+    columns. A non-optional slot that cannot be placed raises PlacementError
+    (with the whole plan in ``.assignment``, nothing committed) unless
+    ``allow_unplaced=True``.
+    """
+    prepared = prepare_all(engine, slots)
+    columns = engine.columns
+    m, n = len(prepared), columns.n
+    snap = _core.LiveSnapshot(engine.core)
+    placed = {key: np.zeros(n) for key in ("w", "r", "storage", "ns")}
+    chosen = np.full(m, -1, dtype=np.int64)
+    chosen_score, chosen_perf, chosen_region = np.zeros(m), np.zeros(m), np.zeros(m)
+    cores = prepared
+    live_w, live_r, live_storage, live_ns, live_avail, live_health = snap.arrays
+    view = columns.with_usage(used_write_rps=live_w, used_read_rps=live_r, used_storage=live_storage,
+                              used_namespaces=live_ns, avail_score=live_avail, health=live_health)
+    unplaced: list[Unplaced] = []
+    start = 0
+    while start < m:
+        if columns.live:
+            start = _core.assign_run(snap, cores, engine.core_policy, start, placed["w"], placed["r"],
+                                     placed["storage"], placed["ns"], chosen, chosen_score, chosen_perf,
+                                     chosen_region)
+        if start < m:
+            slot = prepared[start]
+            unplaced.append(Unplaced(slot.slot_name, slot.optional,
+                                     _diagnoser(engine, snap, view, prepared, chosen, start)))
+            start += 1
+    ids = columns.backend_ids
+    bindings = [Binding(p.slot_name, ids[c], float(chosen_score[j]), float(chosen_perf[j]),
+                        float(columns.cost_score[c]), float(live_avail[c]), float(chosen_region[j]))
+                for j, (p, c) in enumerate(zip(prepared, chosen)) if c >= 0]
+    result = Assignment(bindings, unplaced, _utilisation(view, placed), False)
+    if not result.ok and not allow_unplaced:
+        raise PlacementError(result)
+    if commit:
+        engine.core.add_usage(placed["w"], placed["r"], placed["storage"], placed["ns"])
+        engine.core.record("assign", None, {"placed": len(bindings)})
+        result = dataclasses.replace(result, committed=True)
+    return result
+
+
+def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot], chosen: np.ndarray,
+               position: int) -> Callable[[], Diagnosis]:
+    def make() -> Diagnosis:
+        n = view.n
+        before = chosen[:position]
+        took = before >= 0
+        where = before[took]
+        earlier = [prepared[j] for j in np.flatnonzero(took)]
+        placed = {
+            "w": np.bincount(where, weights=[c.min_write_rps for c in earlier], minlength=n).astype(float),
+            "r": np.bincount(where, weights=[c.min_read_rps for c in earlier], minlength=n).astype(float),
+            "storage": np.bincount(where, weights=[c.min_storage for c in earlier], minlength=n).astype(float),
+            "ns": np.bincount(where, minlength=n).astype(float),
+        }
+        slot = prepared[position]
+        bits, counts, eligible = snap.failure_bits(slot, engine.core_policy,
+                                                   (placed["w"], placed["r"], placed["storage"], placed["ns"]))
+        return diagnose(slot, view, bits, counts, int(eligible))
+
+    return make
+
+
+def _utilisation(view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Per backend after placement: placements, used and max of each resource."""
+    c = view
+    with np.errstate(all="ignore"):  # no capacity declared: null; a tiny one: a huge share
+        def share(used: np.ndarray, cap: np.ndarray) -> pl.Series:
+            out = pl.Series(np.where(cap > 0, used / cap, np.nan))
+            return out.fill_nan(None)
+        w = c.used_write_rps + placed["w"]
+        r = c.used_read_rps + placed["r"]
+        s = c.used_storage + placed["storage"]
+        ns = c.used_namespaces + placed["ns"]
+        return pl.DataFrame({
+            "backend_id": c.id_series(),
+            "placed_slots": placed["ns"].astype(np.int64),
+            "write_rps": w, "max_write_rps": c.max_write_rps, "write_utilisation": share(w, c.max_write_rps),
+            "read_rps": r, "max_read_rps": c.max_read_rps, "read_utilisation": share(r, c.max_read_rps),
+            "storage_used": s, "max_storage": pl.Series(c.max_storage).fill_nan(None),
+            "storage_utilisation": share(s, c.max_storage),
+            "namespace_count": ns,
+            "max_namespaces": pl.Series(np.where(np.isinf(c.max_namespaces), np.nan, c.max_namespaces)).fill_nan(None),
+        })

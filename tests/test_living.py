@@ -1,0 +1,465 @@
+"""A living registry against a plain model: add, remove, replace, update,
+reserve, release, match, explain and save/load in any order give the plain
+reference's answers, recomputed from scratch after every step (exact ties
+included: identical bodies under different ids), and the thread test
+reserves from several threads at once without ever overcommitting.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+
+import reference
+import reference_assign
+from prism_match import MatchPolicy, PlacementError, RegistryError, Reservation, load_registry, load_snapshot
+from prism_match.engine import validate_slot
+from prism_match.schema import Current, Health, Registration, decode_hook
+
+# Pools larger than 64 so that vocabularies grow past one mask word while the machine runs.
+CAPS = [f"cap{j}" for j in range(70)]
+REGIONS = [f"r{j}" for j in range(70)]
+TAGS = ["pci", "sox", "hipaa"]
+IDS = ["a", "b", "b0", "b00", "ba", "c", "m", "z", "zz", "é", "k1", "k10", "k2"]
+
+ints = st.integers(0, 6).map(lambda x: x * 100)
+
+
+@st.composite
+def bodies(draw) -> dict[str, Any]:
+    caps = draw(st.lists(st.sampled_from(CAPS[:8] + CAPS[60:]), max_size=4, unique=True))
+    body: dict[str, Any] = {
+        "backend_type": draw(st.sampled_from(["postgres", "redis", "kafka"])),
+        "capabilities": [{"name": c, "performance": {"latency": {"p99_ms": draw(st.sampled_from([5, 30]))}}}
+                         if draw(st.booleans()) else c for c in caps],
+        "interfaces": draw(st.lists(st.sampled_from(["KV", "Queue"]), max_size=2, unique=True)),
+        "capacity": {"max_write_rps": draw(ints), "max_read_rps": draw(ints),
+                     "max_storage": draw(st.sampled_from([None, 1000, 5000])),
+                     "max_namespaces": draw(st.sampled_from([None, 1, 3]))},
+        "regions": draw(st.lists(st.sampled_from(REGIONS[:3] + REGIONS[66:]), max_size=2, unique=True)),
+        "compliance": draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True)),
+    }
+    if draw(st.booleans()):
+        body["current"] = {"write_rps": draw(ints), "read_rps": draw(ints), "namespace_count": draw(st.integers(0, 2))}
+    if draw(st.booleans()):
+        body["health"] = {"status": draw(st.sampled_from(["healthy", "degraded", "unhealthy"])),
+                          "uptime_percent_24h": draw(st.sampled_from([90, 99.5]))}
+    if draw(st.booleans()):
+        body["cost"] = {"cost_per_1k_writes": draw(st.sampled_from([0, 0.5, 2]))}
+    body["capacity"] = {k: v for k, v in body["capacity"].items() if v is not None}
+    return body
+
+
+@st.composite
+def slots(draw) -> dict[str, Any]:
+    slot: dict[str, Any] = {"slot_name": "s"}
+    if draw(st.booleans()):
+        slot["capabilities"] = draw(st.lists(st.sampled_from(CAPS[:3] + CAPS[60:62] + ["nosuch"]), max_size=2))
+    if draw(st.booleans()):
+        slot["interfaces"] = draw(st.lists(st.sampled_from(["KV", "Queue"]), max_size=1))
+    if draw(st.booleans()):
+        slot["performance"] = {"min_write_rps": draw(ints), "min_read_rps": draw(ints)}
+        if draw(st.booleans()):
+            slot["performance"]["max_latency_p99"] = "20ms"
+    if draw(st.booleans()):
+        slot["regions"] = draw(st.lists(st.sampled_from(REGIONS[:3] + REGIONS[66:]), min_size=1, max_size=2))
+    if draw(st.booleans()):
+        slot["preferred_region"] = draw(st.sampled_from(REGIONS[:2] + REGIONS[68:]))
+    if draw(st.booleans()):
+        slot["compliance"] = draw(st.lists(st.sampled_from(TAGS), min_size=1, max_size=2))
+    if draw(st.booleans()):
+        slot["min_storage"] = draw(st.sampled_from([0, 500, 2000]))
+    return slot
+
+
+def _registration(doc: dict[str, Any]) -> Registration:
+    return msgspec.convert(doc, Registration, dec_hook=decode_hook)
+
+
+class Model:
+    """The registry in plain Python: registrations, observed usage, health,
+    and what reservations hold, per backend (running sums, as the engine keeps them)."""
+
+    def __init__(self) -> None:
+        self.regs: dict[str, Registration] = {}
+        self.observed: dict[str, list[float]] = {}
+        self.status: dict[str, tuple[str, float | None]] = {}
+        self.reserved: dict[str, list[float]] = {}
+        self.held: dict[int, Reservation] = {}
+
+    def register(self, reg: Registration, keep: bool) -> None:
+        cur, health = reg.current, reg.health
+        if not keep or cur is not None:
+            self.observed[reg.backend_id] = [float(getattr(cur, f) or 0) if cur is not None else 0.0
+                                             for f in ("write_rps", "read_rps", "storage_used", "namespace_count")]
+        if not keep or health is not None:
+            self.status[reg.backend_id] = (reg.health_status, health.uptime_percent_24h if health else None)
+        if not keep:
+            self.reserved[reg.backend_id] = [0.0, 0.0, 0.0, 0.0]
+        self.regs[reg.backend_id] = reg
+
+    def drop(self, backend_id: str) -> None:
+        for table in (self.regs, self.observed, self.status, self.reserved):
+            del table[backend_id]
+        self.held = {k: v for k, v in self.held.items() if v.backend_id != backend_id}
+
+    def effective(self) -> list[Registration]:
+        """Each registration as the rules see it: usage = observed + reserved."""
+        out = []
+        for bid, reg in self.regs.items():
+            used = [o + r for o, r in zip(self.observed[bid], self.reserved[bid])]
+            status, uptime = self.status[bid]
+            current = Current(write_rps=used[0], read_rps=used[1], storage_used=used[2], namespace_count=used[3])
+            health = Health(status=status, uptime_percent_24h=uptime)
+            out.append(msgspec.structs.replace(reg, current=current, health=health))
+        return out
+
+
+class LivingRegistry(RuleBasedStateMachine):
+    reservations = Bundle("reservations")
+
+    @initialize(docs=st.lists(bodies(), max_size=5), ids=st.permutations(IDS))
+    def load(self, docs: list[dict], ids: list[str]) -> None:
+        docs = [dict(body, backend_id=bid) for body, bid in zip(docs, ids)]
+        self.registry = load_registry(docs)
+        self.bodies = {d["backend_id"]: {k: v for k, v in d.items() if k != "backend_id"} for d in docs}
+        self.model = Model()
+        for doc in docs:
+            self.model.register(_registration(doc), keep=False)
+        self.version = self.registry.version
+
+    def _changed(self) -> None:
+        assert self.registry.version > self.version
+        self.version = self.registry.version
+
+    @rule(body=bodies(), bid=st.sampled_from(IDS), twin=st.booleans())
+    def add(self, body: dict, bid: str, twin: bool) -> None:
+        if twin and self.model.regs:  # an exact tie: an existing body under another id
+            other = sorted(self.model.regs)[0]
+            body = self.bodies[other]
+        doc = dict(body, backend_id=bid)
+        if bid in self.model.regs:
+            with pytest.raises(RegistryError, match="already registered"):
+                self.registry.add(doc)
+            return
+        self.registry.add(doc)
+        self.bodies[bid] = body
+        self.model.register(_registration(doc), keep=False)
+        self._changed()
+
+    @rule(bid=st.sampled_from(IDS))
+    def remove(self, bid: str) -> None:
+        if bid not in self.model.regs:
+            with pytest.raises(RegistryError, match="Unknown backend"):
+                self.registry.remove(bid)
+            return
+        self.registry.remove(bid)
+        self.model.drop(bid)
+        self._changed()
+
+    @rule(body=bodies(), bid=st.sampled_from(IDS))
+    def replace(self, body: dict, bid: str) -> None:
+        if bid not in self.model.regs:
+            return
+        doc = dict(body, backend_id=bid)
+        self.registry.replace(doc)
+        self.bodies[bid] = body
+        self.model.register(_registration(doc), keep=True)
+        self._changed()
+
+    @rule(bid=st.sampled_from(IDS), w=st.none() | ints, r=st.none() | ints,
+          status=st.none() | st.sampled_from(["healthy", "degraded", "unhealthy", "unknown"]))
+    def update(self, bid: str, w: int | None, r: int | None, status: str | None) -> None:
+        if bid not in self.model.regs:
+            return
+        self.registry.update(bid, write_rps=w, read_rps=r, status=status)
+        obs = self.model.observed[bid]
+        if w is not None:
+            obs[0] = float(w)
+        if r is not None:
+            obs[1] = float(r)
+        if status is not None:
+            self.model.status[bid] = (status, self.model.status[bid][1])
+        self._changed()
+
+    @rule(target=reservations, slot=slots(), named=st.none() | st.sampled_from(IDS))
+    def reserve(self, slot: dict, named: str | None) -> Any:
+        requirement = validate_slot(slot)
+        regs = self.model.effective()
+        if named is not None:
+            regs = [r for r in regs if r.backend_id == named]
+        plan = reference_assign.assign(regs, [requirement])
+        if named is not None and named not in self.model.regs:
+            with pytest.raises(RegistryError, match="Unknown backend"):
+                self.registry.reserve(slot, named)
+            return None
+        if not plan.bindings:
+            with pytest.raises(PlacementError):
+                self.registry.reserve(slot, named)
+            return None
+        (_, expected, score), = plan.bindings
+        held = self.registry.reserve(slot, named)
+        assert (held.backend_id, held.score) == (expected, score)
+        w, r, storage = reference_assign._needs(requirement)
+        res = self.model.reserved[expected]
+        res[0] += w; res[1] += r; res[2] += storage; res[3] += 1.0  # noqa: E702
+        self.model.held[held.id] = held
+        self._changed()
+        return held
+
+    @rule(held=consumes(reservations))
+    def release(self, held: Reservation | None) -> None:
+        if held is None:
+            return
+        expected = held.id in self.model.held
+        assert self.registry.release(held) is expected
+        if expected:
+            del self.model.held[held.id]
+            res = self.model.reserved[held.backend_id]
+            if not any(h.backend_id == held.backend_id for h in self.model.held.values()):
+                res[:] = [0.0, 0.0, 0.0, 0.0]
+            else:
+                for j, amount in enumerate((held.write_rps, held.read_rps, held.storage, held.namespaces)):
+                    res[j] = max(res[j] - amount, 0.0)
+            self._changed()
+        assert self.registry.release(held) is False  # twice is harmless
+
+    @rule(slot=slots(), k=st.integers(1, 4))
+    def match(self, slot: dict, k: int) -> None:
+        expected = reference.match(self.model.effective(), validate_slot(slot), k)
+        got = [(m.backend_id, m.score) for m in self.registry.match(slot, k=k)]
+        assert got == expected
+
+    @rule(slot=slots())
+    def explain(self, slot: dict) -> None:
+        regs = self.model.effective()
+        diag = self.registry.explain(slot)
+        assert diag.rejected == reference.explain_counts(regs, validate_slot(slot))
+        assert (diag.eligible, diag.total) == (reference.eligible_count(regs, validate_slot(slot)), len(regs))
+
+    @rule()
+    def save_and_load(self) -> None:
+        buf = io.BytesIO()
+        self.registry.save(buf)
+        again = load_snapshot(buf.getvalue())
+        assert again.version == self.registry.version
+        assert sorted(r.id for r in again.reservations) == sorted(self.model.held)
+        self.registry = again
+
+    @invariant()
+    def same_backends(self) -> None:
+        if not hasattr(self, "registry"):
+            return
+        assert sorted(self.registry.backend_ids) == sorted(self.model.regs)
+        assert len(self.registry) == len(self.model.regs)
+        for reg in self.model.effective():
+            live = self.registry[reg.backend_id]
+            assert ((live.current.write_rps if live.current else None) or 0) == reg.current.write_rps
+            assert live.health_status == reg.health.status
+
+
+LivingRegistry.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
+                                            suppress_health_check=[HealthCheck.too_slow])
+TestLivingRegistry = LivingRegistry.TestCase
+
+
+# --- examples -------------------------------------------------------------------------------
+
+def doc(bid: str, **fields: Any) -> dict[str, Any]:
+    base = {"backend_id": bid, "backend_type": "postgres", "interfaces": ["KV"],
+            "capacity": {"max_write_rps": 1000, "max_read_rps": 1000, "max_namespaces": 10}}
+    base.update(fields)
+    return base
+
+
+SLOT = {"slot_name": "s", "interfaces": ["KV"], "performance": {"min_write_rps": 400}}
+
+
+def test_an_added_backend_matches_at_once_and_a_removed_one_never_again():
+    registry = load_registry([doc("a")])
+    registry.add(doc("b", capabilities=["brand-new"]))
+    assert [m.backend_id for m in registry.match({"slot_name": "s", "capabilities": ["brand-new"]})] == ["b"]
+    registry.remove("b")
+    assert registry.match({"slot_name": "s", "capabilities": ["brand-new"]}) == []
+    assert "b" not in registry and registry.backend_ids == ["a"]
+
+
+def test_a_prepared_slot_sees_names_that_arrive_later():
+    registry = load_registry([doc("a")])
+    prepared = registry.prepare({"slot_name": "s", "capabilities": ["later"]})
+    assert registry.match(prepared) == []
+    registry.add(doc("b", capabilities=["later"]))
+    assert [m.backend_id for m in registry.match(prepared)] == ["b"]
+
+
+def test_a_list_is_added_all_or_nothing():
+    registry = load_registry([doc("a")])
+    with pytest.raises(RegistryError) as info:
+        registry.add([doc("b"), doc("c", backend_type="oracle")])
+    assert "$[1].backend_type" in str(info.value)
+    assert registry.backend_ids == ["a"] and registry.version == 0
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.add([doc("d"), doc("a")])
+    assert registry.backend_ids == ["a"]
+
+
+def test_add_refuses_inline_secrets_as_the_loader_does():
+    registry = load_registry([doc("a")])
+    with pytest.raises(RegistryError, match="Inline secret") as info:
+        registry.add(doc("b", connection={"endpoint": "db:5432", "auth": {"type": "username_password", "username": "u", "password": "hunter2"}}))
+    assert "hunter2" not in str(info.value)
+
+
+def test_replace_keeps_live_usage_unless_stated():
+    registry = load_registry([doc("a")])
+    registry.update("a", write_rps=300)
+    registry.replace(doc("a", capacity={"max_write_rps": 5000, "max_read_rps": 1000}))
+    assert registry["a"].current.write_rps == 300 and registry["a"].capacity.max_write_rps == 5000
+    registry.replace(doc("a", current={"write_rps": 10}))
+    assert registry["a"].current.write_rps == 10
+
+
+def test_reserve_takes_capacity_and_release_gives_it_back():
+    registry = load_registry([doc("a"), doc("b", capacity={"max_write_rps": 700, "max_read_rps": 1000})])
+    first = registry.reserve(SLOT)
+    assert (first.backend_id, first.write_rps, first.namespaces) == ("a", 400.0, 1.0)
+    assert registry["a"].current.write_rps == 400
+    second = registry.reserve(SLOT)
+    third = registry.reserve(SLOT)
+    assert sorted([second.backend_id, third.backend_id]) == ["a", "b"]
+    with pytest.raises(PlacementError, match="insufficient_write_capacity") as info:
+        registry.reserve(SLOT)
+    assert info.value.diagnosis.rejected == {"insufficient_write_capacity": 2}
+    assert registry.release(first) is True and registry.release(first) is False
+    assert registry.reserve(SLOT).backend_id == "a"
+
+
+def test_reserve_on_a_named_backend_says_what_it_lacks():
+    registry = load_registry([doc("a"), doc("small", capacity={"max_write_rps": 100, "max_read_rps": 1000})])
+    assert registry.reserve(SLOT, "a").backend_id == "a"
+    with pytest.raises(PlacementError, match=r"`small` is not eligible: insufficient_write_capacity\(need 400 rps\)"):
+        registry.reserve(SLOT, "small")
+
+
+def test_releasing_a_reservation_of_a_removed_backend_is_harmless():
+    registry = load_registry([doc("a")])
+    held = registry.reserve(SLOT)
+    registry.remove("a")
+    assert registry.release(held) is False
+
+
+def test_reservations_count_everywhere():
+    registry = load_registry([doc("a")])
+    registry.reserve(SLOT)
+    registry.reserve(SLOT)  # 800 of 1000 write rps held: 200 left
+    [m] = registry.match(SLOT)  # the default basis compares the maximum; the score sees what is left
+    assert (m.available_write_rps, m.performance) == (200.0, 0.5)
+    assert registry.query({"required_interfaces": ["KV"]}).backends[0].available_write_rps == 200.0
+    assert registry.match_many([SLOT])["performance"].to_list() == [0.5]
+    assert registry.to_polars()["reserved_write_rps"].to_list() == [800.0]
+    assert registry["a"].current.write_rps == 800
+    plan = registry.assign([SLOT], allow_unplaced=True)
+    assert plan.unplaced[0].diagnosis.rejected == {"insufficient_write_capacity": 1}
+    registry.policy = MatchPolicy(capacity_basis="available")
+    assert registry.match(SLOT) == []
+    assert registry.explain(SLOT).rejected == {"insufficient_write_capacity": 1}
+
+
+def test_versions_and_the_change_log_let_a_replica_follow():
+    registry = load_registry([doc("a"), doc("b")])
+    start = io.BytesIO()
+    registry.save(start)
+    registry.add(doc("c", regions=["us-east-1"]))
+    registry.update("a", write_rps=700, status="degraded")
+    held = registry.reserve(SLOT)
+    registry.replace(doc("b", capacity={"max_write_rps": 3000, "max_read_rps": 1000}))
+    registry.release(held)
+    registry.reserve(SLOT, "c")
+    registry.remove("a")
+    changes = registry.changes(since=0)
+    assert [c.kind for c in changes] == ["add", "update", "reserve", "replace", "release", "reserve", "remove"]
+    assert [c.version for c in changes] == list(range(1, 8)) and registry.version == 7
+    assert registry.changes(since=5) == changes[5:]
+    replica = load_snapshot(start.getvalue())
+    replica.apply(changes)
+    assert replica.version == registry.version
+    for slot in (SLOT, {"slot_name": "t"}, {"slot_name": "u", "regions": ["us-east-1"]}):
+        assert [(m.backend_id, m.score) for m in replica.match(slot, k=5)] == \
+            [(m.backend_id, m.score) for m in registry.match(slot, k=5)]
+
+
+def test_a_bounded_log_says_when_it_forgot():
+    registry = load_registry([doc("a")], log_size=2)
+    for w in (1, 2, 3):
+        registry.update("a", write_rps=w)
+    assert [c.version for c in registry.changes(since=1)] == [2, 3]
+    with pytest.raises(RegistryError, match="no longer kept"):
+        registry.changes(since=0)
+
+
+def test_a_snapshot_keeps_live_usage_reservations_and_version():
+    registry = load_registry([doc("a"), doc("b")])
+    registry.update("b", write_rps=100)
+    held = registry.reserve(SLOT)
+    registry.remove("a")
+    registry.add(doc("c"))
+    buf = io.BytesIO()
+    registry.save(buf)
+    again = load_snapshot(buf.getvalue())
+    assert again.version == registry.version
+    assert again.reservations == registry.reservations
+    assert again["b"].current.write_rps == registry["b"].current.write_rps
+    assert again.release(held) is (held.backend_id in again)
+
+
+def test_many_adds_and_removes_keep_answers_and_reuse_positions():
+    registry = load_registry([doc(f"k{j:03d}") for j in range(100)])
+    size = registry.columns.n
+    for j in range(0, 100, 2):
+        registry.remove(f"k{j:03d}")
+    for j in range(50):
+        registry.add(doc(f"n{j:03d}", capacity={"max_write_rps": 2000 + j, "max_read_rps": 1000}))
+    assert registry.columns.n == size  # the holes were reused
+    slot = {"slot_name": "s", "performance": {"min_write_rps": 1500}}
+    assert [m.backend_id for m in registry.match(slot, k=3)] == ["n049", "n048", "n047"]
+    assert registry.explain(slot).rejected == {"insufficient_write_capacity": 50}
+    registry.compact()
+    assert registry.columns.n == 100
+    assert [m.backend_id for m in registry.match(slot, k=3)] == ["n049", "n048", "n047"]
+
+
+def test_threads_reserving_at_once_never_overcommit():
+    backends = [doc(f"b{j}", capacity={"max_write_rps": 1000, "max_read_rps": 1000, "max_namespaces": 100})
+                for j in range(5)]
+    registry = load_registry(backends)
+    slot = registry.prepare(SLOT)  # 400 rps each: two fit per backend
+    taken: list[Reservation] = []
+    failures: list[Exception] = []
+
+    def worker() -> None:
+        for _ in range(6):
+            try:
+                taken.append(registry.reserve(slot))
+            except PlacementError as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == 10 and len(failures) == 14
+    per_backend: dict[str, float] = {}
+    for held in taken:
+        per_backend[held.backend_id] = per_backend.get(held.backend_id, 0.0) + held.write_rps
+    assert all(total <= 1000 for total in per_backend.values())
+    assert len({h.id for h in taken}) == len(taken)
+    frame = registry.to_polars()
+    assert frame["reserved_write_rps"].to_list() == [800.0] * 5
