@@ -160,8 +160,8 @@ class Columns:
             raise TypeError(f"unknown columns: {sorted(unknown)}")
         store["id_label"] = (rank + 1) * LABEL_GAP
         indptr = np.asarray(lat_indptr, dtype=INDEX_DTYPE)
-        store["lat_start"] = np.ascontiguousarray(indptr[:-1])
-        store["lat_stop"] = np.ascontiguousarray(indptr[1:])
+        store["lat_start"] = indptr[:-1].copy()  # copies: the two overlap in indptr, and an add writes them
+        store["lat_stop"] = indptr[1:].copy()
         for name, given in (("lat_token", lat_token), ("lat_vtoken", lat_vtoken), ("lat_p99_ms", lat_p99_ms)):
             store[name] = np.ascontiguousarray(given, dtype=_ENTRY_COLUMNS[name])
         for name in USED_COLUMNS:
