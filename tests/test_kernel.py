@@ -16,6 +16,7 @@ import reference
 from conftest import RegistryCase, apply_update, policies, policies_or_default, registries, slot_for, update_ops
 from prism_match import MatchPolicy, load_registry, score_table
 from prism_match.compiled import TYPE_CODE
+from prism_match.rules import BY_CODE
 from prism_match.engine import validate_slot
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -40,9 +41,21 @@ def expected_kernel_view(columns, details) -> dict:
     plain-Python preparation (``prepare.slot_details``)."""
     caps = [r for r in details.requirements if r.kind == "capability"]
     bounded = math.isfinite(details.max_latency_ms)
+    rule_of = {"interface": BY_CODE["missing_interface"].bit, "capability": BY_CODE["missing_capability"].bit}
+    kind_of = {r.bit: r.kind for r in details.requirements if r.bit is not None}
+    always = 0
+    for r in details.requirements:
+        if r.bit is None:
+            always |= rule_of[r.kind]
+    if details.region_bits is not None and not details.region_bits:
+        always |= BY_CODE["region"].bit
+    if details.unknown_compliance:
+        always |= BY_CODE["compliance"].bit
     return {
         "unmatchable": details.unmatchable,
-        "req_tokens": sorted({r.bit for r in details.requirements if r.bit is not None}),
+        "always_failed": always,
+        "req_tokens": sorted(kind_of),
+        "req_rule": [rule_of[kind_of[t]] for t in sorted(kind_of)],
         "region_filter": details.region_bits is not None,
         "region_any": _words(details.region_bits or (), columns.regions.words),
         "compliance_filter": details.compliance_bits is not None,

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import reference
+from prism_match import reasons as reasons_module
+from prism_match import registry as registry_module
 from prism_match import MatchPolicy, PreparedSlot, Registry, RegistryError, load_registry
 from prism_match.engine import validate_slot
 
@@ -371,13 +373,14 @@ def test_an_update_of_an_unknown_backend_is_refused(seed, backend_id, message):
 
 def test_reasons_are_built_only_when_read(seed, monkeypatch):
     built = []
-    original = Registry._build_reasons
+    original = reasons_module.build_reasons
 
-    def counting(self, match):
+    def counting(registration, columns, match):
         built.append(match.backend_id)
-        return original(self, match)
+        return original(registration, columns, match)
 
-    monkeypatch.setattr(Registry, "_build_reasons", counting)
+    monkeypatch.setattr(registry_module, "build_reasons", counting)
+    seed = load_registry(copy.deepcopy(SEED_BACKENDS))  # binds the patched builder
     matches = seed.match({"slot_name": "any"}, k=3)
     seed.query(QUERY_BY_TYPE)
     seed.bind_pattern({"pattern": "p", "slots": {"m": {"required_interfaces": ["PubSubInterface"]}}})
@@ -415,6 +418,8 @@ def test_matching_while_another_thread_updates():
                if bid in hot else {reference.score(regs[bid], requirement)["score"]} for bid in regs}
     problems: list[str] = []
     stop = threading.Event()
+    for bid in hot:  # the hot backends start in one of the two states the answers may show
+        registry.update(bid, **state_a)
 
     def updater() -> None:
         n = 0

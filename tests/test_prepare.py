@@ -47,7 +47,7 @@ def outcome(call):
 @given(slot=mutated(VALID_SLOTS))
 def test_the_short_way_in_accepts_what_the_general_way_accepts(slot):
     fast_kind, fast = outcome(lambda: REGISTRY.prepare(copy.deepcopy(slot)))
-    general_kind, general = outcome(lambda: REGISTRY._compile(copy.deepcopy(slot)))
+    general_kind, general = outcome(lambda: REGISTRY.engine.prepare_general(copy.deepcopy(slot)))
     assert fast_kind == general_kind, (slot, fast, general)
     if fast_kind == "ok":
         assert fast.requirement == general.requirement
@@ -177,8 +177,10 @@ def test_a_policy_change_reprepares_only_what_it_changes(monkeypatch):
     registry.policy = MatchPolicy(w_cost=0.5)  # the same default statuses, another tuple
     assert registry.engine.core.cached_slots == 1    # kept: nothing it baked in changed
     calls = []
-    original = type(registry).prepare
-    monkeypatch.setattr(type(registry), "prepare", lambda self, slot: calls.append(slot) or original(self, slot))
+    engine = registry.engine
+    original = type(engine).prepare_general
+    monkeypatch.setattr(type(engine), "prepare_general",
+                        lambda self, slot: calls.append(slot) or original(self, slot))
     for slot in (own, default, SLOT):
         registry.match(slot)
     assert calls == []  # each went straight to the kernel

@@ -164,9 +164,18 @@ class Columns:
         store["lat_stop"] = indptr[1:].copy()
         for name, given in (("lat_token", lat_token), ("lat_vtoken", lat_vtoken), ("lat_p99_ms", lat_p99_ms)):
             store[name] = np.ascontiguousarray(given, dtype=_ENTRY_COLUMNS[name])
-        for name in USED_COLUMNS:
-            if name not in rows:  # usage as every rule reads it (observed + reserved, in this order)
+        # Until something is reserved, usage is the observed usage: the used
+        # columns are the observed arrays themselves and the reserved ones
+        # share one zero array (``hold_reservations`` separates them).
+        self.reservable = any(name in rows and np.any(store[name]) for name in RESERVED_COLUMNS)
+        if self.reservable:
+            for name in USED_COLUMNS:  # usage as every rule reads it (observed + reserved, in this order)
                 store[name] = store[_OBSERVED[name]] + store[_RESERVED[name]]
+        else:
+            zero = np.zeros(n, dtype=SCORE_DTYPE)
+            for name in USED_COLUMNS:
+                store[name] = store[_OBSERVED[name]]
+                store[_RESERVED[name]] = zero
         store["region_rows"] = np.ascontiguousarray(region_rows, dtype=MASK_DTYPE)
         store["compliance_rows"] = np.ascontiguousarray(compliance_rows, dtype=MASK_DTYPE)
         words = max(1, (n + 63) // 64)
@@ -263,7 +272,19 @@ class Columns:
 
     def nbytes(self) -> int:
         """Bytes held by the numpy columns (ids and vocabularies excluded)."""
-        return sum(a.nbytes for a in self.store.values())
+        return sum(a.nbytes for a in {id(a): a for a in self.store.values()}.values())
+
+    def hold_reservations(self) -> bool:
+        """Give the reserved and used columns arrays of their own (before the
+        first reservation); True when arrays were replaced (the core must
+        take its pointers again)."""
+        if self.reservable:
+            return False
+        for name in USED_COLUMNS:
+            self.store[_RESERVED[name]] = np.zeros_like(self.store[_OBSERVED[name]])
+            self.store[name] = self.store[_OBSERVED[name]].copy()
+        self.reservable = True
+        return True
 
     def with_usage(self, **usage: np.ndarray) -> Columns:
         """A shallow copy whose ``used_*`` columns (and ``avail_score``,

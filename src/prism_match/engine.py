@@ -93,7 +93,9 @@ class Engine:
                  reasons_of: Callable[[Any], list], policy: MatchPolicy, *, log: Any = None, version: int = 0):
         self.columns = columns
         self.registration = registration
-        self.core = CoreRegistry(columns, self.prepare_general, reasons_of, log, version)
+        # The general path is looked up on each use (the slow path only), so a
+        # subclass or a test can replace it.
+        self.core = CoreRegistry(columns, lambda slot: self.prepare_general(slot), reasons_of, log, version)
         self.set_policy(policy)
 
     def set_policy(self, policy: MatchPolicy) -> None:

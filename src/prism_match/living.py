@@ -73,6 +73,12 @@ class Layout:
         index = self.core.index
         lo = labels[index[order[at - 1]]] if at > 0 else _LABEL_MIN
         hi = labels[index[order[at]]] if at < len(order) else _LABEL_MAX
+        # At either end, step one gap out (ids often arrive in order), else
+        # take the middle.
+        if at == len(order) and at and hi - lo > 2 * LABEL_GAP:
+            return int(lo + LABEL_GAP)
+        if at == 0 and len(order) and hi - lo > 2 * LABEL_GAP:
+            return int(hi - LABEL_GAP)
         if hi - lo < 2:
             self._spread(at)
             lo = labels[index[order[at - 1]]] if at > 0 else _LABEL_MIN
@@ -112,11 +118,14 @@ class Layout:
         capacity = len(store["id_label"])
         if positions > capacity:
             new = max(positions, 2 * capacity, 64)
+            grown_by_id: dict[int, np.ndarray] = {}  # columns sharing an array keep sharing it
             for name, array in list(store.items()):
                 if name in _ENTRIES or name in ("feature_bits", "alive"):
                     continue
-                bigger = np.zeros((new,) + array.shape[1:], dtype=array.dtype)
-                bigger[:capacity] = array
+                bigger = grown_by_id.get(id(array))
+                if bigger is None:
+                    bigger = grown_by_id[id(array)] = np.zeros((new,) + array.shape[1:], dtype=array.dtype)
+                    bigger[:capacity] = array
                 store[name] = bigger
             alive = np.zeros(_words(new), dtype=MASK_DTYPE)
             alive[:len(store["alive"])] = store["alive"]

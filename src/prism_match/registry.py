@@ -33,7 +33,7 @@ from .compiled import Columns, compile_registry, live_registration, registration
 from .engine import Engine, checked_count
 from .errors import RegistryError
 from .living import Layout
-from .loading import gc_paused, load_registrations
+from .loading import gc_paused, load_registrations, registration_problems
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .reasons import build_reasons
 from .results import Diagnosis, QueryResult
@@ -201,7 +201,8 @@ class Registry:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
         if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
             k = checked_count(k, "k", "match")
-        return self._core.match(slot, self.engine.core_policy, k)
+        n = self.columns.size
+        return self._core.match(slot, self.engine.core_policy, k if k <= n else n)
 
     def explain(self, slot: Any) -> Diagnosis:
         """How many backends each rule rejected, with what was required."""
@@ -270,6 +271,17 @@ class Registry:
         else:
             raise RegistryError(f"Expected a registration mapping or a list of them, got "
                                 f"`{type(registration).__name__}`", "add")
+        if strict:
+            # The valid case: one typed conversion and the loader's cross-field
+            # rules per item; any problem goes through the loader for its
+            # located report of every problem.
+            try:
+                regs = [msgspec.convert(item, Registration, dec_hook=decode_hook) for item in items]
+            except (msgspec.ValidationError, RecursionError, TypeError):
+                regs = None
+            if regs is not None and not any(registration_problems(r, allow_inline_secrets) for r in regs) \
+                    and len({r.backend_id for r in regs}) == len(regs):
+                return regs
         return load_registrations(items, strict=strict, allow_inline_secrets=allow_inline_secrets)
 
     def add(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
@@ -334,6 +346,7 @@ class Registry:
         prepared = self.engine.prepare(slot)
         at = -1 if backend_id is None else self._core.position(backend_id, "reserve")
         with self._lock:
+            self._hold_reservations()
             match, failed = self._core.reserve(prepared, self.engine.core_policy, at)
             if match is None:
                 raise self._unplaceable(prepared, backend_id, failed)
@@ -428,8 +441,13 @@ class Registry:
             else:
                 raise RegistryError(f"Unknown change `{str(kind)[:40]}`", "apply")
 
+    def _hold_reservations(self) -> None:
+        if self.columns.hold_reservations():
+            self._core.refresh(False)
+
     def _replay_reserve(self, held: Reservation) -> None:
         with self._lock:
+            self._hold_reservations()
             i = self._core.position(held.backend_id, "apply")
             self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces)
             self._reservations[held.id] = held

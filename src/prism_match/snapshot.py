@@ -212,12 +212,12 @@ def read_snapshot(path: str | os.PathLike | bytes | BinaryIO) -> tuple[Columns, 
             fields[vocab] = Vocabulary(_unpack_strings(arrays[f"vocab.{vocab}.buf"], arrays[f"vocab.{vocab}.off"]))
         fields["backend_ids"] = _unpack_strings(arrays["ids.buf"], arrays["ids.off"])
         problem = _inconsistency(fields, arrays)
-        if problem:
-            # The kernel trusts shapes and dtypes; a damaged file must stop here.
-            raise RegistryError(f"Snapshot is damaged: {problem}", name)
-        columns = Columns(**fields)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise RegistryError(f"Snapshot is incomplete or from another version ({exc})", name) from None
+    if problem:
+        # The kernel trusts shapes and dtypes; a damaged file must stop here.
+        raise RegistryError(f"Snapshot is damaged: {problem}", name)
+    columns = Columns(**fields)
     if len(set(columns.backend_ids)) != columns.n:
         raise RegistryError("Snapshot is damaged: backend ids repeat", name)
     source = RecordSource(arrays["reg.buf"], arrays["reg.off"], list(columns.backend_ids)) \
