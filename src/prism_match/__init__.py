@@ -6,6 +6,8 @@ The package root only re-exports; see README.md for the tour and the layout.
 from . import _env  # noqa: F401  (before the compiled core loads: OpenMP reads it once)
 from .batch import Assignment, Binding, PlacementError, Unplaced, load_slots
 from .errors import RegistryError
+from .health import HealthTracker
+from .probes import HealthChecker
 from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy
 from .prepare import PreparedSlot
@@ -15,5 +17,5 @@ from .results import Diagnosis, Match, QueryResult, Reason
 
 __all__ = ["load_registry", "load_snapshot", "load_slots", "Registry", "RegistryError", "MatchPolicy",
            "PreparedSlot", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
-           "PlacementError", "PatternBinding", "BindingProblem"]
+           "PlacementError", "PatternBinding", "BindingProblem", "HealthTracker", "HealthChecker"]
 __version__ = "0.1.0"

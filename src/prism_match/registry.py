@@ -9,11 +9,12 @@ runs the kernel (match) or the numpy path (explain, query).
 
 from __future__ import annotations
 
+import datetime as _dt
 import operator
 import os
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -28,7 +29,7 @@ from .loading import gc_paused, load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
-from .schema import Query, Registration, SlotRequirement, decode_hook
+from .schema import HEALTH_STATUSES, Health, Incident, Query, Registration, SlotRequirement, decode_hook
 from . import batch, patterns, vectorized
 
 __all__ = ["Registry", "load_registry", "coerce_slot"]
@@ -105,6 +106,7 @@ class Registry:
         # frame in between (SPEC §5, constant time).
         self.update = self._core.update
         self._n = self.columns.n
+        self._health_notes: dict[str, _HealthNote] = {}
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
@@ -133,13 +135,13 @@ class Registry:
         return backend_id in self._core.index
 
     def __getitem__(self, backend_id: str) -> Registration:
+        i = self._core.index.get(backend_id)
+        if i is None:
+            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
         found = self._by_id.get(backend_id)
         if found is None:
-            i = self._core.index.get(backend_id)
-            if i is None:
-                raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
             found = self._by_id[backend_id] = self._source(i)
-        return found
+        return _live_registration(found, self.columns, i, self._health_notes.get(backend_id))
 
     def __iter__(self) -> Iterator[Registration]:
         return (self[b] for b in self.columns.backend_ids)
@@ -260,12 +262,59 @@ class Registry:
 
         return estimate_cost(self, workload)
 
+    # --- live health (written by health.HealthTracker) --------------------------------------
+
+    def record_health(self, backend_id: str, *, checked_at: _dt.datetime | None = None,
+                      incidents: tuple[Incident, ...] | None = None) -> None:
+        """Note a backend's latest health check time and its tracker's incidents;
+        ``registry[backend_id].health`` shows them (status and uptime come
+        from ``update``). None leaves that part as it was."""
+        if backend_id not in self._core.index:
+            raise RegistryError(f"Unknown backend `{str(backend_id)[:60]}`", "record_health")
+        old = self._health_notes.get(backend_id)
+        if checked_at is None and old is not None:
+            checked_at = old.checked_at
+        if incidents is None:
+            incidents = old.incidents if old is not None else ()
+        self._health_notes[backend_id] = _HealthNote(checked_at, tuple(incidents))
+
     # --- tables ---------------------------------------------------------------------------
 
     def to_polars(self) -> pl.DataFrame:
         """One row per backend: the compiled columns, live values included
         (missing data as null); ``from_polars`` reads it back."""
         return columns_to_polars(self.columns)
+
+
+class _HealthNote(NamedTuple):
+    """What the health checker knows of a backend beyond its status and uptime."""
+
+    checked_at: _dt.datetime | None
+    incidents: tuple[Incident, ...]
+
+
+def _live_registration(stored: Registration, columns: Columns, i: int, note: _HealthNote | None) -> Registration:
+    """The stored registration with its live state: the ``health`` block's
+    status and uptime as ``update`` left them in the columns, and the health
+    checker's ``last_check_at`` and incidents (after the document's own).
+    Unchanged state gives the stored object itself."""
+    health = stored.health
+    status = HEALTH_STATUSES[columns.health[i]]
+    uptime: float | None = float(columns.uptime_percent_24h[i])
+    if uptime != uptime:  # NaN: unknown
+        uptime = None
+    stored_uptime = health.uptime_percent_24h if health is not None else None
+    if note is None and status == stored.health_status and uptime == stored_uptime:
+        return stored
+    changes: dict[str, Any] = {"status": status, "uptime_percent_24h": uptime}
+    if note is not None:
+        if note.checked_at is not None:
+            changes["last_check_at"] = note.checked_at
+        if note.incidents:
+            changes["recent_incidents"] = [*(health.recent_incidents if health is not None else ()),
+                                           *note.incidents]
+    live_health = msgspec.structs.replace(health, **changes) if health is not None else Health(**changes)
+    return msgspec.structs.replace(stored, health=live_health)
 
 
 def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: bool = False,
