@@ -351,7 +351,7 @@ class HealthTracker:
                     state,
                     "unhealthy",
                     at,
-                    lambda: f"`{backend_id}` unhealthy: {failures} consecutive failed rounds",
+                    lambda: f"`{backend_id}` unhealthy: {failures} consecutive failed round{'s' if failures > 1 else ''}",
                 )
         elif outcome is _RoundOutcome.DEGRADED:
             state.consecutive_failures = 0

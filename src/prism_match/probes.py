@@ -164,6 +164,9 @@ def _target(registration: Any, config: HealthCheckConfig, where: str) -> _Target
         at = f"{where} $.health_check.endpoint" if endpoint is not None else f"{where} $.connection.endpoint"
         host, port = _host_port(text, None, at)
         return _Target("tcp", host, port, shown=f"tcp {host}:{port}")
+    if "${SECRET:" in url:
+        raise RegistryError("Expected a URL the checker can send, got a `${SECRET:...}` reference in it "
+                            "(prism_match never resolves secrets)", f"{where} $.health_check.endpoint")
     parts = urlsplit(url)
     host, port = _host_port(url, 443 if parts.scheme == "https" else 80, f"{where} $.health_check.endpoint")
     return _Target("http", host, port, url=url, shown=f"GET {printable(redacted_url(url), 120)}")
@@ -492,16 +495,18 @@ class HealthChecker:
         raise RegistryError("run_once() blocks: inside an event loop, `await checker.run_once_async()`",
                             "HealthChecker")
 
-    async def run(self, *, rounds: int | None = None,
-                  on_round: Callable[[BackendRound], Any] | None = None) -> None:
+    async def run(self, *, rounds: int | None = None, on_round: Callable[[BackendRound], Any] | None = None,
+                  backend_ids: Iterable[str] | None = None) -> None:
         """Probe every backend on its own ``interval`` until cancelled (or
-        ``rounds`` rounds each); ``on_round`` sees each backend's round.
+        ``rounds`` rounds each); ``on_round`` sees each backend's round;
+        ``backend_ids`` limits the checks to those backends.
 
         A round starts ``interval`` after the previous one started, or at
         once when it took longer. Backends added to the registry meanwhile
         are picked up at the next sweep (every second); removed ones stop.
         """
         tasks: dict[str, asyncio.Task] = {}
+        only = set(backend_ids) if backend_ids is not None else None
 
         async def keep_checking(backend_id: str) -> None:
             done = 0
@@ -528,7 +533,7 @@ class HealthChecker:
         try:
             while True:
                 for backend_id in self._checked_ids():
-                    if backend_id not in tasks:
+                    if backend_id not in tasks and (only is None or backend_id in only):
                         tasks[backend_id] = asyncio.create_task(keep_checking(backend_id))
                 if rounds is not None and all(task.done() for task in tasks.values()):
                     return
