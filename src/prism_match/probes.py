@@ -190,21 +190,32 @@ def _plan(registration: Any, config: HealthCheckConfig, allow_commands: bool) ->
     where = f"backend `{printable(backend_id, 60)}`"
     commands: dict[str, tuple[str, ...]] = {}
     needs_target = False
+    problems: list[tuple[str, str]] = []
     for index, check in enumerate(config.checks):
         at = f"{where} $.health_check.checks[{index}]"
-        if check.command is not None:
-            if not allow_commands:
+        try:
+            if check.command is not None:
+                if not allow_commands:
+                    raise RegistryError(
+                        f"Check `{printable(check.name, 40)}` runs a command; commands run only when allowed "
+                        "(HealthChecker(..., allow_commands=True), or `prism-match health --allow-commands`)", at)
+                commands[check.name] = _argv(check.command, f"{at}.command")
+            elif check.name in _ENDPOINT_CHECKS:
+                needs_target = True
+            else:
                 raise RegistryError(
-                    f"Check `{printable(check.name, 40)}` runs a command; commands run only when allowed "
-                    "(HealthChecker(..., allow_commands=True), or `prism-match health --allow-commands`)", at)
-            commands[check.name] = _argv(check.command, f"{at}.command")
-        elif check.name in _ENDPOINT_CHECKS:
-            needs_target = True
-        else:
-            raise RegistryError(
-                f"Expected a `command` for check `{printable(check.name, 40)}`: only `connectivity` and "
-                "`latency` read the endpoint probe", at)
-    target = _target(registration, config, where) if needs_target else None
+                    f"Expected a `command` for check `{printable(check.name, 40)}`: only `connectivity` and "
+                    "`latency` read the endpoint probe", at)
+        except RegistryError as exc:
+            problems += exc.errors
+    target = None
+    if needs_target:
+        try:
+            target = _target(registration, config, where)
+        except RegistryError as exc:
+            problems += exc.errors
+    if problems:
+        raise RegistryError(problems)
     connection = registration.connection
     environment = {"PRISM_BACKEND_ID": backend_id}
     if connection is not None and connection.endpoint:
