@@ -122,7 +122,7 @@ class HttpServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -552,3 +552,19 @@ def test_cli_health_runs_commands_when_allowed(tmp_path, capsys):
     [doc] = json.loads(capsys.readouterr().out)
     assert (doc["checks"][0]["detail"], doc["status_after"]) == ("exit 3", "unhealthy")
     assert os.path.basename(PY) in doc["checks"][0]["probe"]
+
+
+def test_health_benchmark_runs_and_counts_its_hanging_probes():
+    """The asv benchmark is code too: its smallest round, once (its figure is in the report, not asserted)."""
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.bench_health import HealthRound
+
+    bench = HealthRound()
+    bench.setup(20)
+    try:
+        in_timeouts = bench.track_round_in_timeouts(20)  # asserts that exactly 2 of the 20 timed out
+    finally:
+        bench.teardown(20)
+    assert in_timeouts >= 1.0  # a hanging probe is cut at its timeout, not before
