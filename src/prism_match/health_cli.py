@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -64,7 +65,22 @@ def round_rows(rounds: Sequence[BackendRound]) -> list[tuple[str, ...]]:
     return rows
 
 
-def _print_table(console: Console, rounds: Sequence[BackendRound]) -> None:
+def _print_table(rounds: Sequence[BackendRound], prefix: str = "") -> None:
+    """On a terminal, rich's table with colour; elsewhere the same laid out
+    plainly, lines without trailing padding."""
+    if sys.stdout.isatty():
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        if prefix:
+            console.print(Text(prefix, style="dim"))
+        console.print(_table(rounds))
+        return
+    buffer = io.StringIO()
+    Console(file=buffer, highlight=False, soft_wrap=False, width=200).print(_table(rounds))
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+    sys.stdout.write((prefix + "\n" if prefix else "") + text)
+
+
+def _table(rounds: Sequence[BackendRound]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name in _COLUMNS:
         table.add_column(name, justify="right" if name == "latency" else "left", overflow="fold")
@@ -73,7 +89,7 @@ def _print_table(console: Console, rounds: Sequence[BackendRound]) -> None:
         # Text cells: backend names and probe details are never read as markup.
         table.add_row(*(Text(cell, style=_RESULT_STYLE.get(outcome) if i == 3 else None)
                         for i, cell in enumerate(row)))
-    console.print(table)
+    return table
 
 
 def _checker(args: argparse.Namespace) -> HealthChecker:
@@ -95,21 +111,19 @@ def _checker(args: argparse.Namespace) -> HealthChecker:
 
 def cmd_health(args: argparse.Namespace) -> int:
     checker = _checker(args)
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     if not args.watch:
         rounds = checker.run_once(args.backend)
         if args.format == "json":
             sys.stdout.write(orjson.dumps([r.to_dict() for r in rounds], option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
-            _print_table(console, rounds)
+            _print_table(rounds)
         return 0
 
     def show(backend_round: BackendRound) -> None:
         if args.format == "json":
             sys.stdout.write(orjson.dumps(backend_round.to_dict()).decode() + "\n")
         else:
-            console.print(Text(backend_round.at.strftime("%H:%M:%S"), style="dim"), end=" ")
-            _print_table(console, [backend_round])
+            _print_table([backend_round], prefix=backend_round.at.isoformat(timespec="seconds"))
         sys.stdout.flush()
 
     try:
