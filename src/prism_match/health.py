@@ -244,6 +244,15 @@ class HealthTracker:
     Times must be timezone aware and, per backend, must not go backwards.
     Methods take ``at``; it may be omitted only when the tracker was given a
     ``clock``.
+
+    ``config``: one `HealthCheckConfig` (or its mapping) for every backend;
+    without one, each backend follows its registration's ``health_check``
+    block (or the defaults: one connectivity check, 2 and 3 rounds). A
+    backend starts from ``initial_status``, else from the status its
+    registration holds in the registry, else ``unknown``. With a
+    `prism_match.Registry` every round's time and the incident log are
+    written through ``registry.record_health``, so ``registry[id].health``
+    shows ``last_check_at`` and ``recent_incidents`` live.
     """
 
     def __init__(
