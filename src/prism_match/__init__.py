@@ -7,7 +7,6 @@ from . import _env  # noqa: F401  (before the compiled core loads: OpenMP reads 
 from .batch import Assignment, Binding, PlacementError, Unplaced, load_slots
 from .errors import RegistryError
 from .health import HealthTracker
-from .probes import HealthChecker
 from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy
 from .prepare import PreparedSlot
@@ -19,3 +18,12 @@ __all__ = ["load_registry", "load_snapshot", "load_slots", "Registry", "Registry
            "PreparedSlot", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
            "PlacementError", "PatternBinding", "BindingProblem", "HealthTracker", "HealthChecker"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # HealthChecker brings asyncio and ssl (about 50 ms of import): loaded on first use.
+    if name == "HealthChecker":
+        from .probes import HealthChecker
+
+        return HealthChecker
+    raise AttributeError(f"module 'prism_match' has no attribute {name!r}")

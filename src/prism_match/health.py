@@ -32,6 +32,7 @@ from .redact import printable
 from .schema import HEALTH_STATUSES, CheckSpec, HealthCheckConfig, HealthStatus, Incident, Severity
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "HEALTH_STATUSES",
     "PASSING_WEIGHT_SHARE",
     "UPTIME_WINDOW",
@@ -58,6 +59,12 @@ def _error(message: str) -> RegistryError:
 # as the contract's `health_statuses` default implies.
 
 UPTIME_WINDOW = timedelta(hours=24)
+
+# Probes in flight at once in a HealthChecker (probes.py), over every backend.
+# A hung probe holds its slot until its timeout, so the bound must leave room
+# for many: a round of 1,000 probes of which 100 hang then still ends in
+# about one timeout.
+DEFAULT_CONCURRENCY = 512
 
 # A round fails when the checks that passed carry less than this share of the
 # configured weight: one weak check alone cannot keep a backend up.

@@ -11,11 +11,10 @@ Ctrl-C or ``--rounds N``. Probe URLs are shown with their password masked.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich import box
@@ -24,8 +23,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import RegistryError
-from .probes import DEFAULT_CONCURRENCY, BackendRound, HealthChecker
+from .health import DEFAULT_CONCURRENCY
 from .redact import printable
+
+if TYPE_CHECKING:  # probes brings asyncio: imported when the command runs, not by every command
+    from .probes import BackendRound, HealthChecker
 
 __all__ = ["add_health_parser", "cmd_health", "round_rows"]
 
@@ -94,6 +96,7 @@ def _table(rounds: Sequence[BackendRound]) -> Table:
 
 def _checker(args: argparse.Namespace) -> HealthChecker:
     from .cli import open_registry  # the command line's one way to read REGISTRY (file, directory, snapshot)
+    from .probes import HealthChecker
 
     if args.rounds is not None and args.rounds < 1:
         raise RegistryError(f"Expected `--rounds` >= 1, got `{args.rounds}`", "command line")
@@ -125,6 +128,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         else:
             _print_table([backend_round], prefix=backend_round.at.isoformat(timespec="seconds"))
         sys.stdout.flush()
+
+    import asyncio
 
     try:
         asyncio.run(checker.run(rounds=args.rounds, on_round=show, backend_ids=args.backend))

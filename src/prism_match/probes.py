@@ -46,16 +46,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import RegistryError
-from .health import CheckResult, HealthTracker
+from .health import DEFAULT_CONCURRENCY, CheckResult, HealthTracker
 from .redact import printable, redacted_url
 from .schema import HealthCheckConfig, ThresholdSeconds, parse_threshold
 
 __all__ = ["HealthChecker", "ProbeResult", "BackendRound", "DEFAULT_CONCURRENCY"]
-
-# Probes in flight at once, over every backend. A hung probe holds its slot
-# until its timeout, so the bound must leave room for many: a round of 1,000
-# probes of which 100 hang then still ends in about one timeout.
-DEFAULT_CONCURRENCY = 512
 
 # A command's output is read for its last line only; the tail kept is bounded
 # so that a chatty command cannot grow the checker's memory.
