@@ -553,3 +553,22 @@ def test_cli_health_runs_commands_when_allowed(tmp_path, capsys):
     assert (doc["checks"][0]["detail"], doc["status_after"]) == ("exit 3", "unhealthy")
     assert os.path.basename(PY) in doc["checks"][0]["probe"]
 
+
+
+def test_a_failed_write_is_logged_and_checking_goes_on(tcp_server, caplog):
+    registry = pm.load_registry([backend("a", {**FAST, "interval": "10ms", "healthy_threshold": 1},
+                                         f"127.0.0.1:{tcp_server.port}")])
+    real_update, refused = registry.update, []
+
+    def update_refused_once(backend_id, **live):
+        if not refused:
+            refused.append(backend_id)
+            raise RuntimeError("registry busy")
+        return real_update(backend_id, **live)
+
+    registry.update = update_refused_once
+    seen = []
+    asyncio.run(pm.HealthChecker(registry).run(rounds=2, on_round=seen.append))
+    assert refused == ["a"] and [(r.status_before, r.status_after) for r in seen] == [("unknown", "healthy")]
+    assert registry["a"].health.status == "healthy"
+    assert "health round of a failed" in caplog.text and "registry busy" in caplog.text

@@ -524,12 +524,12 @@ class HealthChecker:
                     # One failed write (the tracker retries a refused update
                     # on the next round) must not end every backend's checks.
                     _log.exception("health round of %s failed", printable(backend_id, 60))
-                    result = BackendRound(backend_id, self._clock(), (), "", "")
-                if result is None:
-                    return
+                else:
+                    if result is None:  # the backend left the registry
+                        return
+                    if on_round is not None:
+                        on_round(result)
                 done += 1
-                if on_round is not None:
-                    on_round(result)
                 plan = self._plans.get(backend_id)
                 interval = plan[1].config.interval if plan is not None else 1.0
                 if rounds is not None and done >= rounds:
