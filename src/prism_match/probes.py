@@ -129,7 +129,6 @@ def _host_port(text: str, default_port: int | None, where: str) -> tuple[str, in
     try:
         port = parts.port
     except ValueError:
-        port = None
         raise RegistryError(f"Expected a port in 0..65535, got `{printable(redacted_url(text), 80)}`", where) from None
     if port is None:
         port = default_port
