@@ -33,7 +33,8 @@ from benchmarks.baseline import BaselineRegistry  # noqa: E402
 from benchmarks.peers import DuckDBMatcher, PolarsMatcher, slot_tables  # noqa: E402
 from benchmarks.seed_algorithm import match_slot_to_backend, seed_backends, seed_requirement  # noqa: E402
 
-MODULES = ["bench_load", "bench_match", "bench_match_many", "bench_assign", "bench_update", "bench_explain"]
+MODULES = ["bench_load", "bench_match", "bench_match_many", "bench_assign", "bench_update", "bench_explain",
+           "bench_health"]
 PREFIXES = ("time_", "peakmem_", "mem_", "track_", "timeraw_")
 FUTURE_APIS = ("match_many", "assign", "from_polars")
 

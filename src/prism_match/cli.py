@@ -41,6 +41,7 @@ from .vocabulary import is_versioned
 from .batch import is_slot_table, slot_table_items, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
+from .health_cli import add_health_parser
 from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
 from .registry import Registry, load_registry, load_snapshot
 from .results import Diagnosis, Match
@@ -917,6 +918,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile)
     p.add_argument("-o", "--output", required=True, metavar="SNAPSHOT")
+    add_health_parser(sub)
     return parser
 
 

@@ -1,13 +1,16 @@
 """Backend health: check results in, status, uptime and incidents out.
 
-Callers run the seed's health checks (connectivity, latency, error rate) on
-their own schedule and feed each round's `CheckResult` values to a
-`HealthTracker`. The tracker derives every backend's status from the
-`HealthCheckConfig` thresholds, keeps a rolling 24 h uptime and an incident
-log, and applies each status change to the registry through
-`registry.update(backend_id, status=..., uptime=...)`, so the next match sees
-it. It runs no network checks and never reads the wall clock: every time
-comes from the caller, or from a clock the caller hands in.
+Rounds of `CheckResult` values (from `probes.HealthChecker`, which runs the
+registrations' ``health_check`` probes, or from the caller's own checks)
+feed a `HealthTracker`. The tracker derives every backend's status from its
+`HealthCheckConfig` thresholds (the registration's block, or one config for
+all), keeps a rolling 24 h uptime and an incident log, and writes through
+the registry: each status change goes to ``registry.update(backend_id,
+status=..., uptime=...)`` (the next match sees it) and every round to
+``registry.record_health(...)`` (``registry[id].health`` shows the live
+``last_check_at`` and incidents). It runs no checks itself and never reads
+the wall clock: every time comes from the caller, or from a clock the caller
+hands in.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ from __future__ import annotations
 import bisect
 import enum
 import math
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
-from .schema import HEALTH_STATUSES, SEVERITIES, HealthStatus, Severity
+from .errors import RegistryError
+from .loading import validate_documents
+from .redact import printable
+from .schema import HEALTH_STATUSES, CheckSpec, HealthCheckConfig, HealthStatus, Incident, Severity
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "HEALTH_STATUSES",
     "PASSING_WEIGHT_SHARE",
     "UPTIME_WINDOW",
@@ -38,7 +44,15 @@ __all__ = [
     "Incident",
     "Severity",
     "StatusSink",
+    "read_health_check",
 ]
+
+# Where a tracker's own errors say they come from (the error grammar's location).
+_WHERE = "HealthTracker"
+
+
+def _error(message: str) -> RegistryError:
+    return RegistryError(message, _WHERE)
 
 # The registry's statuses and severities (schema.py). `unknown` is not in the
 # seed's table; it is what a backend is before enough rounds have been seen,
@@ -46,194 +60,33 @@ __all__ = [
 
 UPTIME_WINDOW = timedelta(hours=24)
 
+# Probes in flight at once in a HealthChecker (probes.py), over every backend.
+# A hung probe holds its slot until its timeout, so the bound must leave room
+# for many: a round of 1,000 probes of which 100 hang then still ends in
+# about one timeout.
+DEFAULT_CONCURRENCY = 512
+
 # A round fails when the checks that passed carry less than this share of the
 # configured weight: one weak check alone cannot keep a backend up.
 PASSING_WEIGHT_SHARE = 0.5
 
 
-# --------------------------------------------------------------------------
-# Units
-
-_NANOSECONDS_PER_UNIT = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-# Longer unit names come first so that `ms` is not read as `m` followed by `s`.
-_DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|ms|s|m|h)"
-_DURATION_RE = re.compile(f"(?:{_DURATION_PART})+")
-_DURATION_PART_RE = re.compile(_DURATION_PART)
-_PERCENT_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)%")
-
-
-_SHOWN_LENGTH = 40
-
-
 def _shown(value: object) -> str:
-    """Render a found value for an error message: scalars as themselves, others by type.
-
-    Long strings are cut so that junk input cannot flood a log line.
-    """
-    if isinstance(value, str) and len(value) > _SHOWN_LENGTH:
-        return f"`{value[:_SHOWN_LENGTH]}…` ({len(value)} characters)"
+    """A found value for an error message: scalars as themselves (cut short), others by type."""
     if value is None or isinstance(value, (str, int, float)):
-        return f"`{value}`"
+        return f"`{printable(value, 40)}`"
     return f"`{type(value).__name__}`"
 
 
-def _seconds(text: object) -> float:
-    """Parse a duration such as ``30s``, ``100ms`` or ``1m30s`` into seconds.
-
-    Units are ``ns us ms s m h`` and may be combined. A bare number is
-    rejected: ``30`` could mean seconds or milliseconds.
-    """
-    expected = "Expected a duration with units ns|us|ms|s|m|h such as `30s` or `1m30s`"
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        raise ValueError(f"{expected}, got {_shown(text)} (a bare number is ambiguous)")
-    if not isinstance(text, str) or not _DURATION_RE.fullmatch(text):
-        raise ValueError(f"{expected}, got {_shown(text)}")
-    # Summing in nanoseconds and dividing once keeps `100ms` exactly 0.1.
-    nanoseconds = sum(
-        float(number) * _NANOSECONDS_PER_UNIT[unit] for number, unit in _DURATION_PART_RE.findall(text)
-    )
-    seconds = nanoseconds / 1e9
-    if not math.isfinite(seconds):  # hundreds of digits overflow to infinity
-        raise ValueError(f"{expected}, got a duration too long to represent")
-    return seconds
-
-
-def _percent(value: object) -> float:
-    """Parse a percentage: ``"1%"`` or a plain number of percent, within [0, 100]."""
-    expected = "Expected a percentage in [0, 100] such as `1%` or `0.5`"
-    if isinstance(value, str) and (match := _PERCENT_RE.fullmatch(value)):
-        percent = float(match.group(1))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        percent = float(value)
-    else:
-        raise ValueError(f"{expected}, got {_shown(value)}")
-    if not 0.0 <= percent <= 100.0:  # also rejects NaN
-        raise ValueError(f"{expected}, got {_shown(value)}")
-    return percent
-
-
-def _finite_number(value: object) -> object:
-    """Reject NaN and infinities, which msgspec's bounds let through; leave the rest to msgspec."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"Expected a finite number, got {_shown(value)}")
-    return value
-
-
-def _at_path(parse: Callable[[object], Any], value: object, path: str) -> Any:
-    """Run one field parser and name the field's path in its error."""
-    try:
-        return parse(value)
-    except ValueError as error:
-        raise ValueError(f"{error} - at `{path}`") from None
-
-
-def _rooted(message: str, root: str) -> str:
-    """Make a msgspec error path absolute: msgspec says nothing at the root and counts from `$`."""
-    head, separator, tail = message.rpartition(" - at `$")
-    if not separator:
-        return f"{message} - at `{root}`"
-    return f"{head} - at `{root}{tail}"
-
-
-# --------------------------------------------------------------------------
-# Configuration
-
-NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
-PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
-RoundCount = Annotated[int, msgspec.Meta(ge=1)]
-
-
-class CheckSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One configured check of a round.
-
-    `threshold` is in the check's own unit: seconds for ``latency``, percent
-    for ``error_rate``, the reported number for any other check. A passing
-    check whose value is above it (``>``) makes the round degraded.
-    """
-
-    name: Annotated[str, msgspec.Meta(min_length=1)]
-    weight: NonNegativeFloat = 1.0
-    threshold: NonNegativeFloat | None = None
-    command: str | None = None
-
-
-class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The seed's ``health_check`` block, durations in seconds.
-
-    Build it from YAML or JSON data with `from_mapping`, which reads the
-    units; the constructor takes seconds and percent as floats. Without
-    `checks`, a round is one connectivity check.
-    """
-
-    endpoint: str | None = None
-    interval: PositiveSeconds = 30.0
-    timeout: PositiveSeconds = 5.0
-    healthy_threshold: RoundCount = 2
-    unhealthy_threshold: RoundCount = 3
-    checks: Annotated[tuple[CheckSpec, ...], msgspec.Meta(min_length=1)] = (CheckSpec(name="connectivity"),)
-
-    def __post_init__(self) -> None:
-        names = [check.name for check in self.checks]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise ValueError(f"Expected unique check names, got `{name}` twice")
-        if sum(check.weight for check in self.checks) <= 0:
-            raise ValueError("Expected checks with a total `weight` > 0, got 0")
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> HealthCheckConfig:
-        """Validate the block itself or ``{"health_check": {...}}``.
-
-        Bad input raises `ValueError` saying what was expected, what was
-        found and where, as a JSON path such as ``$.checks[1].threshold``
-        (prefixed by ``$.health_check`` when the block came wrapped).
-        """
-        if not isinstance(mapping, Mapping):
-            raise ValueError(f"Expected `object`, got {_shown(mapping)} - at `$`")
-        root, block = "$", mapping
-        if set(mapping) == {"health_check"}:
-            root, block = "$.health_check", mapping["health_check"]
-            if not isinstance(block, Mapping):
-                raise ValueError(f"Expected `object`, got {_shown(block)} - at `{root}`")
-        normalized = _with_units_read(block, root)
-        try:
-            return msgspec.convert(normalized, cls)
-        except msgspec.ValidationError as error:
-            raise ValueError(_rooted(str(error), root)) from None
-
-
-def _with_units_read(block: Mapping[str, Any], root: str) -> dict[str, Any]:
-    """Turn unit strings into floats; every other check is left to msgspec."""
-    normalized = dict(block)
-    for key in ("interval", "timeout"):
-        if key in normalized:
-            normalized[key] = _at_path(_seconds, normalized[key], f"{root}.{key}")
-    checks = normalized.get("checks")
-    if isinstance(checks, (list, tuple)):
-        normalized["checks"] = [
-            _check_with_units_read(check, f"{root}.checks[{index}]") for index, check in enumerate(checks)
-        ]
-    return normalized
-
-
-# The unit of a threshold follows from the check it belongs to.
-_THRESHOLD_PARSERS: dict[str, Callable[[object], Any]] = {"latency": _seconds, "error_rate": _percent}
-
-
-def _check_with_units_read(check: object, path: str) -> object:
-    """Read one check's threshold in the unit its name implies."""
-    if not isinstance(check, Mapping):
-        return check
-    normalized = dict(check)
-    if "weight" in normalized:
-        _at_path(_finite_number, normalized["weight"], f"{path}.weight")
-    if normalized.get("threshold") is not None:
-        name = normalized.get("name")
-        parse_threshold = (
-            _THRESHOLD_PARSERS.get(name, _finite_number) if isinstance(name, str) else _finite_number
-        )
-        normalized["threshold"] = _at_path(parse_threshold, normalized["threshold"], f"{path}.threshold")
-    return normalized
+def read_health_check(mapping: Mapping[str, Any]) -> HealthCheckConfig:
+    """Validate a ``health_check`` block, or ``{"health_check": {...}}``, as
+    the loader validates it inside a registration (units read, every problem
+    reported with its JSON path in one RegistryError)."""
+    root, block = "$", mapping
+    if isinstance(mapping, Mapping) and set(mapping) == {"health_check"}:
+        root, block = "$.health_check", mapping["health_check"]
+    [(_, config)] = validate_documents([("health_check", root, block)], HealthCheckConfig)
+    return config
 
 
 # --------------------------------------------------------------------------
@@ -244,7 +97,7 @@ def _require_aware(moment: object, what: str) -> datetime:
     if isinstance(moment, datetime) and moment.utcoffset() is not None:
         return moment
     found = f"`{moment.isoformat()}` (no timezone)" if isinstance(moment, datetime) else _shown(moment)
-    raise ValueError(f"Expected a timezone-aware datetime for `{what}`, got {found}")
+    raise _error(f"Expected a timezone-aware datetime for `{what}`, got {found}")
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -264,36 +117,11 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         _require_aware(self.at, "at")
         if self.value is not None and not math.isfinite(self.value):
-            raise ValueError(f"Expected a finite `value` for check `{self.name}`, got {_shown(self.value)}")
+            raise _error(f"Expected a finite `value` for check `{self.name}`, got {_shown(self.value)}")
 
     @property
     def passed(self) -> bool:
         return self.ok is True or (self.ok is None and self.value is not None)
-
-
-class Incident(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The seed's incident record; `resolved_at` is None while it is open."""
-
-    started_at: datetime
-    severity: Severity
-    resolved_at: datetime | None = None
-    description: str | None = None
-    impact: str | None = None
-    root_cause: str | None = None
-    remediation: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"Expected `severity` one of info|warning|critical, got {_shown(self.severity)}")
-        _require_aware(self.started_at, "started_at")
-        if self.resolved_at is not None:
-            _require_aware(self.resolved_at, "resolved_at")
-            if self.resolved_at < self.started_at:
-                raise ValueError(f"Expected `resolved_at` >= `started_at` ({self.started_at.isoformat()})")
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolved_at is None
 
 
 # --------------------------------------------------------------------------
@@ -301,11 +129,37 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class StatusSink(Protocol):
-    """What the tracker needs from a registry: `prism_match.Registry` is one."""
+    """What the tracker needs from a registry: `prism_match.Registry` is one.
+
+    Only `update` is required. When the registry also has
+    ``record_health(backend_id, *, checked_at, incidents)`` the tracker
+    writes every round's time and the incident log through it; with
+    ``__contains__`` it checks backend ids against the live set; with
+    ``__getitem__`` it starts each backend from the registration's status and
+    reads the registration's own ``health_check`` block when the tracker was
+    given no config.
+    """
 
     def update(
         self, backend_id: str, *, status: str | None = None, uptime: float | None = None
     ) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """One config, read once: its checks by name and their total weight."""
+
+    config: HealthCheckConfig
+    checks_by_name: dict[str, CheckSpec]
+    total_weight: float
+
+    @classmethod
+    def of(cls, config: HealthCheckConfig) -> _Rules:
+        return cls(config, {check.name: check for check in config.checks},
+                   sum(check.weight for check in config.checks))
+
+
+_DEFAULT_RULES = _Rules.of(HealthCheckConfig())
 
 
 class _RoundOutcome(enum.Enum):
@@ -327,6 +181,7 @@ class _BackendHealth:
     """The tracker's mutable state for one backend."""
 
     status: HealthStatus
+    rules: _Rules
     consecutive_successes: int = 0
     consecutive_failures: int = 0
     last_at: datetime | None = None
@@ -396,40 +251,58 @@ class HealthTracker:
     Times must be timezone aware and, per backend, must not go backwards.
     Methods take ``at``; it may be omitted only when the tracker was given a
     ``clock``.
+
+    ``config``: one `HealthCheckConfig` (or its mapping) for every backend;
+    without one, each backend follows its registration's ``health_check``
+    block (or the defaults: one connectivity check, 2 and 3 rounds). A
+    backend starts from ``initial_status``, else from the status its
+    registration holds in the registry, else ``unknown``. With a
+    `prism_match.Registry` every round's time and the incident log are
+    written through ``registry.record_health``, so ``registry[id].health``
+    shows ``last_check_at`` and ``recent_incidents`` live.
     """
 
     def __init__(
         self,
         registry: StatusSink,
-        config: HealthCheckConfig | Mapping[str, Any],
+        config: HealthCheckConfig | Mapping[str, Any] | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
         initial_status: Mapping[str, HealthStatus] | None = None,
     ) -> None:
         self._registry = registry
-        self._config = (
-            config if isinstance(config, HealthCheckConfig) else HealthCheckConfig.from_mapping(config)
-        )
+        if config is None or isinstance(config, HealthCheckConfig):
+            self._config = config
+        else:
+            self._config = read_health_check(config)
+        self._rules = _Rules.of(self._config) if self._config is not None else None
         self._clock = clock
-        self._checks_by_name = {check.name: check for check in self._config.checks}
-        self._total_weight = sum(check.weight for check in self._config.checks)
-        # A registry's set of backends is fixed once loaded (`update` changes
-        # live state only), so it is read once rather than on every call.
-        backend_ids = getattr(registry, "backend_ids", None)
-        self._known_ids = frozenset(backend_ids) if backend_ids is not None else None
+        # A live registry gains and loses backends (add/remove): ask it each
+        # time. A sink that only lists ids is read once.
+        if hasattr(registry, "__contains__"):
+            self._knows: Callable[[str], bool] | None = registry.__contains__
+        else:
+            backend_ids = getattr(registry, "backend_ids", None)
+            self._knows = frozenset(backend_ids).__contains__ if backend_ids is not None else None
+        self._record_health = getattr(registry, "record_health", None)
         self._initial_status: dict[str, HealthStatus] = {}
         for backend_id, status in (initial_status or {}).items():
             self._require_known(backend_id)
             if status not in HEALTH_STATUSES:
-                raise ValueError(
+                raise _error(
                     f"Expected a status in {'|'.join(HEALTH_STATUSES)} for `{backend_id}`, got {_shown(status)}"
                 )
             self._initial_status[backend_id] = status
         self._backends: dict[str, _BackendHealth] = {}
 
     @property
-    def config(self) -> HealthCheckConfig:
+    def config(self) -> HealthCheckConfig | None:
+        """The config every backend follows, or None when each follows its registration's block."""
         return self._config
+
+    def config_for(self, backend_id: str) -> HealthCheckConfig:
+        """The thresholds and checks this backend's rounds are judged by."""
+        return self._state(backend_id).rules.config
 
     # -- queries -----------------------------------------------------------
 
@@ -463,28 +336,38 @@ class HealthTracker:
     ) -> HealthStatus:
         """Evaluate one round of check results taken at `at`; return the status after it."""
         state = self._state(backend_id)
-        outcome, breaches = self._evaluate(results)
+        outcome, breaches = self._evaluate(state.rules, results)
         at = self._time(at)
         self._require_in_order(state, backend_id, at)
+        try:
+            self._record_round(backend_id, state, outcome, breaches, at)
+        finally:
+            # Written even when a status update failed: the round did happen.
+            self._write_through(backend_id, state, checked_at=at)
+        return state.status
+
+    def _record_round(self, backend_id: str, state: _BackendHealth, outcome: _RoundOutcome,
+                      breaches: tuple[_Breach, ...], at: datetime) -> None:
+        config = state.rules.config
 
         state.last_at = at
         state.rounds.append((at, outcome is not _RoundOutcome.FAILED))
         while state.rounds and state.rounds[0][0] <= at - UPTIME_WINDOW:
             state.rounds.popleft()
         if state.status == "maintenance":
-            return state.status
+            return
 
         if outcome is _RoundOutcome.FAILED:
             state.consecutive_failures += 1
             state.consecutive_successes = 0
-            if state.consecutive_failures >= self._config.unhealthy_threshold:
+            if state.consecutive_failures >= config.unhealthy_threshold:
                 failures = state.consecutive_failures
                 self._change_status(
                     backend_id,
                     state,
                     "unhealthy",
                     at,
-                    lambda: f"`{backend_id}` unhealthy: {failures} consecutive failed rounds",
+                    lambda: f"`{backend_id}` unhealthy: {failures} consecutive failed round{'s' if failures > 1 else ''}",
                 )
         elif outcome is _RoundOutcome.DEGRADED:
             state.consecutive_failures = 0
@@ -495,9 +378,8 @@ class HealthTracker:
         else:
             state.consecutive_successes += 1
             state.consecutive_failures = 0
-            if state.consecutive_successes >= self._config.healthy_threshold:
+            if state.consecutive_successes >= config.healthy_threshold:
                 self._change_status(backend_id, state, "healthy", at, None)
-        return state.status
 
     def set_maintenance(self, backend_id: str, on: bool, at: datetime | None = None) -> HealthStatus:
         """Enter (``on=True``) or leave maintenance; return the new status.
@@ -515,6 +397,7 @@ class HealthTracker:
         state.consecutive_successes = 0
         state.consecutive_failures = 0
         self._change_status(backend_id, state, "maintenance" if on else "unknown", at, None)
+        self._write_through(backend_id, state)
         return state.status
 
     def open_incident(
@@ -539,6 +422,7 @@ class HealthTracker:
             remediation=remediation,
         )
         bisect.insort(state.incidents, incident, key=lambda logged: logged.started_at)
+        self._write_through(backend_id, state)
         return incident
 
     def resolve_incident(
@@ -559,9 +443,9 @@ class HealthTracker:
         if logged is None:
             logged = next((candidate for candidate in state.incidents if candidate == incident), None)
         if logged is None:
-            raise ValueError(f"no such incident for `{backend_id}`: {incident!r}")
+            raise _error(f"no such incident for `{backend_id}`: {incident!r}")
         if not logged.is_open:
-            raise ValueError(
+            raise _error(
                 f"incident of `{backend_id}` started {logged.started_at.isoformat()} is already resolved"
             )
         changes: dict[str, Any] = {"resolved_at": self._time(at)}
@@ -572,51 +456,81 @@ class HealthTracker:
         resolved = self._replace_incident(state, logged, **changes)
         if state.automatic_incident is logged:
             state.automatic_incident = None
+        self._write_through(backend_id, state)
         return resolved
 
     # -- internals ---------------------------------------------------------
 
     def _require_known(self, backend_id: str) -> None:
-        if self._known_ids is not None and backend_id not in self._known_ids:
-            raise ValueError(f"unknown backend `{backend_id}`")
+        if self._knows is not None and not self._knows(backend_id):
+            raise _error(f"unknown backend `{printable(backend_id, 60)}`")
 
     def _state(self, backend_id: str) -> _BackendHealth:
         state = self._backends.get(backend_id)
         if state is None:
             self._require_known(backend_id)
-            state = _BackendHealth(status=self._initial_status.get(backend_id, "unknown"))
+            registration = self._registration(backend_id)
+            status = self._initial_status.get(backend_id)
+            if status is None:
+                # Start from what the registry says (a backend the operator put
+                # in maintenance stays there until `set_maintenance(.., False)`).
+                status = registration.health_status if registration is not None else "unknown"
+            rules = self._rules
+            if rules is None:
+                block = registration.health_check if registration is not None else None
+                rules = _Rules.of(block) if block is not None else _DEFAULT_RULES
+            state = _BackendHealth(status=status, rules=rules)
             self._backends[backend_id] = state
         return state
+
+    def _registration(self, backend_id: str) -> Any:
+        getitem = getattr(self._registry, "__getitem__", None)
+        if getitem is None:
+            return None
+        try:
+            found = getitem(backend_id)
+        except (KeyError, LookupError):
+            return None
+        return found if hasattr(found, "health_status") else None
+
+    def _write_through(self, backend_id: str, state: _BackendHealth, checked_at: datetime | None = None) -> None:
+        if self._record_health is not None:
+            self._record_health(backend_id, checked_at=checked_at, incidents=tuple(state.incidents))
+
+    def forget(self, backend_id: str) -> None:
+        """Drop a backend's state (it left the registry); unknown ids are ignored."""
+        self._backends.pop(backend_id, None)
 
     def _time(self, at: datetime | None) -> datetime:
         if at is None:
             if self._clock is None:
-                raise ValueError("Expected `at`: this tracker has no clock")
+                raise _error("Expected `at`: this tracker has no clock")
             at = self._clock()
         return _require_aware(at, "at")
 
     @staticmethod
     def _require_in_order(state: _BackendHealth, backend_id: str, at: datetime) -> None:
         if state.last_at is not None and at < state.last_at:
-            raise ValueError(
+            raise _error(
                 f"Expected times for `{backend_id}` in order: got {at.isoformat()},"
                 f" before the last one, {state.last_at.isoformat()}"
             )
 
-    def _evaluate(self, results: Iterable[CheckResult]) -> tuple[_RoundOutcome, tuple[_Breach, ...]]:
+    @staticmethod
+    def _evaluate(rules: _Rules, results: Iterable[CheckResult]) -> tuple[_RoundOutcome, tuple[_Breach, ...]]:
         """Classify one round; raises before any state changes when the results are malformed."""
         results_by_name: dict[str, CheckResult] = {}
         for result in results:
-            if result.name not in self._checks_by_name:
-                configured = ", ".join(f"`{name}`" for name in self._checks_by_name)
-                raise ValueError(f"check `{result.name}` is not configured (configured: {configured})")
+            if result.name not in rules.checks_by_name:
+                configured = ", ".join(f"`{name}`" for name in rules.checks_by_name)
+                raise _error(f"check `{printable(result.name, 60)}` is not configured (configured: {configured})")
             if result.name in results_by_name:
-                raise ValueError(f"check `{result.name}` reported twice in one round")
+                raise _error(f"check `{printable(result.name, 60)}` reported twice in one round")
             results_by_name[result.name] = result
 
         passed_weight = 0.0
         breaches: list[_Breach] = []
-        for check in self._config.checks:
+        for check in rules.config.checks:
             result = results_by_name.get(check.name)
             if result is None or not result.passed:
                 if check.name == "connectivity":
@@ -626,7 +540,7 @@ class HealthTracker:
             if check.threshold is not None and result.value is not None and result.value > check.threshold:
                 breaches.append(_Breach(check, result.value))
 
-        if passed_weight < PASSING_WEIGHT_SHARE * self._total_weight:
+        if passed_weight < PASSING_WEIGHT_SHARE * rules.total_weight:
             return _RoundOutcome.FAILED, ()
         if breaches:
             return _RoundOutcome.DEGRADED, tuple(breaches)

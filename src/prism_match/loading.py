@@ -42,7 +42,7 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, quoted
+from .redact import is_secret_field, is_secret_reference, quoted, redacted_url
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
 __all__ = ["load_documents", "source_documents", "split_document", "validate_documents", "load_registrations", "read_file_documents",
@@ -1016,6 +1016,9 @@ def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list
         _check_retry(reg.retry, "$.retry", problems)
     if reg.metadata:
         check_freeform(reg.metadata, "$.metadata", problems, secrets=not allow_inline_secrets)
+    if reg.health_check is not None and reg.health_check.endpoint and not allow_inline_secrets \
+            and redacted_url(reg.health_check.endpoint) != reg.health_check.endpoint:
+        problems.append(("$.health_check.endpoint", _inline_secret_message("endpoint")))
     for i, ifc in enumerate(reg.interfaces):
         if type(ifc) is not str and ifc.operations:
             for j, op in enumerate(ifc.operations):

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 __all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK",
-           "printable", "quoted"]
+           "printable", "quoted", "redacted_url"]
 
 SECRET_FIELDS = frozenset({"password", "token", "key", "secret"})
 MASK = "***redacted***"
@@ -69,3 +69,16 @@ def quoted(value: str, limit: int = 40) -> str:
     if may_hold_secret(value):
         return "str"
     return '"' + (value if len(value) <= limit else value[: limit - 3] + "...") + '"'
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*):(?P<password>[^/@]*)@")
+
+
+def redacted_url(url: str) -> str:
+    """A URL with the password of its ``user:password@`` part masked (a
+    reference stays): health probe endpoints may carry credentials."""
+    def mask(m: re.Match) -> str:
+        password = m.group("password")
+        shown = password if is_secret_reference(password) else MASK
+        return f"{m.group('scheme')}{m.group('user')}:{shown}@"
+    return _URL_USERINFO.sub(mask, url)

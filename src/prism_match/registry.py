@@ -17,12 +17,13 @@ replay (``changes`` / ``apply``). Nothing below this module imports it.
 from __future__ import annotations
 
 import collections
+import datetime as _dt
 import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -37,7 +38,7 @@ from .loading import gc_paused, load_registrations, registration_problems
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .reasons import build_reasons
 from .results import Diagnosis, QueryResult
-from .schema import Registration, decode_hook, encode_hook
+from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
 from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
 
@@ -101,6 +102,7 @@ class Registry:
         self._reservations: dict[int, Reservation] = {}
         self._held: collections.Counter[str] = collections.Counter()
         self._next_reservation = itertools.count(1)
+        self._health_notes: dict[str, _HealthNote] = {}
         self._lock = threading.RLock()  # Python-level changes (add, remove, replace, release) one at a time
 
     def _attach(self, columns: Columns, version: int) -> None:
@@ -157,7 +159,19 @@ class Registry:
     def _live(self, backend_id: str) -> Registration:
         """The registration with the live values of the columns: usage
         (observed + reserved), health status and uptime."""
-        return live_registration(self._registration(backend_id), self.columns, self._core.index[backend_id])
+        live = live_registration(self._registration(backend_id), self.columns, self._core.index[backend_id])
+        note = self._health_notes.get(backend_id)
+        if note is None:
+            return live
+        # The health checker's last check and incidents (after the document's own).
+        changes: dict[str, Any] = {}
+        if note.checked_at is not None:
+            changes["last_check_at"] = note.checked_at
+        health = live.health
+        if note.incidents:
+            changes["recent_incidents"] = [*(health.recent_incidents if health is not None else ()), *note.incidents]
+        health = msgspec.structs.replace(health, **changes) if health is not None else Health(**changes)
+        return msgspec.structs.replace(live, health=health)
 
     # --- container protocol -------------------------------------------------------------
 
@@ -252,6 +266,22 @@ class Registry:
 
         return estimate_cost(self, workload)
 
+    # --- live health (written by health.HealthTracker) --------------------------------------
+
+    def record_health(self, backend_id: str, *, checked_at: _dt.datetime | None = None,
+                      incidents: tuple[Incident, ...] | None = None) -> None:
+        """Note a backend's latest health check time and its tracker's
+        incidents; ``registry[backend_id].health`` shows them (status and
+        uptime come from ``update``). None leaves that part as it was."""
+        self._core.position(backend_id, "record_health")
+        old = self._health_notes.get(backend_id)
+        if checked_at is None and old is not None:
+            checked_at = old.checked_at
+        if incidents is None:
+            incidents = old.incidents if old is not None else ()
+        self._health_notes[backend_id] = _HealthNote(checked_at, tuple(incidents))
+        self._core.record("health", backend_id, (checked_at, tuple(incidents)))
+
     # --- a living registry ---------------------------------------------------------------
 
     @property
@@ -317,6 +347,7 @@ class Registry:
             self._layout.remove(backend_id)
             self._by_id.pop(backend_id, None)
             self._held.pop(backend_id, None)
+            self._health_notes.pop(backend_id, None)
             for rid in [rid for rid, r in self._reservations.items() if r.backend_id == backend_id]:
                 del self._reservations[rid]
             self._records_current = False
@@ -435,6 +466,9 @@ class Registry:
                 self._replay_reserve(data)
             elif kind == "release":
                 self.release(data)
+            elif kind == "health":
+                checked_at, incidents = data
+                self.record_health(change.backend_id, checked_at=checked_at, incidents=incidents)
             elif kind == "assign":
                 raise RegistryError("A committed assign cannot be replayed from the log; load a snapshot",
                                     "apply")
@@ -490,6 +524,13 @@ class Registry:
             "extra.reservations": np.frombuffer(encoder.encode(list(self._reservations.values())), dtype=np.uint8),
         }
         save_snapshot(dense, records, path, extras)
+
+
+class _HealthNote(NamedTuple):
+    """What the health checker knows of a backend beyond its status and uptime."""
+
+    checked_at: _dt.datetime | None
+    incidents: tuple[Incident, ...]
 
 
 def _snapshot(engine: Engine) -> Any:

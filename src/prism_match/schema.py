@@ -15,17 +15,19 @@ operation, ``transfer_costs``/``recent_incidents`` nested or at the top level.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
 from ._names import NameCheck
-from .redact import printable, redacted
+from .redact import printable, quoted, redacted, redacted_url
 from .units import parse_duration, parse_duration_ms, parse_size
 
 __all__ = [
     "BACKEND_TYPES", "HEALTH_STATUSES", "CONSISTENCY_LEVELS", "COST_MODELS", "AUTH_TYPES", "SEVERITIES",
     "Registration", "SlotRequirement", "Query", "Pattern", "decode_hook", "encode_hook", "ENUM_CHOICES",
+    "HealthCheckConfig", "CheckSpec", "Incident",
 ]
 
 BackendType = Literal["kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3", "memstore"]
@@ -99,7 +101,7 @@ def decode_hook(kind: type, value: object) -> object:
             parser = _PARSERS.get(kind)
             if parser is None:
                 raise NotImplementedError(kind)
-            parsed = kind(parser(value))
+            parsed = parser(value) if kind is Threshold else kind(parser(value))
             if len(_MEMO) >= _MEMO_LIMIT:
                 _MEMO.clear()
             _MEMO[key] = parsed
@@ -107,7 +109,7 @@ def decode_hook(kind: type, value: object) -> object:
     parser = _PARSERS.get(kind)
     if parser is None:
         raise NotImplementedError(kind)
-    return kind(parser(value))
+    return parser(value) if kind is Threshold else kind(parser(value))
 
 
 def encode_hook(value: object) -> object:
@@ -117,8 +119,10 @@ def encode_hook(value: object) -> object:
     an equal registration."""
     if isinstance(value, DurationMs):
         return f"{float(value)!r}ms"
-    if isinstance(value, Duration):
+    if isinstance(value, (Duration, ThresholdSeconds)):
         return f"{float(value)!r}s"
+    if isinstance(value, ThresholdPercent):
+        return f"{float(value)!r}%"
     if isinstance(value, float):
         return float(value)
     raise NotImplementedError(type(value))
@@ -306,6 +310,8 @@ class Cost(Base, kw_only=True):
 
 
 class Incident(Base, kw_only=True):
+    """The seed's incident record (also what a HealthTracker opens); `resolved_at` is None while it is open."""
+
     started_at: _dt.datetime
     resolved_at: _dt.datetime | None = None
     severity: Severity = "warning"
@@ -314,12 +320,165 @@ class Incident(Base, kw_only=True):
     root_cause: str | None = None
     remediation: str | None = None
 
+    def __post_init__(self) -> None:
+        # msgspec checks the Literal when decoding; a direct construction is checked here.
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Expected `severity` one of info|warning|critical, got `{printable(self.severity, 40)}`"
+                             " - at `$.severity`")
+        resolved = self.resolved_at
+        if resolved is not None and (resolved.utcoffset() is None) == (self.started_at.utcoffset() is None) \
+                and resolved < self.started_at:
+            raise ValueError(f"Expected `resolved_at` >= `started_at` ({self.started_at.isoformat()}), "
+                             f"got `{resolved.isoformat()}` - at `$.resolved_at`")
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
 
 class Health(Base, kw_only=True):
     status: HealthStatus = "unknown"
     last_check_at: _dt.datetime | None = None
     uptime_percent_24h: Percent | None = None
     recent_incidents: list[Incident] = []  # G4
+
+
+# --- health checks (the seed's "Health Checks") ------------------------------------------
+#
+# A registration may carry the block that says how to probe it; health.py
+# runs the state machine and probes.py the probes. A check's threshold is
+# read in the unit its name implies, so the hook keeps what was written
+# (duration, percentage or bare number) as a marker type and the check's
+# ``__post_init__`` decides whether it fits.
+
+class Threshold(float):
+    """A check threshold written as a bare number (its subclasses mark the
+    other spellings)."""
+
+
+class ThresholdSeconds(Threshold):
+    """A threshold written as a duration (``100ms``), in seconds."""
+
+
+class ThresholdPercent(Threshold):
+    """A threshold written as a percentage (``1%``), in percent."""
+
+
+_THRESHOLD_HELP = "Expected a threshold: a number, a duration such as `100ms` or a percentage such as `1%`"
+
+
+def parse_threshold(value: object) -> Threshold:
+    """``100ms`` → ThresholdSeconds(0.1), ``1%`` → ThresholdPercent(1.0), ``5`` → Threshold(5.0)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            try:
+                percent = float(text[:-1])
+            except ValueError:
+                percent = math.nan
+            if not 0.0 <= percent <= 100.0:
+                raise ValueError(f"Expected a percentage in [0, 100] such as `1%`, got `{quoted(value)}`")
+            return ThresholdPercent(percent)
+        try:
+            return ThresholdSeconds(parse_duration(value))
+        except ValueError:
+            raise ValueError(f"{_THRESHOLD_HELP}, got `{quoted(value)}`") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{_THRESHOLD_HELP}, got `{type(value).__name__}`")
+    number = float(value)
+    if not 0.0 <= number <= MAX_FLOAT:
+        raise ValueError(f"Expected a finite threshold >= 0, got `{value!r}`")
+    return Threshold(number)
+
+
+CheckName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^\x00-\x1f]+\Z")]
+Rounds = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
+Command = Union[Annotated[str, msgspec.Meta(min_length=1)], Annotated[list[str], msgspec.Meta(min_length=1)]]
+
+
+class CheckSpec(Base, kw_only=True):
+    """One check of a round (the seed's ``checks:`` items).
+
+    ``threshold`` is in the check's own unit: seconds for ``latency`` (written
+    as a duration), percent for ``error_rate`` (``1%`` or a number), the
+    reported number for any other check. A passing check whose value is
+    above it makes the round degraded. ``command`` (a string split as a
+    shell would, or an argv list; never run through a shell) is what the
+    checker runs for this check; without one, ``connectivity`` and
+    ``latency`` read the backend's endpoint probe.
+    """
+
+    name: CheckName
+    weight: NonNegative = 1.0
+    threshold: Threshold | None = None
+    command: Command | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.threshold
+        if threshold is None:
+            return
+        kind = type(threshold)
+        if self.name == "latency" and kind is not ThresholdSeconds and kind is not float and kind is not int:
+            raise ValueError("Expected a duration such as `100ms` for a `latency` threshold, got "
+                             f"{'the bare number' if kind is Threshold else 'the percentage'} "
+                             f"`{_threshold_text(threshold)}` - at `$.threshold`")
+        if self.name == "error_rate":
+            if kind is ThresholdSeconds:
+                raise ValueError("Expected a percentage such as `1%` for an `error_rate` threshold, got the "
+                                 f"duration `{float(threshold):g}s` - at `$.threshold`")
+            if not 0.0 <= threshold <= 100.0:
+                raise ValueError("Expected a percentage in [0, 100] for an `error_rate` threshold, got "
+                                 f"`{float(threshold):g}` - at `$.threshold`")
+
+
+_PARSERS[Threshold] = parse_threshold
+
+
+def _threshold_text(value: float) -> str:
+    return f"{float(value):g}%" if type(value) is ThresholdPercent else f"{float(value):g}"
+
+
+_HTTP_SCHEMES = ("http://", "https://")
+
+
+class HealthCheckConfig(Base, kw_only=True):
+    """The seed's ``health_check`` block (durations in seconds).
+
+    ``endpoint`` says what the endpoint probe reaches: an HTTP(S) URL (GET;
+    2xx/3xx pass), a path such as the seed's ``/health`` (GET on the
+    backend's ``connection.endpoint``), or ``tcp://host:port`` (a TCP
+    connect); without it, a TCP connect to ``connection.endpoint``. Without
+    ``checks``, a round is one connectivity check.
+    """
+
+    endpoint: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    interval: Duration = Duration(30.0)
+    timeout: Duration = Duration(5.0)
+    healthy_threshold: Rounds = 2
+    unhealthy_threshold: Rounds = 3
+    checks: Annotated[tuple[CheckSpec, ...], msgspec.Meta(min_length=1)] = (CheckSpec(name="connectivity"),)
+
+    def __repr__(self) -> str:  # an endpoint URL may carry a password
+        shown = self if self.endpoint is None else msgspec.structs.replace(self, endpoint=redacted_url(self.endpoint))
+        return Base.__repr__(shown)
+
+    def __post_init__(self) -> None:
+        for field in ("interval", "timeout"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"Expected a duration > 0, got `{getattr(self, field):g}s` - at `$.{field}`")
+        names = [check.name for check in self.checks]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"Expected unique check names, got `{printable(name, 40)}` twice "
+                                 f"- at `$.checks[{index}].name`")
+        if sum(check.weight for check in self.checks) <= 0:
+            raise ValueError("Expected checks with a total `weight` > 0, got 0 - at `$.checks`")
+        endpoint = self.endpoint
+        if endpoint is not None and not (endpoint.startswith(_HTTP_SCHEMES) or endpoint.startswith("/")
+                                         or endpoint.startswith("tcp://")):
+            raise ValueError("Expected `endpoint` to be an HTTP URL (`http://host:port/health`), a path on the "
+                             "connection endpoint (`/health`) or `tcp://host:port`, got "
+                             f"`{quoted(redacted_url(endpoint))}` - at `$.endpoint`")
 
 
 class Registration(Base, kw_only=True):
@@ -342,6 +501,7 @@ class Registration(Base, kw_only=True):
     cost: Cost | None = None
     transfer_costs: TransferCosts | None = None  # G4
     health: Health | None = None
+    health_check: HealthCheckConfig | None = None
     recent_incidents: list[Incident] = []  # G4
     regions: list[Name] = []
     compliance: list[Name] = []
