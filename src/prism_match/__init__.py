@@ -4,7 +4,8 @@ The package root only re-exports; see README.md for the tour and the layout.
 """
 
 from . import _env  # noqa: F401  (before the compiled core loads: OpenMP reads it once)
-from .batch import Assignment, Binding, PlacementError, Unplaced, load_slots
+from .batch import Assignment, Binding, PlacementError, Unplaced
+from .slot_files import load_slots
 from .errors import RegistryError
 from .patterns import BindingProblem, PatternBinding
 from .policy import MatchPolicy

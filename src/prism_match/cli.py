@@ -38,7 +38,7 @@ from rich.text import Text
 
 from . import __version__
 from .vocabulary import is_versioned
-from .batch import is_slot_table, slot_table_items, split_list
+from .slot_files import read_slots, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .errors import RegistryError
 from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
@@ -92,70 +92,6 @@ def open_registry(path: str) -> Registry:
     if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
         return load_snapshot(path)
     return load_registry(path)
-
-
-def _is_pattern(doc: Any) -> bool:
-    return isinstance(doc, dict) and "pattern" in doc and isinstance(doc.get("slots"), dict)
-
-
-def _slot_document_items(path: str) -> list[tuple[str, str, Any]]:
-    """Items of a YAML/JSON slots file or directory, read as the loader reads
-    a registry (a directory file that cannot be read is an item reporting
-    it). A pattern document (``pattern:`` with a mapping of named ``slots``)
-    is one item; any other is split by ``split_document`` (lists, ``slots:``,
-    the ``slot_requirement:`` wrapper), never read as a path."""
-    items: list[tuple[str, str, Any]] = []
-    for name, doc in source_documents(path, _REGISTRY_SUFFIXES):
-        if _is_pattern(doc):
-            items.append((name, "$", doc))
-        else:
-            items += split_document(name, doc, list_key="slots", wrapper_keys=("slot_requirement",))
-    return items
-
-
-def read_slots(path: str) -> list[SlotRequirement]:
-    """Every slot requirement of a file or directory, validated, in order.
-
-    YAML/JSON: a list of slot requirements, ``{slots: [...]}``, the seed's
-    ``slot_requirement:`` wrapper, or a pattern (``pattern:`` with named
-    ``slots``). CSV/Parquet/NDJSON: one slot per row. All problems are raised
-    together; duplicate slot names are an error.
-    """
-    p = Path(path)
-    if p.is_file() and is_slot_table(p):
-        items = slot_table_items(p)
-    else:
-        items = _slot_document_items(path)
-    errors: list[tuple[str, str]] = []
-    slots: list[tuple[str, SlotRequirement]] = []
-    for item in items:
-        doc_name, prefix, raw = item
-        try:
-            validated = validate_documents([item], Pattern if _is_pattern(raw) else SlotRequirement)
-        except RegistryError as exc:
-            errors += exc.errors
-            if len(errors) >= MAX_ERRORS:  # enough to fix the file; bounded work on garbage
-                errors.append((doc_name, f"Stopped after {MAX_ERRORS} problems"))
-                break
-            continue
-        for _, value in validated:
-            if isinstance(value, Pattern):
-                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name))
-                          for name, spec in value.slots.items()]
-            else:
-                slots.append((f"{doc_name} {prefix}", value))
-    first: dict[str, str] = {}
-    for where, slot in slots:
-        if slot.slot_name in first:
-            errors.append((f"{where}.slot_name", f"Duplicate slot_name `{slot.slot_name[:60]}`, first defined at "
-                                                 f"{first[slot.slot_name]}"))
-        else:
-            first[slot.slot_name] = where
-    if errors:
-        raise RegistryError(errors)
-    if not slots:
-        raise RegistryError("No slot requirements found", str(path))
-    return [slot for _, slot in slots]
 
 
 # --- output -------------------------------------------------------------------------------
