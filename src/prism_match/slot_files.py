@@ -182,7 +182,12 @@ def read_slots(path: str | os.PathLike, *, strict: bool = True) -> list[SlotRequ
     ignores unknown fields and columns.
     """
     target = Path(path)
-    items = slot_table_items(target, strict=strict) if is_slot_table(target) else _document_items(target)
+    try:
+        items = slot_table_items(target, strict=strict) if is_slot_table(target) else _document_items(target)
+    except RegistryError as exc:
+        # The loader's wording is a registry's; this file was meant to hold slots.
+        raise RegistryError([(loc, msg.replace("expected backend registrations", "expected slot requirements"))
+                             for loc, msg in exc.errors]) from None
     errors: list[tuple[str, str]] = []
     slots: list[tuple[str, SlotRequirement]] = []
     for item in items:
