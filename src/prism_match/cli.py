@@ -297,6 +297,20 @@ def _phase(label: str) -> Iterator[None]:
         log.log(logging.INFO if elapsed >= PHASE_QUIET_SECONDS else logging.DEBUG, "%s took %.2f s", label, elapsed)
 
 
+_BINARY_UNITS = ((1024.0**5, "PiB"), (1024.0**4, "TiB"), (1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"))
+
+
+def size_text(value: float) -> str:
+    """A size in the units it was most likely written in: a whole number of
+    KB is decimal (``5TB``), one of KiB but not of KB is binary (20 GiB is
+    ``20GiB``, not ``21.5GB``)."""
+    if value >= 1024 and value % 1000 != 0 and value % 1024 == 0:
+        for scale, suffix in _BINARY_UNITS:
+            if value >= scale:
+                return f"{value / scale:.1f}".rstrip("0").rstrip(".") + suffix
+    return format_size(value)
+
+
 def _money(value: float | None) -> str:
     if value is None:
         return "—"
@@ -1040,7 +1054,7 @@ def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
         rows.append([str(row["backend_id"]), str(row["placed_slots"]),
                      used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
                      used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
-                     used(row, "storage_used", "max_storage", "storage_utilisation", format_size),
+                     used(row, "storage_used", "max_storage", "storage_utilisation", size_text),
                      f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else "")])
     _print_table(console, (Column("backend"), *(Column(name, right=True) for name in
                                                 ("slots", "write rps", "read rps", "storage", "namespaces"))),
