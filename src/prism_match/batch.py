@@ -24,6 +24,8 @@ from . import _core, vectorized
 from .errors import RegistryError
 from .results import Diagnosis, diagnose
 from .schema import SlotRequirement
+from .explanations import add_explanations
+from .slot_files import known_slot_columns
 from .slot_files import LIST_FIELDS, is_slot_table, load_slots, slot_table_items, slots_from_frame, split_list  # noqa: F401
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:
 
 
 def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | None = None,
-               progress: Progress | None = None) -> pl.DataFrame:
+               progress: Progress | None = None, strict: bool = True, diagnose: bool = False,
+               reasons: bool = False) -> pl.DataFrame:
     """Top-``k`` per slot, slots choosing independently (no capacity consumed).
 
     Returns one row per (slot, rank): ``slot_index, slot_name, rank,
@@ -88,10 +91,17 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     every core); a batch too small to share runs on one. The answer is the
     same for any count. ``progress(done, total)`` is called after every
     chunk of ``CHUNK`` slots.
+
+    ``strict=False``: a DataFrame's columns that are no slot field are
+    dropped, named once in a warning on the ``prism_match`` logger.
+    ``diagnose=True`` adds ``diagnosis`` (an unbound slot's explain text),
+    ``reasons=True`` adds ``reasons`` (each match's); see explanations.py.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match_many")
     n_threads = resolve_threads(threads)
+    if not strict and isinstance(slots, pl.DataFrame):
+        slots = known_slot_columns(slots)
     prepared = _prepare_all(registry, slots)
     m = len(prepared)
     n_threads = max(1, min(n_threads, m * len(registry) // PAIRS_PER_THREAD))
@@ -113,7 +123,10 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
             _core.topk_many(snap, cores, policy, kk, start, stop, idx, score, perf, region, count, n_threads)
         if progress is not None:
             progress(stop, m)
-    return _frame(registry, prepared, snap, idx, score, perf, region, count)
+    frame = _frame(registry, prepared, snap, idx, score, perf, region, count)
+    if diagnose or reasons:
+        frame = add_explanations(registry, prepared, frame, kk, diagnose=diagnose, reasons=reasons)
+    return frame
 
 
 def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,

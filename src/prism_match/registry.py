@@ -236,11 +236,14 @@ class Registry:
 
     # --- batches, placement, patterns, cost -------------------------------------------------
 
-    def match_many(self, slots: Any, k: int = 1, *, threads: int | None = None,
-                   progress: Any = None) -> pl.DataFrame:
+    def match_many(self, slots: Any, k: int = 1, *, threads: int | None = None, progress: Any = None,
+                   strict: bool = True, diagnose: bool = False, reasons: bool = False) -> pl.DataFrame:
         """Top-``k`` for every slot (a list of mappings or prepared slots, or a
-        polars DataFrame of requirements), in parallel; see batch.match_many."""
-        return batch.match_many(self, slots, k, threads=threads, progress=progress)
+        polars DataFrame of requirements), in parallel; ``strict=False``
+        ignores unknown columns, ``diagnose``/``reasons`` add those columns.
+        See batch.match_many."""
+        return batch.match_many(self, slots, k, threads=threads, progress=progress, strict=strict,
+                                diagnose=diagnose, reasons=reasons)
 
     def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> batch.Assignment:
         """Capacity-aware placement; see batch.assign."""
