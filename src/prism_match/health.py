@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import logging
 import math
 import re
 from collections import deque
@@ -25,6 +26,8 @@ from typing import Annotated, Any, Protocol
 import msgspec
 
 from .schema import HEALTH_STATUSES, SEVERITIES, HealthStatus, Severity
+
+_log = logging.getLogger("prism_match")
 
 __all__ = [
     "HEALTH_STATUSES",
@@ -656,6 +659,7 @@ class HealthTracker:
         if new_status == state.status:
             return
         self._registry.update(backend_id, status=new_status, uptime=self._uptime(state, at))
+        _log.info("health: `%s` %s -> %s at %s", backend_id, state.status, new_status, at.isoformat())
         state.status = new_status
 
         automatic = state.automatic_incident

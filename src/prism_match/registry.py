@@ -9,8 +9,10 @@ runs the kernel (match) or the numpy path (explain, query).
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -83,6 +85,9 @@ def _checked_k(k: Any, where: str) -> int:
     return k
 
 
+_log = logging.getLogger("prism_match")
+
+
 class Registry:
     """The compiled registry. Build it with :func:`load_registry`."""
 
@@ -105,6 +110,21 @@ class Registry:
         # frame in between (SPEC §5, constant time).
         self.update = self._core.update
         self._n = self.columns.n
+
+    def update(self, backend_id: str, *, write_rps: float | None = None, read_rps: float | None = None,
+               storage_used: float | None = None, namespace_count: float | None = None,
+               status: str | None = None, uptime: float | None = None) -> None:
+        """Change one backend's live state in place, in constant time; the
+        next match sees it (SPEC §5). Every argument is checked before
+        anything is written. ``status`` is a health status, ``uptime`` a
+        24 h percentage.
+
+        Documentation only: every Registry's ``update`` attribute is the
+        compiled ``CoreRegistry.update`` itself (set in ``__init__``), so a
+        call goes straight to C with no Python frame in between.
+        """
+        self._core.update(backend_id, write_rps=write_rps, read_rps=read_rps, storage_used=storage_used,
+                          namespace_count=namespace_count, status=status, uptime=uptime)
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
@@ -280,6 +300,10 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     ``pathlib.Path``, a list of mappings, or a mapping ``{"backends": [...]}``. Raises RegistryError listing every
     problem; nothing is half-loaded.
     """
+    start = time.perf_counter()
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
-        return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
-                        policy=policy)
+        registry = Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
+                            policy=policy)
+    _log.info("loaded %d backends%s in %.2f s", len(registry),
+              f" from {source}" if isinstance(source, (str, os.PathLike)) else "", time.perf_counter() - start)
+    return registry
