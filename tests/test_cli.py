@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import yaml
 
-from prism_match import RegistryError, cli
+from prism_match import RegistryError, cli, render
 from prism_match.cost import WORKLOAD_KEYS
 from prism_match.cli import EXIT_INVALID, EXIT_OK, EXIT_UNBOUND, main, read_slots
 
@@ -697,7 +697,7 @@ def test_help_and_version_exit_0(capsys):
 
 
 def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "PROGRESS_MIN_SLOTS", 1)
+    monkeypatch.setattr(render, "PROGRESS_MIN_SLOTS", 1)
     code, out, err = call(capsys, "match", REGISTRY, SLOTS, "--format", "json")
     assert code == EXIT_OK and err == ""          # stderr is not a terminal here: no bar
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
@@ -752,7 +752,7 @@ def test_large_query_result_is_a_plain_table(capsys, tmp_path: Path):
     assert code == EXIT_OK
     lines = out.splitlines()
     total = int(lines[-1].removeprefix("total_count: "))
-    assert total > cli.RICH_MAX_ROWS
+    assert total > render.RICH_MAX_ROWS
     assert lines[0].split() == ["#", "backend", "score", "perf", "cost", "avail", "region"]
     assert set(lines[1]) == {"─"}
     rows = [line.split() for line in lines[2:-1]]

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from prism_match.cli import EXIT_INVALID, EXIT_OK, EXIT_UNBOUND, main, size_text
+from prism_match.cli import EXIT_INVALID, EXIT_OK, EXIT_UNBOUND, main
+from prism_match.render import size_text
 from prism_match.slot_files import load_slots
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,16 +1,19 @@
 # PYTHON_ARGCOMPLETE_OK  (argcomplete: this entry point answers completion requests)
-"""The ``prism-match`` command line (also ``python -m prism_match``).
+"""The ``prism-match`` command line (also ``python -m prism_match``): the
+commands; their terminal rendering is render.py.
 
 Files in, answers out: a registry (YAML/JSON file or directory, or a
-compiled snapshot) and slot requirements are loaded and validated through
-the library (loading.py, registry.py), each command calls one public method
-(``match``, ``explain``, ``query``, ``assign``, ``estimate_cost``, ``save``)
-and prints the result as a table (rich; colour only on a terminal) or as
-JSON/NDJSON (orjson) or CSV/Parquet (polars).
+compiled snapshot) and slot requirements (or a pattern, a query, a policy)
+are loaded and validated through the library (slot_files.py, documents.py,
+registry.py), each command calls one public method (``match``, ``explain``,
+``query``, ``assign``, ``estimate_cost``, ``save``) and prints the result as
+a table (render.py) or as JSON/YAML/NDJSON (orjson, PyYAML) or CSV/Parquet
+(polars). ``-o`` follows kubectl: a format name prints that format, a file
+name's extension picks it (``resolve_output``).
 
 Exit status: 0 success; 1 invalid input (registry, slots, query, workload,
 command line) or a file that cannot be read or written; 2 a required slot has
-no eligible backend (``match``, ``assign``). Problems are printed on stderr as
+no eligible backend (``match``, ``bind``, ``assign``). Problems are printed on stderr as
 ``error: <text>`` with their locations, never as a traceback; secrets are
 never printed (the loader never echoes them and nothing here prints
 connection data).
@@ -19,41 +22,36 @@ connection data).
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import sys
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import orjson
 import polars as pl
-from rich import box
-from rich.console import Console, Group
 from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .vocabulary import is_versioned
-from .documents import KINDS, document_kind, json_schema, validate_document
-from .policy import MatchPolicy
-from .slot_files import is_pattern, read_slots, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
+from .documents import KINDS, document_kind, json_schema, validate_document
 from .errors import RegistryError
-from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
+from .loading import load_documents, source_documents, validate_documents
+from .policy import MatchPolicy
 from .registry import Registry, load_registry
+from .render import (DETAIL_MAX_SLOTS, SCORE_COLUMNS, Column, diagnosis_block, match_summary, money, phase, plural,
+                     print_table, print_utilisation, progress_bar, quantity, reasons_text, render_outcomes,
+                     render_outcomes_compact, render_summary, rich_target, score_cells)
 from .results import Diagnosis, Match
-from .units import format_rate, format_size
-from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
+from .schema import BACKEND_TYPES, HEALTH_STATUSES, Query, SlotRequirement
+from .slot_files import is_pattern, read_slots, split_list
 from .snapshot import load_snapshot
+from .vocabulary import is_versioned
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 
@@ -63,9 +61,6 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_UNBOUND = 2
 
-PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
-DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
-RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
 _REGISTRY_SUFFIXES = {".yaml", ".yml", ".json"}
 
 EPILOG = """\
@@ -101,7 +96,7 @@ def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry
     strict = not getattr(args, "non_strict", False)
     allow = getattr(args, "allow_inline_secrets", False)
     p = Path(path)
-    with _phase(f"loading {path}"):
+    with phase(f"loading {path}"):
         if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
             registry = load_snapshot(path)
         else:
@@ -144,33 +139,6 @@ def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
 
 
 # --- output -------------------------------------------------------------------------------
-
-def _console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
-    # highlight=False: rich would otherwise colour numbers and quoted names in
-    # backend ids; markup is never used for user data (Text objects only).
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
-
-
-@contextmanager
-def _rich_target(output: str | None, *, wide: bool = False) -> Iterator[Console]:
-    """A console for table output: straight to a terminal (with colour), else
-    rendered plain into a buffer and written with trailing padding removed,
-    so files and pipes hold clean text. ``wide``: a file or pipe gets lines
-    as long as the table needs (numbers are never cut to fit 80 columns)."""
-    if output is None and sys.stdout.isatty():
-        yield _console(sys.stdout)
-        return
-    buffer = io.StringIO()
-    console = _console(buffer)
-    if wide:
-        console.width = max(console.width, 200)
-    yield console
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        Path(output).write_text(text, encoding="utf-8")
 
 
 def _write_bytes(data: bytes, output: str | None) -> None:
@@ -247,134 +215,6 @@ def _write_data(value: Any, fmt: str, output: str | None) -> None:
         _write_json(value, output)
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr for long batches, only when stderr is a terminal."""
-    if total < PROGRESS_MIN_SLOTS or not sys.stderr.isatty():
-        yield lambda: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=_console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
-
-
-PHASE_QUIET_SECONDS = 1.0  # a phase shorter than this shows nothing
-
-
-@contextmanager
-def _phase(label: str) -> Iterator[None]:
-    """A spinner on stderr for a phase that outlasts ``PHASE_QUIET_SECONDS``
-    (only on a terminal), and the phase's time on the ``prism_match`` logger."""
-    start = time.perf_counter()
-    lock = threading.Lock()
-    shown: list[Any] = []
-    done = False
-
-    def show() -> None:
-        with lock:
-            if not done:
-                status = _console(stderr=True).status(label)
-                status.start()
-                shown.append(status)
-
-    timer = threading.Timer(PHASE_QUIET_SECONDS, show) if sys.stderr.isatty() else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        yield
-    finally:
-        with lock:
-            done = True
-            if timer is not None:
-                timer.cancel()
-            for status in shown:
-                status.stop()
-        elapsed = time.perf_counter() - start
-        log.log(logging.INFO if elapsed >= PHASE_QUIET_SECONDS else logging.DEBUG, "%s took %.2f s", label, elapsed)
-
-
-_BINARY_UNITS = ((1024.0**5, "PiB"), (1024.0**4, "TiB"), (1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"))
-
-
-def size_text(value: float) -> str:
-    """A size in the units it was most likely written in: a whole number of
-    KB is decimal (``5TB``), one of KiB but not of KB is binary (20 GiB is
-    ``20GiB``, not ``21.5GB``)."""
-    if value >= 1024 and value % 1000 != 0 and value % 1024 == 0:
-        for scale, suffix in _BINARY_UNITS:
-            if value >= scale:
-                return f"{value / scale:.1f}".rstrip("0").rstrip(".") + suffix
-    return format_size(value)
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "<$0.01" if 0 < value < 0.005 else f"${value:,.2f}"
-
-
-def _quantity(value: float) -> str:
-    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
-
-
-def _counts(counter: Counter, order: Sequence[str] | None = None) -> str:
-    keys = [k for k in order if k in counter] if order is not None else sorted(counter)
-    return "  ".join(f"{k}={counter[k]}" for k in keys) or "—"
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    right: bool = False
-    style: str | None = None
-
-
-def _print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]], *,
-                 title: str | None = None) -> None:
-    """A table of text cells: rich's when small, plain aligned text when large."""
-    if len(rows) <= RICH_MAX_ROWS:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left",
-                      title_style="bold")
-        for col in columns:
-            # fold, never "…": a cut backend id is a wrong backend id.
-            table.add_column(col.name, justify="right" if col.right else "left", style=col.style, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # Text: names are never read as markup
-        console.print(table)
-        return
-    widths = [max(len(col.name), *(len(row[i]) for row in rows)) for i, col in enumerate(columns)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "   ".join(cell.rjust(w) if col.right else cell.ljust(w)
-                          for cell, w, col in zip(cells, widths, columns)).rstrip()
-
-    lines = [title] if title else []
-    lines += [line([col.name for col in columns]), "─" * (sum(widths) + 3 * (len(columns) - 1))]
-    lines += [line(row) for row in rows]
-    console.file.write("\n".join(lines) + "\n")
-
-
-def _diagnosis_renderable(diag: Diagnosis) -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(justify="right", style="bold")
-    grid.add_column(style="magenta", no_wrap=True)
-    grid.add_column()
-    for code, count in sorted(diag.rejected.items(), key=lambda kv: -kv[1]):
-        grid.add_row(str(count), code, Text(diag.details.get(code, "")))
-    for hint in diag.hints:
-        grid.add_row("", Text("hint", style="yellow"), Text(hint))
-    return grid
-
-
-def _diagnosis_block(diag: Diagnosis) -> Group:
-    head = Text(f"{diag.eligible}/{diag.total} backends eligible", style="bold")
-    return Group(head, Padding(_diagnosis_renderable(diag), (0, 0, 0, 2), expand=False))
-
-
 # --- match ----------------------------------------------------------------------------------
 
 @dataclass
@@ -403,7 +243,7 @@ class SlotOutcome:
 def match_slots(registry: Registry, slots: Sequence[SlotRequirement], k: int,
                 explain: bool) -> list[SlotOutcome]:
     outcomes = []
-    with _progress(len(slots), "matching") as advance:
+    with progress_bar(len(slots), "matching") as advance:
         for slot in slots:
             prepared = registry.prepare(slot)
             matches = registry.match(prepared, k)
@@ -411,10 +251,6 @@ def match_slots(registry: Registry, slots: Sequence[SlotRequirement], k: int,
             outcomes.append(SlotOutcome(slot, matches, diagnosis))
             advance()
     return outcomes
-
-
-def _reasons_text(match: Match) -> str:
-    return " | ".join(f"{r.type}: {r.explanation}" for r in match.reasons)
 
 
 def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
@@ -432,7 +268,7 @@ def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
         rows["backend_id"].append(m.backend_id if m else None)
         for name in ("score", "performance", "cost", "availability", "region"):
             rows[name].append(getattr(m, name) if m else None)
-        rows["reasons"].append(_reasons_text(m) if m else None)
+        rows["reasons"].append(reasons_text(m) if m else None)
         rows["diagnosis"].append(str(o.diagnosis) if o.diagnosis is not None else None)
 
     for o in outcomes:
@@ -445,103 +281,6 @@ def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
               "backend_id": pl.String, "score": pl.Float64, "performance": pl.Float64, "cost": pl.Float64,
               "availability": pl.Float64, "region": pl.Float64, "reasons": pl.String, "diagnosis": pl.String}
     return pl.DataFrame(rows, schema=schema)
-
-
-def _slot_header(slot: SlotRequirement, matches: list[Match]) -> Text:
-    head = Text(slot.slot_name, style="bold")
-    head.append("  ")
-    head.append("optional" if slot.optional else "required", style="dim")
-    head.append("  ")
-    if matches:
-        head.append("→ ", style="green")
-        head.append(matches[0].backend_id, style="bold green")
-        head.append(f"  score {matches[0].score:.4f}")
-    elif slot.optional:
-        head.append("unbound (optional: the pattern runs without it)", style="yellow")
-    else:
-        head.append("UNBOUND: no eligible backend", style="bold red")
-    return head
-
-
-_SCORE_COLUMNS = (Column("score", right=True), Column("perf", right=True, style="dim"),
-                  Column("cost", right=True, style="dim"), Column("avail", right=True, style="dim"),
-                  Column("region", right=True, style="dim"))
-
-
-def _score_cells(m: Match) -> list[str]:
-    return [f"{m.score:.4f}", f"{m.performance:.2f}", f"{m.cost:.4f}", f"{m.availability:.4f}",
-            "yes" if m.region else "no"]
-
-
-def _reasons_grid(match: Match) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="cyan", no_wrap=True)
-    grid.add_column()
-    for reason in match.reasons:
-        grid.add_row(reason.type, Text(reason.explanation))
-    return grid
-
-
-def _render_outcomes(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    """Per slot: a header naming the choice, the ranked backends with their
-    score components, and the chosen backend's reasons (or the diagnosis)."""
-    for o in outcomes:
-        console.print(_slot_header(o.slot, o.matches))
-        body: list[Any] = []
-        if o.matches:
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-            for col in (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS):
-                table.add_column(col.name, justify="right" if col.right else "left", style=col.style)
-            for rank, m in enumerate(o.matches, 1):
-                table.add_row(str(rank), Text(m.backend_id, style="bold" if rank == 1 else ""), *_score_cells(m))
-            why = Text("why ", style="dim")
-            why.append(o.matches[0].backend_id, style="dim bold")
-            body += [table, why, Padding(_reasons_grid(o.matches[0]), (0, 0, 0, 2))]
-        if o.diagnosis is not None:
-            body.append(_diagnosis_block(o.diagnosis))
-        console.print(Padding(Group(*body), (0, 0, 1, 2), expand=False))
-    _print_match_summary(console, outcomes)
-
-
-def _render_outcomes_compact(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    """Many slots: one table row per (slot, rank), then the diagnoses."""
-    rows = []
-    for o in outcomes:
-        need = "optional" if o.slot.optional else "required"
-        if o.matches:
-            rows += [[o.slot.slot_name, need, str(rank), m.backend_id, *_score_cells(m)]
-                     for rank, m in enumerate(o.matches, 1)]
-        else:
-            rows.append([o.slot.slot_name, need, "—", "unbound", *[""] * len(_SCORE_COLUMNS)])
-    _print_table(console, (Column("slot"), Column("need", style="dim"), Column("#", right=True),
-                           Column("backend"), *_SCORE_COLUMNS), rows)
-    explained = [o for o in outcomes if o.diagnosis is not None]
-    if explained:
-        console.file.write("\n" + "\n".join(f"{o.slot.slot_name}: {o.diagnosis}" for o in explained) + "\n")
-    console.file.write(f"\n(reasons are shown for up to {DETAIL_MAX_SLOTS} slots; "
-                       "--format json, ndjson or csv has them for every slot)\n")
-    _print_match_summary(console, outcomes)
-
-
-def _tally(outcomes: Sequence[SlotOutcome]) -> tuple[int, int, int]:
-    """``(bound, unbound optional, unbound required)`` slot counts."""
-    bound = sum(1 for o in outcomes if o.matches)
-    optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
-    return bound, optional, len(outcomes) - bound - optional
-
-
-def _summary(outcomes: Sequence[SlotOutcome]) -> dict[str, int]:
-    bound, optional, required = _tally(outcomes)
-    return {"slots": len(outcomes), "bound": bound, "unbound_optional": optional, "unbound_required": required}
-
-
-def _print_match_summary(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    bound, optional, required = _tally(outcomes)
-    summary = Text(f"{_plural(len(outcomes), 'slot')}: {bound} bound")
-    if optional:
-        summary.append(f", {optional} optional unbound", style="yellow")
-    summary.append(f", {required} required unbound", style="bold red" if required else "")
-    console.print(summary)
 
 
 def _unbound_required(names: list[str]) -> int:
@@ -559,13 +298,13 @@ def cmd_match(args: argparse.Namespace) -> int:
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
     if fmt in ("table", "wide"):
-        with _rich_target(args.output, wide=fmt == "wide" or len(outcomes) > DETAIL_MAX_SLOTS) as console:
+        with rich_target(args.output, wide=fmt == "wide" or len(outcomes) > DETAIL_MAX_SLOTS) as console:
             if len(outcomes) <= DETAIL_MAX_SLOTS:
-                _render_outcomes(console, outcomes)
+                render_outcomes(console, outcomes)
             else:
-                _render_outcomes_compact(console, outcomes)
+                render_outcomes_compact(console, outcomes)
     elif fmt in ("json", "yaml"):
-        _write_data({"slots": [o.as_dict() for o in outcomes], "summary": _summary(outcomes)}, fmt, args.output)
+        _write_data({"slots": [o.as_dict() for o in outcomes], "summary": match_summary(outcomes)}, fmt, args.output)
     elif fmt == "ndjson":
         _write_ndjson((o.as_dict() for o in outcomes), args.output)
     else:
@@ -590,14 +329,14 @@ def cmd_bind(args: argparse.Namespace) -> int:
     slots = read_slots(args.slots, strict=not args.non_strict)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     if args.format in ("table", "wide"):
-        with _rich_target(args.output, wide=args.format == "wide") as console:
+        with rich_target(args.output, wide=args.format == "wide") as console:
             console.print(Text(f"pattern {pattern}", style="bold"))
-            _render_outcomes(console, outcomes)
+            render_outcomes(console, outcomes)
     elif args.format in ("json", "yaml"):
         _write_data({"pattern": pattern,
                      "bindings": {o.slot.slot_name: o.matches[0].backend_id if o.matches else None
                                   for o in outcomes},
-                     "slots": [o.as_dict() for o in outcomes], "summary": _summary(outcomes)},
+                     "slots": [o.as_dict() for o in outcomes], "summary": match_summary(outcomes)},
                     args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson((o.as_dict() for o in outcomes), args.output)
@@ -619,12 +358,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     slots = read_slots(args.slots, strict=not args.non_strict)
     diagnoses = []
-    with _progress(len(slots), "explaining") as advance:
+    with progress_bar(len(slots), "explaining") as advance:
         for slot in slots:
             diagnoses.append((slot, registry.explain(slot)))
             advance()
     if args.format in ("table", "wide"):
-        with _rich_target(args.output, wide=args.format == "wide") as console:
+        with rich_target(args.output, wide=args.format == "wide") as console:
             if len(diagnoses) > DETAIL_MAX_SLOTS:
                 console.file.write("".join(f"{slot.slot_name}  {'optional' if slot.optional else 'required'}  "
                                            f"{diag}\n" for slot, diag in diagnoses))
@@ -633,7 +372,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 head = Text(slot.slot_name, style="bold")
                 head.append("  optional" if slot.optional else "  required", style="dim")
                 console.print(head)
-                console.print(Padding(_diagnosis_block(diag), (0, 0, 1, 2), expand=False))
+                console.print(Padding(diagnosis_block(diag), (0, 0, 1, 2), expand=False))
     elif args.format in ("json", "yaml"):
         _write_data([{**d.as_dict(), "optional": s.optional} for s, d in diagnoses], args.format, args.output)
     elif args.format == "ndjson":
@@ -706,14 +445,14 @@ def cmd_query(args: argparse.Namespace) -> int:
         seed_shape = [{"backend_id": m.backend_id, "score": m.score, "reasons": [r.type for r in m.reasons]}
                       for m in result.backends]
     if args.format in ("table", "wide"):
-        with _rich_target(args.output, wide=True) as console:
+        with rich_target(args.output, wide=True) as console:
             if result.backends:
-                _print_table(console, (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS),
-                             [[str(rank), m.backend_id, *_score_cells(m)]
+                print_table(console, (Column("#", right=True), Column("backend"), *SCORE_COLUMNS),
+                             [[str(rank), m.backend_id, *score_cells(m)]
                               for rank, m in enumerate(result.backends, 1)])
             console.print(Text(f"total_count: {result.total_count}", style="bold"))
             if diagnosis is not None:
-                console.print(_diagnosis_block(diagnosis))
+                console.print(diagnosis_block(diagnosis))
     elif args.format in ("json", "yaml"):
         out: dict[str, Any] = {"backends": seed_shape, "total_count": result.total_count}
         if args.explain:
@@ -848,7 +587,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.format in ("json", "yaml"):
             _write_data({"valid": True, "documents": checked}, args.format, args.output)
         else:
-            with _rich_target(args.output) as console:
+            with rich_target(args.output) as console:
                 for doc in checked:
                     line = Text(doc["document"], style="bold")
                     count = f" ({doc['items']})" if doc["items"] != 1 else ""
@@ -859,27 +598,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.format in ("json", "yaml"):
         _write_data({"sources": list(args.registry), **summary}, args.format, args.output)
         return EXIT_OK
-    with _rich_target(args.output) as console:
-        _render_summary(console, args.registry, summary)
+    with rich_target(args.output) as console:
+        render_summary(console, args.registry, summary)
     return EXIT_OK
-
-
-def _render_summary(console: Console, sources: Sequence[str], summary: dict[str, Any]) -> None:
-    head = Text(", ".join(sources), style="bold")
-    head.append(f": {summary['backends']} backends, valid", style="green")
-    console.print(head, soft_wrap=True)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="cyan", no_wrap=True)
-    grid.add_column()
-    v = summary["vocabulary"]
-    grid.add_row("types", _counts(Counter(summary["by_type"]), BACKEND_TYPES))
-    grid.add_row("regions", "  ".join(f"{k}={n}" for k, n in summary["by_region"].items()) or "—")
-    grid.add_row("health", _counts(Counter(summary["by_health"]), HEALTH_STATUSES))
-    grid.add_row("vocabulary", f"{v['capabilities']} capabilities, {v['interfaces']} interfaces, "
-                               f"{v['regions']} regions, {v['compliance']} compliance tags")
-    grid.add_row("no cost data", Text(", ".join(summary["without_cost"]) or "—"))
-    grid.add_row("no health data", Text(", ".join(summary["without_health"]) or "—"))
-    console.print(Padding(grid, (0, 0, 0, 2), expand=False))
 
 
 # --- cost -----------------------------------------------------------------------------------
@@ -911,15 +632,15 @@ def cmd_cost(args: argparse.Namespace) -> int:
     table = estimate_cost(registry, workload)
     if args.format in ("table", "wide"):
         used = [term for term in COST_TERMS if table.get_column(term).fill_null(1.0).abs().sum() > 0]
-        with _rich_target(args.output, wide=True) as console:
-            shown = ", ".join(f"{_COST_FLAGS[k].lstrip('-')} {_quantity(workload[k])}" for k in WORKLOAD_KEYS
+        with rich_target(args.output, wide=True) as console:
+            shown = ", ".join(f"{_COST_FLAGS[k].lstrip('-')} {quantity(workload[k])}" for k in WORKLOAD_KEYS
                               if workload[k] and (k != "hours" or workload["connections"]))
             console.print(Text(f"monthly cost for: {shown or 'an empty workload'}", style="bold"))
             columns = [Column("backend"),
                        *(Column(term.replace("transfer_", "xfer ").replace("_region", ""), right=True, style="dim")
                          for term in used),
                        Column("total", right=True, style="bold")]
-            _print_table(console, columns, [[row["backend_id"], *(_money(row[t]) for t in used), _money(row["total"])]
+            print_table(console, columns, [[row["backend_id"], *(money(row[t]) for t in used), money(row["total"])]
                                             for row in table.iter_rows(named=True)])
             unknown = table.get_column("total").null_count()
             if unknown:
@@ -960,9 +681,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise UsageError(f"Expected `-o` to be {', '.join(f'`{f}`' for f in _GENERATE_FORMATS)} or a file "
                              f"ending in {', '.join(e for e, f in _EXTENSION_FORMATS.items() if f in allowed)}, "
                              f"got `{output}`")
-    with _phase(f"generating {count} {kind}"):
+    with phase(f"generating {count} {kind}"):
         items = generate_registry(count, args.seed) if kind == "backends" else generate_slots(count, args.seed)
-    with _phase(f"writing {count} {kind}"):
+    with phase(f"writing {count} {kind}"):
         if fmt == "json":
             _write_bytes(orjson.dumps({kind: items}, option=orjson.OPT_APPEND_NEWLINE), output)
         elif fmt == "ndjson":
@@ -1000,12 +721,12 @@ def cmd_assign(args: argparse.Namespace) -> int:
     utilisation: pl.DataFrame = plan.utilisation
     used = utilisation.filter(pl.col("placed_slots") > 0)
     if args.format in ("table", "wide"):
-        with _rich_target(args.output, wide=True) as console:
-            _print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
+        with rich_target(args.output, wide=True) as console:
+            print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
                          [[b["slot_name"], b["backend_id"], f"{b['score']:.4f}"] for b in bindings],
                          title="placement")
             if used.height:
-                _print_utilisation(console, used)
+                print_utilisation(console, used)
             if len(plan.unplaced) > DETAIL_MAX_SLOTS:
                 console.file.write("".join(f"{u.slot_name}  {'optional' if u.optional else 'required'}  unplaced: "
                                            f"{u.diagnosis}\n" for u in plan.unplaced))
@@ -1014,8 +735,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
                 head.append("  unplaced (optional)" if u.optional else "  UNPLACED (required)",
                             style="yellow" if u.optional else "bold red")
                 console.print(head)
-                console.print(Padding(_diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
-            console.print(Text(f"{_plural(len(slots), 'slot')}: {len(bindings)} placed, "
+                console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
+            console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
                                f"{len(unplaced)} unplaced"))
     elif args.format in ("json", "yaml"):
         summary = {"slots": len(slots), "placed": len(bindings),
@@ -1038,31 +759,6 @@ def cmd_assign(args: argparse.Namespace) -> int:
         _write_frame(frame, args.format, args.output)
     missing = [u["slot_name"] for u in unplaced if not u["optional"]]
     return _unbound_required(missing) if missing else EXIT_OK
-
-
-def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
-    """Backends that took a placement: rps, storage and namespaces used of the maximum."""
-    def used(row: dict[str, Any], value: str, cap: str, share: str, fmt: Callable[[float], str]) -> str:
-        if row.get(cap) is None:
-            return fmt(row[value]) if row.get(value) is not None else "—"
-        pct = f" ({row[share] * 100:.0f}%)" if row.get(share) is not None else ""
-        return f"{fmt(row[value])}/{fmt(row[cap])}{pct}"
-
-    rows = []
-    for row in frame.iter_rows(named=True):
-        ns_cap = row.get("max_namespaces")
-        rows.append([str(row["backend_id"]), str(row["placed_slots"]),
-                     used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
-                     used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
-                     used(row, "storage_used", "max_storage", "storage_utilisation", size_text),
-                     f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else "")])
-    _print_table(console, (Column("backend"), *(Column(name, right=True) for name in
-                                                ("slots", "write rps", "read rps", "storage", "namespaces"))),
-                 rows, title="utilisation after placement")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
