@@ -256,3 +256,22 @@ def test_verbose_logs_load_summaries(capsys):
 def test_schema_command_prints_a_json_schema(capsys):
     code, out, _ = call(capsys, "schema", "slot")
     assert code == EXIT_OK and orjson.loads(out)["title"] == "prism_match slot document"
+
+
+def test_a_long_phase_shows_progress_only_on_a_terminal(capsys, monkeypatch, caplog):
+    import sys
+    import time
+
+    from prism_match import render
+
+    monkeypatch.setattr(render, "PHASE_QUIET_SECONDS", 0.01)
+    with caplog.at_level(logging.DEBUG, logger="prism_match"):
+        with render.phase("loading things"):
+            time.sleep(0.2)
+    assert capsys.readouterr().err == ""                     # not a terminal: quiet
+    assert any(r.getMessage().startswith("loading things took ") for r in caplog.records)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with render.phase("loading things"):
+        time.sleep(0.5)
+    out, err = capsys.readouterr()
+    assert out == "" and "loading things" in err             # a terminal: the spinner, on stderr only

@@ -107,6 +107,11 @@ def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry
     return registry
 
 
+def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
+    with phase(f"reading {args.slots}"):
+        return read_slots(args.slots, strict=not args.non_strict)
+
+
 # The policy flags: (dest, MatchPolicy field). `--default-health` is not
 # `--health`: on `query` that one filters, this one is the default.
 _POLICY_FLAGS = (("w_perf", "--w-perf"), ("w_cost", "--w-cost"), ("w_avail", "--w-avail"),
@@ -294,7 +299,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         raise UsageError(f"Expected `-k` >= 1, got `{args.k}`")
     _check_output(args)
     registry = open_registry(args.registry, args)
-    slots = read_slots(args.slots, strict=not args.non_strict)
+    slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
     if fmt in ("table", "wide"):
@@ -326,7 +331,7 @@ def cmd_bind(args: argparse.Namespace) -> int:
                                f"a {document_kind(docs[0][1]) or 'document of unknown kind'}"), str(args.slots))
     pattern = docs[0][1]["pattern"]
     registry = open_registry(args.registry, args)
-    slots = read_slots(args.slots, strict=not args.non_strict)
+    slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     if args.format in ("table", "wide"):
         with rich_target(args.output, wide=args.format == "wide") as console:
@@ -356,7 +361,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     _check_output(args)
     registry = open_registry(args.registry, args)
-    slots = read_slots(args.slots, strict=not args.non_strict)
+    slots = _read_slots(args)
     diagnoses = []
     with progress_bar(len(slots), "explaining") as advance:
         for slot in slots:
@@ -712,9 +717,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     _check_output(args)
     registry = open_registry(args.registry, args)
-    slots = read_slots(args.slots, strict=not args.non_strict)
+    slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
-    plan = registry.assign(slots, allow_unplaced=True)
+    with phase(f"placing {len(slots)} slots"):
+        plan = registry.assign(slots, allow_unplaced=True)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
@@ -763,7 +769,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
-    registry.save(args.output)
+    with phase(f"writing {args.output}"):
+        registry.save(args.output)
     print(f"compiled {len(registry)} backends to {args.output}", file=sys.stderr)
     return EXIT_OK
 
