@@ -16,10 +16,7 @@ if TYPE_CHECKING:
     from .prepare import PreparedSlot
     from .registry import Registry
 
-__all__ = ["add_explanations", "REASON_DTYPE"]
-
-REASON_DTYPE = pl.List(pl.Struct({"type": pl.String, "explanation": pl.String}))
-
+__all__ = ["add_explanations"]
 
 def add_explanations(registry: Registry, prepared: list[PreparedSlot], frame: pl.DataFrame, k: int, *,
                      diagnose: bool, reasons: bool) -> pl.DataFrame:
@@ -31,6 +28,7 @@ def add_explanations(registry: Registry, prepared: list[PreparedSlot], frame: pl
     ``Match.reasons`` are; a row whose backend changed rank since the batch
     ran (a concurrent ``update``) gets null rather than another's reasons.
     """
+    reason_dtype = pl.List(pl.Struct({"type": pl.String, "explanation": pl.String}))
     slot_index = frame.get_column("slot_index").to_list()
     backend = frame.get_column("backend_id").to_list()
     columns: list[pl.Series] = []
@@ -41,7 +39,7 @@ def add_explanations(registry: Registry, prepared: list[PreparedSlot], frame: pl
             by_slot[i] = {m.backend_id: [{"type": r.type, "explanation": r.explanation} for r in m.reasons]
                           for m in found}
         columns.append(pl.Series("reasons", [by_slot[i].get(b) if b is not None else None
-                                             for i, b in zip(slot_index, backend)], dtype=REASON_DTYPE))
+                                             for i, b in zip(slot_index, backend)], dtype=reason_dtype))
     if diagnose:
         unbound = {i for i, b in zip(slot_index, backend) if b is None}
         texts = {i: str(registry.explain(prepared[i])) for i in sorted(unbound)}
