@@ -69,3 +69,21 @@ def test_cli_line_runs(where: str, command: str, checkout: Path, monkeypatch, ca
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 0, f"{where}: {command}\n{err}"
+
+
+YAML_BLOCKS = blocks({"yaml"})
+
+
+@pytest.mark.parametrize(("where", "text"), YAML_BLOCKS, ids=[where for where, _ in YAML_BLOCKS])
+def test_yaml_block_is_a_valid_document(where: str, text: str):
+    """A document shown in the docs validates as the kind it has (a comment-only block is skipped)."""
+    import yaml
+
+    from prism_match.documents import document_kind, validate_document
+
+    doc = yaml.safe_load(text)
+    if doc is None:
+        return
+    kind = document_kind(doc)
+    assert kind is not None, where
+    assert validate_document(where, doc, kind)
