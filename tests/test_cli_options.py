@@ -275,3 +275,25 @@ def test_a_long_phase_shows_progress_only_on_a_terminal(capsys, monkeypatch, cap
         time.sleep(0.5)
     out, err = capsys.readouterr()
     assert out == "" and "loading things" in err             # a terminal: the spinner, on stderr only
+
+
+def test_validate_a_directory_of_registrations_is_one_registry(capsys, tmp_path):
+    for name in ("a.yaml", "b.yaml"):
+        shutil.copy(REGISTRY, tmp_path / name)
+    code, _, err = call(capsys, "validate", str(tmp_path))
+    assert code == EXIT_INVALID
+    assert (f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at {tmp_path}/a.yaml#1 $.backend_id - at "
+            f"{tmp_path}/b.yaml#1 $.backend_id") in err
+    (tmp_path / "b.yaml").unlink()
+    code, out, _ = call(capsys, "validate", str(tmp_path))
+    assert code == EXIT_OK and out.startswith(f"{tmp_path}: 14 backends, valid")
+
+
+def test_validate_a_mixed_set_still_finds_duplicate_ids(capsys, tmp_path):
+    shutil.copy(REGISTRY, tmp_path / "registry.yaml")
+    shutil.copy(SLOTS, tmp_path / "slots.yaml")
+    (tmp_path / "again.yaml").write_text("backend_id: postgres-primary\nbackend_type: postgres\n")
+    code, _, err = call(capsys, "validate", str(tmp_path))
+    assert code == EXIT_INVALID
+    assert err == (f"error: Duplicate backend_id `postgres-primary`, first defined at {tmp_path}/again.yaml "
+                   f"$.backend_id - at {tmp_path}/registry.yaml#2 $.backend_id\n")

@@ -544,12 +544,28 @@ def _looks_like_registrations(path: str) -> bool:
                                                                      "pattern", "query", "policy"}
 
 
+def _holds_only_registrations(path: str) -> bool:
+    """A registry to summarise (and to check for ids duplicated across its
+    files), not a mix of kinds: decided from the first bytes of a file, else
+    from every parsed document of a directory. What cannot be read is left
+    to the registry loader, which reports it."""
+    if _looks_like_registrations(path):
+        return True
+    try:
+        docs = source_documents(path, _REGISTRY_SUFFIXES)
+    except RegistryError:
+        return True
+    kinds = {document_kind(doc) if isinstance(doc, (dict, list)) else "registration" for _, doc in docs}
+    return kinds <= {"registration"}
+
+
 def _validate_documents(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every document of every path checked as its kind (``--kind`` or its
     shape); all problems raised together."""
     strict, allow = not args.non_strict, args.allow_inline_secrets
     checked: list[dict[str, Any]] = []
     errors: list[tuple[str, str]] = []
+    first_id: dict[str, str] = {}
     for path in args.registry:
         for name, doc in source_documents(path, _REGISTRY_SUFFIXES):
             kind = args.kind or document_kind(doc)
@@ -564,6 +580,14 @@ def _validate_documents(args: argparse.Namespace) -> list[dict[str, Any]]:
             except RegistryError as exc:
                 errors += exc.errors
                 continue
+            if kind == "registration":
+                # Ids stay unique across the documents of a mixed set too.
+                for value in values:
+                    if value.backend_id in first_id:
+                        errors.append((f"{name} $.backend_id", f"Duplicate backend_id `{value.backend_id[:60]}`, "
+                                                               f"first defined at {first_id[value.backend_id]}"))
+                    else:
+                        first_id[value.backend_id] = f"{name} $.backend_id"
             label = f"registration block ({', '.join(map(str, doc))})" if kind == "fragment" else kind
             checked.append({"document": name, "kind": label,
                             "items": len(values)})
@@ -575,7 +599,7 @@ def _validate_documents(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_validate(args: argparse.Namespace) -> int:
     _check_output(args)
     registrations = args.kind == "registration" or (
-        args.kind is None and all(_looks_like_registrations(path) for path in args.registry))
+        args.kind is None and all(_holds_only_registrations(path) for path in args.registry))
     try:
         if registrations:
             registry = _load_many(args.registry, args)
