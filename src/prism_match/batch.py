@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import polars as pl
 
 from . import _core, vectorized
 from .errors import RegistryError
@@ -29,6 +28,8 @@ from .slot_files import known_slot_columns
 from .slot_files import LIST_FIELDS, is_slot_table, load_slots, slot_table_items, slots_from_frame, split_list  # noqa: F401
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .prepare import PreparedSlot
     from .registry import Registry
 
@@ -61,6 +62,8 @@ def resolve_threads(threads: int | None) -> int:
 
 
 def _prepare_all(registry: Registry, slots: Any) -> list[PreparedSlot]:
+    import polars as pl
+
     if isinstance(slots, pl.DataFrame):
         slots = slots_from_frame(slots)
     if isinstance(slots, (str, bytes, Mapping)) or not isinstance(slots, Iterable):
@@ -97,6 +100,8 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     ``diagnose=True`` adds ``diagnosis`` (an unbound slot's explain text),
     ``reasons=True`` adds ``reasons`` (each match's); see explanations.py.
     """
+    import polars as pl
+
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match_many")
     n_threads = resolve_threads(threads)
@@ -131,6 +136,8 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
 
 def _frame(registry: Registry, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,
            perf: np.ndarray, region: np.ndarray, count: np.ndarray) -> pl.DataFrame:
+    import polars as pl
+
     m, kk = idx.shape
     rank = np.arange(kk)[None, :]
     keep = (rank < count[:, None]) | ((count[:, None] == 0) & (rank == 0))
@@ -220,6 +227,8 @@ class Assignment:
         return not any(not u.optional for u in self.unplaced)
 
     def to_polars(self) -> pl.DataFrame:
+        import polars as pl
+
         return pl.DataFrame([msgspec.structs.asdict(b) for b in self.bindings],
                             schema={"slot_name": pl.String, "backend_id": pl.String, "score": pl.Float64,
                                     "performance": pl.Float64, "cost": pl.Float64,
@@ -308,6 +317,8 @@ def _diagnoser(registry: Registry, view: Any, prepared: list[PreparedSlot], chos
 
 def _utilisation(registry: Registry, view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
     """Per backend after placement: placements, used and max of each resource."""
+    import polars as pl
+
     c = view
     with np.errstate(all="ignore"):  # no capacity declared: null; a tiny one: a huge share
         def share(used: np.ndarray, cap: np.ndarray) -> pl.Series:

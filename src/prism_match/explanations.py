@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 if TYPE_CHECKING:
+    import polars as pl
+
     from .prepare import PreparedSlot
     from .registry import Registry
 
@@ -28,6 +28,8 @@ def add_explanations(registry: Registry, prepared: list[PreparedSlot], frame: pl
     ``Match.reasons`` are; a row whose backend changed rank since the batch
     ran (a concurrent ``update``) gets null rather than another's reasons.
     """
+    import polars as pl
+
     reason_dtype = pl.List(pl.Struct({"type": pl.String, "explanation": pl.String}))
     slot_index = frame.get_column("slot_index").to_list()
     backend = frame.get_column("backend_id").to_list()

@@ -15,15 +15,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import polars as pl
 
 from ._core import CoreRegistry
 from .compiled import Columns, compile_registry, registration_from_columns
-from .frames import columns_from_polars, columns_to_polars
 from .snapshot import RecordSource, encode_registrations, save_snapshot
 from .errors import RegistryError
 from .loading import gc_paused, load_registrations, validate_documents
@@ -32,6 +30,9 @@ from .prepare import PreparedSlot
 from .results import Diagnosis, Match, QueryResult, build_reasons, diagnose
 from .schema import Query, Registration, SlotRequirement, decode_hook
 from . import batch, patterns, vectorized
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["Registry", "load_registry", "coerce_slot"]
 
@@ -130,6 +131,8 @@ class Registry:
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
         """Compile a table of backends (the shape ``to_polars`` returns, or a
         subset of its columns) without a Python object per backend."""
+        from .frames import columns_from_polars
+
         return cls(None, columns=columns_from_polars(frame), policy=policy)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -250,6 +253,8 @@ class Registry:
         return build_reasons(self, match)
 
     def _id_series(self) -> pl.Series:
+        import polars as pl
+
         if self._ids is None:
             self._ids = pl.Series("backend_id", self.columns.backend_ids, dtype=pl.String)
         return self._ids
@@ -288,6 +293,8 @@ class Registry:
     def to_polars(self) -> pl.DataFrame:
         """One row per backend: the compiled columns, live values included
         (missing data as null); ``from_polars`` reads it back."""
+        from .frames import columns_to_polars
+
         return columns_to_polars(self.columns)
 
 
