@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench bench-smoke debug-test clean
+.PHONY: install test demo bench bench-smoke bench-continuous bench-continuous-smoke debug-test clean
 
 install: $(STAMP)
 
@@ -21,6 +21,7 @@ test: install
 
 demo: install
 	$(VENV)/bin/prism-match match data/registry.yaml data/slots.yaml -k 3
+	$(VENV)/bin/prism-match bind data/registry.yaml data/pattern.yaml
 
 # The seeded benchmark data cached first (benchmarks/.cache: documents, YAML,
 # snapshots), so no benchmark's setup builds it; then the asv suite once
@@ -30,8 +31,28 @@ demo: install
 # medians and ratios from one run (benchmarks/results/latest.json).
 bench: install
 	$(PY) -m benchmarks.common
-	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci >/dev/null && ../$(PY) -m asv run --quick --python=same --machine ci --show-stderr
+	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci --config asv.existing.json >/dev/null && ../$(PY) -m asv run --quick --python=same --machine ci --show-stderr --config asv.existing.json
 	$(PY) benchmarks/compare.py
+
+# asv as it is meant to be used: two commits, each built from its own source
+# in its own virtualenv (benchmarks/asv.conf.json), compared; exits 1 when a
+# benchmark got slower by more than FACTOR. `asv machine --yes` first, so a
+# fresh $$HOME never stops at asv's questions. The first run creates the
+# environment (a few minutes); later runs build only the commits.
+#   make bench-continuous BASE=main HEAD_REF=my-branch BENCH=MatchPrepared
+BASE ?= HEAD~1
+HEAD_REF ?= HEAD
+BENCH ?= .
+FACTOR ?= 1.1
+bench-continuous: install
+	cd benchmarks && ../$(PY) -m asv machine --yes --machine ci >/dev/null && ../$(PY) -m asv continuous $(ASV_EXTRA) --machine ci --show-stderr --factor $(FACTOR) --bench '$(BENCH)' $(BASE) $(HEAD_REF)
+
+# The proof that the above works, at toy size: one small benchmark family
+# (UpdateThenMatch: 1,000 and 10,000 backends), one sample each (--quick),
+# HEAD~1 against HEAD. A factor of 5: one sample measures nothing, this
+# checks that both commits build, run and compare.
+bench-continuous-smoke: install
+	$(MAKE) --no-print-directory bench-continuous BENCH='UpdateThenMatch' FACTOR=5 ASV_EXTRA=--quick
 
 # The benchmarks as tests, in seconds: every asv benchmark once at its smallest
 # sizes, the baseline and peers checked against Registry.match, compare.py at

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import yaml
 
-from prism_match import RegistryError, cli
+from prism_match import RegistryError, cli, render
 from prism_match.cost import WORKLOAD_KEYS
 from prism_match.cli import EXIT_INVALID, EXIT_OK, EXIT_UNBOUND, main, read_slots
 
@@ -89,7 +89,7 @@ def test_demo_match_on_the_sample_data():
     assert proc.returncode == EXIT_OK, proc.stderr
     assert proc.stderr == ""
     lines = proc.stdout.splitlines()
-    assert "storage  required  → postgres-secondary  score 1.2192" in lines
+    assert "storage  required  → postgres-primary  score 1.0999" in lines
     assert "messaging  required  → nats-prod-us-east-1  score 1.2998" in lines
     assert "wal  required  → kafka-prod-us-east-1  score 1.3996" in lines
     assert "search  optional  unbound (optional: the pattern runs without it)" in lines
@@ -107,7 +107,7 @@ def test_validate_the_sample_registry():
     assert proc.returncode == EXIT_OK, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "data/registry.yaml: 14 backends, valid"
-    assert any(line.startswith("  health          healthy=6  degraded=2  unhealthy=1  maintenance=1  unknown=4")
+    assert any(line.startswith("  health          healthy=7  degraded=2  unhealthy=1  maintenance=1  unknown=3")
                for line in lines)
 
 
@@ -134,7 +134,7 @@ def test_match_json_through_the_entry_point():
     assert doc["summary"] == {"slots": 7, "bound": 6, "unbound_optional": 1, "unbound_required": 0}
     storage = doc["slots"][0]
     assert storage["slot_name"] == "storage" and storage["status"] == "bound"
-    assert [m["backend_id"] for m in storage["matches"]] == ["postgres-secondary", "postgres-primary"]
+    assert [m["backend_id"] for m in storage["matches"]] == ["postgres-primary", "postgres-secondary"]
     assert [m["rank"] for m in storage["matches"]] == [1, 2]
     assert [r["type"] for r in storage["matches"][0]["reasons"]] == [
         "capability_match", "performance", "cost", "availability", "region_affinity"]
@@ -205,7 +205,7 @@ def test_match_csv_and_parquet_read_back_with_polars(capsys, tmp_path: Path):
         assert table.columns == ["slot_name", "optional", "status", "rank", "backend_id", "score", "performance",
                                  "cost", "availability", "region", "reasons", "diagnosis"]
         storage = table.filter(pl.col("slot_name") == "storage")
-        assert storage.get_column("backend_id").to_list() == ["postgres-secondary", "postgres-primary"]
+        assert storage.get_column("backend_id").to_list() == ["postgres-primary", "postgres-secondary"]
         assert storage.get_column("rank").to_list() == [1, 2]
         search = table.filter(pl.col("slot_name") == "search").to_dicts()
         assert len(search) == 1 and search[0]["status"] == "unbound" and search[0]["backend_id"] is None
@@ -427,9 +427,9 @@ def test_query_file_in_the_seed_format_ignores_its_response(capsys):
     code, out, _ = call(capsys, "query", REGISTRY, "--file", QUERY, "--format", "json")
     assert code == EXIT_OK
     doc = orjson.loads(out)
-    # The seed's query asks for `healthy` only: postgres-primary has no health data (unknown).
-    assert doc["total_count"] == 1
-    assert [b["backend_id"] for b in doc["backends"]] == ["postgres-secondary"]
+    # The page's answer: both Postgres backends, the primary first (tests/test_samples.py holds the rest).
+    assert doc["total_count"] == 2
+    assert [b["backend_id"] for b in doc["backends"]] == ["postgres-primary", "postgres-secondary"]
     assert set(doc["backends"][0]) == {"backend_id", "score", "reasons"}
     assert doc["backends"][0]["reasons"][0] == "capability_match"
 
@@ -502,10 +502,10 @@ def test_validate_summary_json(capsys):
     assert doc["valid"] is True and doc["backends"] == 14
     assert set(doc["by_type"]) == {"kafka", "nats", "postgres", "redis", "sqlite", "neptune", "sqs", "s3",
                                    "memstore"}
-    assert doc["by_health"] == {"healthy": 6, "degraded": 2, "unhealthy": 1, "maintenance": 1, "unknown": 4}
+    assert doc["by_health"] == {"healthy": 7, "degraded": 2, "unhealthy": 1, "maintenance": 1, "unknown": 3}
     assert doc["without_cost"] == ["memstore-local", "postgres-primary", "redis-cache-us-east-1",
                                    "sqlite-edge-local"]
-    assert doc["without_health"] == doc["without_cost"]
+    assert doc["without_health"] == ["memstore-local", "redis-cache-us-east-1", "sqlite-edge-local"]
     assert doc["vocabulary"]["regions"] == 4
 
 
@@ -640,7 +640,7 @@ def test_assign_plan(capsys):
     assert lines[0] == "placement"
     assert "search  unplaced (optional)" in lines
     assert lines[-1] == "7 slots: 6 placed, 1 unplaced"
-    assert any(line.startswith("postgres-secondary") and "22k/30k (73%)" in line for line in lines)
+    assert any(line.startswith("postgres-primary") and "10k/50k (20%)" in line for line in lines)
     code, out, _ = call(capsys, "assign", REGISTRY, SLOTS, "--format", "json")
     doc = orjson.loads(out)
     assert [b["slot_name"] for b in doc["bindings"]] == ["storage", "registry", "messaging", "wal", "mailbox",
@@ -650,8 +650,8 @@ def test_assign_plan(capsys):
 
 
 def test_assign_required_unplaced_exits_2(capsys, tmp_path: Path):
-    # Two slots that each need most of postgres-secondary's writes: the second cannot be placed.
-    slot = {"interfaces": ["TransactionalInterface"], "performance": {"min_write_rps": 15000},
+    # Two slots that each need most of postgres-primary's writes: the second cannot be placed.
+    slot = {"interfaces": ["TransactionalInterface"], "performance": {"min_write_rps": 30000},
             "health_statuses": ["healthy"]}
     slots = write_slots(tmp_path, [{"slot_name": "first", **slot}, {"slot_name": "second", **slot}])
     code, out, err = call(capsys, "assign", REGISTRY, slots)
@@ -697,7 +697,7 @@ def test_help_and_version_exit_0(capsys):
 
 
 def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "PROGRESS_MIN_SLOTS", 1)
+    monkeypatch.setattr(render, "PROGRESS_MIN_SLOTS", 1)
     code, out, err = call(capsys, "match", REGISTRY, SLOTS, "--format", "json")
     assert code == EXIT_OK and err == ""          # stderr is not a terminal here: no bar
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
@@ -752,7 +752,7 @@ def test_large_query_result_is_a_plain_table(capsys, tmp_path: Path):
     assert code == EXIT_OK
     lines = out.splitlines()
     total = int(lines[-1].removeprefix("total_count: "))
-    assert total > cli.RICH_MAX_ROWS
+    assert total > render.RICH_MAX_ROWS
     assert lines[0].split() == ["#", "backend", "score", "perf", "cost", "avail", "region"]
     assert set(lines[1]) == {"─"}
     rows = [line.split() for line in lines[2:-1]]

@@ -5,30 +5,28 @@ slot files.
 content cache), takes one snapshot of the live columns, and hands the whole
 batch to the kernel: ``topk_many`` runs over slots in parallel (OpenMP, GIL
 released, chunks of ``CHUNK`` slots between progress callbacks).
-``load_slots`` reads slot files (YAML/JSON documents, CSV/NDJSON/Parquet
-tables through polars) into validated requirements. Capacity-aware
-placement (``assign``) is placement.py.
+Slot files are read by slot_files.py (re-exported here for old imports);
+capacity-aware placement (``assign``) is placement.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import numpy as np
-import polars as pl
 
 from . import _core
 from .engine import Engine, checked_count
 from .errors import RegistryError
-from .loading import load_documents, validate_documents
-from .schema import SlotRequirement
+from .explanations import add_explanations
+from .slot_files import known_slot_columns
+from .slot_files import LIST_FIELDS, is_slot_table, load_slots, slot_table_items, slots_from_frame, split_list  # noqa: F401
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .slot_details import PreparedSlot
 
 __all__ = ["match_many", "prepare_all", "resolve_threads", "slots_from_frame", "load_slots", "slot_table_items",
@@ -59,119 +57,10 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-# Requirement fields that hold lists. In a table they may also be one string:
-# a CSV cell separated by ``;``, ``,``, ``|`` or spaces, or a list written out
-# as JSON or Python (``["get", "set"]``; Dask turns list columns of pandas
-# frames into such strings by default). Names never hold these characters.
-LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
-_PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-                       "requires_atomic_writes")
-_LIST_SPLIT = re.compile(r"[\s,;|\[\]'\"]+")
-
-
-def split_list(text: str) -> list[str]:
-    """A list written as one string (``get;set``, ``get, set``, ``["get", "set"]``)."""
-    return [part for part in _LIST_SPLIT.split(text) if part]
-
-
-def _without_nulls(value: Any) -> Any:
-    # A struct column gives every row every field, null where a row had none;
-    # a null is "not given", never a value, so it is dropped at every depth.
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value if v is not None]
-    return value
-
-
-def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a requirements table → slot mappings, one per row.
-
-    Nulls are dropped (at every depth of struct and list columns); list
-    fields are list columns, or strings split on ``;``/``,``/``|``/spaces
-    (brackets and quotes of a written-out list are dropped);
-    performance fields may be a ``performance`` struct column, flat columns
-    (``min_write_rps``) or dotted ones (``performance.min_write_rps``).
-    """
-    # Each column's role is settled once, not per cell: its key, whether it
-    # goes into ``performance``, whether a string in it is a written-out list,
-    # and whether its values can hold nulls inside them (nested ones only).
-    columns = []
-    for name, dtype in frame.schema.items():
-        if name.startswith("performance."):
-            key, into_perf = name.split(".", 1)[1], True
-        else:
-            key, into_perf = name, name in _PERFORMANCE_FIELDS
-        split = not into_perf and name in LIST_FIELDS
-        clean = dtype.is_nested() or dtype == pl.Object
-        columns.append((key, into_perf, split, clean))
-    out = []
-    for row in frame.iter_rows():
-        slot: dict[str, Any] = {}
-        perf: dict[str, Any] = {}
-        for (key, into_perf, split, clean), value in zip(columns, row):
-            if value is None:
-                continue
-            if clean:
-                value = _without_nulls(value)
-            if into_perf:
-                perf[key] = value
-            elif split and isinstance(value, str):
-                slot[key] = split_list(value)
-            else:
-                slot[key] = value
-        if perf:
-            nested = slot.get("performance")
-            slot["performance"] = {**nested, **perf} if isinstance(nested, dict) else perf
-        out.append(slot)
-    return out
-
-
-_TABLE_READERS = {".csv": "read_csv", ".ndjson": "read_ndjson", ".jsonl": "read_ndjson", ".parquet": "read_parquet"}
-
-
-def load_slots(path: str | os.PathLike) -> list[SlotRequirement]:
-    """Every slot requirement of a file, validated, in file order.
-
-    YAML/JSON (a file or a directory): a list of slot requirements,
-    ``{slots: [...]}`` or the seed's ``slot_requirement:`` wrapper, through
-    the registry loader (safe YAML, all errors with file and JSON path).
-    CSV, NDJSON (``.ndjson``/``.jsonl``) and Parquet are tables read by
-    polars, one slot per row (see :func:`slots_from_frame`); errors name the
-    file and the row as ``$[i]``.
-    """
-    target = Path(path)
-    if is_slot_table(target):
-        items = slot_table_items(target)
-    else:
-        items = load_documents(target, list_key="slots", wrapper_keys=("slot_requirement",))
-    return [value for _, value in validate_documents(items, SlotRequirement)]
-
-
-def is_slot_table(path: Path) -> bool:
-    return path.suffix.lower() in _TABLE_READERS
-
-
-def slot_table_items(target: Path) -> list[tuple[str, str, Any]]:
-    """Rows of a CSV/NDJSON/Parquet slot table as ``(file, $[i], mapping)``
-    items, ready for ``validate_documents``."""
-    reader = _TABLE_READERS[target.suffix.lower()]
-    if not target.is_file():
-        raise RegistryError("No such file", str(target))
-    try:
-        # Types are inferred from every row: a column of whole numbers
-        # with one fraction far down must not fail half way.
-        options = {} if reader == "read_parquet" else {"infer_schema_length": None}
-        frame = getattr(pl, reader)(target, **options)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RegistryError(f"Cannot read slot table: {first[:200]}", str(target)) from None
-    return [(str(target), f"$[{i}]", slot) for i, slot in enumerate(slots_from_frame(frame))]
-
-
 def prepare_all(engine: Engine, slots: Any) -> list[PreparedSlot]:
     """Every slot of a batch prepared (a list of slots or a polars frame of
     requirements); all problems reported together."""
+    import polars as pl
     if isinstance(slots, pl.DataFrame):
         slots = slots_from_frame(slots)
     if isinstance(slots, (str, bytes, Mapping)) or not isinstance(slots, Iterable):
@@ -189,7 +78,8 @@ def prepare_all(engine: Engine, slots: Any) -> list[PreparedSlot]:
 
 
 def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = None,
-               progress: Progress | None = None) -> pl.DataFrame:
+               progress: Progress | None = None, strict: bool = True, diagnose: bool = False,
+               reasons: bool = False) -> pl.DataFrame:
     """Top-``k`` per slot, slots choosing independently (no capacity consumed).
 
     Returns one row per (slot, rank): ``slot_index, slot_name, rank,
@@ -201,9 +91,18 @@ def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = 
     every core); a batch too small to share runs on one. The answer is the
     same for any count. ``progress(done, total)`` is called after every
     chunk of ``CHUNK`` slots.
+
+    ``strict=False``: a DataFrame's columns that are no slot field are
+    dropped, named once in a warning on the ``prism_match`` logger.
+    ``diagnose=True`` adds ``diagnosis`` (an unbound slot's explain text),
+    ``reasons=True`` adds ``reasons`` (each match's); see explanations.py.
     """
+    import polars as pl
+
     k = checked_count(k, "k", "match_many")
     n_threads = resolve_threads(threads)
+    if not strict and isinstance(slots, pl.DataFrame):
+        slots = known_slot_columns(slots)
     prepared = prepare_all(engine, slots)
     m = len(prepared)
     live = engine.columns.live
@@ -226,11 +125,16 @@ def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = 
             _core.topk_many(snap, cores, policy, kk, start, stop, idx, score, perf, region, count, n_threads)
         if progress is not None:
             progress(stop, m)
-    return _frame(engine, prepared, snap, idx, score, perf, region, count)
+    frame = _frame(engine, prepared, snap, idx, score, perf, region, count)
+    if diagnose or reasons:
+        frame = add_explanations(engine, prepared, frame, kk, diagnose=diagnose, reasons=reasons)
+    return frame
 
 
 def _frame(engine: Engine, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,
            perf: np.ndarray, region: np.ndarray, count: np.ndarray) -> pl.DataFrame:
+    import polars as pl
+
     m, kk = idx.shape
     rank = np.arange(kk)[None, :]
     keep = (rank < count[:, None]) | ((count[:, None] == 0) & (rank == 0))

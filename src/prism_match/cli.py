@@ -1,15 +1,19 @@
-"""The ``prism-match`` command line (also ``python -m prism_match``).
+# PYTHON_ARGCOMPLETE_OK  (argcomplete: this entry point answers completion requests)
+"""The ``prism-match`` command line (also ``python -m prism_match``): the
+commands; their terminal rendering is render.py.
 
 Files in, answers out: a registry (YAML/JSON file or directory, or a
-compiled snapshot) and slot requirements are loaded and validated through
-the library (loading.py, registry.py), each command calls one public method
-(``match``, ``explain``, ``query``, ``assign``, ``estimate_cost``, ``save``)
-and prints the result as a table (rich; colour only on a terminal) or as
-JSON/NDJSON (orjson) or CSV/Parquet (polars).
+compiled snapshot) and slot requirements (or a pattern, a query, a policy)
+are loaded and validated through the library (slot_files.py, documents.py,
+registry.py), each command calls one public method (``match``, ``explain``,
+``query``, ``assign``, ``estimate_cost``, ``save``) and prints the result as
+a table (render.py) or as JSON/YAML/NDJSON (orjson, PyYAML) or CSV/Parquet
+(polars). ``-o`` follows kubectl: a format name prints that format, a file
+name's extension picks it (``resolve_output``).
 
 Exit status: 0 success; 1 invalid input (registry, slots, query, workload,
 command line) or a file that cannot be read or written; 2 a required slot has
-no eligible backend (``match``, ``assign``). Problems are printed on stderr as
+no eligible backend (``match``, ``bind``, ``assign``). Problems are printed on stderr as
 ``error: <text>`` with their locations, never as a traceback; secrets are
 never printed (the loader never echoes them and nothing here prints
 connection data).
@@ -18,45 +22,44 @@ connection data).
 from __future__ import annotations
 
 import argparse
-import io
+import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import msgspec
 import orjson
 import polars as pl
-from rich import box
-from rich.console import Console, Group
 from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .vocabulary import is_versioned
-from .batch import is_slot_table, slot_table_items, split_list
 from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
+from .documents import KINDS, document_kind, json_schema, validate_document
 from .errors import RegistryError
 from .health_cli import add_health_parser
-from .loading import MAX_ERRORS, source_documents, load_documents, split_document, validate_documents
+from .loading import load_documents, source_documents, validate_documents
+from .policy import MatchPolicy
 from .registry import Registry, load_registry, load_snapshot
-from .results import Diagnosis, Match
-from .units import format_rate, format_size
-from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
+from .render import (DETAIL_MAX_SLOTS, SCORE_COLUMNS, Column, diagnosis_block, match_summary, money, phase, plural,
+                     print_table, print_utilisation, progress_bar, quantity, reasons_text, render_outcomes,
+                     render_outcomes_compact, render_summary, rich_target, score_cells)
+from .results import Diagnosis, Match, SlotOutcome
+from .schema import BACKEND_TYPES, HEALTH_STATUSES, Query, SlotRequirement
+from .slot_files import is_pattern, read_slots, split_list
+from .vocabulary import is_versioned
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
+
+log = logging.getLogger("prism_match")
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_UNBOUND = 2
 
-PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
-DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
-RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
 _REGISTRY_SUFFIXES = {".yaml", ".yml", ".json"}
 
 EPILOG = """\
@@ -85,107 +88,61 @@ class _Parser(argparse.ArgumentParser):
 
 # --- reading inputs -----------------------------------------------------------------------
 
-def open_registry(path: str) -> Registry:
+def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry:
     """A registry from YAML/JSON (file or directory), or a compiled snapshot:
-    any other regular file."""
+    any other regular file. ``args`` carries the loading flags
+    (``--non-strict``, ``--allow-inline-secrets``) and the policy flags."""
+    strict = not getattr(args, "non_strict", False)
+    allow = getattr(args, "allow_inline_secrets", False)
     p = Path(path)
-    if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
-        return load_snapshot(path)
-    return load_registry(path)
-
-
-def _is_pattern(doc: Any) -> bool:
-    return isinstance(doc, dict) and "pattern" in doc and isinstance(doc.get("slots"), dict)
-
-
-def _slot_document_items(path: str) -> list[tuple[str, str, Any]]:
-    """Items of a YAML/JSON slots file or directory, read as the loader reads
-    a registry (a directory file that cannot be read is an item reporting
-    it). A pattern document (``pattern:`` with a mapping of named ``slots``)
-    is one item; any other is split by ``split_document`` (lists, ``slots:``,
-    the ``slot_requirement:`` wrapper), never read as a path."""
-    items: list[tuple[str, str, Any]] = []
-    for name, doc in source_documents(path, _REGISTRY_SUFFIXES):
-        if _is_pattern(doc):
-            items.append((name, "$", doc))
+    with phase(f"loading {path}"):
+        if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
+            registry = load_snapshot(path)
         else:
-            items += split_document(name, doc, list_key="slots", wrapper_keys=("slot_requirement",))
-    return items
+            registry = load_registry(path, strict=strict, allow_inline_secrets=allow)
+    log.info("%s: %d backends loaded", path, len(registry))
+    if args is not None and hasattr(args, "policy"):
+        registry.policy = policy_from_args(args)
+    return registry
 
 
-def read_slots(path: str) -> list[SlotRequirement]:
-    """Every slot requirement of a file or directory, validated, in order.
+def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
+    with phase(f"reading {args.slots}"):
+        return read_slots(args.slots, strict=not args.non_strict)
 
-    YAML/JSON: a list of slot requirements, ``{slots: [...]}``, the seed's
-    ``slot_requirement:`` wrapper, or a pattern (``pattern:`` with named
-    ``slots``). CSV/Parquet/NDJSON: one slot per row. All problems are raised
-    together; duplicate slot names are an error.
-    """
-    p = Path(path)
-    if p.is_file() and is_slot_table(p):
-        items = slot_table_items(p)
-    else:
-        items = _slot_document_items(path)
-    errors: list[tuple[str, str]] = []
-    slots: list[tuple[str, SlotRequirement]] = []
-    for item in items:
-        doc_name, prefix, raw = item
-        try:
-            validated = validate_documents([item], Pattern if _is_pattern(raw) else SlotRequirement)
-        except RegistryError as exc:
-            errors += exc.errors
-            if len(errors) >= MAX_ERRORS:  # enough to fix the file; bounded work on garbage
-                errors.append((doc_name, f"Stopped after {MAX_ERRORS} problems"))
-                break
-            continue
-        for _, value in validated:
-            if isinstance(value, Pattern):
-                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name))
-                          for name, spec in value.slots.items()]
-            else:
-                slots.append((f"{doc_name} {prefix}", value))
-    first: dict[str, str] = {}
-    for where, slot in slots:
-        if slot.slot_name in first:
-            errors.append((f"{where}.slot_name", f"Duplicate slot_name `{slot.slot_name[:60]}`, first defined at "
-                                                 f"{first[slot.slot_name]}"))
-        else:
-            first[slot.slot_name] = where
-    if errors:
-        raise RegistryError(errors)
-    if not slots:
-        raise RegistryError("No slot requirements found", str(path))
-    return [slot for _, slot in slots]
+
+# The policy flags: (dest, MatchPolicy field). `--default-health` is not
+# `--health`: on `query` that one filters, this one is the default.
+_POLICY_FLAGS = (("w_perf", "--w-perf"), ("w_cost", "--w-cost"), ("w_avail", "--w-avail"),
+                 ("w_region", "--w-region"), ("perf_cap", "--perf-cap"), ("capacity_basis", "--capacity-basis"),
+                 ("health_statuses", "--default-health"))
+
+
+def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
+    """``--policy FILE`` (validated as a policy document), then each policy
+    flag given on the command line over it."""
+    fields: dict[str, Any] = {}
+    if args.policy is not None:
+        docs = source_documents(args.policy, _REGISTRY_SUFFIXES)
+        if len(docs) != 1:
+            raise RegistryError(f"Expected one policy document, got {len(docs)}", str(args.policy))
+        [document] = validate_document(docs[0][0], docs[0][1], "policy")
+        fields = msgspec.structs.asdict(document)
+    for dest, flag in _POLICY_FLAGS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            fields[dest] = [v for item in value for v in split_list(item)] if dest == "health_statuses" else value
+    if "health_statuses" in fields:
+        fields["health_statuses"] = tuple(fields["health_statuses"])
+    try:
+        return MatchPolicy(**fields)
+    except RegistryError as exc:
+        flags = dict(_POLICY_FLAGS)
+        raise RegistryError([(flags.get(loc.split("$.", 1)[-1].split("[")[0], loc), msg)
+                             for loc, msg in exc.errors]) from None
 
 
 # --- output -------------------------------------------------------------------------------
-
-def _console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
-    # highlight=False: rich would otherwise colour numbers and quoted names in
-    # backend ids; markup is never used for user data (Text objects only).
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
-
-
-@contextmanager
-def _rich_target(output: str | None, *, wide: bool = False) -> Iterator[Console]:
-    """A console for table output: straight to a terminal (with colour), else
-    rendered plain into a buffer and written with trailing padding removed,
-    so files and pipes hold clean text. ``wide``: a file or pipe gets lines
-    as long as the table needs (numbers are never cut to fit 80 columns)."""
-    if output is None and sys.stdout.isatty():
-        yield _console(sys.stdout)
-        return
-    buffer = io.StringIO()
-    console = _console(buffer)
-    if wide:
-        console.width = max(console.width, 200)
-    yield console
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        Path(output).write_text(text, encoding="utf-8")
 
 
 def _write_bytes(data: bytes, output: str | None) -> None:
@@ -215,118 +172,61 @@ def _write_frame(frame: pl.DataFrame, fmt: str, output: str | None) -> None:
         frame.write_parquet(output)
 
 
-def _check_output(args: argparse.Namespace) -> None:
-    if getattr(args, "format", None) == "parquet" and args.output is None:
+# `-o` in kubectl's manner: a format name chooses the format (stdout); a file
+# name is where the output goes, its extension choosing the format when
+# `--format` is not given; a format and an extension that disagree is an
+# error, never a silent surprise. `-o ./json` writes a file named `json`.
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "ndjson", "csv", "parquet")
+_EXTENSION_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".ndjson": "ndjson", ".jsonl": "ndjson",
+                      ".csv": "csv", ".parquet": "parquet", ".txt": "table"}
+
+
+def resolve_output(args: argparse.Namespace, choices: Sequence[str]) -> None:
+    """Settle ``args.format`` and ``args.output`` from ``--format`` and ``-o``."""
+    fmt, output = getattr(args, "format", None), args.output
+    if output is not None and output in OUTPUT_FORMATS:
+        if fmt is not None and fmt != output:
+            raise UsageError(f"`--format {fmt}` and `-o {output}` disagree: give one of them")
+        fmt, output = output, None
+    elif output is not None:
+        implied = _EXTENSION_FORMATS.get(Path(output).suffix.lower())
+        if fmt is None:
+            fmt = implied or "table"
+        elif implied is not None and implied != fmt and not (implied == "table" and fmt == "wide"):
+            raise UsageError(f"`--format {fmt}` disagrees with the extension of `-o {output}` ({implied}): "
+                             f"give a matching extension or drop `--format`")
+    fmt = fmt or "table"
+    if fmt not in choices:
+        raise UsageError(f"Expected an output format in {', '.join(f'`{c}`' for c in choices)}, got `{fmt}`")
+    if fmt == "parquet" and output is None:
         raise UsageError("`--format parquet` writes a binary file: give `-o FILE`")
+    args.format, args.output = fmt, output
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr for long batches, only when stderr is a terminal."""
-    if total < PROGRESS_MIN_SLOTS or not sys.stderr.isatty():
-        yield lambda: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=_console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+def _check_output(args: argparse.Namespace) -> None:
+    resolve_output(args, args.format_choices)
 
 
-def _money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "<$0.01" if 0 < value < 0.005 else f"${value:,.2f}"
+def _write_data(value: Any, fmt: str, output: str | None) -> None:
+    """A JSON-shaped value as JSON or YAML."""
+    if fmt == "yaml":
+        import yaml
 
-
-def _quantity(value: float) -> str:
-    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
-
-
-def _counts(counter: Counter, order: Sequence[str] | None = None) -> str:
-    keys = [k for k in order if k in counter] if order is not None else sorted(counter)
-    return "  ".join(f"{k}={counter[k]}" for k in keys) or "—"
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    right: bool = False
-    style: str | None = None
-
-
-def _print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]], *,
-                 title: str | None = None) -> None:
-    """A table of text cells: rich's when small, plain aligned text when large."""
-    if len(rows) <= RICH_MAX_ROWS:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left",
-                      title_style="bold")
-        for col in columns:
-            # fold, never "…": a cut backend id is a wrong backend id.
-            table.add_column(col.name, justify="right" if col.right else "left", style=col.style, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # Text: names are never read as markup
-        console.print(table)
-        return
-    widths = [max(len(col.name), *(len(row[i]) for row in rows)) for i, col in enumerate(columns)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "   ".join(cell.rjust(w) if col.right else cell.ljust(w)
-                          for cell, w, col in zip(cells, widths, columns)).rstrip()
-
-    lines = [title] if title else []
-    lines += [line([col.name for col in columns]), "─" * (sum(widths) + 3 * (len(columns) - 1))]
-    lines += [line(row) for row in rows]
-    console.file.write("\n".join(lines) + "\n")
-
-
-def _diagnosis_renderable(diag: Diagnosis) -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(justify="right", style="bold")
-    grid.add_column(style="magenta", no_wrap=True)
-    grid.add_column()
-    for code, count in sorted(diag.rejected.items(), key=lambda kv: -kv[1]):
-        grid.add_row(str(count), code, Text(diag.details.get(code, "")))
-    for hint in diag.hints:
-        grid.add_row("", Text("hint", style="yellow"), Text(hint))
-    return grid
-
-
-def _diagnosis_block(diag: Diagnosis) -> Group:
-    head = Text(f"{diag.eligible}/{diag.total} backends eligible", style="bold")
-    return Group(head, Padding(_diagnosis_renderable(diag), (0, 0, 0, 2), expand=False))
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        _write_bytes(yaml.dump(orjson.loads(orjson.dumps(value)), Dumper=dumper, sort_keys=False,
+                               allow_unicode=True).encode("utf-8"), output)
+    else:
+        _write_json(value, output)
 
 
 # --- match ----------------------------------------------------------------------------------
 
-@dataclass
-class SlotOutcome:
-    """One slot's answer: its matches (best first) and, when asked for or when
-    nothing matched, the diagnosis."""
-
-    slot: SlotRequirement
-    matches: list[Match]
-    diagnosis: Diagnosis | None
-
-    @property
-    def status(self) -> str:
-        return "bound" if self.matches else "unbound"
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "slot_name": self.slot.slot_name, "optional": self.slot.optional, "status": self.status,
-            "matches": [{"rank": rank, **m.as_dict(reasons=True)} for rank, m in enumerate(self.matches, 1)],
-        }
-        if self.diagnosis is not None:
-            out["diagnosis"] = self.diagnosis.as_dict()
-        return out
 
 
 def match_slots(registry: Registry, slots: Sequence[SlotRequirement], k: int,
                 explain: bool) -> list[SlotOutcome]:
     outcomes = []
-    with _progress(len(slots), "matching") as advance:
+    with progress_bar(len(slots), "matching") as advance:
         for slot in slots:
             prepared = registry.prepare(slot)
             matches = registry.match(prepared, k)
@@ -334,10 +234,6 @@ def match_slots(registry: Registry, slots: Sequence[SlotRequirement], k: int,
             outcomes.append(SlotOutcome(slot, matches, diagnosis))
             advance()
     return outcomes
-
-
-def _reasons_text(match: Match) -> str:
-    return " | ".join(f"{r.type}: {r.explanation}" for r in match.reasons)
 
 
 def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
@@ -355,7 +251,7 @@ def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
         rows["backend_id"].append(m.backend_id if m else None)
         for name in ("score", "performance", "cost", "availability", "region"):
             rows[name].append(getattr(m, name) if m else None)
-        rows["reasons"].append(_reasons_text(m) if m else None)
+        rows["reasons"].append(reasons_text(m) if m else None)
         rows["diagnosis"].append(str(o.diagnosis) if o.diagnosis is not None else None)
 
     for o in outcomes:
@@ -370,98 +266,6 @@ def _outcome_rows(outcomes: Sequence[SlotOutcome]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _slot_header(slot: SlotRequirement, matches: list[Match]) -> Text:
-    head = Text(slot.slot_name, style="bold")
-    head.append("  ")
-    head.append("optional" if slot.optional else "required", style="dim")
-    head.append("  ")
-    if matches:
-        head.append("→ ", style="green")
-        head.append(matches[0].backend_id, style="bold green")
-        head.append(f"  score {matches[0].score:.4f}")
-    elif slot.optional:
-        head.append("unbound (optional: the pattern runs without it)", style="yellow")
-    else:
-        head.append("UNBOUND: no eligible backend", style="bold red")
-    return head
-
-
-_SCORE_COLUMNS = (Column("score", right=True), Column("perf", right=True, style="dim"),
-                  Column("cost", right=True, style="dim"), Column("avail", right=True, style="dim"),
-                  Column("region", right=True, style="dim"))
-
-
-def _score_cells(m: Match) -> list[str]:
-    return [f"{m.score:.4f}", f"{m.performance:.2f}", f"{m.cost:.4f}", f"{m.availability:.4f}",
-            "yes" if m.region else "no"]
-
-
-def _reasons_grid(match: Match) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="cyan", no_wrap=True)
-    grid.add_column()
-    for reason in match.reasons:
-        grid.add_row(reason.type, Text(reason.explanation))
-    return grid
-
-
-def _render_outcomes(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    """Per slot: a header naming the choice, the ranked backends with their
-    score components, and the chosen backend's reasons (or the diagnosis)."""
-    for o in outcomes:
-        console.print(_slot_header(o.slot, o.matches))
-        body: list[Any] = []
-        if o.matches:
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-            for col in (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS):
-                table.add_column(col.name, justify="right" if col.right else "left", style=col.style)
-            for rank, m in enumerate(o.matches, 1):
-                table.add_row(str(rank), Text(m.backend_id, style="bold" if rank == 1 else ""), *_score_cells(m))
-            why = Text("why ", style="dim")
-            why.append(o.matches[0].backend_id, style="dim bold")
-            body += [table, why, Padding(_reasons_grid(o.matches[0]), (0, 0, 0, 2))]
-        if o.diagnosis is not None:
-            body.append(_diagnosis_block(o.diagnosis))
-        console.print(Padding(Group(*body), (0, 0, 1, 2), expand=False))
-    _print_match_summary(console, outcomes)
-
-
-def _render_outcomes_compact(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    """Many slots: one table row per (slot, rank), then the diagnoses."""
-    rows = []
-    for o in outcomes:
-        need = "optional" if o.slot.optional else "required"
-        if o.matches:
-            rows += [[o.slot.slot_name, need, str(rank), m.backend_id, *_score_cells(m)]
-                     for rank, m in enumerate(o.matches, 1)]
-        else:
-            rows.append([o.slot.slot_name, need, "—", "unbound", *[""] * len(_SCORE_COLUMNS)])
-    _print_table(console, (Column("slot"), Column("need", style="dim"), Column("#", right=True),
-                           Column("backend"), *_SCORE_COLUMNS), rows)
-    explained = [o for o in outcomes if o.diagnosis is not None]
-    if explained:
-        console.file.write("\n" + "\n".join(f"{o.slot.slot_name}: {o.diagnosis}" for o in explained) + "\n")
-    console.file.write(f"\n(reasons are shown for up to {DETAIL_MAX_SLOTS} slots; "
-                       "--format json, ndjson or csv has them for every slot)\n")
-    _print_match_summary(console, outcomes)
-
-
-def _tally(outcomes: Sequence[SlotOutcome]) -> tuple[int, int, int]:
-    """``(bound, unbound optional, unbound required)`` slot counts."""
-    bound = sum(1 for o in outcomes if o.matches)
-    optional = sum(1 for o in outcomes if not o.matches and o.slot.optional)
-    return bound, optional, len(outcomes) - bound - optional
-
-
-def _print_match_summary(console: Console, outcomes: Sequence[SlotOutcome]) -> None:
-    bound, optional, required = _tally(outcomes)
-    summary = Text(f"{_plural(len(outcomes), 'slot')}: {bound} bound")
-    if optional:
-        summary.append(f", {optional} optional unbound", style="yellow")
-    summary.append(f", {required} required unbound", style="bold red" if required else "")
-    console.print(summary)
-
-
 def _unbound_required(names: list[str]) -> int:
     shown = ", ".join(f"`{n}`" for n in names[:10]) + (" …" if len(names) > 10 else "")
     print(f"error: {len(names)} required slot(s) with no eligible backend: {shown}", file=sys.stderr)
@@ -472,21 +276,18 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"Expected `-k` >= 1, got `{args.k}`")
     _check_output(args)
-    registry = open_registry(args.registry)
-    slots = read_slots(args.slots)
+    registry = open_registry(args.registry, args)
+    slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
-    if fmt == "table":
-        with _rich_target(args.output, wide=len(outcomes) > DETAIL_MAX_SLOTS) as console:
+    if fmt in ("table", "wide"):
+        with rich_target(args.output, wide=fmt == "wide" or len(outcomes) > DETAIL_MAX_SLOTS) as console:
             if len(outcomes) <= DETAIL_MAX_SLOTS:
-                _render_outcomes(console, outcomes)
+                render_outcomes(console, outcomes)
             else:
-                _render_outcomes_compact(console, outcomes)
-    elif fmt == "json":
-        bound, optional, required = _tally(outcomes)
-        _write_json({"slots": [o.as_dict() for o in outcomes],
-                     "summary": {"slots": len(outcomes), "bound": bound, "unbound_optional": optional,
-                                 "unbound_required": required}}, args.output)
+                render_outcomes_compact(console, outcomes)
+    elif fmt in ("json", "yaml"):
+        _write_data({"slots": [o.as_dict() for o in outcomes], "summary": match_summary(outcomes)}, fmt, args.output)
     elif fmt == "ndjson":
         _write_ndjson((o.as_dict() for o in outcomes), args.output)
     else:
@@ -495,18 +296,57 @@ def cmd_match(args: argparse.Namespace) -> int:
     return _unbound_required(missing) if missing else EXIT_OK
 
 
+def cmd_bind(args: argparse.Namespace) -> int:
+    """``match`` on a pattern file: every slot of the pattern, each choosing
+    independently; exit 2 when a required slot has no eligible backend."""
+    if args.k < 1:
+        raise UsageError(f"Expected `-k` >= 1, got `{args.k}`")
+    _check_output(args)
+    docs = source_documents(args.slots, _REGISTRY_SUFFIXES)
+    if len(docs) != 1 or not is_pattern(docs[0][1]):
+        raise RegistryError("Expected one pattern document (`pattern:` with a mapping of named `slots`), got "
+                            + (f"{len(docs)} documents" if len(docs) != 1 else
+                               f"a {document_kind(docs[0][1]) or 'document of unknown kind'}"), str(args.slots))
+    pattern = docs[0][1]["pattern"]
+    registry = open_registry(args.registry, args)
+    slots = _read_slots(args)
+    outcomes = match_slots(registry, slots, args.k, args.explain)
+    if args.format in ("table", "wide"):
+        with rich_target(args.output, wide=args.format == "wide") as console:
+            console.print(Text(f"pattern {pattern}", style="bold"))
+            render_outcomes(console, outcomes)
+    elif args.format in ("json", "yaml"):
+        _write_data({"pattern": pattern,
+                     "bindings": {o.slot.slot_name: o.matches[0].backend_id if o.matches else None
+                                  for o in outcomes},
+                     "slots": [o.as_dict() for o in outcomes], "summary": match_summary(outcomes)},
+                    args.format, args.output)
+    elif args.format == "ndjson":
+        _write_ndjson((o.as_dict() for o in outcomes), args.output)
+    else:
+        _write_frame(_outcome_rows(outcomes), args.format, args.output)
+    missing = [o.slot.slot_name for o in outcomes if not o.matches and not o.slot.optional]
+    return _unbound_required(missing) if missing else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    _write_json(json_schema(args.kind), args.output)
+    return EXIT_OK
+
+
 # --- explain --------------------------------------------------------------------------------
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    registry = open_registry(args.registry)
-    slots = read_slots(args.slots)
+    _check_output(args)
+    registry = open_registry(args.registry, args)
+    slots = _read_slots(args)
     diagnoses = []
-    with _progress(len(slots), "explaining") as advance:
+    with progress_bar(len(slots), "explaining") as advance:
         for slot in slots:
             diagnoses.append((slot, registry.explain(slot)))
             advance()
-    if args.format == "table":
-        with _rich_target(args.output) as console:
+    if args.format in ("table", "wide"):
+        with rich_target(args.output, wide=args.format == "wide") as console:
             if len(diagnoses) > DETAIL_MAX_SLOTS:
                 console.file.write("".join(f"{slot.slot_name}  {'optional' if slot.optional else 'required'}  "
                                            f"{diag}\n" for slot, diag in diagnoses))
@@ -515,11 +355,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 head = Text(slot.slot_name, style="bold")
                 head.append("  optional" if slot.optional else "  required", style="dim")
                 console.print(head)
-                console.print(Padding(_diagnosis_block(diag), (0, 0, 1, 2), expand=False))
-    elif args.format == "json":
-        _write_json([{**d.as_dict(), "optional": s.optional} for s, d in diagnoses], args.output)
-    else:
+                console.print(Padding(diagnosis_block(diag), (0, 0, 1, 2), expand=False))
+    elif args.format in ("json", "yaml"):
+        _write_data([{**d.as_dict(), "optional": s.optional} for s, d in diagnoses], args.format, args.output)
+    elif args.format == "ndjson":
         _write_ndjson(({**d.as_dict(), "optional": s.optional} for s, d in diagnoses), args.output)
+    else:
+        # One row per (slot, rejection code): a spreadsheet sorts and sums these.
+        rows = [{"slot_name": s.slot_name, "optional": s.optional, "eligible": d.eligible, "total": d.total,
+                 "code": code, "rejected": count, "detail": d.details.get(code, "")}
+                for s, d in diagnoses for code, count in (sorted(d.rejected.items(), key=lambda kv: -kv[1])
+                                                          or [(None, None)])]
+        frame = pl.DataFrame(rows, schema={"slot_name": pl.String, "optional": pl.Boolean, "eligible": pl.Int64,
+                                           "total": pl.Int64, "code": pl.String, "rejected": pl.Int64,
+                                           "detail": pl.String})
+        _write_frame(frame, args.format, args.output)
     return EXIT_OK
 
 
@@ -566,7 +416,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     flags = _query_from_flags(args)
     if args.file is not None and flags:
         raise UsageError("Give either `--file` or query flags, not both")
-    registry = open_registry(args.registry)
+    registry = open_registry(args.registry, args)
     if args.file is not None:
         query = _read_query(args.file)
     else:
@@ -574,23 +424,23 @@ def cmd_query(args: argparse.Namespace) -> int:
     prepared = registry.prepare(query)
     result = registry.query(prepared)
     diagnosis = registry.explain(prepared) if args.explain or not result.backends else None
-    if args.format in ("json", "csv", "parquet"):
+    if args.format in ("json", "yaml", "csv", "parquet"):
         seed_shape = [{"backend_id": m.backend_id, "score": m.score, "reasons": [r.type for r in m.reasons]}
                       for m in result.backends]
-    if args.format == "table":
-        with _rich_target(args.output, wide=True) as console:
+    if args.format in ("table", "wide"):
+        with rich_target(args.output, wide=True) as console:
             if result.backends:
-                _print_table(console, (Column("#", right=True), Column("backend"), *_SCORE_COLUMNS),
-                             [[str(rank), m.backend_id, *_score_cells(m)]
+                print_table(console, (Column("#", right=True), Column("backend"), *SCORE_COLUMNS),
+                             [[str(rank), m.backend_id, *score_cells(m)]
                               for rank, m in enumerate(result.backends, 1)])
             console.print(Text(f"total_count: {result.total_count}", style="bold"))
             if diagnosis is not None:
-                console.print(_diagnosis_block(diagnosis))
-    elif args.format == "json":
+                console.print(diagnosis_block(diagnosis))
+    elif args.format in ("json", "yaml"):
         out: dict[str, Any] = {"backends": seed_shape, "total_count": result.total_count}
         if args.explain:
             out["diagnosis"] = diagnosis.as_dict()
-        _write_json(out, args.output)
+        _write_data(out, args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson(({"rank": rank, **m.as_dict(reasons=True)} for rank, m in enumerate(result.backends, 1)),
                       args.output)
@@ -609,12 +459,13 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 # --- validate -------------------------------------------------------------------------------
 
-def _load_many(paths: Sequence[str]) -> Registry:
+def _load_many(paths: Sequence[str], args: argparse.Namespace) -> Registry:
     """One registry from several files (``load_registry`` takes a list of
     paths): every file's problems and ids duplicated across files, together."""
     if len(paths) == 1:
-        return open_registry(paths[0])
-    return load_registry([Path(p) for p in paths])
+        return open_registry(paths[0], args)
+    return load_registry([Path(p) for p in paths], strict=not args.non_strict,
+                         allow_inline_secrets=args.allow_inline_secrets)
 
 
 def registry_summary(registry: Registry) -> dict[str, Any]:
@@ -649,40 +500,114 @@ def registry_summary(registry: Registry) -> dict[str, Any]:
     }
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+_SNIFF_BYTES = 1 << 16
+
+
+def _looks_like_registrations(path: str) -> bool:
+    """Whether a registry file or directory can skip kind detection: a
+    snapshot, or a file whose first 64 KiB carry a registration's keys and
+    no other kind's (a second parse of a large YAML registry costs seconds)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    if p.suffix.lower() not in _REGISTRY_SUFFIXES:
+        return True
+    with open(p, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES).decode("utf-8", "replace")
+    import re
+
+    keys = set(re.findall(r'(?m)^(?:- )?([a-z_]+):|"([a-z_]+)"\s*:', head))
+    names = {a or b for a, b in keys}
+    return bool(names & {"backend_id", "backends"}) and not names & {"slot_name", "slots", "slot_requirement",
+                                                                     "pattern", "query", "policy"}
+
+
+def _holds_only_registrations(path: str) -> bool:
+    """A registry to summarise (and to check for ids duplicated across its
+    files), not a mix of kinds: decided from the first bytes of a file, else
+    from every parsed document of a directory. What cannot be read is left
+    to the registry loader, which reports it."""
+    if _looks_like_registrations(path):
+        return True
     try:
-        registry = _load_many(args.registry)
+        docs = source_documents(path, _REGISTRY_SUFFIXES)
+    except RegistryError:
+        return True
+    kinds = {document_kind(doc) if isinstance(doc, (dict, list)) else "registration" for _, doc in docs}
+    return kinds <= {"registration"}
+
+
+def _validate_documents(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every document of every path checked as its kind (``--kind`` or its
+    shape); all problems raised together."""
+    strict, allow = not args.non_strict, args.allow_inline_secrets
+    checked: list[dict[str, Any]] = []
+    errors: list[tuple[str, str]] = []
+    first_id: dict[str, str] = {}
+    for path in args.registry:
+        for name, doc in source_documents(path, _REGISTRY_SUFFIXES):
+            kind = args.kind or document_kind(doc)
+            if kind is None and not (isinstance(doc, dict) and doc):
+                kind = "registration"  # not a mapping: the registration's own error says what was expected
+            if kind is None:
+                errors.append((f"{name} $", "Expected a registration, slot, pattern, query or policy document "
+                                            "(none recognised by its keys; `--kind` names one)"))
+                continue
+            try:
+                values = validate_document(name, doc, kind, strict=strict, allow_inline_secrets=allow)
+            except RegistryError as exc:
+                errors += exc.errors
+                continue
+            if kind == "registration":
+                # Ids stay unique across the documents of a mixed set too.
+                for value in values:
+                    if value.backend_id in first_id:
+                        errors.append((f"{name} $.backend_id", f"Duplicate backend_id `{value.backend_id[:60]}`, "
+                                                               f"first defined at {first_id[value.backend_id]}"))
+                    else:
+                        first_id[value.backend_id] = f"{name} $.backend_id"
+            label = f"registration block ({', '.join(map(str, doc))})" if kind == "fragment" else kind
+            checked.append({"document": name, "kind": label,
+                            "items": len(values)})
+    if errors:
+        raise RegistryError(errors)
+    return checked
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _check_output(args)
+    registrations = args.kind == "registration" or (
+        args.kind is None and all(_holds_only_registrations(path) for path in args.registry))
+    try:
+        if registrations:
+            registry = _load_many(args.registry, args)
+        else:
+            checked = _validate_documents(args)
     except RegistryError as exc:
-        if args.format == "json":
-            _write_json({"valid": False, "errors": [{"location": loc, "message": msg} for loc, msg in exc.errors]},
-                        None)
+        if args.format in ("json", "yaml"):
+            exc = _cli_wording(exc)
+            _write_data({"valid": False, "errors": [{"location": loc, "message": msg} for loc, msg in exc.errors]},
+                        args.format, None)
             return EXIT_INVALID
         raise
-    summary = registry_summary(registry)
-    if args.format == "json":
-        _write_json({"sources": list(args.registry), **summary}, None)
+    if not registrations:
+        if args.format in ("json", "yaml"):
+            _write_data({"valid": True, "documents": checked}, args.format, args.output)
+        else:
+            with rich_target(args.output) as console:
+                for doc in checked:
+                    line = Text(doc["document"], style="bold")
+                    count = f" ({doc['items']})" if doc["items"] != 1 else ""
+                    line.append(f": {doc['kind']}{count}, valid", style="green")
+                    console.print(line, soft_wrap=True)
         return EXIT_OK
-    with _rich_target(None) as console:
-        _render_summary(console, args.registry, summary)
+    summary = registry_summary(registry)
+    if args.format in ("json", "yaml"):
+        _write_data({"sources": list(args.registry), **summary}, args.format, args.output)
+        return EXIT_OK
+    with rich_target(args.output) as console:
+        render_summary(console, args.registry, summary)
     return EXIT_OK
-
-
-def _render_summary(console: Console, sources: Sequence[str], summary: dict[str, Any]) -> None:
-    head = Text(", ".join(sources), style="bold")
-    head.append(f": {summary['backends']} backends, valid", style="green")
-    console.print(head, soft_wrap=True)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="cyan", no_wrap=True)
-    grid.add_column()
-    v = summary["vocabulary"]
-    grid.add_row("types", _counts(Counter(summary["by_type"]), BACKEND_TYPES))
-    grid.add_row("regions", "  ".join(f"{k}={n}" for k, n in summary["by_region"].items()) or "—")
-    grid.add_row("health", _counts(Counter(summary["by_health"]), HEALTH_STATUSES))
-    grid.add_row("vocabulary", f"{v['capabilities']} capabilities, {v['interfaces']} interfaces, "
-                               f"{v['regions']} regions, {v['compliance']} compliance tags")
-    grid.add_row("no cost data", Text(", ".join(summary["without_cost"]) or "—"))
-    grid.add_row("no health data", Text(", ".join(summary["without_health"]) or "—"))
-    console.print(Padding(grid, (0, 0, 0, 2), expand=False))
 
 
 # --- cost -----------------------------------------------------------------------------------
@@ -710,26 +635,26 @@ def cmd_cost(args: argparse.Namespace) -> int:
         # Name the flag the user typed, not the mapping key.
         raise RegistryError([(_COST_FLAGS.get(loc.rsplit(".", 1)[-1], loc), msg) for loc, msg in exc.errors]) \
             from None
-    registry = open_registry(args.registry)
+    registry = open_registry(args.registry, args)
     table = estimate_cost(registry, workload)
-    if args.format == "table":
+    if args.format in ("table", "wide"):
         used = [term for term in COST_TERMS if table.get_column(term).fill_null(1.0).abs().sum() > 0]
-        with _rich_target(args.output, wide=True) as console:
-            shown = ", ".join(f"{_COST_FLAGS[k].lstrip('-')} {_quantity(workload[k])}" for k in WORKLOAD_KEYS
+        with rich_target(args.output, wide=True) as console:
+            shown = ", ".join(f"{_COST_FLAGS[k].lstrip('-')} {quantity(workload[k])}" for k in WORKLOAD_KEYS
                               if workload[k] and (k != "hours" or workload["connections"]))
             console.print(Text(f"monthly cost for: {shown or 'an empty workload'}", style="bold"))
             columns = [Column("backend"),
                        *(Column(term.replace("transfer_", "xfer ").replace("_region", ""), right=True, style="dim")
                          for term in used),
                        Column("total", right=True, style="bold")]
-            _print_table(console, columns, [[row["backend_id"], *(_money(row[t]) for t in used), _money(row["total"])]
+            print_table(console, columns, [[row["backend_id"], *(money(row[t]) for t in used), money(row["total"])]
                                             for row in table.iter_rows(named=True)])
             unknown = table.get_column("total").null_count()
             if unknown:
                 console.print(Text(f"{unknown} backend(s) declare no price for a term this workload uses: "
                                    "total unknown (—)", style="yellow"))
-    elif args.format == "json":
-        _write_json({"workload": workload, "backends": table.to_dicts()}, args.output)
+    elif args.format in ("json", "yaml"):
+        _write_data({"workload": workload, "backends": table.to_dicts()}, args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson(table.to_dicts(), args.output)
     else:
@@ -739,6 +664,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 # --- generate -------------------------------------------------------------------------------
 
+_GENERATE_FORMATS = ("yaml", "json", "ndjson")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .synthetic import generate_registry, generate_slots
 
@@ -747,20 +675,42 @@ def cmd_generate(args: argparse.Namespace) -> int:
     count = args.backends if args.backends is not None else args.slots
     if count < 1:
         raise UsageError(f"Expected a count >= 1, got `{count}`")
-    if args.backends is not None:
-        docs: Any = {"backends": generate_registry(count, args.seed)}
-    else:
-        docs = {"slots": generate_slots(count, args.seed)}
-    if args.output.lower().endswith(".json"):
-        Path(args.output).write_bytes(orjson.dumps(docs, option=orjson.OPT_APPEND_NEWLINE))
-    else:
-        import yaml
-
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        with open(args.output, "w", encoding="utf-8") as handle:
-            yaml.dump(docs, handle, Dumper=dumper, sort_keys=False, default_flow_style=None)
     kind = "backends" if args.backends is not None else "slots"
-    print(f"wrote {count} {kind} (seed {args.seed}) to {args.output}", file=sys.stderr)
+    # The format: a name (to stdout) or the file's extension; an unknown
+    # extension is refused rather than silently written as YAML.
+    output: str | None = args.output
+    if output in _GENERATE_FORMATS:
+        fmt, output = output, None
+    else:
+        fmt = _EXTENSION_FORMATS.get(Path(output).suffix.lower(), "")
+        allowed = _GENERATE_FORMATS + (("csv", "parquet") if kind == "slots" else ())
+        if fmt not in allowed:
+            raise UsageError(f"Expected `-o` to be {', '.join(f'`{f}`' for f in _GENERATE_FORMATS)} or a file "
+                             f"ending in {', '.join(e for e, f in _EXTENSION_FORMATS.items() if f in allowed)}, "
+                             f"got `{output}`")
+    with phase(f"generating {count} {kind}"):
+        items = generate_registry(count, args.seed) if kind == "backends" else generate_slots(count, args.seed)
+    with phase(f"writing {count} {kind}"):
+        if fmt == "json":
+            _write_bytes(orjson.dumps({kind: items}, option=orjson.OPT_APPEND_NEWLINE), output)
+        elif fmt == "ndjson":
+            _write_ndjson(items, output)
+        elif fmt in ("csv", "parquet"):
+            # A slot table: list fields as `;`-separated cells in CSV, lists in Parquet (load_slots reads both).
+            frame = pl.DataFrame([{**{k: v for k, v in slot.items() if k != "performance"},
+                                   **(slot.get("performance") or {})} for slot in items], infer_schema_length=None)
+            if fmt == "csv":
+                frame = frame.with_columns(pl.col(c).list.join(";") for c, t in frame.schema.items()
+                                           if isinstance(t, pl.List))
+            _write_frame(frame, fmt, output)
+        else:
+            import yaml
+
+            dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+            _write_bytes(yaml.dump({kind: items}, Dumper=dumper, sort_keys=False,
+                                   default_flow_style=None).encode("utf-8"), output)
+    if output is not None:
+        print(f"wrote {count} {kind} (seed {args.seed}) to {output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -768,22 +718,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     _check_output(args)
-    registry = open_registry(args.registry)
-    slots = read_slots(args.slots)
+    registry = open_registry(args.registry, args)
+    slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
-    plan = registry.assign(slots, allow_unplaced=True)
+    with phase(f"placing {len(slots)} slots"):
+        plan = registry.assign(slots, allow_unplaced=True)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
     utilisation: pl.DataFrame = plan.utilisation
     used = utilisation.filter(pl.col("placed_slots") > 0)
-    if args.format == "table":
-        with _rich_target(args.output, wide=True) as console:
-            _print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
+    if args.format in ("table", "wide"):
+        with rich_target(args.output, wide=True) as console:
+            print_table(console, (Column("slot"), Column("backend"), Column("score", right=True)),
                          [[b["slot_name"], b["backend_id"], f"{b['score']:.4f}"] for b in bindings],
                          title="placement")
             if used.height:
-                _print_utilisation(console, used)
+                print_utilisation(console, used)
             if len(plan.unplaced) > DETAIL_MAX_SLOTS:
                 console.file.write("".join(f"{u.slot_name}  {'optional' if u.optional else 'required'}  unplaced: "
                                            f"{u.diagnosis}\n" for u in plan.unplaced))
@@ -792,12 +743,15 @@ def cmd_assign(args: argparse.Namespace) -> int:
                 head.append("  unplaced (optional)" if u.optional else "  UNPLACED (required)",
                             style="yellow" if u.optional else "bold red")
                 console.print(head)
-                console.print(Padding(_diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
-            console.print(Text(f"{_plural(len(slots), 'slot')}: {len(bindings)} placed, "
+                console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
+            console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
                                f"{len(unplaced)} unplaced"))
-    elif args.format == "json":
-        _write_json({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts()},
-                    args.output)
+    elif args.format in ("json", "yaml"):
+        summary = {"slots": len(slots), "placed": len(bindings),
+                   "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
+                   "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
+        _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
+                     "summary": summary}, args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
                        *({"status": "unplaced", **u} for u in unplaced)], args.output)
@@ -815,70 +769,102 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return _unbound_required(missing) if missing else EXIT_OK
 
 
-def _print_utilisation(console: Console, frame: pl.DataFrame) -> None:
-    """Backends that took a placement: rps, storage and namespaces used of the maximum."""
-    def used(row: dict[str, Any], value: str, cap: str, share: str, fmt: Callable[[float], str]) -> str:
-        if row.get(cap) is None:
-            return fmt(row[value]) if row.get(value) is not None else "—"
-        pct = f" ({row[share] * 100:.0f}%)" if row.get(share) is not None else ""
-        return f"{fmt(row[value])}/{fmt(row[cap])}{pct}"
-
-    rows = []
-    for row in frame.iter_rows(named=True):
-        ns_cap = row.get("max_namespaces")
-        rows.append([str(row["backend_id"]), str(row["placed_slots"]),
-                     used(row, "write_rps", "max_write_rps", "write_utilisation", format_rate),
-                     used(row, "read_rps", "max_read_rps", "read_utilisation", format_rate),
-                     used(row, "storage_used", "max_storage", "storage_utilisation", format_size),
-                     f"{row['namespace_count']:g}" + (f"/{ns_cap:g}" if ns_cap is not None else "")])
-    _print_table(console, (Column("backend"), *(Column(name, right=True) for name in
-                                                ("slots", "write rps", "read rps", "storage", "namespaces"))),
-                 rows, title="utilisation after placement")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def cmd_compile(args: argparse.Namespace) -> int:
-    registry = open_registry(args.registry)
-    registry.save(args.output)
+    registry = open_registry(args.registry, args)
+    with phase(f"writing {args.output}"):
+        registry.save(args.output)
     print(f"compiled {len(registry)} backends to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _enable_completion(parser: argparse.ArgumentParser) -> None:
+    """Shell completion (argcomplete): answers the shell's completion request
+    and exits; a no-op on every ordinary run (one environment lookup)."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
 
 
 # --- the parser -----------------------------------------------------------------------------
 
 def _formats(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
-    parser.add_argument("--format", choices=choices, default="table", help="output format (default: table)")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")
+    parser.add_argument("--format", choices=choices, default=None,
+                        help="output format (default: from -o's extension, else table)")
+    parser.add_argument("-o", "--output", metavar="FORMAT|FILE",
+                        help=f"a format ({', '.join(choices)}) printed to stdout, or a file to write "
+                             "(its extension picks the format; `-o ./json` for a file named json)")
+    parser.set_defaults(format_choices=tuple(choices))
+
+
+def _loading_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("loading")
+    group.add_argument("--non-strict", action="store_true",
+                       help="ignore unknown fields (and unknown slot-table columns) instead of refusing them")
+    group.add_argument("--allow-inline-secrets", action="store_true",
+                       help="accept secrets written inline instead of ${SECRET:path} (never printed)")
+
+
+def _policy_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("policy", "how backends are scored and filtered (docs/contract.md §2)")
+    group.add_argument("--policy", metavar="FILE", help="a policy document (YAML/JSON); flags below override it")
+    for dest, flag in _POLICY_FLAGS[:5]:
+        group.add_argument(flag, dest=dest, type=float, metavar="W" if dest.startswith("w_") else "X",
+                           help=f"`{dest}` of the score" + (" (default 2.0)" if dest == "perf_cap" else ""))
+    group.add_argument("--capacity-basis", dest="capacity_basis", choices=("max", "available"),
+                       help="compare rps/storage minimums with the maximum (default) or with max - current")
+    group.add_argument("--default-health", dest="health_statuses", action="append", metavar="STATUS",
+                       help="health statuses allowed when a slot names none (repeatable; default healthy, "
+                            "degraded, unknown)")
+    group.add_argument("--threads", type=int, metavar="N",
+                       help="threads of the batch kernel (default: $PRISM_MATCH_THREADS, else every core)")
+
+
+def _completer(choices: Sequence[str]) -> Callable[..., Sequence[str]]:
+    return lambda **_: choices
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="prism-match", description="Match Prism pattern slots to backends of a registry.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"prism-match {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr: -v load summaries and slow phases, -vv everything")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    all_formats = ("table", "json", "ndjson", "csv", "parquet")
+    all_formats = ("table", "wide", "json", "yaml", "ndjson", "csv", "parquet")
 
-    p = sub.add_parser("validate", help="check registry files; summarise or list every problem")
-    p.add_argument("registry", nargs="+", metavar="REGISTRY", help="YAML/JSON file or directory")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p = sub.add_parser("validate", help="check documents of any kind; summarise or list every problem")
+    p.add_argument("registry", nargs="+", metavar="FILE",
+                   help="YAML/JSON file or directory: registrations, slots, a pattern, a query or a policy")
+    p.add_argument("--kind", choices=KINDS, help="validate as this kind (default: recognised by shape)")
+    _formats(p, ("table", "json", "yaml"))
+    _loading_flags(p)
     p.set_defaults(run=cmd_validate)
 
-    def command(name: str, help_text: str, run: Any, *, slots: bool = False, slots_help: str | None = None):
+    def command(name: str, help_text: str, run: Any, *, slots: bool = False, slots_help: str | None = None,
+                policy: bool = True):
         # A subcommand on one registry (and a slots file), dispatching to ``run``.
         p = sub.add_parser(name, help=help_text)
         p.add_argument("registry", metavar="REGISTRY")
         if slots:
-            p.add_argument("slots", metavar="SLOTS", help=slots_help)
+            p.add_argument("slots", metavar="SLOTS" if name != "bind" else "PATTERN", help=slots_help)
+        _loading_flags(p)
+        if policy:
+            _policy_flags(p)
         p.set_defaults(run=run)
         return p
 
     p = command("match", "the best backend(s) for each slot, with scores and reasons", cmd_match, slots=True,
-                slots_help="slot requirements: YAML/JSON, or a CSV/Parquet/NDJSON table")
+                slots_help="slot requirements: YAML/JSON (a list, slots:, or a pattern), or a CSV/Parquet/NDJSON table")
     p.add_argument("-k", type=int, default=1, help="backends per slot (default: 1)")
+    p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
+    _formats(p, all_formats)
+
+    p = command("bind", "bind every slot of a pattern to its best backend", cmd_bind, slots=True,
+                slots_help="a pattern document: `pattern:` with named `slots`")
+    p.add_argument("-k", type=int, default=1, help="backends shown per slot (default: 1)")
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
 
@@ -889,8 +875,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capability", action="append", metavar="NAME", help="required capability (repeatable)")
     p.add_argument("--interface", action="append", metavar="NAME", help="required interface (repeatable)")
     p.add_argument("--region", action="append", metavar="REGION", help="serves one of these regions")
-    p.add_argument("--health", action="append", metavar="STATUS", help="health status allowed (repeatable)")
-    p.add_argument("--type", action="append", metavar="TYPE", help="backend type allowed (repeatable)")
+    p.add_argument("--health", action="append", metavar="STATUS",
+                   help="health status allowed (repeatable)").completer = _completer(HEALTH_STATUSES)
+    p.add_argument("--type", action="append", metavar="TYPE",
+                   help="backend type allowed (repeatable)").completer = _completer(BACKEND_TYPES)
     p.add_argument("--compliance", action="append", metavar="TAG", help="compliance tag required (repeatable)")
     p.add_argument("--min-write-rps", type=float, metavar="RPS")
     p.add_argument("--min-read-rps", type=float, metavar="RPS")
@@ -902,9 +890,9 @@ def build_parser() -> argparse.ArgumentParser:
     _formats(p, all_formats)
 
     _formats(command("explain", "why each slot has the backends it has", cmd_explain, slots=True),
-             ("table", "json", "ndjson"))
+             ("table", "wide", "json", "yaml", "ndjson", "csv", "parquet"))
 
-    p = command("cost", "monthly cost of a workload on every backend, cheapest first", cmd_cost)
+    p = command("cost", "monthly cost of a workload on every backend, cheapest first", cmd_cost, policy=False)
     for dest, flag, default, metavar, help_text in _COST_OPTIONS:
         p.add_argument(flag, dest=dest, type=float, default=default, metavar=metavar, help=help_text)
     _formats(p, all_formats)
@@ -913,18 +901,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", type=int, metavar="N")
     p.add_argument("--slots", type=int, metavar="N")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="YAML, or JSON if FILE ends in .json")
+    p.add_argument("-o", "--output", required=True, metavar="FORMAT|FILE",
+                   help="yaml, json or ndjson to stdout; or a file: .yaml/.yml, .json, .ndjson, "
+                        "and for --slots also .csv/.parquet")
     p.set_defaults(run=cmd_generate)
 
-    p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile)
+    p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile, policy=False)
     p.add_argument("-o", "--output", required=True, metavar="SNAPSHOT")
-    add_health_parser(sub)
+
+    p = sub.add_parser("schema", help="the JSON Schema of a document kind (for editors and CI)")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.set_defaults(run=cmd_schema)
+    add_health_parser(sub, open_registry)
     return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    """``-v``: INFO (load summaries, slow phases, health transitions) on
+    stderr; ``-vv``: DEBUG. Without it the library's logger stays silent."""
+    if verbosity <= 0:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
+
+
+def _cli_wording(exc: RegistryError) -> RegistryError:
+    """The library's advice names keyword arguments; on the command line it
+    names the flag instead."""
+    errors = [(loc, msg.replace("pass allow_inline_secrets=True", "pass --allow-inline-secrets")
+               .replace("strict=False", "--non-strict")) for loc, msg in exc.errors]
+    return RegistryError(errors) if errors != list(exc.errors) else exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit status (see the module docstring)."""
     parser = build_parser()
+    _enable_completion(parser)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -933,9 +948,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
+    _configure_logging(args.verbose)
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            print(f"error: Expected `--threads` >= 1, got `{args.threads}`", file=sys.stderr)
+            return EXIT_INVALID
+        os.environ["PRISM_MATCH_THREADS"] = str(args.threads)
     try:
         return args.run(args)
-    except (UsageError, RegistryError) as exc:
+    except RegistryError as exc:
+        print(f"error: {_cli_wording(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:

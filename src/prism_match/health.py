@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +31,8 @@ from .errors import RegistryError
 from .loading import validate_documents
 from .redact import printable
 from .schema import HEALTH_STATUSES, CheckSpec, HealthCheckConfig, HealthStatus, Incident, Severity
+
+_log = logging.getLogger("prism_match")
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -570,6 +573,7 @@ class HealthTracker:
         if new_status == state.status:
             return
         self._registry.update(backend_id, status=new_status, uptime=self._uptime(state, at))
+        _log.info("health: `%s` %s -> %s at %s", backend_id, state.status, new_status, at.isoformat())
         state.status = new_status
 
         automatic = state.automatic_incident

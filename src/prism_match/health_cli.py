@@ -35,9 +35,12 @@ _COLUMNS = ("backend", "check", "probe", "result", "latency", "status")
 _RESULT_STYLE = {"pass": "green", "fail": "red", "timeout": "red", "error": "yellow"}
 
 
-def add_health_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the ``health`` subcommand on ``build_parser``'s subparsers."""
+def add_health_parser(sub: Any, open_registry: Any) -> argparse.ArgumentParser:
+    """Register the ``health`` subcommand on ``build_parser``'s subparsers;
+    ``open_registry(path, args)`` is the command line's one way to read
+    REGISTRY (file, directory, snapshot)."""
     p = sub.add_parser("health", help="run the registry's health checks: one round, or --watch")
+    p.set_defaults(open_registry=open_registry)
     p.add_argument("registry", metavar="REGISTRY")
     p.add_argument("--watch", action="store_true", help="keep checking every backend on its interval (Ctrl-C stops)")
     p.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds of each backend")
@@ -95,12 +98,11 @@ def _table(rounds: Sequence[BackendRound]) -> Table:
 
 
 def _checker(args: argparse.Namespace) -> HealthChecker:
-    from .cli import open_registry  # the command line's one way to read REGISTRY (file, directory, snapshot)
     from .probes import HealthChecker
 
     if args.rounds is not None and args.rounds < 1:
         raise RegistryError(f"Expected `--rounds` >= 1, got `{args.rounds}`", "command line")
-    registry = open_registry(args.registry)
+    registry = args.open_registry(args.registry)
     checker = HealthChecker(registry, allow_commands=args.allow_commands, concurrency=args.concurrency)
     known = set(checker.backend_ids)
     if not known:

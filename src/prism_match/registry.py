@@ -19,8 +19,10 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import itertools
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,6 +46,8 @@ from .snapshot import RecordSource, encode_registrations, read_snapshot, save_sn
 
 if TYPE_CHECKING:
     import polars as pl
+
+_log = logging.getLogger("prism_match")
 
 __all__ = ["Registry", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
 
@@ -123,9 +127,15 @@ class Registry:
     def update(self, backend_id: str, *, write_rps: float | None = None, read_rps: float | None = None,
                storage_used: float | None = None, namespace_count: float | None = None,
                status: str | None = None, uptime: float | None = None) -> None:
-        """Change a backend's observed live state in place, in constant time
-        (SPEC §5): usage (reservations stay apart and are added to it), health
-        status, uptime. Every argument is checked before anything is written."""
+        """Change a backend's observed live state in place, in constant time;
+        the next match sees it (SPEC §5): usage (reservations stay apart and
+        are added to it), health status, uptime (a 24 h percentage). Every
+        argument is checked before anything is written.
+
+        Documentation only: every Registry's ``update`` attribute is the
+        compiled ``CoreRegistry.update`` itself (set when the engine is
+        built), so a call goes straight to C with no Python frame in between.
+        """
         self._core.update(backend_id, write_rps=write_rps, read_rps=read_rps, storage_used=storage_used,
                           namespace_count=namespace_count, status=status, uptime=uptime)
 
@@ -241,11 +251,14 @@ class Registry:
 
     # --- batches, placement, patterns, cost -------------------------------------------------
 
-    def match_many(self, slots: Any, k: int = 1, *, threads: int | None = None,
-                   progress: Any = None) -> pl.DataFrame:
+    def match_many(self, slots: Any, k: int = 1, *, threads: int | None = None, progress: Any = None,
+                   strict: bool = True, diagnose: bool = False, reasons: bool = False) -> pl.DataFrame:
         """Top-``k`` for every slot (a list of mappings or prepared slots, or a
-        polars DataFrame of requirements), in parallel; see batch.match_many."""
-        return batch.match_many(self.engine, slots, k, threads=threads, progress=progress)
+        polars DataFrame of requirements), in parallel; ``strict=False``
+        ignores unknown columns, ``diagnose``/``reasons`` add those columns.
+        See batch.match_many."""
+        return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
+                                diagnose=diagnose, reasons=reasons)
 
     def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> placement.Assignment:
         """Capacity-aware placement; see placement.assign."""
@@ -549,9 +562,13 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     problem; nothing is half-loaded. ``log_size``: how many changes the
     change log keeps (0: none).
     """
+    start = time.perf_counter()
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
-        return Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
-                        policy=policy, log_size=log_size)
+        registry = Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
+                            policy=policy, log_size=log_size)
+    _log.info("loaded %d backends%s in %.2f s", len(registry),
+              f" from {source}" if isinstance(source, (str, os.PathLike)) else "", time.perf_counter() - start)
+    return registry
 
 
 def load_snapshot(path: str | os.PathLike | bytes, *, policy: MatchPolicy = DEFAULT_POLICY,

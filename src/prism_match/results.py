@@ -9,11 +9,15 @@ scheduler's "0/5 nodes are available" message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import msgspec
 
 from ._core import Match
+from .schema import SlotRequirement
 
-__all__ = ["Match", "Reason", "Diagnosis", "QueryResult"]
+__all__ = ["Match", "Reason", "Diagnosis", "QueryResult", "SlotOutcome"]
 
 
 class Reason(msgspec.Struct, frozen=True):
@@ -63,3 +67,26 @@ class QueryResult(msgspec.Struct, frozen=True):
 
     def as_dict(self, *, reasons: bool = True) -> dict:
         return {"backends": [m.as_dict(reasons=reasons) for m in self.backends], "total_count": self.total_count}
+
+
+@dataclass
+class SlotOutcome:
+    """One slot's answer: its matches (best first) and, when asked for or when
+    nothing matched, the diagnosis."""
+
+    slot: SlotRequirement
+    matches: list[Match]
+    diagnosis: Diagnosis | None
+
+    @property
+    def status(self) -> str:
+        return "bound" if self.matches else "unbound"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "slot_name": self.slot.slot_name, "optional": self.slot.optional, "status": self.status,
+            "matches": [{"rank": rank, **m.as_dict(reasons=True)} for rank, m in enumerate(self.matches, 1)],
+        }
+        if self.diagnosis is not None:
+            out["diagnosis"] = self.diagnosis.as_dict()
+        return out

@@ -1,0 +1,9 @@
+"""Type stubs for ``_names.pyx`` (the schema's name checks)."""
+
+from collections.abc import Callable
+
+class NameCheck:
+    def __init__(self, fields: tuple[str, ...], fail: Callable[[str, str], None]) -> None: ...
+    def __call__(self, obj: object) -> None: ...
+
+def first_control_char(obj: object, fields: tuple[str, ...]) -> tuple[str, str] | None: ...
