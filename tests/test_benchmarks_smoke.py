@@ -34,7 +34,7 @@ from benchmarks.peers import DuckDBMatcher, PolarsMatcher, slot_tables  # noqa: 
 from benchmarks.seed_algorithm import match_slot_to_backend, seed_backends, seed_requirement  # noqa: E402
 
 MODULES = ["bench_load", "bench_match", "bench_match_many", "bench_assign", "bench_update", "bench_explain",
-           "bench_health"]
+           "bench_health", "bench_living"]
 PREFIXES = ("time_", "peakmem_", "mem_", "track_", "timeraw_")
 FUTURE_APIS = ("match_many", "assign", "from_polars")
 

@@ -41,6 +41,7 @@ from .cost import COST_TERMS, WORKLOAD_KEYS, estimate_cost, validate_workload
 from .documents import KINDS, document_kind, json_schema, validate_document
 from .errors import RegistryError
 from .health_cli import add_health_parser
+from .live_cli import add_live_parsers
 from .loading import load_documents, source_documents, validate_documents
 from .policy import MatchPolicy
 from .registry import Registry, load_registry, load_snapshot
@@ -914,6 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
     p.set_defaults(run=cmd_schema)
     add_health_parser(sub, open_registry)
+    add_live_parsers(sub, open_registry)
     return parser
 
 
