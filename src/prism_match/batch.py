@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from . import _core, vectorized
-from .errors import RegistryError
+from .errors import RegistryError, positive_int
 from .loading import load_documents, validate_documents
 from .results import Diagnosis, diagnose
 from .schema import SlotRequirement
@@ -56,9 +56,7 @@ def resolve_threads(threads: int | None) -> int:
                 raise RegistryError(f"Expected a whole number, got `{env[:20]}`", where) from None
         else:
             threads = os.cpu_count() or 1
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise RegistryError(f"Expected `threads` >= 1, got `{str(threads)[:40]}`", where)
-    return threads
+    return positive_int(threads, "threads", where)
 
 
 # Requirement fields that hold lists. In a table they may also be one string:
@@ -202,8 +200,7 @@ def match_many(registry: Registry, slots: Any, k: int = 1, *, threads: int | Non
     same for any count. ``progress(done, total)`` is called after every
     chunk of ``CHUNK`` slots.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], "match_many")
+    k = positive_int(k, "k", "match_many")
     n_threads = resolve_threads(threads)
     prepared = _prepare_all(registry, slots)
     m = len(prepared)

@@ -47,6 +47,7 @@ from .results import Diagnosis, Match
 from .units import format_rate, format_size
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, Pattern, Query, SlotRequirement
 from .snapshot import load_snapshot
+from .output import SafeConsole, write_bytes, write_text
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 
@@ -163,7 +164,7 @@ def read_slots(path: str) -> list[SlotRequirement]:
 def _console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
     # highlight=False: rich would otherwise colour numbers and quoted names in
     # backend ids; markup is never used for user data (Text objects only).
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
+    return SafeConsole(file=file, stderr=stderr, highlight=False, soft_wrap=False)
 
 
 @contextmanager
@@ -180,20 +181,11 @@ def _rich_target(output: str | None, *, wide: bool = False) -> Iterator[Console]
     if wide:
         console.width = max(console.width, 200)
     yield console
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        Path(output).write_text(text, encoding="utf-8")
+    write_text("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")), output)
 
 
 def _write_bytes(data: bytes, output: str | None) -> None:
-    if output is None:
-        sys.stdout.write(data.decode("utf-8"))
-        sys.stdout.flush()
-    else:
-        Path(output).write_bytes(data)
+    write_text(data.decode("utf-8"), output)
 
 
 def _write_json(value: Any, output: str | None) -> None:
@@ -206,13 +198,11 @@ def _write_ndjson(values: Iterable[Any], output: str | None) -> None:
 
 def _write_frame(frame: pl.DataFrame, fmt: str, output: str | None) -> None:
     if fmt == "csv":
-        if output is None:
-            sys.stdout.write(frame.write_csv())
-            sys.stdout.flush()
-        else:
-            frame.write_csv(output)
+        write_text(frame.write_csv(), output)
     else:  # parquet: binary, so a file is required (checked with the arguments)
-        frame.write_parquet(output)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        write_bytes(buffer.getvalue(), output)
 
 
 def _check_output(args: argparse.Namespace) -> None:

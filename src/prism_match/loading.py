@@ -3,16 +3,25 @@
 ``load_documents`` reads a source (file, directory, list of dicts, mapping)
 into raw items with their document names; ``validate_documents`` converts
 them into the requested Struct. The success path is one ``msgspec`` call for
-all items (JSON registries are even decoded straight into Structs); only when
-that fails does the diagnostic path run, item by item: msgspec stops at the
+all items; only when that fails does the diagnostic path run, item by item: msgspec stops at the
 first error of a document, so the offending field is set aside (copy on
 write, the input is never touched) and the item converted again, up to a
 bound, to report *all* problems with their JSON paths. Nothing is returned
 unless everything is valid: the caller compiles only a registry that loaded
 whole.
 
-Untrusted input fails fast: files larger than ``MAX_FILE_BYTES`` are refused
-before reading; YAML is parsed and composed by libyaml through PyYAML's C
+Every problem of a call is reported in one pass: the rules msgspec cannot
+express (secrets, free-form bounds, names per backend) also run on an item
+that had schema problems, once its wrong parts are set aside. A problem in a
+file is located ``file:line:column $.json.path``: the position is found only
+when an error is raised (YAML composed again, JSON walked to the path).
+
+Untrusted input fails fast: only regular files are read (a FIFO or a device
+is refused before it is opened for reading, so nothing blocks); files larger
+than ``MAX_FILE_BYTES`` are refused before reading; JSON objects that repeat
+a key are refused where they repeat it (YAML's are too); every YAML tag
+either builds its value or is a located error that never quotes the value;
+YAML is parsed and composed by libyaml through PyYAML's C
 safe loader (which caps nesting at 1,000), then built into Python objects
 by this module's own iterative constructor, which measures every node's
 expanded size on the way, so alias expansion past ``MAX_NODES``, a recursive
@@ -33,6 +42,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +52,8 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, quoted
+from .redact import is_secret_field, is_secret_reference, printable, quoted, url_password
+from .compiled import MAX_NAMES_PER_BACKEND
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
 __all__ = ["load_documents", "source_documents", "split_document", "validate_documents", "load_registrations", "read_file_documents",
@@ -249,7 +260,7 @@ def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
         if tag == str_tag:
             return node.value
         if tag not in immutable:
-            return loader.construct_object(node, deep=True)
+            return constructed(node, deep=True)
         key = (tag, node.value)
         value = memo.get(key, memo)
         if value is memo:
@@ -260,15 +271,25 @@ def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
                     # Thousands of digits (Python refuses to convert them):
                     # far past float range, reported as such where it stands.
                     return -_TOO_LARGE if node.value.startswith("-") else _TOO_LARGE
-                # `2025-13-45`: the resolver said timestamp, the constructor
-                # cannot build it.
-                mark = node.start_mark
-                raise RegistryError(f"Invalid YAML: not a valid {tag[len(_TAG):]}: "
-                                    f"{_short(str(exc).split(';')[0], 80)} "
-                                    f"(line {mark.line + 1}, column {mark.column + 1})", name) from None
+                raise _tag_error(node, exc, name) from None
+            except Exception as exc:  # `!!bool maybe`: PyYAML's KeyError, AttributeError...
+                raise _tag_error(node, exc, name) from None
             if len(memo) < _SCALAR_MEMO_LIMIT:
                 memo[key] = value
         return value
+
+    def constructed(node: Any, deep: bool) -> Any:
+        """The safe constructor's object for ``node`` (merge keys, ``!!binary``,
+        ``!!set``, unknown tags): its YAML errors as they are, anything else
+        it raises as a located error that never quotes the value."""
+        try:
+            return loader.construct_object(node, deep=deep)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc, name) from None
+        except RecursionError:
+            raise
+        except Exception as exc:
+            raise _tag_error(node, exc, name) from None
 
     def opened(node: Any) -> list[Any] | None:
         """A frame [node, object, children, size, is_map, pending key], or
@@ -286,10 +307,7 @@ def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
 
     def fallback(node: Any, depth: int) -> tuple[Any, int]:
         size = _node_graph_size(node, name, depth)
-        try:
-            return loader.construct_object(node, deep=True), size
-        except yaml.YAMLError as exc:
-            raise _yaml_error(exc, name) from None
+        return constructed(node, deep=True), size
 
     if type(root) is scalar_node:
         return scalar(root)
@@ -361,20 +379,44 @@ def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
             raise _too_big(name)
 
 
-def _yaml_error(exc: yaml.YAMLError, name: str) -> RegistryError:
+def _at(mark: Any) -> str:
+    return f" (line {mark.line + 1}, column {mark.column + 1})"
+
+
+def _line_column(text: str, offset: int) -> str:
+    """`` (line L, column C)`` of a character offset in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return f" (line {line}, column {offset - text.rfind(chr(10), 0, offset)})"
+
+
+def _tag_error(node: Any, exc: BaseException, name: str) -> RegistryError:
+    """A scalar its tag cannot build (``!!int hunter2``, ``!!bool maybe``,
+    ``!!timestamp 2025-13-45``): where it is, and the constructor's reason
+    only when the reason does not quote the value (a secret, perhaps)."""
+    reason = str(exc).split(";")[0].strip() if isinstance(exc, (ValueError, OverflowError)) else ""
+    value = str(node.value) if not isinstance(node.value, list) else ""
+    if not reason or (value and (value in reason or value.strip() in reason)):
+        reason = " (the value is not shown)"
+    else:
+        reason = f": {_short(reason, 80)}"
+    tag = node.tag[len(_TAG):] if node.tag.startswith(_TAG) else node.tag
+    return RegistryError(f"Invalid YAML: not a valid {_short(tag, 40)}{reason}{_at(node.start_mark)}", name)
+
+
+def _yaml_error(exc: yaml.YAMLError, name: str, text: str | None = None) -> RegistryError:
     # Only the position and the problem: PyYAML's snippet would echo file
     # text (possibly a secret) back to the user.
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, ...)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character or 0)
+        where = _line_column(text, exc.position) if text is not None else f" (character {exc.position + 1})"
+        return RegistryError(f"Invalid YAML: character `{printable(char)}` is not allowed{where}", name)
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or type(exc).__name__
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    where = _at(mark) if mark is not None else ""
     return RegistryError(f"Invalid YAML: {_short(str(problem), 120)}{where}", name)
 
 
-def _yaml_documents(data: bytes, name: str) -> list[Any]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
+def _yaml_documents(text: str, name: str) -> list[Any]:
     loader = _YamlLoader(text)
     merges = "<<" in text or "!!merge" in text or "tag:yaml.org,2002:merge" in text
     docs: list[Any] = []
@@ -385,16 +427,21 @@ def _yaml_documents(data: bytes, name: str) -> list[Any]:
             loader.constructed_objects = {}
             loader.recursive_objects = {}
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, name) from None
+        raise _yaml_error(exc, name, text) from None
     except RegistryError:
         raise
-    except (ValueError, OverflowError, TypeError) as exc:  # from the safe constructor's own conversions
-        raise RegistryError(f"Invalid YAML: {_short(str(exc).split(';')[0], 80)}", name) from None
     except RecursionError:  # only the pure-Python fallback loader recurses
         raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels", name) from None
     finally:
         loader.dispose()
     return docs
+
+
+def _utf8(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
 
 
 def _json_float(text: str) -> Any:
@@ -413,38 +460,275 @@ def _json_constant(text: str) -> Any:
     raise ValueError(f"`{text}` is not JSON")
 
 
-def _json_document(data: bytes, name: str) -> Any:
+class _Duplicated(dict):
+    """A JSON object that repeated a key (``duplicate``): kept so that the
+    error can say where, after the parse."""
+
+    duplicate: str = ""
+
+
+def _unique_keys() -> tuple[Any, list[bool]]:
+    """An ``object_pairs_hook`` that marks objects repeating a key, and the
+    list it appends to when it does (the document is walked only then)."""
+    found: list[bool] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            obj = _Duplicated(obj)
+            seen: set[str] = set()
+            obj.duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            found.append(True)
+        return obj
+
+    return hook, found
+
+
+def _first_duplicate(doc: Any) -> tuple[list[Any], str] | None:
+    """(path of the first object in document order that repeats a key, the key)."""
+    stack: list[tuple[Any, list[Any]]] = [(doc, [])]
+    while stack:
+        node, parts = stack.pop()
+        if isinstance(node, _Duplicated):
+            return parts, node.duplicate
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack += reversed([(child, parts + [key]) for key, child in children if isinstance(child, (dict, list))])
+    return None
+
+
+_BYTE_RE = re.compile(r" \(byte (\d+)\)$")
+_BIG_EXPONENT = re.compile(r"[eE]\+?0*[1-9][0-9]{2}|[0-9]{300}")  # a float past range needs one
+
+
+def _json_syntax_error(text: str, exc: ValueError, name: str) -> RegistryError:
+    """msgspec's words for what is wrong (the project's pinned texts), with
+    the line and column of where (msgspec says a byte, json a position)."""
+    data = text.encode("utf-8", "surrogatepass")
     try:
-        return msgspec.json.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        if "out of range" not in str(exc):
-            raise RegistryError(f"Invalid JSON: {_short(str(exc).split(' - at ')[0], 120)}", name) from None
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
+        msgspec.json.decode(data)
+        message = str(exc).split(":")[0]
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        message = str(error).split(" - at ")[0]
     except RecursionError:
-        raise RegistryError("Invalid JSON: nested too deep", name) from None
-    # A number past msgspec's range: parse again keeping it, so that it is
-    # reported as too large where it stands (the document is valid JSON).
+        return RegistryError("Invalid JSON: nested too deep", name)
+    byte = _BYTE_RE.search(message)
+    if byte is not None:
+        message = message[:byte.start()]
+        offset = len(data[:int(byte.group(1))].decode("utf-8", "replace"))
+        message += _line_column(text, offset)
+    elif isinstance(exc, json.JSONDecodeError):
+        message += f" (line {exc.lineno}, column {exc.colno})"
+    return RegistryError(f"Invalid JSON: {_short(message, 160)}", name)
+
+
+def _json_document(text: str, name: str) -> Any:
+    """One JSON document; duplicate keys refused (msgspec and json keep the
+    last silently), numbers past float range kept as too large so they are
+    reported where they stand."""
+    hook, found = _unique_keys()
+    # Only a float with a 3-digit exponent (or 300 digits) can pass float range: the hook
+    # that keeps it as "too large" (not inf) is needed only then.
+    floats = _json_float if _BIG_EXPONENT.search(text) else None
     try:
-        return json.loads(data, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
+        try:
+            doc = json.loads(text, object_pairs_hook=hook, parse_float=floats, parse_constant=_json_constant)
+        except ValueError as exc:
+            if "digits" not in str(exc):  # int() refuses thousands of digits: parse again, keeping them
+                raise
+            doc = json.loads(text, object_pairs_hook=hook, parse_float=_json_float, parse_int=_json_int,
+                             parse_constant=_json_constant)
     except RecursionError:
         raise RegistryError("Invalid JSON: nested too deep", name) from None
     except ValueError as exc:
-        raise RegistryError(f"Invalid JSON: {_short(str(exc), 120)}", name) from None
+        raise _json_syntax_error(text, exc, name) from None
+    duplicate = _first_duplicate(doc) if found else None
+    if duplicate is not None:
+        parts, key = duplicate
+        offset = _JsonLocator(text).offset(parts + [key], occurrence=2, at_key=True)
+        where = _line_column(text, offset) if offset is not None else ""
+        raise RegistryError(f"Invalid JSON: found duplicate key `{_short(printable(key), 40)}`{where}", name)
+    return doc
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SKIP = json.JSONDecoder(parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
+
+
+class _JsonLocator:
+    """Where a JSON path starts in the text, found only when an error is
+    reported: the text is walked to it (keys read, other values skipped by
+    the C scanner), remembering the offsets passed on the way, so the next
+    error in the same document starts from there."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.known: dict[tuple[Any, ...], int] = {(): _WS.match(text).end()}
+
+    def _skip(self, pos: int) -> int:
+        return _WS.match(self.text, _SKIP.raw_decode(self.text, pos)[1]).end()
+
+    def offset(self, parts: list[Any], occurrence: int = 1, at_key: bool = False) -> int | None:
+        """The offset of the value at ``parts`` (of its key, with ``at_key``;
+        of the ``occurrence``-th repeat of that key), else of the deepest
+        container on the way."""
+        text, known = self.text, self.known
+        depth = len(parts)
+        while tuple(parts[:depth]) not in known:
+            depth -= 1
+        pos = known[tuple(parts[:depth])]
+        try:
+            for i in range(depth, len(parts)):
+                part, path = parts[i], tuple(parts[:i])
+                if isinstance(part, int):
+                    if text[pos] != "[":
+                        return pos
+                    start = max((j for j in range(part, -1, -1) if path + (j,) in known), default=None)
+                    j, p = (start, known[path + (start,)]) if start is not None else (0, _WS.match(text, pos + 1).end())
+                    while j < part:
+                        if text[p] == "]":
+                            return pos
+                        p = self._skip(p)
+                        if text[p] == ",":
+                            p = _WS.match(text, p + 1).end()
+                        j += 1
+                        known[path + (j,)] = p
+                    if text[p] == "]":
+                        return pos
+                    known[path + (part,)] = pos = p
+                else:
+                    if text[pos] != "{":
+                        return pos
+                    p, seen = _WS.match(text, pos + 1).end(), 0
+                    while text[p] != "}":
+                        key_start = p
+                        key, p = json.decoder.scanstring(text, p + 1)
+                        p = _WS.match(text, p).end()
+                        p = _WS.match(text, p + 1).end()  # the colon
+                        if key == part:
+                            seen += 1
+                            if seen == (occurrence if i == len(parts) - 1 else 1):
+                                if at_key and i == len(parts) - 1:
+                                    return key_start
+                                break
+                        p = self._skip(p)
+                        if text[p] == ",":
+                            p = _WS.match(text, p + 1).end()
+                    else:
+                        return pos
+                    if occurrence == 1:
+                        known[path + (part,)] = p
+                    pos = p
+        except (ValueError, IndexError, RecursionError):
+            return pos
+        return pos
+
+
+class Document(str):
+    """A document's name (``r.yaml``, ``r.yaml#2``) that can also tell where
+    a JSON path of it stands in its file: ``position("$.backends[3]")`` →
+    ``(line, column)``, worked out only when an error is reported."""
+
+    def __new__(cls, name: str, text: str, kind: str, number: int = 1) -> Document:
+        self = super().__new__(cls, name)
+        self._text, self._kind, self._number, self._locate = text, kind, number, None
+        return self
+
+    def position(self, path: str) -> tuple[int, int] | None:
+        parts = _split_path(path)
+        if parts is None:
+            return None
+        if self._locate is None:
+            self._locate = self._json_position if self._kind == "json" else self._yaml_position
+        try:
+            return self._locate(parts)
+        except Exception:  # the file changed since, say: an error without a line rather than none at all
+            return None
+
+    def _json_position(self, parts: list[Any]) -> tuple[int, int] | None:
+        if not hasattr(self, "_json"):
+            self._json = _JsonLocator(self._text)
+        offset = self._json.offset(parts)
+        if offset is None:
+            return None
+        text = self._text
+        return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+    def _yaml_position(self, parts: list[Any]) -> tuple[int, int] | None:
+        if not hasattr(self, "_root"):
+            loader = _YamlLoader(self._text)
+            node = None
+            try:
+                for _ in range(self._number):
+                    node = loader.get_node() if loader.check_node() else None
+            finally:
+                loader.dispose()
+            self._root = node
+        node = self._root
+        for part in parts:  # down to the value, or the deepest node found on the way
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+                             None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = node.value[part]
+            else:
+                child = None
+            if child is None:
+                break
+            node = child
+        if node is None:
+            return None
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _location(doc_name: str, path: str | None) -> str:
+    """``doc $.path``, with ``:line:column`` after the document's name when
+    its file can tell (a YAML or JSON file; not a list of dicts)."""
+    if path is None:
+        return doc_name
+    position = doc_name.position(path) if isinstance(doc_name, Document) else None
+    return f"{doc_name}:{position[0]}:{position[1]} {path}" if position else f"{doc_name} {path}"
+
+
+def open_regular_file(path: str | os.PathLike, name: str) -> Any:
+    """``path`` opened for binary reading, only when it is a regular file: a
+    FIFO, a device or a socket would block or never end, so it is refused
+    before anything is read (opened non-blocking, checked with fstat)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise RegistryError("Expected a file, got a directory", name) from None
+    except OSError as exc:
+        raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RegistryError(f"Expected a regular file, got {_file_kind(mode)}", name)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _read_bytes(path: Path) -> bytes:
     name = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
-        with path.open("rb") as handle:
-            # Read one byte past the limit: a file that grew since stat()
-            # (or a pipe) is still refused without reading it all.
+    with open_regular_file(path, name) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
+            # Read one byte past the limit: a file that grew since fstat()
+            # is still refused without reading it all.
             data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
+        except OSError as exc:
+            raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
     if len(data) > MAX_FILE_BYTES:
         raise RegistryError(f"File is larger than the limit of {MAX_FILE_BYTES:,} bytes", name)
     if not data.strip():
@@ -453,19 +737,20 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_file_documents(path: Path) -> list[tuple[str, Any]]:
-    """``[(document name, parsed document)]`` for one YAML or JSON file."""
+    """``[(document name, parsed document)]`` for one YAML or JSON file; each
+    name is a :class:`Document` that can place an error on a line."""
     path = Path(path)
     name = str(path)
-    data = _read_bytes(path)
+    text = _utf8(_read_bytes(path), name)
     if path.suffix.lower() in _JSON_SUFFIXES:
-        return [(name, _json_document(data, name))]
-    docs = _yaml_documents(data, name)
+        return [(Document(name, text, "json"), _json_document(text, name))]
+    docs = _yaml_documents(text, name)
     present = [(i, d) for i, d in enumerate(docs, start=1) if d is not None]
     if not present:
         raise RegistryError("File holds no YAML documents", name)
     if len(docs) == 1:
-        return [(name, present[0][1])]
-    return [(f"{name}#{i}", d) for i, d in present]
+        return [(Document(name, text, "yaml"), present[0][1])]
+    return [(Document(f"{name}#{i}", text, "yaml", i), d) for i, d in present]
 
 
 def _directory_files(root: Path, suffixes: set[str]) -> list[Path]:
@@ -782,7 +1067,35 @@ def _secret_path(parts: list[Any]) -> bool:
 
 def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
     """msgspec's text in the error grammar: what was expected, then what was
-    found (a value is shown unless it sits under a secret-named field)."""
+    found (a value is shown unless it sits under a secret-named field: there,
+    nothing derived from the value is, whatever the parser said)."""
+    text = _described(message, kind, parts, value)
+    if _secret_path(parts) and any(leaf in text for leaf in _leaf_texts(value)):
+        expected = text.split(", got ", 1)[0]
+        if any(leaf in expected for leaf in _leaf_texts(value)):
+            expected = "Invalid value"
+        return f"{_short(expected, 200)}, got a value (not shown)"
+    return text
+
+
+def _leaf_texts(value: Any, limit: int = 100) -> list[str]:
+    """The text of the scalars in ``value`` (at most ``limit``), as a parser may quote them."""
+    out: list[str] = []
+    stack = [value]
+    while stack and len(out) < limit:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, (list, tuple)):
+            stack += node
+        elif isinstance(node, (str, int, float)) and not isinstance(node, bool) and node is not _MISSING:
+            text = str(node)
+            if len(text) >= 3:
+                out.append(text)
+    return out
+
+
+def _described(message: str, kind: type, parts: list[Any], value: Any) -> str:
     secret = _secret_path(parts)
     found = "a value (not shown)" if secret else f"`{_literal(value)}`"
     is_number_error = (message.startswith(("Expected `float` ", "Expected `int` ")) and
@@ -822,14 +1135,19 @@ def _did_you_mean(field: str, names: list[str]) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
-def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, list[tuple[str, str]]]:
-    """Convert one item; on failure keep going by setting aside what was wrong."""
+def _validate_item(raw: Any, kind: type[T], strict: bool
+                   ) -> tuple[T | None, list[tuple[str, str]], _Diagnosis | None]:
+    """Convert one item; on failure keep going by setting aside what was
+    wrong. ``(value, problems, diagnosis)``: with problems, ``value`` is what
+    converted once the wrong parts were set aside (None when nothing did),
+    so that the rules on whole values (secrets) still check the rest in the
+    same pass; ``diagnosis.original`` maps its paths back to the input's."""
     try:
-        return msgspec.convert(raw, kind, dec_hook=decode_hook), []
+        return msgspec.convert(raw, kind, dec_hook=decode_hook), [], None
     except msgspec.ValidationError as first:
         error: Exception = first
     except RecursionError:
-        return None, [("$", f"Nesting deeper than {MAX_DEPTH} levels")]
+        return None, [("$", f"Nesting deeper than {MAX_DEPTH} levels")], None
     state = _Diagnosis(raw, kind)
     errors: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -899,39 +1217,46 @@ def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, lis
         except RecursionError:
             break
         if not errors:  # only unknown fields, ignored (strict=False)
-            return value_ok, []
-        break
-    return None, errors
+            return value_ok, [], None
+        return value_ok, errors, state
+    return None, errors, state
 
 
 # --- validating many items -----------------------------------------------------------------
 
 def _validate_all(items: list[Item], kind: type[T], strict: bool
-                  ) -> tuple[list[tuple[int, Item, T]], list[tuple[int, str, str]]]:
-    """``([(index, item, value)], [(index, location, message)])``: every
-    valid item, and every problem tagged with its item's index."""
+                  ) -> tuple[list[tuple[int, Item, T]], list[tuple[int, str, str]], list[tuple[int, Item, T, Any]]]:
+    """``([(index, item, value)], [(index, location, message)], partial)``:
+    every valid item, every problem tagged with its item's index, and
+    ``[(index, item, value, original)]`` for the items that converted only
+    once their wrong parts were set aside (``original`` maps a path of the
+    value back to the input's)."""
     problems = [i for i, item in enumerate(items) if isinstance(item[2], _Problem)]
     if not problems:
         try:  # the success path: one call for every item
             values = msgspec.convert([raw for _, _, raw in items], list[kind], dec_hook=decode_hook)
-            return [(i, item, value) for i, (item, value) in enumerate(zip(items, values))], []
+            return [(i, item, value) for i, (item, value) in enumerate(zip(items, values))], [], []
         except (msgspec.ValidationError, RecursionError):
             pass
     out: list[tuple[int, Item, T]] = []
     errors: list[tuple[int, str, str]] = []
+    partial: list[tuple[int, Item, T, Any]] = []
     for i, item in enumerate(items):
         doc_name, prefix, raw = item
         if isinstance(raw, _Problem):
             if strict or not raw.strict_only:
-                errors.append((i, doc_name if raw.path is None else f"{doc_name} {raw.path}", raw.message))
+                errors.append((i, _location(doc_name, raw.path), raw.message))
             continue
-        value, found = _validate_item(raw, kind, strict)
-        errors += [(i, f"{doc_name} {prefix}{path[1:]}", msg) for path, msg in found]
+        value, found, state = _validate_item(raw, kind, strict)
+        errors += [(i, _location(doc_name, f"{prefix}{path[1:]}"), msg) for path, msg in found]
         if value is not None:
-            out.append((i, item, value))
+            if found:
+                partial.append((i, item, value, state.original))
+            else:
+                out.append((i, item, value))
         if len(errors) >= MAX_ERRORS:
             break
-    return out, errors
+    return out, errors, partial
 
 
 def _raise(errors: list[tuple[int, str, str]]) -> None:
@@ -945,21 +1270,23 @@ def _raise(errors: list[tuple[int, str, str]]) -> None:
 
 def validate_documents(items: list[Item], kind: type[T], *, strict: bool = True) -> list[tuple[Item, T]]:
     """Validate every item as ``kind``; raise one RegistryError with all problems."""
-    out, errors = _validate_all(items, kind, strict)
+    out, errors, _ = _validate_all(items, kind, strict)
     _raise(errors)
     return [(item, value) for _, item, value in out]
 
 
 # --- rules msgspec cannot express ---------------------------------------------------------------
 
-def _inline_secret_message(field: str) -> str:
-    return (f"Inline secret in `{field}`: expected a reference `${{SECRET:path}}` "
+def _inline_secret_message(field: str, url: bool = False) -> str:
+    what = f"the password of the URL in `{field}`" if url else f"`{field}`"
+    return (f"Inline secret in {what}: expected a reference `${{SECRET:path}}` "
             "(the value is not shown; pass allow_inline_secrets=True to accept it)")
 
 
 def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets: bool) -> None:
     """A free-form mapping (metadata, parameters): bounded depth and size,
-    no self-reference, and (``secrets``) no inline value under a secret name.
+    no self-reference, and (``secrets``) no inline value under a secret name
+    nor a URL with an inline password.
 
     Iterative, so nesting cannot exhaust the stack; a cycle shows up as depth.
     """
@@ -985,19 +1312,27 @@ def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets
             if secrets and isinstance(key, str) and is_secret_field(key) and child is not None \
                     and not is_secret_reference(child):
                 out.append((path + format_path(parts + [key])[1:], _inline_secret_message(key)))
+            elif secrets and isinstance(child, str) and url_password(child):
+                out.append((path + format_path(parts + [key])[1:], _inline_secret_message(str(key), url=True)))
             elif isinstance(child, (dict, list, tuple)):
                 below.append((child, parts + [key], depth + 1))
         stack += reversed(below)
 
 
 def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list[tuple[str, str]]:
-    """Rules msgspec cannot express: secrets, free-form bounds, pool and
-    backoff ordering. Paths are relative to the registration (``$...``).
+    """Rules msgspec cannot express: secrets, free-form bounds, names per
+    backend, pool and backoff ordering. Paths are relative to the
+    registration (``$...``).
 
     Runs once per backend on the success path, so each rule first checks
     that its block is present at all.
     """
     problems: list[tuple[str, str]] = []
+    for field in ("capabilities", "interfaces", "regions", "compliance"):
+        count = len(getattr(reg, field))
+        if count > MAX_NAMES_PER_BACKEND:
+            problems.append((f"$.{field}", f"Expected at most {MAX_NAMES_PER_BACKEND:,} {field} in one backend, "
+                                           f"got {count:,}"))
     conn = reg.connection
     if conn is not None:
         auth = conn.auth
@@ -1006,6 +1341,8 @@ def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list
                 value = getattr(auth, field, None)
                 if value is not None and not is_secret_reference(value):
                     problems.append((f"$.connection.auth.{field}", _inline_secret_message(field)))
+        if conn.endpoint is not None and not allow_inline_secrets and url_password(conn.endpoint):
+            problems.append(("$.connection.endpoint", _inline_secret_message("endpoint", url=True)))
         if conn.pool is not None:
             _check_pool(conn.pool, "$.connection.pool", problems)
         if conn.retry is not None:
@@ -1043,39 +1380,6 @@ def _check_retry(retry: Any, where: str, problems: list[tuple[str, str]]) -> Non
 
 # --- registrations -----------------------------------------------------------------------------
 
-class _Wrapped(msgspec.Struct, forbid_unknown_fields=True):
-    backends: list[Registration]
-
-
-_JSON_LIST = msgspec.json.Decoder(list[Registration], dec_hook=decode_hook)
-_JSON_WRAPPED = msgspec.json.Decoder(_Wrapped, dec_hook=decode_hook)
-
-
-def _json_fast_path(source: Any) -> tuple[str, str, list[Registration]] | None:
-    """A JSON file decoded straight into Structs (no intermediate dicts):
-    ``(document name, path of the list, registrations)``. None when the
-    source is not a JSON file or the typed decode fails, and the diagnostic
-    path takes over."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    try:
-        path = Path(os.fsdecode(source))
-        if path.suffix.lower() not in _JSON_SUFFIXES or not path.is_file():
-            return None
-    except (OSError, ValueError, TypeError):
-        return None
-    data = _read_bytes(path)
-    start = data.lstrip()[:1]
-    try:
-        if start == b"[":
-            return str(path), "$", _JSON_LIST.decode(data)
-        if start == b"{" and b'"backends"' in data:
-            return str(path), "$.backends", _JSON_WRAPPED.decode(data).backends
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        pass
-    return None
-
-
 @contextlib.contextmanager
 def gc_paused() -> Any:
     """Pause the cyclic garbage collector while a registry is built.
@@ -1104,39 +1408,29 @@ def load_registrations(source: Any, *, strict: bool = True,
 def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
     if isinstance(source, Mapping) and "backends" not in source and "backend_id" not in source:
         raise RegistryError("Expected a registration or a mapping with `backends`", "<input> $")
-    fast = _json_fast_path(source)
-    errors: list[tuple[int, str, str]] = []
-    if fast is not None:
-        name, list_path, regs = fast
-        indices: Sequence[int] = range(len(regs))
-
-        def locate(index: int) -> str:
-            return f"{name} {list_path}[{index}]"
-    else:
-        items = load_documents(source, list_key="backends")
-        validated, errors = _validate_all(items, Registration, strict)
-        regs = [reg for _, _, reg in validated]
-        indices = [index for index, _, _ in validated]
-
-        def locate(index: int) -> str:
-            return f"{items[index][0]} {items[index][1]}"
-    # The registration-level rules run on every item that converted, so one
-    # pass reports schema problems, secrets and duplicate ids together.
-    for index, reg in zip(indices, regs):
+    items = load_documents(source, list_key="backends")
+    validated, errors, partial = _validate_all(items, Registration, strict)
+    # The registration-level rules run on every item that converted, even
+    # only once its wrong parts were set aside, so one pass reports schema
+    # problems, secrets and duplicate ids together.
+    checked = [(index, item, reg, None) for index, item, reg in validated] + partial
+    for index, (doc_name, prefix, _), reg, original in sorted(checked, key=lambda c: c[0]):
         problems = registration_problems(reg, allow_inline_secrets)
-        if problems:
-            where = locate(index)
-            errors += [(index, f"{where}{path[1:]}", m) for path, m in problems]
-            if len(errors) >= MAX_ERRORS:
-                break
+        for path, message in problems:
+            if original is not None:
+                parts = _split_path(path)
+                path = format_path(original(parts)) if parts is not None else path
+            errors.append((index, _location(doc_name, f"{prefix}{path[1:]}"), message))
+        if len(errors) >= MAX_ERRORS:
+            break
+    regs = [reg for _, _, reg in validated]
     ids = [reg.backend_id for reg in regs]
     if len(set(ids)) != len(ids):
-        first_seen: dict[str, int] = {}
-        for index, backend_id in zip(indices, ids):
-            first = first_seen.setdefault(backend_id, index)
-            if first != index:
-                errors.append((index, f"{locate(index)}.backend_id",
-                               f"Duplicate backend_id `{_short(backend_id)}`, first defined at "
-                               f"{locate(first)}.backend_id"))
+        first_seen: dict[str, tuple[int, str]] = {}
+        for (index, (doc_name, prefix, _), _), backend_id in zip(validated, ids):
+            here = _location(doc_name, f"{prefix}.backend_id")
+            first = first_seen.setdefault(backend_id, (index, here))
+            if first[0] != index:
+                errors.append((index, here, f"Duplicate backend_id `{_short(backend_id)}`, first defined at {first[1]}"))
     _raise(errors)
     return regs

@@ -9,7 +9,6 @@ runs the kernel (match) or the numpy path (explain, query).
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -23,7 +22,7 @@ from ._core import CoreRegistry
 from .compiled import Columns, compile_registry, registration_from_columns
 from .frames import columns_from_polars, columns_to_polars
 from .snapshot import RecordSource, encode_registrations, save_snapshot
-from .errors import RegistryError
+from .errors import RegistryError, positive_int
 from .loading import gc_paused, load_registrations, validate_documents
 from .policy import DEFAULT_POLICY, MatchPolicy
 from .prepare import PreparedSlot
@@ -69,18 +68,6 @@ def _validated(raw: Any, kind: type, where: str | None) -> Any:
         pass
     [(_, value)] = validate_documents([(where or _slot_location(raw), "$", raw)], kind)
     return value
-
-
-def _checked_k(k: Any, where: str) -> int:
-    """``k`` as an int >= 1 (numpy integers accepted, bools not)."""
-    if not isinstance(k, bool):
-        try:
-            k = operator.index(k)
-        except TypeError:
-            pass
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise RegistryError(f"Expected `k` >= 1, got `{k!r}`"[:80], where)
-    return k
 
 
 class Registry:
@@ -206,7 +193,7 @@ class Registry:
     def match(self, slot: Any, k: int = 1) -> list[Match]:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
         if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
-            k = _checked_k(k, "match")
+            k = positive_int(k, "k", "match")
         return self._core.match(slot, self._core_policy, k if k <= self._n else self._n)
 
     def explain(self, slot: Any) -> Diagnosis:
