@@ -52,7 +52,7 @@ import msgspec.inspect as mi
 import yaml
 
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, printable, quoted, url_password
+from .redact import is_inline_secret, is_secret_field, printable, quoted, url_password
 from .compiled import MAX_NAMES_PER_BACKEND
 from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
 
@@ -1309,8 +1309,7 @@ def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets
             return
         below = []
         for key, child in pairs:
-            if secrets and isinstance(key, str) and is_secret_field(key) and child is not None \
-                    and not is_secret_reference(child):
+            if secrets and isinstance(key, str) and is_secret_field(key) and is_inline_secret(child):
                 out.append((path + format_path(parts + [key])[1:], _inline_secret_message(key)))
             elif secrets and isinstance(child, str) and url_password(child):
                 out.append((path + format_path(parts + [key])[1:], _inline_secret_message(str(key), url=True)))
@@ -1339,7 +1338,7 @@ def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list
         if auth is not None and not allow_inline_secrets:
             for field in ("password", "token"):
                 value = getattr(auth, field, None)
-                if value is not None and not is_secret_reference(value):
+                if is_inline_secret(value):
                     problems.append((f"$.connection.auth.{field}", _inline_secret_message(field)))
         if conn.endpoint is not None and not allow_inline_secrets and url_password(conn.endpoint):
             problems.append(("$.connection.endpoint", _inline_secret_message("endpoint", url=True)))

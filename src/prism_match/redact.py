@@ -21,7 +21,8 @@ import functools
 import re
 from typing import Any
 
-__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "may_hold_secret", "redacted", "MASK",
+__all__ = ["SECRET_FIELDS", "is_secret_field", "is_secret_reference", "is_inline_secret", "may_hold_secret",
+           "redacted", "MASK",
            "REMOVED", "printable", "quoted", "normalized_key", "url_password", "mask_url_password"]
 
 # Names that are secret on their own (after normalized_key) ...
@@ -98,16 +99,16 @@ def is_secret_reference(value: object) -> bool:
     return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None
 
 
-def _kept(value: object) -> bool:
-    """A value shown as it is under a secret name: a reference, or the
-    snapshot's removal marker."""
-    return value is None or value == REMOVED or is_secret_reference(value)
+def is_inline_secret(value: object) -> bool:
+    """A value under a secret name that is a secret itself: not None, not a
+    reference, not the snapshot's removal marker (both are shown as they are)."""
+    return value is not None and value != REMOVED and not is_secret_reference(value)
 
 
 def redacted(name: str, value: Any, mask: str = MASK) -> Any:
     """``value`` with every inline secret below it replaced by ``mask``
     (references stay), URL passwords included."""
-    if is_secret_field(name) and not _kept(value):
+    if is_secret_field(name) and is_inline_secret(value):
         return mask
     if isinstance(value, str):
         return mask_url_password(value, mask)

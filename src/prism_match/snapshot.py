@@ -49,7 +49,7 @@ from .compiled import (
 )
 from .errors import RegistryError
 from .output import checked_path, open_output
-from .redact import REMOVED, is_secret_reference, mask_url_password, redacted, url_password
+from .redact import REMOVED, is_inline_secret, mask_url_password, redacted, url_password
 from .schema import (
     BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration, decode_hook, encode_hook,
 )
@@ -107,8 +107,7 @@ def _without_secrets(reg: Registration) -> Registration:
         conn_changes: dict[str, Any] = {}
         auth = conn.auth
         if auth is not None:
-            fields = {f: REMOVED for f in ("password", "token")
-                      if getattr(auth, f, None) is not None and not is_secret_reference(getattr(auth, f))}
+            fields = {f: REMOVED for f in ("password", "token") if is_inline_secret(getattr(auth, f, None))}
             if fields:
                 conn_changes["auth"] = msgspec.structs.replace(auth, **fields)
         if conn.endpoint is not None and url_password(conn.endpoint):
