@@ -4,9 +4,9 @@ The entry point of loading, in three rooms beside it:
 
 * ``reading.py``: YAML and JSON text → documents, with the alias guard,
   duplicate keys refused, and line/column positions for errors;
-* ``diagnosis.py``: msgspec's first error → every problem of an item, in the
+* ``field_errors.py``: msgspec's first error → every problem of an item, in the
   error grammar;
-* ``rules.py``: the rules msgspec cannot express (secrets, free-form bounds,
+* ``cross_field.py``: the rules msgspec cannot express (secrets, free-form bounds,
   names per backend, pool and backoff ordering).
 
 ``load_documents`` reads a source (file, directory, list of dicts, mapping)
@@ -35,12 +35,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .diagnosis import MAX_DEPTH, MAX_ERRORS, _literal, _short, _split_path, _validate_item, format_path
+from .field_errors import MAX_DEPTH, MAX_ERRORS, literal, short, split_path, validate_item, format_path
 from .errors import RegistryError
 from .reading import (
     MAX_NODES, Document, _json_document, _location, _utf8, _yaml_documents, open_regular_file,
 )
-from .rules import MAX_FREEFORM_NODES, check_freeform, registration_problems
+from .cross_field import MAX_FREEFORM_NODES, check_freeform, registration_problems
 from .schema import Registration, decode_hook
 
 __all__ = ["load_documents", "source_documents", "split_document", "validate_documents", "load_registrations", "read_file_documents",
@@ -57,7 +57,7 @@ T = TypeVar("T")
 Item = tuple[str, str, Any]
 
 
-class _Problem:
+class Problem:
     """A problem found while reading or splitting documents (not an item);
     ``path`` is None when the document name alone locates it (a file)."""
 
@@ -121,13 +121,13 @@ def _as_path(source: Any) -> Path:
         text = os.fsdecode(text)
     if not text or "\x00" in text:
         raise RegistryError("Expected a path to a file or directory, got an empty or invalid path",
-                            _short(repr(text), 60))
+                            short(repr(text), 60))
     return Path(text)
 
 
 def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
     """``[(document name, document)]``; in a directory, a file that cannot
-    be read contributes ``(location, _Problem)`` entries instead, so the
+    be read contributes ``(location, Problem)`` entries instead, so the
     other files are still checked."""
     if isinstance(source, (list, tuple)) and source and all(isinstance(s, os.PathLike) for s in source):
         # Several paths (``pathlib.Path``; plain strings stay list items, so a
@@ -138,7 +138,7 @@ def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
             try:
                 docs += source_documents(one, suffixes)
             except RegistryError as exc:
-                docs += [(location, _Problem(None, message)) for location, message in exc.errors]
+                docs += [(location, Problem(None, message)) for location, message in exc.errors]
         return docs
     if isinstance(source, (str, os.PathLike)):
         path = _as_path(source)
@@ -155,7 +155,7 @@ def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
                 try:
                     docs += read_file_documents(file)
                 except RegistryError as exc:
-                    docs += [(location, _Problem(None, message)) for location, message in exc.errors]
+                    docs += [(location, Problem(None, message)) for location, message in exc.errors]
             return docs
         if not exists:
             raise RegistryError("No such file or directory", str(path))
@@ -182,17 +182,17 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
 def split_document(doc_name: str, doc: Any, *, list_key: str, wrapper_keys: Sequence[str] = ()) -> list[Item]:
     """The items of one parsed document (see ``load_documents``); the
     document is never read as a path, whatever it holds."""
-    if isinstance(doc, _Problem):
+    if isinstance(doc, Problem):
         return [(doc_name, "", doc)]
     if isinstance(doc, Mapping) and list_key in doc:
         entries = doc[list_key]
-        items: list[Item] = [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
-                                                      f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
+        items: list[Item] = [(doc_name, "$", Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
+                                                      f"Unknown field `{short(str(k), 40)}`", strict_only=True))
                              for k in doc if k != list_key]
         if isinstance(entries, (list, tuple)):
             items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(entries)]
         else:
-            items.append((doc_name, "$", _Problem(f"$.{list_key}", f"Expected `array`, got `{_literal(entries)}`")))
+            items.append((doc_name, "$", Problem(f"$.{list_key}", f"Expected `array`, got `{literal(entries)}`")))
         return items
     if isinstance(doc, (list, tuple)):
         return [(doc_name, f"$[{i}]", item) for i, item in enumerate(doc)]
@@ -211,7 +211,7 @@ def _validate_all(items: list[Item], kind: type[T], strict: bool
     ``[(index, item, value, original)]`` for the items that converted only
     once their wrong parts were set aside (``original`` maps a path of the
     value back to the input's)."""
-    problems = [i for i, item in enumerate(items) if isinstance(item[2], _Problem)]
+    problems = [i for i, item in enumerate(items) if isinstance(item[2], Problem)]
     if not problems:
         try:  # the success path: one call for every item
             values = msgspec.convert([raw for _, _, raw in items], list[kind], dec_hook=decode_hook)
@@ -223,11 +223,11 @@ def _validate_all(items: list[Item], kind: type[T], strict: bool
     partial: list[tuple[int, Item, T, Any]] = []
     for i, item in enumerate(items):
         doc_name, prefix, raw = item
-        if isinstance(raw, _Problem):
+        if isinstance(raw, Problem):
             if strict or not raw.strict_only:
                 errors.append((i, _location(doc_name, raw.path), raw.message))
             continue
-        value, found, state = _validate_item(raw, kind, strict)
+        value, found, state = validate_item(raw, kind, strict)
         errors += [(i, _location(doc_name, f"{prefix}{path[1:]}"), msg) for path, msg in found]
         if value is not None:
             if found:
@@ -295,7 +295,7 @@ def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -
         problems = registration_problems(reg, allow_inline_secrets)
         for path, message in problems:
             if original is not None:
-                parts = _split_path(path)
+                parts = split_path(path)
                 path = format_path(original(parts)) if parts is not None else path
             errors.append((index, _location(doc_name, f"{prefix}{path[1:]}"), message))
         if len(errors) >= MAX_ERRORS:
@@ -308,6 +308,6 @@ def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -
             here = _location(doc_name, f"{prefix}.backend_id")
             first = first_seen.setdefault(backend_id, (index, here))
             if first[0] != index:
-                errors.append((index, here, f"Duplicate backend_id `{_short(backend_id)}`, first defined at {first[1]}"))
+                errors.append((index, here, f"Duplicate backend_id `{short(backend_id)}`, first defined at {first[1]}"))
     _raise(errors)
     return regs

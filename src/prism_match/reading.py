@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from .diagnosis import MAX_DEPTH, _short, _split_path
+from .field_errors import MAX_DEPTH, short, split_path
 from .errors import RegistryError
 from .redact import printable
 
@@ -82,7 +82,7 @@ class _YamlLoader(_BaseYamlLoader):  # type: ignore[misc, valid-type]
 
 
 def _duplicate_key(key: Any) -> yaml.YAMLError:
-    return yaml.constructor.ConstructorError(None, None, f"found duplicate key `{_short(str(key.value), 40)}`",
+    return yaml.constructor.ConstructorError(None, None, f"found duplicate key `{short(str(key.value), 40)}`",
                                              key.start_mark)
 
 
@@ -321,9 +321,9 @@ def _tag_error(node: Any, exc: BaseException, name: str) -> RegistryError:
     if not reason or (value and (value in reason or value.strip() in reason)):
         reason = " (the value is not shown)"
     else:
-        reason = f": {_short(reason, 80)}"
+        reason = f": {short(reason, 80)}"
     tag = node.tag[len(_TAG):] if node.tag.startswith(_TAG) else node.tag
-    return RegistryError(f"Invalid YAML: not a valid {_short(tag, 40)}{reason}{_at(node.start_mark)}", name)
+    return RegistryError(f"Invalid YAML: not a valid {short(tag, 40)}{reason}{_at(node.start_mark)}", name)
 
 
 def _yaml_error(exc: yaml.YAMLError, name: str, text: str | None = None) -> RegistryError:
@@ -336,7 +336,7 @@ def _yaml_error(exc: yaml.YAMLError, name: str, text: str | None = None) -> Regi
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or type(exc).__name__
     where = _at(mark) if mark is not None else ""
-    return RegistryError(f"Invalid YAML: {_short(str(problem), 120)}{where}", name)
+    return RegistryError(f"Invalid YAML: {short(str(problem), 120)}{where}", name)
 
 
 def _yaml_documents(text: str, name: str) -> list[Any]:
@@ -441,7 +441,7 @@ def _json_syntax_error(text: str, exc: ValueError, name: str) -> RegistryError:
         message += _line_column(text, offset)
     elif isinstance(exc, json.JSONDecodeError):
         message += f" (line {exc.lineno}, column {exc.colno})"
-    return RegistryError(f"Invalid JSON: {_short(message, 160)}", name)
+    return RegistryError(f"Invalid JSON: {short(message, 160)}", name)
 
 
 def _json_document(text: str, name: str) -> Any:
@@ -469,7 +469,7 @@ def _json_document(text: str, name: str) -> Any:
         parts, key = duplicate
         offset = _JsonLocator(text).offset(parts + [key], occurrence=2, at_key=True)
         where = _line_column(text, offset) if offset is not None else ""
-        raise RegistryError(f"Invalid JSON: found duplicate key `{_short(printable(key), 40)}`{where}", name)
+        raise RegistryError(f"Invalid JSON: found duplicate key `{short(printable(key), 40)}`{where}", name)
     return doc
 
 
@@ -557,7 +557,7 @@ class Document(str):
         return self
 
     def position(self, path: str) -> tuple[int, int] | None:
-        parts = _split_path(path)
+        parts = split_path(path)
         if parts is None:
             return None
         if self._locate is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compiled import MAX_NAMES_PER_BACKEND
-from .diagnosis import MAX_DEPTH, format_path
+from .field_errors import MAX_DEPTH, format_path
 from .redact import is_inline_secret, is_secret_field, url_password
 from .schema import Registration
 

@@ -1,6 +1,6 @@
 """msgspec's first error → every problem of one item, in the error grammar.
 
-``validate_item`` (``_validate_item``) converts one raw item into its Struct;
+``validate_item`` (``validate_item``) converts one raw item into its Struct;
 msgspec stops at the first error of a document, so the offending field is
 set aside (copy on write, the input is never touched) and the item converted
 again, up to ``MAX_ERRORS`` times, to report *all* problems with their JSON
@@ -8,7 +8,7 @@ paths. Each msgspec message is rewritten here in the project's grammar
 (``Expected a finite number >= 0, got `-1` ``), with the valid choices of an
 enumeration, a did-you-mean for an unknown field, and never the value of a
 secret-named field, whatever the parser said. The JSON path helpers
-(``format_path``, ``_split_path``) live here too.
+(``format_path``, ``split_path``) live here too.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ MAX_ERRORS = 100               # per call: enough to fix a file, bounded work on
 T = TypeVar("T")
 
 
-def _short(text: str, limit: int = 60) -> str:
+def short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     """A found value as the error grammar shows it: JSON-like scalars
     (strings quoted, so ``"100"`` is told from ``100``), type names otherwise."""
     if value is None:
@@ -48,7 +48,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, int):
         if value.bit_length() > 128:  # str() of a huge int is slow, and refused past 4,300 digits
             return f"{'-' if value < 0 else ''}~1e{int(value.bit_length() * 0.30103)}"
-        return _short(str(value), 40)
+        return short(str(value), 40)
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
@@ -77,7 +77,7 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 
 
-def _split_path(path: str) -> list[Any] | None:
+def split_path(path: str) -> list[Any] | None:
     parts: list[Any] = []
     pos = 1  # after "$"
     while pos < len(path):
@@ -100,7 +100,7 @@ def format_path(parts: Sequence[Any]) -> str:
             out.append(f".{part}")
         else:
             text = str(part).replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'["{_short(text, 40)}"]')
+            out.append(f'["{short(text, 40)}"]')
     return "".join(out)
 
 
@@ -280,7 +280,7 @@ def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
         expected = text.split(", got ", 1)[0]
         if any(leaf in expected for leaf in _leaf_texts(value)):
             expected = "Invalid value"
-        return f"{_short(expected, 200)}, got a value (not shown)"
+        return f"{short(expected, 200)}, got a value (not shown)"
     return text
 
 
@@ -303,13 +303,13 @@ def _leaf_texts(value: Any, limit: int = 100) -> list[str]:
 
 def _described(message: str, kind: type, parts: list[Any], value: Any) -> str:
     secret = _secret_path(parts)
-    found = "a value (not shown)" if secret else f"`{_literal(value)}`"
+    found = "a value (not shown)" if secret else f"`{literal(value)}`"
     is_number_error = (message.startswith(("Expected `float` ", "Expected `int` ")) and
                        ("=" in message or "<" in message or ">" in message)) or message == "Number out of range"
     if is_number_error and value is not _MISSING:
         expected = _number_expectation(kind, parts) or "a number"
         if isinstance(value, float) and not math.isfinite(value):
-            return f"Expected a finite number, got `{_literal(value)}`"
+            return f"Expected a finite number, got `{literal(value)}`"
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_FLOAT:
             return f"Expected {expected}, got a number too large for a float"
         return f"Expected {expected}, got {found}"
@@ -325,15 +325,15 @@ def _described(message: str, kind: type, parts: list[Any], value: Any) -> str:
     if message.startswith("Invalid RFC3339"):
         return f"Expected an RFC 3339 datetime such as `2025-11-15T14:22:00Z`, got {found}"
     if value is _MISSING:
-        return _short(message, 300)
+        return short(message, 300)
     if _GOT_TYPE_RE.search(message):
         # "Expected `str`, got `int`": show the value itself where allowed.
         if not secret and not isinstance(value, (Mapping, list, tuple)):
             return _GOT_TYPE_RE.sub(lambda _: f", got {found}", message)
         return message
     if ", got " in message:  # our own parsers' messages already say it
-        return _short(message, 300)
-    return f"{_short(message, 200)}, got {found}"
+        return short(message, 300)
+    return f"{short(message, 200)}, got {found}"
 
 
 def _did_you_mean(field: str, names: list[str]) -> str:
@@ -341,7 +341,7 @@ def _did_you_mean(field: str, names: list[str]) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
-def _validate_item(raw: Any, kind: type[T], strict: bool
+def validate_item(raw: Any, kind: type[T], strict: bool
                    ) -> tuple[T | None, list[tuple[str, str]], _Diagnosis | None]:
     """Convert one item; on failure keep going by setting aside what was
     wrong. ``(value, problems, diagnosis)``: with problems, ``value`` is what
@@ -365,7 +365,7 @@ def _validate_item(raw: Any, kind: type[T], strict: bool
         if inner is not None and inner.group("path") and not inner.group("key"):
             # A Struct's own check (``__post_init__``) names the field inside it.
             message, path_text = inner.group("msg"), path_text + inner.group("path")[1:]
-        parts = _split_path(path_text)
+        parts = split_path(path_text)
         unknown, missing = _UNKNOWN_RE.match(message), _MISSING_RE.match(message)
         if parts is not None:
             if unknown:
@@ -377,7 +377,7 @@ def _validate_item(raw: Any, kind: type[T], strict: bool
             else:
                 parts = _resolve(state.doc, parts, lambda n: True)
         if parts is None:  # cannot place it: report as msgspec said, and stop
-            errors.append((path_text, _short(message, 300)))
+            errors.append((path_text, short(message, 300)))
             break
         where = format_path(state.original(parts))
         if (where, message) in seen:  # no progress: stop rather than loop
@@ -391,7 +391,7 @@ def _validate_item(raw: Any, kind: type[T], strict: bool
                 for part in parts:
                     node = _child(node, part)
                 hint = _did_you_mean(field, _field_names(kind, parts, node))
-                errors.append((where, f"Unknown field `{_short(field, 40)}`{hint}"))
+                errors.append((where, f"Unknown field `{short(field, 40)}`{hint}"))
             ok = state.remove(parts + [field])
         elif missing:
             field = missing.group("field")
