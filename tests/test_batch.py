@@ -404,7 +404,7 @@ def test_a_bad_yaml_slot_names_the_file_and_path(tmp_path):
     path = tmp_path / "slots.yaml"
     path.write_text(yaml.safe_dump({"slots": [FILE_SLOTS[0], {"slot_name": "x", "optinal": True}]}))
     with pytest.raises(RegistryError, match=r"Unknown field `optinal`; did you mean `optional`\? - at "
-                                            r".*slots\.yaml \$\.slots\[1\]"):
+                                            r".*slots\.yaml:15:3 \$\.slots\[1\]"):
         load_slots(path)
 
 

@@ -148,6 +148,7 @@ def _normal(location: str) -> tuple[int, str]:
     """``<input> $[2].capacity`` / ``r.yaml#3 $.capacity`` → ``(2, ".capacity")``:
     which item, and the path inside it, whatever the source."""
     document, _, path = location.partition(" ")
+    document = re.sub(r":\d+:\d+$", "", document)  # a file's line and column: where, not which
     index = int(document.rsplit("#", 1)[1]) - 1 if "#" in document else 0
     if path.startswith("$["):
         head, _, rest = path[2:].partition("]")

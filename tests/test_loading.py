@@ -86,10 +86,10 @@ def test_directory_errors_name_each_file(tmp_path):
     (tmp_path / "3.json").write_text("[{\"backend_id\": \"c\", \"backend_type\": \"nope\"}]")
     (tmp_path / "4.yaml").write_text("backend_id: a\nbackend_type: kafka\n")
     errors = errors_of(tmp_path)
-    assert [loc for loc, _ in errors] == [f"{tmp_path}/2.yaml", f"{tmp_path}/3.json $[0].backend_type",
-                                          f"{tmp_path}/4.yaml $.backend_id"]
+    assert [loc for loc, _ in errors] == [f"{tmp_path}/2.yaml", f"{tmp_path}/3.json:1:38 $[0].backend_type",
+                                          f"{tmp_path}/4.yaml:1:13 $.backend_id"]
     assert errors[0][1].startswith("Invalid YAML: ")
-    assert errors[2][1] == f"Duplicate backend_id `a`, first defined at {tmp_path}/1.yaml $.backend_id"
+    assert errors[2][1] == f"Duplicate backend_id `a`, first defined at {tmp_path}/1.yaml:1:13 $.backend_id"
 
 
 def test_pathlike_and_str_paths(tmp_path):
@@ -193,8 +193,8 @@ def test_duplicate_ids_name_both_places(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("backend_id: a\nbackend_type: kafka\n---\nbackend_id: b\nbackend_type: kafka\n"
                     "---\nbackend_id: a\nbackend_type: redis\n")
-    assert errors_of(path) == [(f"{path}#3 $.backend_id",
-                                f"Duplicate backend_id `a`, first defined at {path}#1 $.backend_id")]
+    assert errors_of(path) == [(f"{path}#3:7:13 $.backend_id",
+                                f"Duplicate backend_id `a`, first defined at {path}#1:1:13 $.backend_id")]
     assert errors_of({"backends": [BASE, BASE]}) == [
         ("<input> $.backends[1].backend_id", "Duplicate backend_id `a`, first defined at <input> $.backends[0].backend_id")]
 
@@ -203,7 +203,7 @@ def test_multi_document_locations(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("backend_id: a\nbackend_type: kafka\n---\nbackend_id: b\nbackend_type: kafka\n"
                     "capacity:\n  max_storage: 5XB\n")
-    assert errors_of(path) == [(f"{path}#2 $.capacity.max_storage",
+    assert errors_of(path) == [(f"{path}#2:7:16 $.capacity.max_storage",
                                 "Expected a size unit among `B KB MB GB TB PB KiB MiB GiB TiB PiB`, got `\"5XB\"`")]
 
 
@@ -367,7 +367,7 @@ def test_shared_anchors_that_stay_small_are_fine(tmp_path):
     path.write_text("defaults: &d {max_write_rps: 10, max_read_rps: 20}\n"
                     "backends:\n  - {backend_id: a, backend_type: kafka, capacity: *d}\n"
                     "  - {backend_id: b, backend_type: kafka, capacity: *d}\n")
-    assert errors_of(path) == [(f"{path} $.defaults", "Unknown field `defaults`")]
+    assert errors_of(path) == [(f"{path}:1:11 $.defaults", "Unknown field `defaults`")]
     path.write_text("- &a {backend_id: a, backend_type: kafka, capacity: {max_write_rps: 10}}\n"
                     "- {backend_id: b, backend_type: kafka, capacity: {<<: {max_write_rps: 10}, max_read_rps: 5}}\n")
     registry = load_registry(path)
@@ -401,7 +401,7 @@ def test_moderately_deep_json_metadata(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text('[{"backend_id": "a", "backend_type": "kafka", "metadata": ' + '{"a":' * 200 + "1" + "}" * 200
                     + "}]")
-    assert errors_of(path) == [(f"{path} $[0].metadata",
+    assert errors_of(path) == [(f"{path}:1:59 $[0].metadata",
                                 f"Nesting deeper than {MAX_DEPTH} levels (or a value that contains itself)")]
 
 
@@ -444,7 +444,7 @@ def test_huge_free_form_block_is_refused():
 def test_numbers_too_large_for_a_float_in_json(tmp_path, text, message):
     path = tmp_path / "big.json"
     path.write_text(text)
-    assert errors_of(path) == [(f"{path} $[0].capacity.max_write_rps", message)]
+    assert errors_of(path) == [(f"{path}:1:77 $[0].capacity.max_write_rps", message)]
 
 
 def test_numbers_too_large_in_yaml(tmp_path):
@@ -452,9 +452,9 @@ def test_numbers_too_large_in_yaml(tmp_path):
     path.write_text("backend_id: a\nbackend_type: kafka\ncapacity:\n  max_write_rps: " + "9" * 5000 +
                     "\n  max_read_rps: 1.0e+400\n  max_connections: .nan\n")
     assert errors_of(path) == [
-        (f"{path} $.capacity.max_write_rps", "Expected a finite number >= 0, got a number too large for a float"),
-        (f"{path} $.capacity.max_read_rps", "Expected a finite number, got `inf`"),
-        (f"{path} $.capacity.max_connections", "Expected a finite number, got `nan`"),
+        (f"{path}:4:18 $.capacity.max_write_rps", "Expected a finite number >= 0, got a number too large for a float"),
+        (f"{path}:5:17 $.capacity.max_read_rps", "Expected a finite number, got `inf`"),
+        (f"{path}:6:20 $.capacity.max_connections", "Expected a finite number, got `nan`"),
     ]
 
 
@@ -463,9 +463,9 @@ def test_numbers_too_large_in_yaml(tmp_path):
     ("e.json", b"  \n", "File is empty: expected backend registrations"),
     ("c.yaml", b"# only a comment\n", "File holds no YAML documents"),
     ("n.yaml", b"backend_id: \xff\xfe\n", "File is not UTF-8 text (byte 12)"),
-    ("n.json", b'[{"backend_id": "\xff"}]', "File is not UTF-8 text (byte 0)"),
+    ("n.json", b'[{"backend_id": "\xff"}]', "File is not UTF-8 text (byte 17)"),
     ("u.yaml", "backend_id: a\n".encode("utf-16"), "File is not UTF-8 text (byte 0)"),
-    ("t.json", b'[{"backend_id": "a",', "Invalid JSON: Input data was truncated"),
+    ("t.json", b'[{"backend_id": "a",', "Invalid JSON: Input data was truncated (line 1, column 21)"),
     ("s.yaml", b"backend_id: a\nbackend_type: kafka\n  bad: [1, 2\n",
      "Invalid YAML: mapping values are not allowed in this context (line 3, column 6)"),
     ("d.yaml", b"backend_id: a\nbackend_id: b\n", "Invalid YAML: found duplicate key `backend_id` (line 2, column 1)"),
@@ -504,9 +504,9 @@ def test_gc_state_is_restored_on_success_and_failure():
         gc.enable()
 
 
-# --- the fast paths agree with the diagnostic path ------------------------------------------------------
+# --- files agree with the dict path ------------------------------------------------------------------
 
-def test_json_fast_path_equals_dict_path(tmp_path):
+def test_json_path_equals_dict_path(tmp_path):
     docs = generate_registry(300, seed=7)
     path = tmp_path / "r.json"
     path.write_bytes(orjson.dumps(docs))
@@ -515,15 +515,17 @@ def test_json_fast_path_equals_dict_path(tmp_path):
     from_dicts = load_registrations(docs)
     assert load_registrations(path) == from_dicts
     assert load_registrations(wrapped) == from_dicts
-    assert loading._json_fast_path(path) is not None
 
 
-def test_json_fast_path_falls_back_for_diagnostics(tmp_path):
+def test_json_errors_say_where_in_the_file(tmp_path):
     docs = generate_registry(20, seed=7)
     docs[5] = dict(docs[5], capacity={"max_write_rps": -1})
     path = tmp_path / "r.json"
-    path.write_bytes(orjson.dumps(docs))
-    assert errors_of(path) == [(f"{path} $[5].capacity.max_write_rps", "Expected a finite number >= 0, got `-1`")]
+    text = orjson.dumps(docs).decode()
+    path.write_text(text)
+    column = text.index('"max_write_rps":-1') + len('"max_write_rps":') + 1
+    assert errors_of(path) == [(f"{path}:1:{column} $[5].capacity.max_write_rps",
+                                "Expected a finite number >= 0, got `-1`")]
 
 
 def test_yaml_path_equals_dict_path(tmp_path):
@@ -572,7 +574,7 @@ def test_a_list_of_paths_loads_as_one_registry_with_every_problem(tmp_path):
     with pytest.raises(RegistryError) as info:
         load_registry([tmp_path / "a.yaml", tmp_path / "b.yaml", Path(tmp_path / "missing.yaml")])
     assert info.value.errors == [  # in document order
-        (f"{tmp_path / 'b.yaml'} $.backend_id",
-         f"Duplicate backend_id `x`, first defined at {tmp_path / 'a.yaml'} $.backend_id"),
+        (f"{tmp_path / 'b.yaml'}:1:13 $.backend_id",
+         f"Duplicate backend_id `x`, first defined at {tmp_path / 'a.yaml'}:1:13 $.backend_id"),
         (f"{tmp_path / 'missing.yaml'}", "No such file or directory"),
     ]

@@ -56,9 +56,9 @@ def test_seed_registrations_load_together_except_the_duplicate_kafka(tmp_path):
         (tmp_path / name).write_bytes((SEED / name).read_bytes())
     with pytest.raises(RegistryError) as info:
         load_registry(tmp_path)
-    assert info.value.errors == [(f"{tmp_path}/kafka-prod-short.yaml $.backend_id",
+    assert info.value.errors == [(f"{tmp_path}/kafka-prod-short.yaml:4:13 $.backend_id",
                                   f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at "
-                                  f"{tmp_path}/kafka-prod-full.yaml $.backend_id")]
+                                  f"{tmp_path}/kafka-prod-full.yaml:9:13 $.backend_id")]
     registry = load_registry([*(snippet(n) for n in ("kafka-prod-full.yaml", "postgres-primary.yaml",
                                                      "redis-cache.yaml"))])
     assert registry.backend_ids == ["kafka-prod-us-east-1", "postgres-primary", "redis-cache-us-east-1"]

@@ -174,7 +174,7 @@ def test_a_file_that_is_not_a_snapshot_is_an_error(tmp_path):
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.arange(3))
     with pytest.raises(RegistryError, match=r"^Not a prism_match snapshot \(expected format "
-                                            r"`prism_match\.snapshot/1`\) - at .*foreign\.npz$"):
+                                            r"`prism_match\.snapshot/2`\) - at .*foreign\.npz$"):
         load_snapshot(foreign)
     single = tmp_path / "single.npy"
     np.save(single, np.arange(3))
@@ -216,10 +216,11 @@ def _tampered(registry, tmp_path: Path, **changes) -> Path:
     ({"col.max_write_rps": np.zeros(3)}, r"column `max_write_rps` is float64\[3\], expected float64\[63\]"),
     ({"col.health": np.zeros(63, dtype=np.int64)}, r"column `health` is int64\[63\], expected uint8\[63\]"),
     ({"col.health": np.full(63, 9, dtype=np.uint8)}, r"column `health` is out of range"),
-    ({"col.id_rank": np.zeros(63, dtype=np.int64)}, r"column `id_rank` is not a permutation"),
+    ({"col.id_rank": np.zeros(63, dtype=np.int64)}, r"column `id_rank` does not rank the backend ids"),
     ({"col.lat_token": None}, r"column `lat_token` is "),
     ({"col.feature_rows": np.zeros((63, 1), dtype=np.uint64)}, r"column `feature_rows` is uint64\[63, 1\]"),
-    ({"reg.off": np.zeros(5, dtype=np.int64)}, r"registration records are out of range"),
+    ({"reg.off": np.zeros(5, dtype=np.int64)}, r"member `reg.off` is int64\[5\], expected int64\[64\]"),
+    ({"reg.off": np.zeros(64, dtype=np.int64)}, r"member `reg.buf` is uint8\[\d+\], expected uint8\[0\]"),
 ])
 def test_a_damaged_snapshot_is_refused_before_the_kernel_sees_it(registry, tmp_path, change, message):
     key = next(iter(change))
@@ -238,7 +239,7 @@ def test_a_damaged_snapshot_is_refused_before_the_kernel_sees_it(registry, tmp_p
 
 def test_a_snapshot_missing_a_part_is_an_error(registry, tmp_path):
     path = _tampered(registry, tmp_path, **{"ids.off": None})
-    with pytest.raises(RegistryError, match=r"^Snapshot is incomplete or from another version \('ids\.off'\)"):
+    with pytest.raises(RegistryError, match=r"^Snapshot is incomplete or from another version \(no member `ids\.off`\)"):
         load_snapshot(path)
 
 
@@ -247,12 +248,12 @@ def test_repeated_ids_in_a_snapshot_are_refused(tmp_path):
                               {"backend_id": "cd", "backend_type": "redis"}])
     buf = np.frombuffer(b"abab", dtype=np.uint8)
     path = _tampered(registry, tmp_path, **{"ids.buf": buf})
-    with pytest.raises(RegistryError, match=r"^Snapshot is damaged: backend ids repeat - at "):
+    with pytest.raises(RegistryError, match=r"^Snapshot is damaged: member `ids.buf` repeats a backend id - at "):
         load_snapshot(path)
 
 
 def test_saving_to_an_unwritable_place_is_an_error(registry, tmp_path):
-    with pytest.raises(RegistryError, match=r"^Cannot write snapshot: .* - at .*no/such/dir/r\.npz$"):
+    with pytest.raises(RegistryError, match=r"^Cannot write file: No such file or directory - at .*no/such/dir/r\.npz$"):
         registry.save(tmp_path / "no" / "such" / "dir" / "r.npz")
 
 

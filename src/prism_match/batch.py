@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
-from .engine import Engine, checked_count
-from .errors import RegistryError
+from .engine import Engine
+from .errors import RegistryError, positive_int
 from .explanations import add_explanations
 from .slot_files import known_slot_columns
 from .slot_files import LIST_FIELDS, is_slot_table, load_slots, slot_table_items, slots_from_frame, split_list  # noqa: F401
@@ -52,9 +52,7 @@ def resolve_threads(threads: int | None) -> int:
                 raise RegistryError(f"Expected a whole number, got `{env[:20]}`", where) from None
         else:
             threads = os.cpu_count() or 1
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise RegistryError(f"Expected `threads` >= 1, got `{str(threads)[:40]}`", where)
-    return threads
+    return positive_int(threads, "threads", where)
 
 
 def prepare_all(engine: Engine, slots: Any) -> list[PreparedSlot]:
@@ -99,7 +97,7 @@ def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = 
     """
     import polars as pl
 
-    k = checked_count(k, "k", "match_many")
+    k = positive_int(k, "k", "match_many")
     n_threads = resolve_threads(threads)
     if not strict and isinstance(slots, pl.DataFrame):
         slots = known_slot_columns(slots)

@@ -52,6 +52,7 @@ from .results import Diagnosis, Match, SlotOutcome
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, Query, SlotRequirement
 from .slot_files import is_pattern, read_slots, split_list
 from .vocabulary import is_versioned
+from .output import write_bytes, write_text
 
 __all__ = ["main", "read_slots", "EXIT_OK", "EXIT_INVALID", "EXIT_UNBOUND"]
 
@@ -147,11 +148,7 @@ def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
 
 
 def _write_bytes(data: bytes, output: str | None) -> None:
-    if output is None:
-        sys.stdout.write(data.decode("utf-8"))
-        sys.stdout.flush()
-    else:
-        Path(output).write_bytes(data)
+    write_text(data.decode("utf-8"), output)
 
 
 def _write_json(value: Any, output: str | None) -> None:
@@ -164,13 +161,11 @@ def _write_ndjson(values: Iterable[Any], output: str | None) -> None:
 
 def _write_frame(frame: pl.DataFrame, fmt: str, output: str | None) -> None:
     if fmt == "csv":
-        if output is None:
-            sys.stdout.write(frame.write_csv())
-            sys.stdout.flush()
-        else:
-            frame.write_csv(output)
+        write_text(frame.write_csv(), output)
     else:  # parquet: binary, so a file is required (checked with the arguments)
-        frame.write_parquet(output)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        write_bytes(buffer.getvalue(), output)
 
 
 # `-o` in kubectl's manner: a format name chooses the format (stdout); a file

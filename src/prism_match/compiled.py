@@ -8,6 +8,25 @@ backends. Missing data is kept apart from zero where SPEC §4 cares: a missing
 ``max_storage`` is NaN (fails any ``min_storage > 0``), a missing
 ``max_namespaces`` is +inf (no limit), missing cost and uptime are NaN in the
 raw columns and score 0 in the derived ``cost_score``/``avail_score``.
+
+Limits. A bit matrix is inherently backends × names bits (row-wise and
+transposed alike), so what a registry may declare is bounded, and going past
+a bound is a :class:`RegistryError` naming it, never a ``MemoryError``:
+
+* ``MAX_NAMES_PER_BACKEND`` (1,024) capabilities, interfaces, regions or
+  compliance tags in one backend (each list; checked where documents and
+  tables are validated);
+* ``MAX_VOCABULARY`` (65,536) distinct tokens in one vocabulary: every
+  capability or interface declared gives two feature tokens (its name, and
+  name@version), so about 32,768 distinct names;
+* ``MAX_MASK_BYTES`` (512 MiB) for one bit matrix: backends × tokens / 8
+  bytes. At the vocabulary limit that is 65,536 backends; at a typical
+  vocabulary of a few hundred tokens, millions. The worst case a registry
+  can reach is then about 1 GiB of feature masks (row-wise and transposed).
+
+Building them needs no more than the result and the declared pairs: sparse
+pairs are OR-ed straight into their words, dense ones packed from boolean
+blocks of at most 16 MiB.
 """
 
 from __future__ import annotations
@@ -17,13 +36,20 @@ import math
 import numpy as np
 
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
+from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES, Registration
 from .vocabulary import (Vocabulary, capability_token, interface_token, is_versioned, split_versioned,
                          versioned)
 
-__all__ = ["Columns", "Row", "live_registration", "lacks_token", "RESERVED_COLUMNS", "USED_COLUMNS", "LABEL_GAP", "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
-           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "set_bits", "has_bit",
-           "cost_score", "avail_score"]
+__all__ = ["Columns", "Row", "live_registration", "lacks_token", "RESERVED_COLUMNS", "USED_COLUMNS", "LABEL_GAP",
+           "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
+           "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "set_bits", "pack_bits", "has_bit",
+           "cost_score", "avail_score", "MAX_NAMES_PER_BACKEND", "MAX_VOCABULARY", "MAX_MASK_BYTES",
+           "check_mask_limits"]
+
+MAX_NAMES_PER_BACKEND = 1024
+MAX_VOCABULARY = 1 << 16
+MAX_MASK_BYTES = 1 << 29
 
 HEALTH_CODE = {s: i for i, s in enumerate(HEALTH_STATUSES)}
 TYPE_CODE = {t: i for i, t in enumerate(BACKEND_TYPES)}
@@ -248,7 +274,7 @@ class Columns:
         t, n = len(self.features), self.size
         dense = np.unpackbits(self.feature_bits.astype("<u8", copy=False).view(np.uint8), axis=1,
                               bitorder="little")[:t, :n]
-        return _pack(np.ascontiguousarray(dense.T.astype(bool)))
+        return pack_bits(np.ascontiguousarray(dense.T.astype(bool)))
 
     def tokens_of(self, i: int) -> list[int]:
         """The feature tokens backend ``i`` declares, in vocabulary order."""
@@ -317,7 +343,7 @@ class Columns:
         return Columns(
             backend_ids=[self.backend_ids[i] for i in live.tolist()], features=self.features,
             regions=self.regions, compliance=self.compliance,
-            feature_bits=_pack(np.ascontiguousarray(bits.astype(bool))) if t else
+            feature_bits=pack_bits(np.ascontiguousarray(bits.astype(bool))) if t else
             np.zeros((1, max(1, (len(live) + 63) // 64)), dtype=MASK_DTYPE),
             region_rows=self.region_rows[live], compliance_rows=self.compliance_rows[live],
             lat_indptr=np.concatenate([[0], np.cumsum(counts)]).astype(INDEX_DTYPE),
@@ -325,10 +351,13 @@ class Columns:
             **rows)
 
 
-_CHUNK_ROWS = 1 << 16  # bounds the dense temporary of the bit packing
+# Dense temporaries are bounded: a block of at most this many booleans is
+# scattered and packed at a time (16 MiB), whatever the registry's size.
+_DENSE_CELLS = 1 << 24
+_ONE = MASK_DTYPE(1)
 
 
-def _pack(dense: np.ndarray) -> np.ndarray:
+def pack_bits(dense: np.ndarray) -> np.ndarray:
     """bool[r, c] → uint64[r, ceil(c/64)], bit j of word w = column 64w+j."""
     r, c = dense.shape
     width = max(1, (c + 63) // 64) * 64
@@ -337,45 +366,70 @@ def _pack(dense: np.ndarray) -> np.ndarray:
     return np.packbits(dense, axis=1, bitorder="little").view(MASK_DTYPE).reshape(r, width // 64)
 
 
-def _blocks(keys: np.ndarray, other: np.ndarray, n: int):
-    """Pairs grouped by blocks of ``_CHUNK_ROWS`` consecutive keys: yields
+def _blocks(keys: np.ndarray, other: np.ndarray, n: int, size: int):
+    """Pairs grouped by blocks of ``size`` consecutive keys: yields
     (first key of the block, keys − first, the matching ``other``)."""
     if np.any(keys[1:] < keys[:-1]):
         order = np.argsort(keys, kind="stable")
         keys, other = keys[order], other[order]
-    bounds = np.searchsorted(keys, np.arange(0, n + _CHUNK_ROWS, _CHUNK_ROWS))
+    bounds = np.searchsorted(keys, np.arange(0, n + size, size))
     for block, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         if lo < hi:
-            first = block * _CHUNK_ROWS
+            first = block * size
             yield first, keys[lo:hi] - first, other[lo:hi]
+
+
+def _scatter(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray | None:
+    """uint64[shape] with bit ``bits[j]`` of row ``rows[j]`` set, each pair
+    OR-ed straight into its word: memory is the output and the pairs, time
+    the pairs. None when the pairs are dense enough that packing blocks of
+    booleans is faster (a few ns a cell against ~100 ns a pair)."""
+    r, words = shape
+    if len(rows) >= r * words:
+        return None
+    out = np.zeros(r * words, dtype=MASK_DTYPE)
+    np.bitwise_or.at(out, rows * words + (bits >> 6), _ONE << (bits & 63).astype(MASK_DTYPE))
+    return out.reshape(r, words)
 
 
 def set_bits(shape: tuple[int, int], rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """uint64 matrix with bit ``bits[j]`` set in row ``rows[j]`` (row-wise masks).
 
-    Pairs are scattered into a dense boolean block and packed, a block of
-    rows at a time: idempotent assignment, so repeated pairs need no ``.at``.
+    Sparse pairs are OR-ed into their words; dense ones scattered into a
+    boolean block and packed, a block of rows at a time (at most
+    ``_DENSE_CELLS`` booleans): idempotent assignment, so repeated pairs need
+    no ``.at``. Memory never grows with the vocabulary squared.
     """
     n, words = shape
+    out = _scatter(shape, rows, bits)
+    if out is not None:
+        return out
     out = np.zeros((n, words), dtype=MASK_DTYPE)
-    for first, local_rows, block_bits in _blocks(rows, bits, n):
-        dense = np.zeros((min(_CHUNK_ROWS, n - first), words * 64), dtype=bool)
+    size = max(1, _DENSE_CELLS // (words * 64))
+    for first, local_rows, block_bits in _blocks(rows, bits, n, size):
+        dense = np.zeros((min(size, n - first), words * 64), dtype=bool)
         dense[local_rows, block_bits] = True
-        out[first:first + len(dense)] = _pack(dense)
+        out[first:first + len(dense)] = pack_bits(dense)
     return out
 
 
 def bits_from_rows(n: int, n_tokens: int, backend: np.ndarray, token: np.ndarray) -> np.ndarray:
     """The transposed bitset: uint64[n_tokens, ceil(n/64)], bit i of row t set
-    when backend i declares token t. The same packing with backends along the
-    bits: a dense [T, block] per block of backends, one pass."""
+    when backend i declares token t. Sparse pairs are OR-ed into their words;
+    dense ones packed as in ``set_bits`` with backends along the bits, a
+    block of backends at a time (pairs come in backend order: no sort)."""
     tokens = max(n_tokens, 1)
-    out = np.zeros((tokens, max(1, (n + 63) // 64)), dtype=MASK_DTYPE)
-    for first, local_backends, block_tokens in _blocks(backend, token, n):
-        dense = np.zeros((tokens, _CHUNK_ROWS), dtype=bool)
+    nw = max(1, (n + 63) // 64)
+    out = _scatter((tokens, nw), token, backend)
+    if out is not None:
+        return out
+    out = np.zeros((tokens, nw), dtype=MASK_DTYPE)
+    size = max(64, _DENSE_CELLS // tokens // 64 * 64)
+    for first, local_backends, block_tokens in _blocks(backend, token, n, size):
+        dense = np.zeros((tokens, size), dtype=bool)
         dense[block_tokens, local_backends] = True
-        stop = min(out.shape[1], (first + _CHUNK_ROWS) // 64)
-        out[:, first // 64:stop] = _pack(dense)[:, :stop - first // 64]
+        stop = min(nw, (first + size) // 64)
+        out[:, first // 64:stop] = pack_bits(dense)[:, :stop - first // 64]
     return out
 
 
@@ -477,6 +531,7 @@ def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, 
     INPUT_FLOATS; ``feature_rows`` is accepted for the callers that packed
     it, and not kept (the transposed ``feature_bits`` hold the same)."""
     n = len(ids)
+    check_mask_limits(n, features, regions, compliance)
     fb, ft = feature_pairs
     return Columns(
         backend_ids=ids, id_rank=rank_ids(ids), features=features, regions=regions, compliance=compliance,
@@ -489,6 +544,23 @@ def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, 
         avail_score=avail_score(floats["uptime_percent_24h"]),
         lat_indptr=lat_indptr, lat_token=lat_token, lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99_ms,
     )
+
+
+def check_mask_limits(n: int, features: Vocabulary, regions: Vocabulary, compliance: Vocabulary) -> None:
+    """RegistryError when a vocabulary or a bit matrix would pass its limit
+    (module docstring); called before any mask is allocated."""
+    errors = []
+    for what, vocab in (("capability and interface names (each name and name@version)", features),
+                        ("regions", regions), ("compliance tags", compliance)):
+        if len(vocab) > MAX_VOCABULARY:
+            errors.append(("registry", f"Expected at most {MAX_VOCABULARY:,} distinct {what}, got {len(vocab):,}"))
+            continue
+        size = n * vocab.words * 8
+        if vocab.words > 1 and size > MAX_MASK_BYTES:  # one word a backend costs what a float column does
+            errors.append(("registry", f"Expected bit masks of at most {MAX_MASK_BYTES:,} bytes, got {size:,} "
+                                       f"({n:,} backends × {len(vocab):,} distinct {what})"))
+    if errors:
+        raise RegistryError(errors)
 
 
 def rank_ids(ids: list[str]) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from .batch import slots_from_frame
-from .errors import RegistryError
+from .errors import RegistryError, positive_int
 from .registry import Registry, load_snapshot
 
 if TYPE_CHECKING:
@@ -144,10 +144,8 @@ def match_many_dask(registry_or_snapshot_path: Registry | str | os.PathLike, slo
     """
     import dask.dataframe as dd
 
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise RegistryError(f"Expected `k` >= 1, got `{str(k)[:40]}`", "match_many_dask")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise RegistryError(f"Expected `threads` >= 1, got `{str(threads)[:40]}`", "match_many_dask")
+    k = positive_int(k, "k", "match_many_dask")
+    threads = positive_int(threads, "threads", "match_many_dask")
     if not isinstance(slots_ddf, dd.DataFrame):
         raise RegistryError(f"Expected a Dask DataFrame of slots, got `{type(slots_ddf).__name__}`",
                             "match_many_dask")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from .errors import RegistryError
-from .loading import _Problem, registration_problems, split_document, validate_documents
+from .loading import Problem, registration_problems, split_document, validate_documents
 from .policy import MatchPolicy
 from .schema import (Base, Capability, Connection, Duration, DurationMs, HealthStatus, Incident, Interface, Pattern,
                      Query, Registration, Size, SlotRequirement)
@@ -90,7 +90,7 @@ def validate_document(doc_name: str, doc: Any, kind: str, *, strict: bool = True
                       allow_inline_secrets: bool = False) -> list[Any]:
     """``doc`` validated as ``kind``: the Structs it holds (several for a
     list of registrations or slots). Raises RegistryError with every problem."""
-    if isinstance(doc, _Problem):
+    if isinstance(doc, Problem):
         [item] = split_document(doc_name, doc, list_key="backends")
         validate_documents([item], Registration)  # raises the reading problem
     if kind == "registration":

@@ -15,7 +15,6 @@ prepared under another policy or before the vocabularies grew) becomes a
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,22 +27,9 @@ from .loading import validate_documents
 from .policy import MatchPolicy
 from .schema import Query, Registration, SlotRequirement, decode_hook
 
-__all__ = ["Engine", "validate_slot", "checked_count"]
+__all__ = ["Engine", "validate_slot"]
 
 _CACHE_SIZE = 4096
-
-
-def checked_count(value: Any, name: str, where: str) -> int:
-    """``value`` as an int >= 1 (numpy integers accepted, bools not): ``k``
-    and ``threads`` everywhere."""
-    if not isinstance(value, bool):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RegistryError(f"Expected `{name}` >= 1, got `{value!r}`"[:80], where)
-    return value
 
 
 def _slot_location(raw: Any) -> str:

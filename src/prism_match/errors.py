@@ -10,11 +10,12 @@ are collected and raised together, so loading reports all it can at once.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 from .redact import printable
 
-__all__ = ["RegistryError"]
+__all__ = ["RegistryError", "positive_int"]
 
 
 class RegistryError(ValueError):
@@ -42,3 +43,17 @@ class RegistryError(ValueError):
         lines = [f"{len(self.errors)} problems:"]
         lines += [f"  {msg} - at {loc}" for loc, msg in self.errors]
         return "\n".join(lines)
+
+
+def positive_int(value: object, name: str, where: str) -> int:
+    """``value`` as an int >= 1, the one check of every count argument
+    (``k``, ``threads``): Python and numpy integers are accepted, bools,
+    floats and strings are not."""
+    if not isinstance(value, bool):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RegistryError(f"Expected `{name}` >= 1, got `{printable(repr(value), 40)}`", where)
+    return value

@@ -7,18 +7,25 @@ row per backend: ``backend_id``, ``backend_type``, ``health_status``,
 (``name@version``), ``regions``, ``compliance``, ``capability_p99_ms`` (list
 of ``{capability, p99_ms}``), and the float columns of compiled.FLOAT_COLUMNS
 (missing data as null). ``from_polars`` accepts that table or a subset of it
-(only ``backend_id`` and ``backend_type`` are required).
+(only ``backend_id`` and ``backend_type`` are required), checked as strictly
+as a document and reported in the same grammar (``frame row 3 column
+`capabilities` ``): an unknown column is refused with a did-you-mean, text
+columns must hold text, list columns lists of names without nulls, names no
+control characters, and a backend at most ``MAX_NAMES_PER_BACKEND`` names
+per list.
 """
 
 from __future__ import annotations
+
+import difflib
 
 import numpy as np
 import polars as pl
 
 from ._types import CODE_DTYPE, SCORE_DTYPE
 from .compiled import (
-    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MISSING, RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns,
-    set_bits, assemble_columns, has_bit,
+    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MAX_NAMES_PER_BACKEND, MISSING, RESERVED_COLUMNS,
+    TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, set_bits, assemble_columns, has_bit,
 )
 from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES
@@ -176,10 +183,14 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     n = frame.height
     if "backend_id" not in frame.columns:
         raise RegistryError("Required column is missing", "frame column `backend_id`")
+    shape_errors = _column_errors(frame) + _list_dtype_errors(frame)
+    if shape_errors:
+        raise RegistryError(shape_errors)
     ids_series = frame["backend_id"].cast(pl.String)
     if ids_series.is_null().any() or (ids_series.str.len_chars() == 0).any():
         row = int((ids_series.is_null() | (ids_series.str.len_chars() == 0)).arg_true()[0])
         errors.append((f"frame row {row} column `backend_id`", "Expected a non-empty backend_id"))
+    _control_errors(ids_series, pl.int_range(n, dtype=pl.Int64, eager=True), "backend_id", errors)
     dup = ids_series.is_duplicated()
     if dup.any():
         rows = dup.arg_true()
@@ -187,13 +198,13 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
         where = [int(r) for r in rows if ids_series[int(r)] == first][:2]
         errors.append((f"frame row {where[-1]} column `backend_id`",
                        f"Duplicate backend_id `{str(first)[:60]}`, first defined at frame row {where[0]}"))
-    shape_errors = _list_dtype_errors(frame)
-    if shape_errors:
-        raise RegistryError(shape_errors)
+    _nested_errors(frame, errors)
     btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
     health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
     consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
     floats = {name: _float_column(frame, name, errors) for name in (*INPUT_FLOATS, *RESERVED_COLUMNS)}
+    if errors:  # the names are exploded below only once they are known to be clean
+        raise RegistryError(errors[:100])
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
     cb, ct = _token_pairs(frame, "capabilities", "c:", features, errors)
     ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
@@ -219,6 +230,68 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
 
 
 _NAME_LISTS = ("capabilities", "interfaces", "regions", "compliance")
+_TEXT_COLUMNS = ("backend_id", "backend_type", "health_status", "consistency")
+_KNOWN_COLUMNS = (*_TEXT_COLUMNS, *_NAME_LISTS, "capability_p99_ms", *FLOAT_COLUMNS, *RESERVED_COLUMNS)
+_TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Null)
+
+
+def _column_errors(frame: pl.DataFrame) -> list[tuple[str, str]]:
+    """Unknown columns (a misspelt one would be dropped silently) and text
+    columns that do not hold text."""
+    errors = []
+    for name in frame.columns:
+        if name not in _KNOWN_COLUMNS:
+            close = difflib.get_close_matches(name, _KNOWN_COLUMNS, n=1, cutoff=0.75)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            errors.append((f"frame column `{name[:40]}`", f"Unknown column{hint}"))
+    for name in _TEXT_COLUMNS:
+        dtype = frame.schema.get(name)
+        if dtype is not None and not isinstance(dtype, _TEXT_DTYPES) and dtype not in _TEXT_DTYPES:
+            errors.append((f"frame column `{name}`", f"Expected text (`str`), got `{dtype}`"))
+    return errors
+
+
+def _control_errors(names: pl.Series, rows: pl.Series, column: str, errors: list[tuple[str, str]]) -> None:
+    """The first name with a control character (``VERSION_SEP`` among them:
+    ``get\x1fv2`` must not read as ``get@v2``), as the schema refuses it."""
+    bad = names.str.contains(r"[\x00-\x1f]").fill_null(False)
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        errors.append((f"frame row {rows[i]} column `{column}`",
+                       f'Expected a name without control characters, got `"{str(names[i])[:40]}"`'))
+
+
+def _nested_errors(frame: pl.DataFrame, errors: list[tuple[str, str]]) -> None:
+    """Inside the list columns: no null item, no control character, at most
+    MAX_NAMES_PER_BACKEND names a backend; in ``capability_p99_ms`` no null
+    entry, capability or latency."""
+    for column in (*_NAME_LISTS, "capability_p99_ms"):
+        if column not in frame.columns or frame.schema[column] == pl.Null:
+            continue
+        lengths = frame[column].list.len().fill_null(0)
+        if len(lengths) and lengths.max() > MAX_NAMES_PER_BACKEND:
+            row = int((lengths > MAX_NAMES_PER_BACKEND).arg_true()[0])
+            errors.append((f"frame row {row} column `{column}`",
+                           f"Expected at most {MAX_NAMES_PER_BACKEND:,} names in one backend, got {lengths[row]:,}"))
+        items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(column))
+                 .filter(pl.col(column).list.len() > 0).explode(column))  # an empty list explodes to a null
+        if column == "capability_p99_ms":
+            entries = items[column]
+            fields = entries.struct.unnest() if entries.dtype != pl.Null else None
+            null = entries.is_null()
+            if fields is not None:
+                null = null | fields["capability"].is_null() | fields["p99_ms"].is_null()
+            names = fields["capability"] if fields is not None else None
+        else:
+            null = items[column].is_null()
+            names = items[column]
+        if null.any():
+            i = int(null.arg_true()[0])
+            errors.append((f"frame row {items['row'][i]} column `{column}`",
+                           "Expected names without nulls, got a null inside the list" if column != "capability_p99_ms"
+                           else "Expected `{capability, p99_ms}` entries without nulls, got a null"))
+        if names is not None and names.dtype == pl.String:
+            _control_errors(names, items["row"], column, errors)
 
 
 def _list_dtype_errors(frame: pl.DataFrame) -> list[tuple[str, str]]:

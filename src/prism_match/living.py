@@ -27,7 +27,7 @@ import numpy as np
 from sortedcontainers import SortedList
 
 from ._types import MASK_DTYPE
-from .compiled import INPUT_FLOATS, LABEL_GAP, RESERVED_COLUMNS, USED_COLUMNS, Columns, Row
+from .compiled import INPUT_FLOATS, LABEL_GAP, RESERVED_COLUMNS, Columns, Row, check_mask_limits
 
 if TYPE_CHECKING:
     from ._core import CoreRegistry
@@ -159,16 +159,24 @@ class Layout:
 
     # --- changes -------------------------------------------------------------------------
 
-    def _write(self, i: int, reg: Registration, keep_live: bool, appended: bool) -> None:
-        """Row ``i`` := ``reg`` (its vocabularies grown first). With
-        ``keep_live``, the observed usage, status and uptime stay as they
-        are unless ``reg`` states them. ``appended``: ``i`` is a new last
-        position (its latency entries then stay in position order)."""
+    def _row(self, reg: Registration, positions: int) -> tuple[Row, bool]:
+        """``reg`` as a row, its new names added to the vocabularies (within
+        the documented limits, checked before any position changes); True
+        when a vocabulary grew."""
         c = self.columns
-        store = c.store
         before = (len(c.features), len(c.regions), len(c.compliance))
         row = Row(reg, c.features, c.regions, c.compliance)
-        grew_vocab = before != (len(c.features), len(c.regions), len(c.compliance))
+        check_mask_limits(positions, c.features, c.regions, c.compliance)
+        return row, before != (len(c.features), len(c.regions), len(c.compliance))
+
+    def _write(self, i: int, reg: Registration, row: Row, grew_vocab: bool, keep_live: bool,
+               appended: bool) -> None:
+        """Row ``i`` := ``reg``. With ``keep_live``, the observed usage,
+        status and uptime stay as they are unless ``reg`` states them.
+        ``appended``: ``i`` is a new last position (its latency entries then
+        stay in position order)."""
+        c = self.columns
+        store = c.store
         start = c.entries
         stop = start + len(row.latency)
         if self._room(max(c.size, i + 1), stop) or grew_vocab:
@@ -222,6 +230,7 @@ class Layout:
         order = self._ids_in_order()
         positions = []
         for reg in registrations:
+            row, grew = self._row(reg, c.size + 1)
             appended = not c.holes
             if appended:
                 i = c.size
@@ -233,7 +242,7 @@ class Layout:
             else:
                 i = c.holes.pop()
                 c.backend_ids[i] = reg.backend_id
-            self._write(i, reg, keep_live=False, appended=appended)
+            self._write(i, reg, row, grew, keep_live=False, appended=appended)
             c.store["id_label"][i] = self._label_for(reg.backend_id)
             order.add(reg.backend_id)
             self.core.index[reg.backend_id] = i
@@ -259,5 +268,6 @@ class Layout:
         """Re-register a backend in its position, keeping its live usage,
         status and reservations unless the registration states them."""
         i = self.core.index[reg.backend_id]
-        self._write(i, reg, keep_live=True, appended=False)
+        row, grew = self._row(reg, self.columns.size)
+        self._write(i, reg, row, grew, keep_live=True, appended=False)
         return i

@@ -1,64 +1,53 @@
 """Files, documents and dicts → validated Structs, every error collected.
 
+The entry point of loading, in three rooms beside it:
+
+* ``reading.py``: YAML and JSON text → documents, with the alias guard,
+  duplicate keys refused, and line/column positions for errors;
+* ``field_errors.py``: msgspec's first error → every problem of an item, in the
+  error grammar;
+* ``cross_field.py``: the rules msgspec cannot express (secrets, free-form bounds,
+  names per backend, pool and backoff ordering).
+
 ``load_documents`` reads a source (file, directory, list of dicts, mapping)
 into raw items with their document names; ``validate_documents`` converts
 them into the requested Struct. The success path is one ``msgspec`` call for
-all items (JSON registries are even decoded straight into Structs); only when
-that fails does the diagnostic path run, item by item: msgspec stops at the
-first error of a document, so the offending field is set aside (copy on
-write, the input is never touched) and the item converted again, up to a
-bound, to report *all* problems with their JSON paths. Nothing is returned
-unless everything is valid: the caller compiles only a registry that loaded
-whole.
+all items; only when that fails does the diagnostic path run, item by item,
+to report *all* problems with their JSON paths. Nothing is returned unless
+everything is valid: the caller compiles only a registry that loaded whole.
 
-Untrusted input fails fast: files larger than ``MAX_FILE_BYTES`` are refused
-before reading; YAML is parsed and composed by libyaml through PyYAML's C
-safe loader (which caps nesting at 1,000), then built into Python objects
-by this module's own iterative constructor, which measures every node's
-expanded size on the way, so alias expansion past ``MAX_NODES``, a recursive
-alias or nesting past ``MAX_DEPTH`` is refused before anything downstream
-walks the result; free-form mappings (``metadata``, operation
-``parameters``) are walked iteratively with a depth and size bound. Nothing
-but :class:`RegistryError` leaves this module for bad input, and no error
-shows the value of a secret-named field.
+Every problem of a call is reported in one pass: the rules also run on an
+item that had schema problems, once its wrong parts are set aside. A problem
+in a file is located ``file:line:column $.json.path``. Only regular files
+are read, none larger than ``MAX_FILE_BYTES``. Nothing but
+:class:`RegistryError` leaves loading for bad input, and no error shows the
+value of a secret-named field.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import difflib
 import gc
-import json
-import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-import msgspec.inspect as mi
-import yaml
 
+from .field_errors import MAX_DEPTH, MAX_ERRORS, literal, short, split_path, validate_item, format_path
 from .errors import RegistryError
-from .redact import is_secret_field, is_secret_reference, quoted, redacted_url
-from .schema import ENUM_CHOICES, MAX_COUNT, MAX_FLOAT, Registration, decode_hook
+from .reading import (
+    MAX_NODES, Document, _json_document, _location, _utf8, _yaml_documents, open_regular_file,
+)
+from .cross_field import MAX_FREEFORM_NODES, check_freeform, registration_problems
+from .schema import Registration, decode_hook
 
 __all__ = ["load_documents", "source_documents", "split_document", "validate_documents", "load_registrations", "read_file_documents",
            "registration_problems", "MAX_DEPTH", "MAX_NODES", "MAX_FILE_BYTES", "MAX_ERRORS",
-           "MAX_FREEFORM_NODES", "gc_paused", "check_freeform", "format_path"]
+           "MAX_FREEFORM_NODES", "gc_paused", "check_freeform", "format_path", "open_regular_file", "Document"]
 
-try:  # the C loader: ~10x faster; the pure-Python one is the fallback
-    _BaseYamlLoader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _BaseYamlLoader = yaml.SafeLoader
-
-MAX_DEPTH = 64                 # nesting deeper than any real registration
-MAX_NODES = 2_000_000          # expanded YAML nodes per document, aliases counted at full size
 MAX_FILE_BYTES = 256 * 1024 * 1024
-MAX_ERRORS = 100               # per call: enough to fix a file, bounded work on garbage
-MAX_FREEFORM_NODES = 10_000    # values in one free-form mapping (metadata, parameters)
 _YAML_SUFFIXES = {".yaml", ".yml"}
 _JSON_SUFFIXES = {".json"}
 
@@ -68,7 +57,7 @@ T = TypeVar("T")
 Item = tuple[str, str, Any]
 
 
-class _Problem:
+class Problem:
     """A problem found while reading or splitting documents (not an item);
     ``path`` is None when the document name alone locates it (a file)."""
 
@@ -78,373 +67,18 @@ class _Problem:
         self.path, self.message, self.strict_only = path, message, strict_only
 
 
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _literal(value: Any) -> str:
-    """A found value as the error grammar shows it: JSON-like scalars
-    (strings quoted, so ``"100"`` is told from ``100``), type names otherwise."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if value.bit_length() > 128:  # str() of a huge int is slow, and refused past 4,300 digits
-            return f"{'-' if value < 0 else ''}~1e{int(value.bit_length() * 0.30103)}"
-        return _short(str(value), 40)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return quoted(value)
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
-
-
-# --- reading ------------------------------------------------------------------------
-
-_TAG = "tag:yaml.org,2002:"
-_STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
-_INT_TAG = _TAG + "int"
-_TOO_LARGE = 10**309  # an int past float range: every numeric field reports it as too large
-_RESOLVED: dict[str, str] = {}  # plain scalar text → implicit tag (the resolver's regexes, memoised)
-_RESOLVED_LIMIT = 65_536
-
-
-class _YamlLoader(_BaseYamlLoader):  # type: ignore[misc, valid-type]
-    """The safe loader, with duplicate keys refused (a repeated
-    ``max_write_rps`` would otherwise silently keep the last value) and tag
-    resolution made cheap: libyaml's composer calls back into Python for
-    every node, so the implicit tag of a plain scalar is memoised (a
-    registry repeats the same few hundred words; the resolver runs a regex
-    per scalar) and the path-resolver hooks, unused by the safe loader, are
-    C builtins that do nothing."""
-
-    # Called as self.descend_resolver(parent, index) and
-    # self.ascend_resolver(); builtins do not bind, and nothing reads the
-    # result. The safe loader registers no path resolvers.
-    descend_resolver = slice
-    ascend_resolver = tuple
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode:
-            if not implicit[0]:
-                return _STR_TAG
-            tag = _RESOLVED.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(_RESOLVED) < _RESOLVED_LIMIT:
-                    _RESOLVED[value] = tag
-            return tag
-        return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            _refuse_duplicate_keys(node)
-        return super().construct_mapping(node, deep)
-
-
-def _duplicate_key(key: Any) -> yaml.YAMLError:
-    return yaml.constructor.ConstructorError(None, None, f"found duplicate key `{_short(str(key.value), 40)}`",
-                                             key.start_mark)
-
-
-def _refuse_duplicate_keys(node: Any) -> None:
-    keys = [k.value for k, _ in node.value if type(k) is yaml.ScalarNode]
-    if len(set(keys)) != len(keys):
-        seen: set[tuple[str, str]] = set()
-        for key, _ in node.value:
-            if type(key) is yaml.ScalarNode:
-                if (key.tag, key.value) in seen:
-                    raise _duplicate_key(key)
-                seen.add((key.tag, key.value))
-
-
-def _too_deep(node: Any, name: str) -> RegistryError:
-    return RegistryError(f"Nesting deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})", name)
-
-
-def _too_big(name: str) -> RegistryError:
-    return RegistryError(f"Document expands to more than {MAX_NODES:,} nodes (alias expansion?); refused", name)
-
-
-def _recursive(node: Any, name: str) -> RegistryError:
-    return RegistryError(f"Recursive alias: a node contains itself (line {node.start_mark.line + 1})", name)
-
-
-def _node_graph_size(root: Any, name: str, depth: int = 0) -> int:
-    """Expanded size of a composed YAML node graph, refusing expansion past
-    MAX_NODES, nesting past MAX_DEPTH and recursive aliases.
-
-    Iterative post-order walk with each node's size memoised, so a "billion
-    laughs" costs as many steps as it has distinct nodes.
-    """
-    in_progress = -1
-    sizes: dict[int, int] = {id(root): in_progress}
-
-    def children(node: Any) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                yield key
-                yield value
-        elif isinstance(node, yaml.SequenceNode):
-            yield from node.value
-
-    stack: list[list[Any]] = [[root, children(root), 1]]
-    while stack:
-        frame = stack[-1]
-        child = next(frame[1], None)
-        if child is None:
-            stack.pop()
-            sizes[id(frame[0])] = frame[2]
-            if stack:
-                stack[-1][2] += frame[2]
-                if stack[-1][2] > MAX_NODES:
-                    raise _too_big(name)
-            continue
-        if isinstance(child, yaml.ScalarNode):
-            frame[2] += 1
-            continue
-        size = sizes.get(id(child))
-        if size is None:
-            if depth + len(stack) >= MAX_DEPTH:
-                raise _too_deep(child, name)
-            sizes[id(child)] = in_progress
-            stack.append([child, children(child), 1])
-        elif size == in_progress:
-            raise _recursive(child, name)
-        else:
-            frame[2] += size
-            if frame[2] > MAX_NODES:
-                raise _too_big(name)
-    return sizes[id(root)]
-
-
-_SCALAR_MEMO: dict[tuple[str, str], Any] = {}
-_SCALAR_MEMO_LIMIT = 65_536
-_IMMUTABLE_SCALARS = {_TAG + t for t in ("int", "float", "bool", "null", "timestamp")}
-
-
-def _build_document(loader: Any, root: Any, name: str, merges: bool) -> Any:
-    """Python objects from a composed YAML document: what PyYAML's safe
-    constructor builds, several times faster, in one bounded pass.
-
-    Plain maps, sequences and the core scalar tags are built here,
-    iteratively (no recursion), with aliases shared as PyYAML shares them;
-    anything else (merge keys — looked for only when ``merges`` —, ``!!binary``,
-    ``!!set``, unknown tags) goes to the safe constructor, which also raises
-    its errors. The same pass measures each node's expanded size, so alias
-    bombs, recursive aliases and deep nesting are refused before anything
-    downstream walks the result.
-    """
-    scalar_node, mapping_node, sequence_node = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
-    str_tag, memo, immutable = _STR_TAG, _SCALAR_MEMO, _IMMUTABLE_SCALARS
-    done: dict[int, tuple[Any, int]] = {}
-
-    def scalar(node: Any) -> Any:
-        tag = node.tag
-        if tag == str_tag:
-            return node.value
-        if tag not in immutable:
-            return loader.construct_object(node, deep=True)
-        key = (tag, node.value)
-        value = memo.get(key, memo)
-        if value is memo:
-            try:
-                value = loader.construct_object(node)
-            except (ValueError, OverflowError) as exc:
-                if tag == _INT_TAG and "digits" in str(exc):
-                    # Thousands of digits (Python refuses to convert them):
-                    # far past float range, reported as such where it stands.
-                    return -_TOO_LARGE if node.value.startswith("-") else _TOO_LARGE
-                # `2025-13-45`: the resolver said timestamp, the constructor
-                # cannot build it.
-                mark = node.start_mark
-                raise RegistryError(f"Invalid YAML: not a valid {tag[len(_TAG):]}: "
-                                    f"{_short(str(exc).split(';')[0], 80)} "
-                                    f"(line {mark.line + 1}, column {mark.column + 1})", name) from None
-            if len(memo) < _SCALAR_MEMO_LIMIT:
-                memo[key] = value
-        return value
-
-    def opened(node: Any) -> list[Any] | None:
-        """A frame [node, object, children, size, is_map, pending key], or
-        None when the safe constructor must build this node."""
-        tag = node.tag
-        if tag == _MAP_TAG and type(node) is mapping_node:
-            if merges:
-                for key, _ in node.value:
-                    if type(key) is scalar_node and key.tag == _MERGE_TAG:
-                        return None
-            return [node, {}, iter(node.value), 1, True, None]
-        if tag == _SEQ_TAG and type(node) is sequence_node:
-            return [node, [], iter(node.value), 1, False, None]
-        return None
-
-    def fallback(node: Any, depth: int) -> tuple[Any, int]:
-        size = _node_graph_size(node, name, depth)
-        try:
-            return loader.construct_object(node, deep=True), size
-        except yaml.YAMLError as exc:
-            raise _yaml_error(exc, name) from None
-
-    if type(root) is scalar_node:
-        return scalar(root)
-    first = opened(root)
-    if first is None:
-        return fallback(root, 0)[0]
-    stack = [first]
-    open_ids = {id(root)}
-    while True:
-        frame = stack[-1]
-        obj, size, is_map = frame[1], frame[3], frame[4]
-        pushed = False
-        # Children in a tight loop; leave it only to open a child collection.
-        for entry in frame[2]:
-            if is_map:
-                key_node, child = entry
-                if type(key_node) is not scalar_node:
-                    raise yaml.constructor.ConstructorError(None, None, "found unhashable key",
-                                                            key_node.start_mark)
-                key = scalar(key_node)
-                if key in obj:
-                    raise _duplicate_key(key_node)
-            else:
-                child = entry
-            if type(child) is scalar_node:
-                value = child.value if child.tag == str_tag else scalar(child)
-                child_size = 1
-            else:
-                known = done.get(id(child))
-                if known is not None:
-                    value, child_size = known
-                elif id(child) in open_ids:
-                    raise _recursive(child, name)
-                else:
-                    if len(stack) >= MAX_DEPTH:
-                        raise _too_deep(child, name)
-                    sub = opened(child)
-                    if sub is not None:
-                        frame[3], frame[5] = size, (key if is_map else None)
-                        stack.append(sub)
-                        open_ids.add(id(child))
-                        pushed = True
-                        break
-                    value, child_size = fallback(child, len(stack))
-                    done[id(child)] = (value, child_size)
-            if is_map:
-                obj[key] = value
-            else:
-                obj.append(value)
-            size += child_size
-            if size > MAX_NODES:
-                raise _too_big(name)
-        if pushed:
-            continue
-        # This collection is complete: hand it to its parent.
-        stack.pop()
-        node = frame[0]
-        open_ids.discard(id(node))
-        done[id(node)] = (obj, size)
-        if not stack:
-            return obj
-        parent = stack[-1]
-        if parent[4]:
-            parent[1][parent[5]] = obj
-        else:
-            parent[1].append(obj)
-        parent[3] += size
-        if parent[3] > MAX_NODES:
-            raise _too_big(name)
-
-
-def _yaml_error(exc: yaml.YAMLError, name: str) -> RegistryError:
-    # Only the position and the problem: PyYAML's snippet would echo file
-    # text (possibly a secret) back to the user.
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    return RegistryError(f"Invalid YAML: {_short(str(problem), 120)}{where}", name)
-
-
-def _yaml_documents(data: bytes, name: str) -> list[Any]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
-    loader = _YamlLoader(text)
-    merges = "<<" in text or "!!merge" in text or "tag:yaml.org,2002:merge" in text
-    docs: list[Any] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            docs.append(None if node is None else _build_document(loader, node, name, merges))
-            loader.constructed_objects = {}
-            loader.recursive_objects = {}
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, name) from None
-    except RegistryError:
-        raise
-    except (ValueError, OverflowError, TypeError) as exc:  # from the safe constructor's own conversions
-        raise RegistryError(f"Invalid YAML: {_short(str(exc).split(';')[0], 80)}", name) from None
-    except RecursionError:  # only the pure-Python fallback loader recurses
-        raise RegistryError(f"Nesting deeper than {MAX_DEPTH} levels", name) from None
-    finally:
-        loader.dispose()
-    return docs
-
-
-def _json_float(text: str) -> Any:
-    value = float(text)
-    return value if math.isfinite(value) else _TOO_LARGE
-
-
-def _json_int(text: str) -> int:
-    # int() of thousands of digits is slow (and refused past 4,300).
-    if len(text.lstrip("-")) > 400:
-        return -_TOO_LARGE if text.startswith("-") else _TOO_LARGE
-    return int(text)
-
-
-def _json_constant(text: str) -> Any:
-    raise ValueError(f"`{text}` is not JSON")
-
-
-def _json_document(data: bytes, name: str) -> Any:
-    try:
-        return msgspec.json.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        if "out of range" not in str(exc):
-            raise RegistryError(f"Invalid JSON: {_short(str(exc).split(' - at ')[0], 120)}", name) from None
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"File is not UTF-8 text (byte {exc.start})", name) from None
-    except RecursionError:
-        raise RegistryError("Invalid JSON: nested too deep", name) from None
-    # A number past msgspec's range: parse again keeping it, so that it is
-    # reported as too large where it stands (the document is valid JSON).
-    try:
-        return json.loads(data, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
-    except RecursionError:
-        raise RegistryError("Invalid JSON: nested too deep", name) from None
-    except ValueError as exc:
-        raise RegistryError(f"Invalid JSON: {_short(str(exc), 120)}", name) from None
-
-
 def _read_bytes(path: Path) -> bytes:
     name = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
-        with path.open("rb") as handle:
-            # Read one byte past the limit: a file that grew since stat()
-            # (or a pipe) is still refused without reading it all.
+    with open_regular_file(path, name) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise RegistryError(f"File is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", name)
+            # Read one byte past the limit: a file that grew since fstat()
+            # is still refused without reading it all.
             data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
+        except OSError as exc:
+            raise RegistryError(f"Cannot read file: {exc.strerror or type(exc).__name__}", name) from None
     if len(data) > MAX_FILE_BYTES:
         raise RegistryError(f"File is larger than the limit of {MAX_FILE_BYTES:,} bytes", name)
     if not data.strip():
@@ -453,19 +87,20 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_file_documents(path: Path) -> list[tuple[str, Any]]:
-    """``[(document name, parsed document)]`` for one YAML or JSON file."""
+    """``[(document name, parsed document)]`` for one YAML or JSON file; each
+    name is a :class:`Document` that can place an error on a line."""
     path = Path(path)
     name = str(path)
-    data = _read_bytes(path)
+    text = _utf8(_read_bytes(path), name)
     if path.suffix.lower() in _JSON_SUFFIXES:
-        return [(name, _json_document(data, name))]
-    docs = _yaml_documents(data, name)
+        return [(Document(name, text, "json"), _json_document(text, name))]
+    docs = _yaml_documents(text, name)
     present = [(i, d) for i, d in enumerate(docs, start=1) if d is not None]
     if not present:
         raise RegistryError("File holds no YAML documents", name)
     if len(docs) == 1:
-        return [(name, present[0][1])]
-    return [(f"{name}#{i}", d) for i, d in present]
+        return [(Document(name, text, "yaml"), present[0][1])]
+    return [(Document(f"{name}#{i}", text, "yaml", i), d) for i, d in present]
 
 
 def _directory_files(root: Path, suffixes: set[str]) -> list[Path]:
@@ -486,13 +121,13 @@ def _as_path(source: Any) -> Path:
         text = os.fsdecode(text)
     if not text or "\x00" in text:
         raise RegistryError("Expected a path to a file or directory, got an empty or invalid path",
-                            _short(repr(text), 60))
+                            short(repr(text), 60))
     return Path(text)
 
 
 def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
     """``[(document name, document)]``; in a directory, a file that cannot
-    be read contributes ``(location, _Problem)`` entries instead, so the
+    be read contributes ``(location, Problem)`` entries instead, so the
     other files are still checked."""
     if isinstance(source, (list, tuple)) and source and all(isinstance(s, os.PathLike) for s in source):
         # Several paths (``pathlib.Path``; plain strings stay list items, so a
@@ -503,7 +138,7 @@ def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
             try:
                 docs += source_documents(one, suffixes)
             except RegistryError as exc:
-                docs += [(location, _Problem(None, message)) for location, message in exc.errors]
+                docs += [(location, Problem(None, message)) for location, message in exc.errors]
         return docs
     if isinstance(source, (str, os.PathLike)):
         path = _as_path(source)
@@ -520,7 +155,7 @@ def source_documents(source: Any, suffixes: set[str]) -> list[tuple[str, Any]]:
                 try:
                     docs += read_file_documents(file)
                 except RegistryError as exc:
-                    docs += [(location, _Problem(None, message)) for location, message in exc.errors]
+                    docs += [(location, Problem(None, message)) for location, message in exc.errors]
             return docs
         if not exists:
             raise RegistryError("No such file or directory", str(path))
@@ -547,17 +182,17 @@ def load_documents(source: Any, *, list_key: str, wrapper_keys: Sequence[str] = 
 def split_document(doc_name: str, doc: Any, *, list_key: str, wrapper_keys: Sequence[str] = ()) -> list[Item]:
     """The items of one parsed document (see ``load_documents``); the
     document is never read as a path, whatever it holds."""
-    if isinstance(doc, _Problem):
+    if isinstance(doc, Problem):
         return [(doc_name, "", doc)]
     if isinstance(doc, Mapping) and list_key in doc:
         entries = doc[list_key]
-        items: list[Item] = [(doc_name, "$", _Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
-                                                      f"Unknown field `{_short(str(k), 40)}`", strict_only=True))
+        items: list[Item] = [(doc_name, "$", Problem(f"$.{k}" if isinstance(k, str) and k.isidentifier() else "$",
+                                                      f"Unknown field `{short(str(k), 40)}`", strict_only=True))
                              for k in doc if k != list_key]
         if isinstance(entries, (list, tuple)):
             items += [(doc_name, f"$.{list_key}[{i}]", item) for i, item in enumerate(entries)]
         else:
-            items.append((doc_name, "$", _Problem(f"$.{list_key}", f"Expected `array`, got `{_literal(entries)}`")))
+            items.append((doc_name, "$", Problem(f"$.{list_key}", f"Expected `array`, got `{literal(entries)}`")))
         return items
     if isinstance(doc, (list, tuple)):
         return [(doc_name, f"$[{i}]", item) for i, item in enumerate(doc)]
@@ -567,371 +202,41 @@ def split_document(doc_name: str, doc: Any, *, list_key: str, wrapper_keys: Sequ
     return [(doc_name, "$", doc)]
 
 
-# --- diagnosing one item ----------------------------------------------------------------
-
-_ANY_KEY = object()   # msgspec writes a dict value's key as `[...]`
-_AT_RE = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.S)
-_PART_RE = re.compile(r"\.([^.\[\]`]+)|\[(\d+)\]|(\[\.\.\.\])")
-_UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<field>.*)`$", re.S)
-_MISSING_RE = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.S)
-_GOT_TYPE_RE = re.compile(r", got `[A-Za-z_ |]+`$")
-_FLOAT_TYPE_RE = re.compile(r"^Expected `(float|int)( \| null)?`, got")
-_MISSING = object()
-
-# Known-valid stand-ins for a required field that had to be set aside, so
-# the rest of the document is still checked.
-_PLACEHOLDERS: dict[str, Any] = {
-    "backend_id": "-", "backend_type": "memstore", "name": "-", "slot_name": "-", "pattern": "-",
-    "slots": {}, "started_at": _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc),
-}
-
-
-def _split_path(path: str) -> list[Any] | None:
-    parts: list[Any] = []
-    pos = 1  # after "$"
-    while pos < len(path):
-        m = _PART_RE.match(path, pos)
-        if m is None:
-            return None
-        key, index, any_key = m.groups()
-        parts.append(_ANY_KEY if any_key else int(index) if index is not None else key)
-        pos = m.end()
-    return parts
-
-
-def format_path(parts: Sequence[Any]) -> str:
-    """``["capacity", "max_write_rps"]`` → ``$.capacity.max_write_rps``."""
-    out = ["$"]
-    for part in parts:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
-            out.append(f".{part}")
-        else:
-            text = str(part).replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'["{_short(text, 40)}"]')
-    return "".join(out)
-
-
-def _child(node: Any, part: Any) -> Any:
-    if isinstance(part, int):
-        return node[part] if isinstance(node, list) and 0 <= part < len(node) else _MISSING
-    return node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-
-
-def _resolve(node: Any, parts: list[Any], accept: Any) -> list[Any] | None:
-    """``parts`` with each ``[...]`` replaced by the dict key it stands for:
-    the first key (msgspec validates in order) whose value ``accept``s the
-    rest of the path."""
-    out: list[Any] = []
-    for i, part in enumerate(parts):
-        if part is _ANY_KEY:
-            if not isinstance(node, dict):
-                return None
-            for key, value in node.items():
-                rest = _resolve(value, parts[i + 1:], accept)
-                if rest is not None:
-                    return out + [key] + rest
-            return None
-        node = _child(node, part)
-        if node is _MISSING:
-            return None
-        out.append(part)
-    return out if accept(node) else None
-
-
-def _edit(node: Any, parts: list[Any], change: Any) -> Any:
-    """A copy of ``node`` with ``change`` applied at ``parts``: only the
-    containers on the path are copied (shallow), the input is untouched."""
-    if not parts:
-        return change(node)
-    head = parts[0]
-    copy = list(node) if isinstance(node, list) else dict(node)
-    copy[head] = _edit(node[head], parts[1:], change)
-    return copy
-
-
-class _Diagnosis:
-    """The state of one item's diagnostic pass: the edited copy, and what was
-    set aside (in the input's coordinates, so later paths are reported
-    against the document the user wrote)."""
-
-    def __init__(self, raw: Any, kind: type):
-        self.doc = raw
-        self.kind = kind
-        self.removed_fields: set[tuple[Any, ...]] = set()
-        self.removed_items: dict[tuple[Any, ...], list[int]] = {}
-
-    def original(self, parts: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        for part in parts:
-            if isinstance(part, int):
-                for gone in self.removed_items.get(tuple(out), ()):
-                    if gone <= part:
-                        part += 1
-            out.append(part)
-        return out
-
-    def remove(self, parts: list[Any]) -> bool:
-        """Set the value at ``parts`` aside; False when it cannot be (root)."""
-        if not parts:
-            return False
-        original = self.original(parts)
-        *parent, last = parts
-
-        def without(container: Any) -> Any:
-            copy = list(container) if isinstance(container, list) else dict(container)
-            del copy[last]
-            return copy
-
-        try:
-            self.doc = _edit(self.doc, parent, without)
-        except (KeyError, IndexError, TypeError):
-            return False
-        if isinstance(last, int):
-            gone = self.removed_items.setdefault(tuple(original[:-1]), [])
-            gone.append(original[-1])
-            gone.sort()
-        else:
-            self.removed_fields.add(tuple(original))
-        return True
-
-    def replace(self, parts: list[Any], change: Any) -> bool:
-        try:
-            self.doc = _edit(self.doc, parts, change)
-        except (KeyError, IndexError, TypeError):
-            return False
-        return True
-
-
-_TYPE_INFO: dict[type, Any] = {}
-
-
-def _unwrap(t: Any) -> list[Any]:
-    return list(t.types) if isinstance(t, mi.UnionType) else [t]
-
-
-def _types_at(kind: type, parts: list[Any]) -> list[Any]:
-    """The msgspec types a value at ``parts`` may have (unions unwrapped)."""
-    info = _TYPE_INFO.get(kind)
-    if info is None:
-        info = _TYPE_INFO[kind] = mi.type_info(kind)
-    current = [info]
-    for part in parts:
-        nxt: list[Any] = []
-        for t in current:
-            for u in _unwrap(t):
-                if isinstance(part, int):
-                    if isinstance(u, (mi.ListType, mi.VarTupleType, mi.SetType, mi.FrozenSetType)):
-                        nxt.append(u.item_type)
-                elif isinstance(u, mi.StructType):
-                    nxt += [f.type for f in u.fields if f.name == part]
-                elif isinstance(u, mi.DictType):
-                    nxt.append(u.value_type)
-        current = nxt
-    return [u for t in current for u in _unwrap(t)]
-
-
-def _choices(kind: type, parts: list[Any]) -> tuple[str, ...]:
-    """The valid values of an enumerated field (a Literal or a union tag)."""
-    values: list[Any] = []
-    for t in _types_at(kind, parts):
-        if isinstance(t, mi.LiteralType):
-            values += t.values
-    if not values and parts and isinstance(parts[-1], str):
-        values = [u.tag for u in _types_at(kind, parts[:-1])
-                  if isinstance(u, mi.StructType) and u.tag_field == parts[-1]]
-    # The schema's own order where it has one (consistency: strongest first);
-    # msgspec keeps Literal values sorted.
-    field = next((p for p in reversed(parts) if isinstance(p, str)), "")
-    declared = ENUM_CHOICES.get(field, ())
-    if values and set(values) <= set(declared):
-        values = list(declared)
-    return tuple(str(v) for v in values)
-
-
-def _field_names(kind: type, parts: list[Any], node: Any) -> list[str]:
-    """The fields a mapping at ``parts`` may have; in a tagged union (auth),
-    those of the struct its tag names."""
-    names: list[str] = []
-    for t in _types_at(kind, parts):
-        if isinstance(t, mi.StructType):
-            if t.tag_field is not None and isinstance(node, dict) and node.get(t.tag_field) != t.tag:
-                continue
-            names += [f.name for f in t.fields]
-    return names
-
-
-def _number_expectation(kind: type, parts: list[Any]) -> str | None:
-    """What a numeric field holds, in words, from its msgspec constraints."""
-    for t in _types_at(kind, parts):
-        if isinstance(t, mi.FloatType):
-            if t.le == 100.0:
-                return "a percentage in [0, 100]"
-            return f"a finite number >= {t.ge:g}" if t.ge is not None else "a finite number"
-        if isinstance(t, mi.IntType):
-            if t.le == MAX_COUNT:
-                return f"a whole number >= {t.ge} that fits in 64 bits"
-            return "a whole number"
-    return None
-
-
-def _secret_path(parts: list[Any]) -> bool:
-    return any(isinstance(p, str) and is_secret_field(p) for p in parts)
-
-
-def _describe(message: str, kind: type, parts: list[Any], value: Any) -> str:
-    """msgspec's text in the error grammar: what was expected, then what was
-    found (a value is shown unless it sits under a secret-named field)."""
-    secret = _secret_path(parts)
-    found = "a value (not shown)" if secret else f"`{_literal(value)}`"
-    is_number_error = (message.startswith(("Expected `float` ", "Expected `int` ")) and
-                       ("=" in message or "<" in message or ">" in message)) or message == "Number out of range"
-    if is_number_error and value is not _MISSING:
-        expected = _number_expectation(kind, parts) or "a number"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"Expected a finite number, got `{_literal(value)}`"
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_FLOAT:
-            return f"Expected {expected}, got a number too large for a float"
-        return f"Expected {expected}, got {found}"
-    choices = _choices(kind, parts) if message.startswith(("Invalid enum value", "Invalid value",
-                                                            "Expected `str`,")) else None
-    if choices:
-        return f"Expected one of {', '.join(f'`{c}`' for c in choices)}, got {found}"
-    if _FLOAT_TYPE_RE.match(message) and value is not _MISSING:
-        expected = _number_expectation(kind, parts) or "a number"
-        return f"Expected {expected}, got {found}"
-    if message.startswith("Expected `str` matching regex"):
-        return f"Expected a name without control characters, got {found}"
-    if message.startswith("Invalid RFC3339"):
-        return f"Expected an RFC 3339 datetime such as `2025-11-15T14:22:00Z`, got {found}"
-    if value is _MISSING:
-        return _short(message, 300)
-    if _GOT_TYPE_RE.search(message):
-        # "Expected `str`, got `int`": show the value itself where allowed.
-        if not secret and not isinstance(value, (Mapping, list, tuple)):
-            return _GOT_TYPE_RE.sub(lambda _: f", got {found}", message)
-        return message
-    if ", got " in message:  # our own parsers' messages already say it
-        return _short(message, 300)
-    return f"{_short(message, 200)}, got {found}"
-
-
-def _did_you_mean(field: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(field, names, n=1, cutoff=0.75)
-    return f"; did you mean `{close[0]}`?" if close else ""
-
-
-def _validate_item(raw: Any, kind: type[T], strict: bool) -> tuple[T | None, list[tuple[str, str]]]:
-    """Convert one item; on failure keep going by setting aside what was wrong."""
-    try:
-        return msgspec.convert(raw, kind, dec_hook=decode_hook), []
-    except msgspec.ValidationError as first:
-        error: Exception = first
-    except RecursionError:
-        return None, [("$", f"Nesting deeper than {MAX_DEPTH} levels")]
-    state = _Diagnosis(raw, kind)
-    errors: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for _ in range(MAX_ERRORS):
-        m = _AT_RE.match(str(error))
-        assert m is not None  # the pattern matches any text
-        message, path_text, key_error = m.group("msg"), m.group("path") or "$", bool(m.group("key"))
-        inner = _AT_RE.match(message)
-        if inner is not None and inner.group("path") and not inner.group("key"):
-            # A Struct's own check (``__post_init__``) names the field inside it.
-            message, path_text = inner.group("msg"), path_text + inner.group("path")[1:]
-        parts = _split_path(path_text)
-        unknown, missing = _UNKNOWN_RE.match(message), _MISSING_RE.match(message)
-        if parts is not None:
-            if unknown:
-                field = unknown.group("field")
-                parts = _resolve(state.doc, parts, lambda n: isinstance(n, dict) and field in n)
-            elif missing:
-                field = missing.group("field")
-                parts = _resolve(state.doc, parts, lambda n: isinstance(n, dict) and field not in n)
-            else:
-                parts = _resolve(state.doc, parts, lambda n: True)
-        if parts is None:  # cannot place it: report as msgspec said, and stop
-            errors.append((path_text, _short(message, 300)))
-            break
-        where = format_path(state.original(parts))
-        if (where, message) in seen:  # no progress: stop rather than loop
-            break
-        seen.add((where, message))
-
-        if unknown:
-            field = unknown.group("field")
-            if strict:
-                node = state.doc
-                for part in parts:
-                    node = _child(node, part)
-                hint = _did_you_mean(field, _field_names(kind, parts, node))
-                errors.append((where, f"Unknown field `{_short(field, 40)}`{hint}"))
-            ok = state.remove(parts + [field])
-        elif missing:
-            field = missing.group("field")
-            if tuple(state.original(parts) + [field]) not in state.removed_fields:
-                errors.append((where, f"Missing required field `{field}`"))
-            tags = {u.tag_field for u in _types_at(kind, parts) if isinstance(u, mi.StructType)}
-            if field in _PLACEHOLDERS and field not in tags:
-                placeholder = _PLACEHOLDERS[field]
-                ok = state.replace(parts, lambda node: {**node, field: placeholder})
-            else:
-                ok = state.remove(parts)
-        elif key_error:
-            errors.append((where, f"Expected `str` keys, got {message.split(', got ')[-1]} key"
-                           if ", got " in message else "Expected `str` keys"))
-            ok = state.replace(parts, lambda node: {k: v for k, v in node.items() if isinstance(k, str)})
-        else:
-            value = state.doc
-            for part in parts:
-                value = _child(value, part)
-            errors.append((where, _describe(message, kind, parts, value)))
-            ok = state.remove(parts)
-        if not ok:
-            break
-        try:
-            value_ok = msgspec.convert(state.doc, kind, dec_hook=decode_hook)
-        except msgspec.ValidationError as again:
-            error = again
-            continue
-        except RecursionError:
-            break
-        if not errors:  # only unknown fields, ignored (strict=False)
-            return value_ok, []
-        break
-    return None, errors
-
-
 # --- validating many items -----------------------------------------------------------------
 
 def _validate_all(items: list[Item], kind: type[T], strict: bool
-                  ) -> tuple[list[tuple[int, Item, T]], list[tuple[int, str, str]]]:
-    """``([(index, item, value)], [(index, location, message)])``: every
-    valid item, and every problem tagged with its item's index."""
-    problems = [i for i, item in enumerate(items) if isinstance(item[2], _Problem)]
+                  ) -> tuple[list[tuple[int, Item, T]], list[tuple[int, str, str]], list[tuple[int, Item, T, Any]]]:
+    """``([(index, item, value)], [(index, location, message)], partial)``:
+    every valid item, every problem tagged with its item's index, and
+    ``[(index, item, value, original)]`` for the items that converted only
+    once their wrong parts were set aside (``original`` maps a path of the
+    value back to the input's)."""
+    problems = [i for i, item in enumerate(items) if isinstance(item[2], Problem)]
     if not problems:
         try:  # the success path: one call for every item
             values = msgspec.convert([raw for _, _, raw in items], list[kind], dec_hook=decode_hook)
-            return [(i, item, value) for i, (item, value) in enumerate(zip(items, values))], []
+            return [(i, item, value) for i, (item, value) in enumerate(zip(items, values))], [], []
         except (msgspec.ValidationError, RecursionError):
             pass
     out: list[tuple[int, Item, T]] = []
     errors: list[tuple[int, str, str]] = []
+    partial: list[tuple[int, Item, T, Any]] = []
     for i, item in enumerate(items):
         doc_name, prefix, raw = item
-        if isinstance(raw, _Problem):
+        if isinstance(raw, Problem):
             if strict or not raw.strict_only:
-                errors.append((i, doc_name if raw.path is None else f"{doc_name} {raw.path}", raw.message))
+                errors.append((i, _location(doc_name, raw.path), raw.message))
             continue
-        value, found = _validate_item(raw, kind, strict)
-        errors += [(i, f"{doc_name} {prefix}{path[1:]}", msg) for path, msg in found]
+        value, found, state = validate_item(raw, kind, strict)
+        errors += [(i, _location(doc_name, f"{prefix}{path[1:]}"), msg) for path, msg in found]
         if value is not None:
-            out.append((i, item, value))
+            if found:
+                partial.append((i, item, value, state.original))
+            else:
+                out.append((i, item, value))
         if len(errors) >= MAX_ERRORS:
             break
-    return out, errors
+    return out, errors, partial
 
 
 def _raise(errors: list[tuple[int, str, str]]) -> None:
@@ -945,139 +250,12 @@ def _raise(errors: list[tuple[int, str, str]]) -> None:
 
 def validate_documents(items: list[Item], kind: type[T], *, strict: bool = True) -> list[tuple[Item, T]]:
     """Validate every item as ``kind``; raise one RegistryError with all problems."""
-    out, errors = _validate_all(items, kind, strict)
+    out, errors, _ = _validate_all(items, kind, strict)
     _raise(errors)
     return [(item, value) for _, item, value in out]
 
 
-# --- rules msgspec cannot express ---------------------------------------------------------------
-
-def _inline_secret_message(field: str) -> str:
-    return (f"Inline secret in `{field}`: expected a reference `${{SECRET:path}}` "
-            "(the value is not shown; pass allow_inline_secrets=True to accept it)")
-
-
-def check_freeform(value: Any, path: str, out: list[tuple[str, str]], *, secrets: bool) -> None:
-    """A free-form mapping (metadata, parameters): bounded depth and size,
-    no self-reference, and (``secrets``) no inline value under a secret name.
-
-    Iterative, so nesting cannot exhaust the stack; a cycle shows up as depth.
-    """
-    stack: list[tuple[Any, list[Any], int]] = [(value, [], 0)]
-    count = 0
-    while stack:
-        node, parts, depth = stack.pop()
-        if depth >= MAX_DEPTH:
-            out.append((path, f"Nesting deeper than {MAX_DEPTH} levels (or a value that contains itself)"))
-            return
-        if isinstance(node, dict):
-            pairs: Any = node.items()
-        elif isinstance(node, (list, tuple)):
-            pairs = enumerate(node)
-        else:
-            continue
-        count += len(node)
-        if count > MAX_FREEFORM_NODES:
-            out.append((path, f"Expected at most {MAX_FREEFORM_NODES:,} values in a free-form block"))
-            return
-        below = []
-        for key, child in pairs:
-            if secrets and isinstance(key, str) and is_secret_field(key) and child is not None \
-                    and not is_secret_reference(child):
-                out.append((path + format_path(parts + [key])[1:], _inline_secret_message(key)))
-            elif isinstance(child, (dict, list, tuple)):
-                below.append((child, parts + [key], depth + 1))
-        stack += reversed(below)
-
-
-def registration_problems(reg: Registration, allow_inline_secrets: bool) -> list[tuple[str, str]]:
-    """Rules msgspec cannot express: secrets, free-form bounds, pool and
-    backoff ordering. Paths are relative to the registration (``$...``).
-
-    Runs once per backend on the success path, so each rule first checks
-    that its block is present at all.
-    """
-    problems: list[tuple[str, str]] = []
-    conn = reg.connection
-    if conn is not None:
-        auth = conn.auth
-        if auth is not None and not allow_inline_secrets:
-            for field in ("password", "token"):
-                value = getattr(auth, field, None)
-                if value is not None and not is_secret_reference(value):
-                    problems.append((f"$.connection.auth.{field}", _inline_secret_message(field)))
-        if conn.pool is not None:
-            _check_pool(conn.pool, "$.connection.pool", problems)
-        if conn.retry is not None:
-            _check_retry(conn.retry, "$.connection.retry", problems)
-    if reg.pool is not None:
-        _check_pool(reg.pool, "$.pool", problems)
-    if reg.retry is not None:
-        _check_retry(reg.retry, "$.retry", problems)
-    if reg.metadata:
-        check_freeform(reg.metadata, "$.metadata", problems, secrets=not allow_inline_secrets)
-    if reg.health_check is not None and reg.health_check.endpoint and not allow_inline_secrets \
-            and redacted_url(reg.health_check.endpoint) != reg.health_check.endpoint:
-        problems.append(("$.health_check.endpoint", _inline_secret_message("endpoint")))
-    for i, ifc in enumerate(reg.interfaces):
-        if type(ifc) is not str and ifc.operations:
-            for j, op in enumerate(ifc.operations):
-                if op.parameters:
-                    # `key: string (required)` declares a parameter, not a secret.
-                    check_freeform(op.parameters, f"$.interfaces[{i}].operations[{j}].parameters", problems,
-                                   secrets=False)
-    return problems
-
-
-def _check_pool(pool: Any, where: str, problems: list[tuple[str, str]]) -> None:
-    if pool.max_connections is not None and pool.min_connections > pool.max_connections:
-        problems.append((f"{where}.min_connections",
-                         f"Expected `min_connections` <= `max_connections` ({pool.max_connections}), "
-                         f"got `{pool.min_connections}`"))
-
-
-def _check_retry(retry: Any, where: str, problems: list[tuple[str, str]]) -> None:
-    if (retry.initial_backoff is not None and retry.max_backoff is not None
-            and retry.initial_backoff > retry.max_backoff):
-        problems.append((f"{where}.initial_backoff",
-                         f"Expected `initial_backoff` <= `max_backoff` ({retry.max_backoff:g}s), "
-                         f"got `{retry.initial_backoff:g}s`"))
-
-
 # --- registrations -----------------------------------------------------------------------------
-
-class _Wrapped(msgspec.Struct, forbid_unknown_fields=True):
-    backends: list[Registration]
-
-
-_JSON_LIST = msgspec.json.Decoder(list[Registration], dec_hook=decode_hook)
-_JSON_WRAPPED = msgspec.json.Decoder(_Wrapped, dec_hook=decode_hook)
-
-
-def _json_fast_path(source: Any) -> tuple[str, str, list[Registration]] | None:
-    """A JSON file decoded straight into Structs (no intermediate dicts):
-    ``(document name, path of the list, registrations)``. None when the
-    source is not a JSON file or the typed decode fails, and the diagnostic
-    path takes over."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    try:
-        path = Path(os.fsdecode(source))
-        if path.suffix.lower() not in _JSON_SUFFIXES or not path.is_file():
-            return None
-    except (OSError, ValueError, TypeError):
-        return None
-    data = _read_bytes(path)
-    start = data.lstrip()[:1]
-    try:
-        if start == b"[":
-            return str(path), "$", _JSON_LIST.decode(data)
-        if start == b"{" and b'"backends"' in data:
-            return str(path), "$.backends", _JSON_WRAPPED.decode(data).backends
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        pass
-    return None
-
 
 @contextlib.contextmanager
 def gc_paused() -> Any:
@@ -1107,39 +285,29 @@ def load_registrations(source: Any, *, strict: bool = True,
 def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
     if isinstance(source, Mapping) and "backends" not in source and "backend_id" not in source:
         raise RegistryError("Expected a registration or a mapping with `backends`", "<input> $")
-    fast = _json_fast_path(source)
-    errors: list[tuple[int, str, str]] = []
-    if fast is not None:
-        name, list_path, regs = fast
-        indices: Sequence[int] = range(len(regs))
-
-        def locate(index: int) -> str:
-            return f"{name} {list_path}[{index}]"
-    else:
-        items = load_documents(source, list_key="backends")
-        validated, errors = _validate_all(items, Registration, strict)
-        regs = [reg for _, _, reg in validated]
-        indices = [index for index, _, _ in validated]
-
-        def locate(index: int) -> str:
-            return f"{items[index][0]} {items[index][1]}"
-    # The registration-level rules run on every item that converted, so one
-    # pass reports schema problems, secrets and duplicate ids together.
-    for index, reg in zip(indices, regs):
+    items = load_documents(source, list_key="backends")
+    validated, errors, partial = _validate_all(items, Registration, strict)
+    # The registration-level rules run on every item that converted, even
+    # only once its wrong parts were set aside, so one pass reports schema
+    # problems, secrets and duplicate ids together.
+    checked = [(index, item, reg, None) for index, item, reg in validated] + partial
+    for index, (doc_name, prefix, _), reg, original in sorted(checked, key=lambda c: c[0]):
         problems = registration_problems(reg, allow_inline_secrets)
-        if problems:
-            where = locate(index)
-            errors += [(index, f"{where}{path[1:]}", m) for path, m in problems]
-            if len(errors) >= MAX_ERRORS:
-                break
+        for path, message in problems:
+            if original is not None:
+                parts = split_path(path)
+                path = format_path(original(parts)) if parts is not None else path
+            errors.append((index, _location(doc_name, f"{prefix}{path[1:]}"), message))
+        if len(errors) >= MAX_ERRORS:
+            break
+    regs = [reg for _, _, reg in validated]
     ids = [reg.backend_id for reg in regs]
     if len(set(ids)) != len(ids):
-        first_seen: dict[str, int] = {}
-        for index, backend_id in zip(indices, ids):
-            first = first_seen.setdefault(backend_id, index)
-            if first != index:
-                errors.append((index, f"{locate(index)}.backend_id",
-                               f"Duplicate backend_id `{_short(backend_id)}`, first defined at "
-                               f"{locate(first)}.backend_id"))
+        first_seen: dict[str, tuple[int, str]] = {}
+        for (index, (doc_name, prefix, _), _), backend_id in zip(validated, ids):
+            here = _location(doc_name, f"{prefix}.backend_id")
+            first = first_seen.setdefault(backend_id, (index, here))
+            if first[0] != index:
+                errors.append((index, here, f"Duplicate backend_id `{short(backend_id)}`, first defined at {first[1]}"))
     _raise(errors)
     return regs

@@ -4,7 +4,6 @@ it is built, never during a match."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -14,7 +13,11 @@ from ._core import CorePolicy
 from .errors import RegistryError
 from .schema import HEALTH_STATUSES
 
-__all__ = ["MatchPolicy", "DEFAULT_POLICY"]
+__all__ = ["MatchPolicy", "DEFAULT_POLICY", "MAX_WEIGHT"]
+
+# Weights and the performance cap are bounded so that no score can overflow to inf
+# (score <= 4 * MAX_WEIGHT**2 when every factor is at most MAX_WEIGHT).
+MAX_WEIGHT = 1e6
 
 
 class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,9 +40,8 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
         errors = []
         for name in ("w_perf", "w_cost", "w_avail", "w_region", "perf_cap"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0:
-                errors.append((f"policy $.{name}", f"Expected a finite number >= 0, got `{value!r}`"[:120]))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WEIGHT:
+                errors.append((f"policy $.{name}", f"Expected a number in [0, {MAX_WEIGHT:,.0f}], got `{value!r}`"[:120]))
         if not errors and self.perf_cap <= 0:
             errors.append(("policy $.perf_cap", f"Expected a number > 0, got `{self.perf_cap}`"))
         if self.capacity_basis not in ("max", "available"):

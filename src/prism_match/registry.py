@@ -33,8 +33,8 @@ import numpy as np
 from . import batch, diagnosis, patterns, placement, score_table
 from ._core import Match
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
-from .engine import Engine, checked_count
-from .errors import RegistryError
+from .engine import Engine
+from .errors import RegistryError, positive_int
 from .living import Layout
 from .loading import gc_paused, load_registrations, registration_problems
 from .policy import DEFAULT_POLICY, MatchPolicy
@@ -91,7 +91,7 @@ class Registry:
             if registrations is None:
                 raise RegistryError("Expected registrations or compiled columns", "Registry")
             columns = compile_registry(registrations)
-        log_size = checked_count(log_size, "log_size", "Registry") if log_size != 0 else 0
+        log_size = positive_int(log_size, "log_size", "Registry") if log_size != 0 else 0
         # Registrations are kept when loaded from documents; a registry built
         # from a table or a snapshot makes each one on first request.
         self._by_id: dict[str, Registration] = (
@@ -224,7 +224,7 @@ class Registry:
     def match(self, slot: Any, k: int = 1) -> list[Match]:
         """Up to ``k`` eligible backends, best first (SPEC §3–§4)."""
         if type(k) is not int or k < 1:  # one check on the hot path; the rest only when it fails
-            k = checked_count(k, "k", "match")
+            k = positive_int(k, "k", "match")
         n = self.columns.size
         return self._core.match(slot, self.engine.core_policy, k if k <= n else n)
 
@@ -447,7 +447,9 @@ class Registry:
         """What changed after version ``since``, oldest first. The log keeps
         the last ``log_size`` changes (set at load); asking for more than it
         kept is a RegistryError (start again from a snapshot)."""
-        since = checked_count(since + 1, "since", "changes") - 1 if not isinstance(since, bool) else -1
+        if isinstance(since, bool) or not isinstance(since, (int, np.integer)) or since < 0:
+            raise RegistryError(f"Expected `since` >= 0 (a version), got `{since!r}`"[:80], "changes")
+        since = int(since)
         if self._log is None:
             raise RegistryError("This registry keeps no change log (log_size=0)", "changes")
         first = self._log[0][0] - 1 if self._log else self.version

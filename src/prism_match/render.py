@@ -28,6 +28,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from .output import SafeConsole, write_text
 from .results import Diagnosis, Match
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, SlotRequirement
 from .units import format_rate, format_size
@@ -47,7 +48,8 @@ RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tab
 def make_console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
     # highlight=False: rich would otherwise colour numbers and quoted names in
     # backend ids; markup is never used for user data (Text objects only).
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
+    # SafeConsole: control, C1 and bidi characters in names are escaped.
+    return SafeConsole(file=file, stderr=stderr, highlight=False, soft_wrap=False)
 
 
 @contextmanager
@@ -64,12 +66,7 @@ def rich_target(output: str | None, *, wide: bool = False) -> Iterator[Console]:
     if wide:
         console.width = max(console.width, 200)
     yield console
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        Path(output).write_text(text, encoding="utf-8")
+    write_text("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")), output)
 
 
 @contextmanager

@@ -142,7 +142,7 @@ DEFAULT_VERSION = "v1"  # of a capability or interface declared by name alone
 
 def _name_error(path: str, value: str) -> None:
     # The inner path rides in the message; the loader joins it to where
-    # msgspec says the Struct is (loading._validate_item).
+    # msgspec says the Struct is (field_errors.validate_item).
     raise ValueError(f'{NAME_MESSAGE}, got `"{printable(value, 40)}"` - at `{path}`')
 
 

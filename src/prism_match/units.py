@@ -1,8 +1,8 @@
 """Sizes and durations, as the registry writes them, to plain numbers.
 
-Sizes become bytes (``B KB MB GB TB PB`` are powers of 1000, ``KiB … PiB``
+Units and digits are ASCII. Sizes become bytes (``B KB MB GB TB PB`` are powers of 1000, ``KiB … PiB``
 powers of 1024; a bare number is already bytes). Durations become seconds
-(``ns us ms s m h``, combinable as ``1m30s``); a bare number in a duration
+(``ns us ms s m h``, combinable as ``1m30s``, each unit once); a bare number in a duration
 field is ambiguous and rejected. Parsing happens when a registry is loaded or
 a slot prepared, never on the matching path.
 """
@@ -24,7 +24,8 @@ SIZE_UNITS: dict[str, int] = {
 }
 DURATION_UNITS: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# ASCII digits only: ``\d`` (and float()) would also read ``١٠`` or ``１０``.
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _SIZE_RE = re.compile(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*")
 _DURATION_PART_RE = re.compile(rf"({_NUMBER})(ns|us|ms|s|m|h)")
 _DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ns|us|ms|s|m|h))+")
@@ -82,7 +83,12 @@ def _duration_parts(value: object) -> list[tuple[str, str]]:
         raise ValueError(
             f"Expected a duration such as `30s`, `100ms` or `1m30s` (units ns us ms s m h), got `{quoted(value)}`"
         )
-    return _DURATION_PART_RE.findall(text)
+    parts = _DURATION_PART_RE.findall(text)
+    units = [unit for _, unit in parts]
+    if len(set(units)) != len(units):
+        repeated = next(u for u in units if units.count(u) > 1)
+        raise ValueError(f"Expected each unit at most once in a duration, got `{repeated}` twice in `{quoted(value)}`")
+    return parts
 
 
 def _duration(value: object, per_unit: dict[str, float]) -> float:
