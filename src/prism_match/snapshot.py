@@ -336,6 +336,15 @@ def _ids_known(off: np.ndarray, k: Known) -> str | None:
     return problem
 
 
+def _non_negative(value: np.ndarray, k: Known) -> str | None:
+    return None if (value >= 0).all() else "is out of range (negative)"
+
+
+def _bounded_bytes(value: np.ndarray, k: Known) -> str | None:
+    # Reservations are a few dozen bytes each: bounded by the registry's size.
+    return None if len(value) <= 256 * (k["n"] + 1) * 64 else "is larger than a registry this size can hold"
+
+
 # Read in this order: each shape rule uses only what the members before it told.
 MEMBERS: tuple[Member, ...] = (
     Member("format", np.dtype("u1"), lambda k: (len(FORMAT),), _format_check),
@@ -353,15 +362,6 @@ MEMBERS: tuple[Member, ...] = (
     Member("reg.buf", np.dtype("u1"), lambda k: (k["records.bytes"],), required=False),
 )
 _NAMES = {m.name for m in MEMBERS} | {_MANIFEST}
-
-
-def _non_negative(value: np.ndarray, k: Known) -> str | None:
-    return None if (value >= 0).all() else "is out of range (negative)"
-
-
-def _bounded_bytes(value: np.ndarray, k: Known) -> str | None:
-    # Reservations are a few dozen bytes each: bounded by the registry's size.
-    return None if len(value) <= 256 * (k["n"] + 1) * 64 else "is larger than a registry this size can hold"
 
 
 def _digest(archive: zipfile.ZipFile) -> str:
