@@ -532,8 +532,8 @@ def test_validate_several_files_finds_duplicates_across_them(capsys, tmp_path: P
     code, _, err = call(capsys, "validate", REGISTRY, str(copy))
     assert code == EXIT_INVALID
     assert err.startswith("error: 14 problems:")
-    assert (f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at {REGISTRY}#1:14:13 $.backend_id - at "
-            f"{copy}#1:14:13 $.backend_id") in err
+    assert (f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at {REGISTRY}#1:15:13 $.backend_id - at "
+            f"{copy}#1:15:13 $.backend_id") in err
     extra = tmp_path / "extra.yaml"
     extra.write_text("backend_id: extra-sqs\nbackend_type: sqs\n")
     code, out, _ = call(capsys, "validate", REGISTRY, str(extra))

@@ -61,7 +61,7 @@ def test_validate_checks_a_slot_as_a_slot(capsys, tmp_path):
     code, _, err = call(capsys, "validate", str(path))
     assert code == EXIT_INVALID
     assert "Unknown field `optinal`; did you mean `optional`?" in err
-    assert f"got `-1` - at {path} $.performance.min_write_rps" in err
+    assert f"got `-1` - at {path}:3:30 $.performance.min_write_rps" in err
     assert "backend_id" not in err
 
 
@@ -84,7 +84,7 @@ def test_validate_a_bad_policy(capsys, tmp_path):
     path.write_text("policy:\n  w_perf: 0.5\n  perf_cap: 0\n  capacity_basis: most\n")
     code, _, err = call(capsys, "validate", str(path))
     assert code == EXIT_INVALID
-    assert "Expected one of `available`, `max`" in err and f"{path} $.policy.capacity_basis" in err
+    assert "Expected one of `available`, `max`" in err and f"{path}:4:19 $.policy.capacity_basis" in err
     path.write_text("policy:\n  perf_cap: 0\n")
     code, _, err = call(capsys, "validate", str(path))
     assert code == EXIT_INVALID and err == f"error: Expected a number > 0, got `0.0` - at {path} $.policy.perf_cap\n"
@@ -183,7 +183,7 @@ def test_policy_file_and_a_flag_over_it(capsys, tmp_path):
 
 def test_a_bad_policy_flag_is_named(capsys):
     code, _, err = call(capsys, "match", REGISTRY, SLOTS, "--w-perf", "-1")
-    assert code == EXIT_INVALID and err == "error: Expected a finite number >= 0, got `-1.0` - at --w-perf\n"
+    assert code == EXIT_INVALID and err == "error: Expected a number in [0, 1,000,000], got `-1.0` - at --w-perf\n"
     code, _, err = call(capsys, "match", REGISTRY, SLOTS, "--threads", "0")
     assert code == EXIT_INVALID and "`--threads` >= 1" in err
 
@@ -282,8 +282,8 @@ def test_validate_a_directory_of_registrations_is_one_registry(capsys, tmp_path)
         shutil.copy(REGISTRY, tmp_path / name)
     code, _, err = call(capsys, "validate", str(tmp_path))
     assert code == EXIT_INVALID
-    assert (f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at {tmp_path}/a.yaml#1 $.backend_id - at "
-            f"{tmp_path}/b.yaml#1 $.backend_id") in err
+    assert (f"Duplicate backend_id `kafka-prod-us-east-1`, first defined at {tmp_path}/a.yaml#1:15:13 $.backend_id - at "
+            f"{tmp_path}/b.yaml#1:15:13 $.backend_id") in err
     (tmp_path / "b.yaml").unlink()
     code, out, _ = call(capsys, "validate", str(tmp_path))
     assert code == EXIT_OK and out.startswith(f"{tmp_path}: 14 backends, valid")

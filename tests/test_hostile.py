@@ -27,7 +27,7 @@ import pytest
 from prism_match import MatchPolicy, Registry, RegistryError, load_registry, load_snapshot
 from prism_match import compiled, snapshot
 from prism_match.cli import main
-from prism_match.compiled import _set_bits, bits_from_rows
+from prism_match.compiled import set_bits, bits_from_rows
 from prism_match.redact import MASK, REMOVED, is_secret_field, printable
 from prism_match.units import parse_duration, parse_size
 
@@ -161,7 +161,7 @@ def test_sparse_and_dense_bit_builds_agree_with_a_plain_loop(rows, width, pairs)
     want = np.zeros((rows, width), dtype=np.uint64)
     for i, j in zip(r.tolist(), b.tolist()):
         want[i, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
-    assert np.array_equal(_set_bits((rows, width), r, b), want)
+    assert np.array_equal(set_bits((rows, width), r, b), want)
     # The transposed build: backends along the bits.
     n_tokens = width * 64
     transposed = bits_from_rows(rows, n_tokens, r, b)
@@ -619,7 +619,7 @@ def test_c1_and_bidi_characters_never_reach_the_output_raw(tmp_path, fmt):
 
 
 def test_a_terminal_table_is_escaped_but_keeps_its_colours():
-    from prism_match.output import SafeConsole
+    from prism_match.render import SafeConsole
     from rich.text import Text
 
     class Tty(io.StringIO):

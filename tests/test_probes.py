@@ -238,7 +238,7 @@ def test_bad_health_check_block_is_located_in_the_registry():
 
 def test_inline_password_in_a_probe_url_is_refused_and_never_shown(http_server):
     url = f"http://probe:hunter2@127.0.0.1:{http_server.port}/ok"
-    with pytest.raises(RegistryError, match=r"Inline secret in `endpoint`") as caught:
+    with pytest.raises(RegistryError, match=r"Inline secret in .*`endpoint`") as caught:
         pm.load_registry([backend("a", {**FAST, "endpoint": url})])
     assert "hunter2" not in str(caught.value)
 

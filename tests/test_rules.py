@@ -173,5 +173,21 @@ def test_the_score_table_shows_every_backend_with_its_failed_rules():
     assert table["backend_id"].to_list() == ["ok", "bad"]
     assert table["eligible"].to_list() == [True, False]
     assert table["failed"].to_list() == [[], ["compliance"]]
-    assert table["compliance"].to_list() == [False, True]
+    assert table["rule_compliance"].to_list() == [False, True]
+    assert table["region"].to_list() == [0.0, 0.0]  # the score term, beside the rule_region verdicts
     assert np.all(table["score"].to_numpy() > 0)
+
+
+def test_explain_all_prints_every_backend_with_its_rules(tmp_path, capsys):
+    from prism_match import cli
+
+    backends, slot = EXAMPLES["compliance"]
+    registry_file = tmp_path / "r.json"
+    slots_file = tmp_path / "s.json"
+    import json
+    registry_file.write_text(json.dumps(backends))
+    slots_file.write_text(json.dumps([dict(slot, slot_name="s")]))
+    assert cli.main(["explain", str(registry_file), str(slots_file), "--all", "-o", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["backend_id"], r["eligible"], r["failed"], r["rule_compliance"]) for r in rows] == [
+        ("ok", True, [], False), ("bad", False, ["compliance"], True)]

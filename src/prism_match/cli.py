@@ -22,6 +22,7 @@ connection data).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -332,10 +333,36 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # --- explain --------------------------------------------------------------------------------
 
+def _explain_all(registry: Registry, slots: Sequence[SlotRequirement], args: argparse.Namespace) -> int:
+    """``explain --all``: the score table of every slot, one row per (slot,
+    backend), eligible backends first, best first."""
+    frames = []
+    for slot in slots:
+        table = registry.score_table(slot).sort(["eligible", "score", "backend_id"], descending=[True, True, False])
+        frames.append(table.select(pl.lit(slot.slot_name).alias("slot_name"), pl.all()))
+    frame = pl.concat(frames) if frames else pl.DataFrame({"slot_name": []}, schema={"slot_name": pl.String})
+    if args.format in ("json", "yaml"):
+        _write_data(frame.to_dicts(), args.format, args.output)
+    elif args.format == "ndjson":
+        _write_ndjson(frame.to_dicts(), args.output)
+    else:
+        flat = frame.with_columns(pl.col("failed").list.join(";")) if "failed" in frame.columns else frame
+        if args.format in ("csv", "parquet"):
+            _write_frame(flat, args.format, args.output)
+        else:
+            shown = [c for c in ("slot_name", "backend_id", "eligible", "failed", "score", "performance", "cost",
+                                 "availability", "region") if c in flat.columns]
+            with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):
+                _write_bytes((str(flat.select(shown)) + "\n").encode("utf-8"), args.output)
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     _check_output(args)
     registry = open_registry(args.registry, args)
     slots = _read_slots(args)
+    if args.all:
+        return _explain_all(registry, slots, args)
     diagnoses = []
     with progress_bar(len(slots), "explaining") as advance:
         for slot in slots:
@@ -885,8 +912,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="add the diagnosis")
     _formats(p, all_formats)
 
-    _formats(command("explain", "why each slot has the backends it has", cmd_explain, slots=True),
-             ("table", "wide", "json", "yaml", "ndjson", "csv", "parquet"))
+    p = command("explain", "why each slot has the backends it has", cmd_explain, slots=True)
+    p.add_argument("--all", action="store_true",
+                   help="every backend: each rule's verdict and every score term (the score table)")
+    _formats(p, ("table", "wide", "json", "yaml", "ndjson", "csv", "parquet"))
 
     p = command("cost", "monthly cost of a workload on every backend, cheapest first", cmd_cost, policy=False)
     for dest, flag, default, metavar, help_text in _COST_OPTIONS:

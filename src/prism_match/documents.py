@@ -19,7 +19,7 @@ import msgspec
 from .errors import RegistryError
 from .loading import Problem, registration_problems, split_document, validate_documents
 from .policy import MatchPolicy
-from .schema import (Base, Capability, Connection, Duration, DurationMs, HealthStatus, Incident, Interface, Pattern,
+from .schema import (Base, Capability, Connection, Duration, DurationMs, Threshold, HealthStatus, Incident, Interface, Pattern,
                      Query, Registration, Size, SlotRequirement)
 
 __all__ = ["KINDS", "PolicyDocument", "document_kind", "validate_document", "policy_from_document", "json_schema"]
@@ -144,6 +144,11 @@ def _schema_hook(kind: type) -> dict[str, Any]:
                           {"type": "string", "pattern": r"^\s*[0-9.]+(e[+-]?[0-9]+)?\s*([KMGTP]i?B|B)?\s*$"}],
                 "description": "bytes, or a size with a unit: B KB MB GB TB PB (powers of 1000), "
                                "KiB MiB GiB TiB PiB (powers of 1024)"}
+    if kind is Threshold:
+        return {"anyOf": [{"type": "number", "minimum": 0},
+                          {"type": "string", "pattern": r"^\s*[0-9.]+\s*%\s*$"},
+                          {"type": "string", "pattern": r"^\s*([0-9.]+(ns|us|µs|ms|s|m|h)\s*)+$"}],
+                "description": "a check threshold: a number, a percentage (1%) or a duration (100ms)"}
     if kind in (Duration, DurationMs):
         return {"type": "string", "pattern": r"^\s*([0-9.]+(ns|us|µs|ms|s|m|h)\s*)+$",
                 "description": "a duration with units ns us ms s m h, combinable (1m30s)"}

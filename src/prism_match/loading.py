@@ -38,7 +38,7 @@ import msgspec
 from .field_errors import MAX_DEPTH, MAX_ERRORS, literal, short, split_path, validate_item, format_path
 from .errors import RegistryError
 from .reading import (
-    MAX_NODES, Document, _json_document, _location, _utf8, _yaml_documents, open_regular_file,
+    MAX_NODES, Document, json_document, doc_location, decode_utf8, yaml_documents, open_regular_file,
 )
 from .cross_field import MAX_FREEFORM_NODES, check_freeform, registration_problems
 from .schema import Registration, decode_hook
@@ -91,10 +91,10 @@ def read_file_documents(path: Path) -> list[tuple[str, Any]]:
     name is a :class:`Document` that can place an error on a line."""
     path = Path(path)
     name = str(path)
-    text = _utf8(_read_bytes(path), name)
+    text = decode_utf8(_read_bytes(path), name)
     if path.suffix.lower() in _JSON_SUFFIXES:
-        return [(Document(name, text, "json"), _json_document(text, name))]
-    docs = _yaml_documents(text, name)
+        return [(Document(name, text, "json"), json_document(text, name))]
+    docs = yaml_documents(text, name)
     present = [(i, d) for i, d in enumerate(docs, start=1) if d is not None]
     if not present:
         raise RegistryError("File holds no YAML documents", name)
@@ -225,10 +225,10 @@ def _validate_all(items: list[Item], kind: type[T], strict: bool
         doc_name, prefix, raw = item
         if isinstance(raw, Problem):
             if strict or not raw.strict_only:
-                errors.append((i, _location(doc_name, raw.path), raw.message))
+                errors.append((i, doc_location(doc_name, raw.path), raw.message))
             continue
         value, found, state = validate_item(raw, kind, strict)
-        errors += [(i, _location(doc_name, f"{prefix}{path[1:]}"), msg) for path, msg in found]
+        errors += [(i, doc_location(doc_name, f"{prefix}{path[1:]}"), msg) for path, msg in found]
         if value is not None:
             if found:
                 partial.append((i, item, value, state.original))
@@ -297,7 +297,7 @@ def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -
             if original is not None:
                 parts = split_path(path)
                 path = format_path(original(parts)) if parts is not None else path
-            errors.append((index, _location(doc_name, f"{prefix}{path[1:]}"), message))
+            errors.append((index, doc_location(doc_name, f"{prefix}{path[1:]}"), message))
         if len(errors) >= MAX_ERRORS:
             break
     regs = [reg for _, _, reg in validated]
@@ -305,7 +305,7 @@ def _load_registrations(source: Any, strict: bool, allow_inline_secrets: bool) -
     if len(set(ids)) != len(ids):
         first_seen: dict[str, tuple[int, str]] = {}
         for (index, (doc_name, prefix, _), _), backend_id in zip(validated, ids):
-            here = _location(doc_name, f"{prefix}.backend_id")
+            here = doc_location(doc_name, f"{prefix}.backend_id")
             first = first_seen.setdefault(backend_id, (index, here))
             if first[0] != index:
                 errors.append((index, here, f"Duplicate backend_id `{short(backend_id)}`, first defined at {first[1]}"))

@@ -25,7 +25,7 @@ path; nothing here raises ``OSError``.
 Text is escaped on its way out (``redact.printable`` with ``lines=True``):
 control characters and bidirectional overrides in names never reach a
 terminal raw, whether as a table, CSV or JSON (where the ``\\uNNNN`` escape
-is JSON's own). :class:`SafeConsole` does the same for rich's tables on a
+is JSON's own). :class:`render.SafeConsole` does the same for rich's tables on a
 terminal, escaping the text of each segment before rich adds its colours.
 """
 
@@ -39,13 +39,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from rich.console import Console
-from rich.segment import Segment
 
 from .errors import RegistryError
 from .redact import printable
 
-__all__ = ["open_output", "write_bytes", "write_text", "checked_path", "SafeConsole"]
+__all__ = ["open_output", "write_bytes", "write_text", "checked_path"]
 
 
 def checked_path(path: Any, where: str) -> str:
@@ -180,36 +178,3 @@ def write_text(text: str, path: Any | None, where: str = "output") -> None:
         sys.stdout.flush()
         return
     write_bytes(text.encode("utf-8"), path, where)
-
-
-class _Rendered(str):
-    """What SafeConsole rendered: escaped already, and styled by rich."""
-
-
-class _EscapingFile:
-    """A console's file: rich's own output (``_Rendered``) goes through as it
-    is, any other text written to it (a pre-laid-out plain table) escaped."""
-
-    def __init__(self, file: IO[str]):
-        self._file = file
-
-    def write(self, text: str) -> int:
-        return self._file.write(text if type(text) is _Rendered else printable(text, lines=True))
-
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, flush, encoding...
-        return getattr(self._file, name)
-
-
-class SafeConsole(Console):
-    """A rich Console whose output never carries a control character or a
-    bidirectional override from the data: the text of every segment is
-    escaped before rich styles it (its own colour codes are added after),
-    and plain text written to ``console.file`` is escaped as it goes."""
-
-    def __init__(self, *args: Any, file: IO[str] | None = None, **kwargs: Any):
-        super().__init__(*args, file=_EscapingFile(file) if file is not None else None, **kwargs)
-
-    def _render_buffer(self, buffer: Any) -> str:
-        return _Rendered(super()._render_buffer(
-            Segment(text, style, control) if control else Segment(printable(text, lines=True), style, control)
-            for text, style, control in buffer))

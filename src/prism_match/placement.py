@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import polars as pl
 
 from . import _core
 from .batch import prepare_all
@@ -23,6 +22,8 @@ from .errors import RegistryError
 from .results import Diagnosis
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .slot_details import PreparedSlot
 
 __all__ = ["assign", "Assignment", "Binding", "Unplaced", "PlacementError"]
@@ -80,6 +81,8 @@ class Assignment:
         return not any(not u.optional for u in self.unplaced)
 
     def to_polars(self) -> pl.DataFrame:
+        import polars as pl
+
         return pl.DataFrame([msgspec.structs.asdict(b) for b in self.bindings],
                             schema={"slot_name": pl.String, "backend_id": pl.String, "score": pl.Float64,
                                     "performance": pl.Float64, "cost": pl.Float64,
@@ -183,6 +186,8 @@ def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot
 
 def _utilisation(view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
     """Per backend after placement: placements, used and max of each resource."""
+    import polars as pl
+
     c = view
     with np.errstate(all="ignore"):  # no capacity declared: null; a tiny one: a huge share
         def share(used: np.ndarray, cap: np.ndarray) -> pl.Series:

@@ -339,7 +339,7 @@ def _yaml_error(exc: yaml.YAMLError, name: str, text: str | None = None) -> Regi
     return RegistryError(f"Invalid YAML: {short(str(problem), 120)}{where}", name)
 
 
-def _yaml_documents(text: str, name: str) -> list[Any]:
+def yaml_documents(text: str, name: str) -> list[Any]:
     loader = _YamlLoader(text)
     merges = "<<" in text or "!!merge" in text or "tag:yaml.org,2002:merge" in text
     docs: list[Any] = []
@@ -360,7 +360,7 @@ def _yaml_documents(text: str, name: str) -> list[Any]:
     return docs
 
 
-def _utf8(data: bytes, name: str) -> str:
+def decode_utf8(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -444,7 +444,7 @@ def _json_syntax_error(text: str, exc: ValueError, name: str) -> RegistryError:
     return RegistryError(f"Invalid JSON: {short(message, 160)}", name)
 
 
-def _json_document(text: str, name: str) -> Any:
+def json_document(text: str, name: str) -> Any:
     """One JSON document; duplicate keys refused (msgspec and json keep the
     last silently), numbers past float range kept as too large so they are
     reported where they stand."""
@@ -603,7 +603,7 @@ class Document(str):
         return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _location(doc_name: str, path: str | None) -> str:
+def doc_location(doc_name: str, path: str | None) -> str:
     """``doc $.path``, with ``:line:column`` after the document's name when
     its file can tell (a YAML or JSON file; not a list of dicts)."""
     if path is None:

@@ -26,9 +26,11 @@ from rich import box
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.table import Table
+from rich.segment import Segment
 from rich.text import Text
 
-from .output import SafeConsole, write_text
+from .output import write_text
+from .redact import printable
 from .results import Diagnosis, Match
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, SlotRequirement
 from .units import format_rate, format_size
@@ -43,6 +45,39 @@ log = logging.getLogger("prism_match")
 PROGRESS_MIN_SLOTS = 200  # shorter batches finish before a bar is worth drawing
 DETAIL_MAX_SLOTS = 50     # per-slot blocks with reasons up to this; a compact table beyond
 RICH_MAX_ROWS = 200       # rich measures every cell (~1.5 ms a row): larger tables are laid out plainly
+
+
+class _Rendered(str):
+    """What SafeConsole rendered: escaped already, and styled by rich."""
+
+
+class _EscapingFile:
+    """A console's file: rich's own output (``_Rendered``) goes through as it
+    is, any other text written to it (a pre-laid-out plain table) escaped."""
+
+    def __init__(self, file: IO[str]):
+        self._file = file
+
+    def write(self, text: str) -> int:
+        return self._file.write(text if type(text) is _Rendered else printable(text, lines=True))
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, flush, encoding...
+        return getattr(self._file, name)
+
+
+class SafeConsole(Console):
+    """A rich Console whose output never carries a control character or a
+    bidirectional override from the data: the text of every segment is
+    escaped before rich styles it (its own colour codes are added after),
+    and plain text written to ``console.file`` is escaped as it goes."""
+
+    def __init__(self, *args: Any, file: IO[str] | None = None, **kwargs: Any):
+        super().__init__(*args, file=_EscapingFile(file) if file is not None else None, **kwargs)
+
+    def _render_buffer(self, buffer: Any) -> str:
+        return _Rendered(super()._render_buffer(
+            Segment(text, style, control) if control else Segment(printable(text, lines=True), style, control)
+            for text, style, control in buffer))
 
 
 def make_console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:

@@ -452,8 +452,8 @@ class HealthCheckConfig(Base, kw_only=True):
     """
 
     endpoint: Annotated[str, msgspec.Meta(min_length=1)] | None = None
-    interval: Duration = Duration(30.0)
-    timeout: Duration = Duration(5.0)
+    interval: Duration = 30.0  # type: ignore[assignment]  (a plain float default: schemas can show it)
+    timeout: Duration = 5.0  # type: ignore[assignment]
     healthy_threshold: Rounds = 2
     unhealthy_threshold: Rounds = 3
     checks: Annotated[tuple[CheckSpec, ...], msgspec.Meta(min_length=1)] = (CheckSpec(name="connectivity"),)

@@ -184,7 +184,7 @@ def ranked(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, k: int | N
 def score_table(columns: Columns, slot: PreparedSlot, policy: MatchPolicy) -> pl.DataFrame:
     """One row per live backend, in position order: ``backend_id``,
     ``eligible``, ``failed`` (the rejection codes, table order), one bool
-    column per rule (True: rejects), and the score components (computed for
+    column per rule (``rule_<code>``, True: rejects), and the score components (computed for
     every backend, eligible or not; rank them with ``eligible`` first)."""
     import polars as pl
 
@@ -197,6 +197,6 @@ def score_table(columns: Columns, slot: PreparedSlot, policy: MatchPolicy) -> pl
         "backend_id": pl.Series([columns.backend_ids[i] for i in live.tolist()], dtype=pl.String),
         "eligible": bits == 0,
         "failed": pl.Series(codes, dtype=pl.List(pl.String)),
-        **{code: mask[live] for code, mask in masks.items()},
+        **{f"rule_{code}": mask[live] for code, mask in masks.items()},
         **parts,
     })
