@@ -505,6 +505,14 @@ cdef class CoreRegistry:
         """Usage of position ``i`` from its observed and reserved columns."""
         self._resum(i)
 
+    def set_alive(self, Py_ssize_t i, bint alive):
+        """Mark position ``i`` as holding a backend, or as a hole."""
+        cdef mask_t* words = <mask_t*>self.r.alive
+        if alive:
+            words[i >> 6] |= (<mask_t>1) << (i & 63)
+        else:
+            words[i >> 6] &= ~((<mask_t>1) << (i & 63))
+
     def forget_index(self):
         """Positions changed (add/remove/replace): rebuild the id index on next use."""
         self._index = None

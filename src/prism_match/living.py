@@ -51,52 +51,72 @@ class Layout:
     def __init__(self, columns: Columns, core: CoreRegistry):
         self.columns = columns
         self.core = core
-        self._order: SortedList | None = None  # live ids in byte order, made on the first add
+        # Ids in byte order with their labels, made on the first add. A
+        # removed id stays in the list (its label still marks its place in
+        # the order) until the list is rebuilt, so a remove costs no search;
+        # the same id added again takes its label back.
+        self._order: SortedList | None = None
+        self._labels: dict[str, int] = {}
+        self._gone: set[str] = set()
 
     # --- ids in order --------------------------------------------------------------------
 
     def _ids_in_order(self) -> SortedList:
-        if self._order is None:
+        if self._order is None or len(self._gone) > 64 + len(self._order) // 2:
             c = self.columns
             live = [i for i, b in enumerate(c.backend_ids) if b is not None]
             labels = c.id_label
             live.sort(key=lambda i: labels[i])
             self._order = SortedList(c.backend_ids[i] for i in live)
+            self._labels = {c.backend_ids[i]: int(labels[i]) for i in live}
+            self._gone = set()
         return self._order
 
+    def _neighbours(self, at: int) -> tuple[int, int]:
+        order, labels = self._order, self._labels
+        assert order is not None
+        lo = labels[order[at - 1]] if at > 0 else _LABEL_MIN
+        hi = labels[order[at]] if at < len(order) else _LABEL_MAX
+        return lo, hi
+
     def _label_for(self, backend_id: str) -> int:
-        """A label between the new id's neighbours (spreading a window of
-        labels out first when they touch)."""
+        """The order label of an added id: its own again if it was removed
+        (still in the list), else one between its neighbours' (spreading a
+        window of labels out first when they touch)."""
         order = self._ids_in_order()
+        if backend_id in self._gone:
+            self._gone.discard(backend_id)
+            return self._labels[backend_id]
         at = order.bisect_left(backend_id)
-        labels = self.columns.store["id_label"]
-        index = self.core.index
-        lo = labels[index[order[at - 1]]] if at > 0 else _LABEL_MIN
-        hi = labels[index[order[at]]] if at < len(order) else _LABEL_MAX
+        lo, hi = self._neighbours(at)
         # At either end, step one gap out (ids often arrive in order), else
         # take the middle.
         if at == len(order) and at and hi - lo > 2 * LABEL_GAP:
-            return int(lo + LABEL_GAP)
-        if at == 0 and len(order) and hi - lo > 2 * LABEL_GAP:
-            return int(hi - LABEL_GAP)
-        if hi - lo < 2:
-            self._spread(at)
-            lo = labels[index[order[at - 1]]] if at > 0 else _LABEL_MIN
-            hi = labels[index[order[at]]] if at < len(order) else _LABEL_MAX
-        return int(lo + (hi - lo) // 2)
+            label = lo + LABEL_GAP
+        elif at == 0 and len(order) and hi - lo > 2 * LABEL_GAP:
+            label = hi - LABEL_GAP
+        else:
+            if hi - lo < 2:
+                self._spread(at)
+                lo, hi = self._neighbours(at)
+            label = lo + (hi - lo) // 2
+        order.add(backend_id)
+        self._labels[backend_id] = label
+        return label
 
     def _spread(self, at: int) -> None:
         """Give the ids around ``at`` evenly spaced labels, widening the
         window until it has room for them all (amortized: each doubling
-        halves how often it happens)."""
+        halves how often it happens). Removed ids in the window get new
+        labels too, in the list only."""
         order = self._ids_in_order()
-        labels = self.columns.store["id_label"]
+        store = self.columns.store["id_label"]
         index = self.core.index
         width = 8
         while True:
             first, last = max(0, at - width), min(len(order), at + width)
-            lo = labels[index[order[first - 1]]] if first > 0 else _LABEL_MIN
-            hi = labels[index[order[last]]] if last < len(order) else _LABEL_MAX
+            lo, _ = self._neighbours(first)
+            _, hi = self._neighbours(last)
             count = last - first
             if hi - lo > 4 * (count + 2) or (first == 0 and last == len(order)):
                 break
@@ -104,7 +124,10 @@ class Layout:
         step = (hi - lo) // (count + 2)
         for j, backend_id in enumerate(order[first:last]):
             # One gap is left free where the new id goes (between at-1 and at).
-            labels[index[backend_id]] = lo + step * (j + 1 + (first + j >= at))
+            label = lo + step * (j + 1 + (first + j >= at))
+            self._labels[backend_id] = label
+            if backend_id not in self._gone:
+                store[index[backend_id]] = label
 
     # --- room ----------------------------------------------------------------------------
 
@@ -244,9 +267,8 @@ class Layout:
                 c.backend_ids[i] = reg.backend_id
             self._write(i, reg, row, grew, keep_live=False, appended=appended)
             c.store["id_label"][i] = self._label_for(reg.backend_id)
-            order.add(reg.backend_id)
             self.core.index[reg.backend_id] = i
-            c.store["alive"][i >> 6] |= MASK_DTYPE(1) << MASK_DTYPE(i & 63)
+            self.core.set_alive(i, True)
             positions.append(i)
         c.ids_changed()
         return positions
@@ -255,12 +277,12 @@ class Layout:
         """Clear the backend's alive bit and free its position; returns it."""
         c = self.columns
         i = self.core.index.pop(backend_id)
-        c.store["alive"][i >> 6] &= ~(MASK_DTYPE(1) << MASK_DTYPE(i & 63))
+        self.core.set_alive(i, False)
         c.backend_ids[i] = None
         c.holes.append(i)
         c.dense = False
         if self._order is not None:
-            self._order.remove(backend_id)
+            self._gone.add(backend_id)
         c.ids_changed()
         return i
 

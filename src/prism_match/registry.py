@@ -104,7 +104,7 @@ class Registry:
         self._attach(columns, version)
         self.policy = policy
         self._reservations: dict[int, Reservation] = {}
-        self._held: collections.Counter[str] = collections.Counter()
+        self._held: dict[str, set[int]] = {}  # backend_id -> ids of its reservations
         self._next_reservation = itertools.count(1)
         self._health_notes: dict[str, _HealthNote] = {}
         self._lock = threading.RLock()  # Python-level changes (add, remove, replace, release) one at a time
@@ -359,9 +359,8 @@ class Registry:
             self._core.position(backend_id, "remove")
             self._layout.remove(backend_id)
             self._by_id.pop(backend_id, None)
-            self._held.pop(backend_id, None)
             self._health_notes.pop(backend_id, None)
-            for rid in [rid for rid, r in self._reservations.items() if r.backend_id == backend_id]:
+            for rid in self._held.pop(backend_id, ()):
                 del self._reservations[rid]
             self._records_current = False
             self._core.record("remove", backend_id, None)
@@ -398,7 +397,7 @@ class Registry:
             reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
                                       match.score, w, r, storage)
             self._reservations[reservation.id] = reservation
-            self._held[match.backend_id] += 1
+            self._held.setdefault(match.backend_id, set()).add(reservation.id)
             self._core.record("reserve", match.backend_id, reservation)
         return reservation
 
@@ -429,8 +428,9 @@ class Registry:
             held = self._reservations.pop(rid, None)
             if held is None:
                 return False
-            self._held[held.backend_id] -= 1
-            last = self._held[held.backend_id] == 0
+            ids = self._held[held.backend_id]
+            ids.discard(rid)
+            last = not ids
             if last:
                 del self._held[held.backend_id]
             self._core.release(self._core.index[held.backend_id], held.write_rps, held.read_rps, held.storage,
@@ -500,7 +500,7 @@ class Registry:
             i = self._core.position(held.backend_id, "apply")
             self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces)
             self._reservations[held.id] = held
-            self._held[held.backend_id] += 1
+            self._held.setdefault(held.backend_id, set()).add(held.id)
             self._next_reservation = itertools.count(max(held.id + 1, next(self._next_reservation)))
             self._core.record("reserve", held.backend_id, held)
 
@@ -592,7 +592,7 @@ def load_snapshot(path: str | os.PathLike | bytes, *, policy: MatchPolicy = DEFA
                 raise RegistryError(f"Snapshot is damaged: a reservation names unknown backend "
                                     f"`{r.backend_id[:60]}`", "snapshot")
             registry._reservations[r.id] = r
-            registry._held[r.backend_id] += 1
+            registry._held.setdefault(r.backend_id, set()).add(r.id)
         if held:
             registry._next_reservation = itertools.count(max(r.id for r in held) + 1)
     return registry
