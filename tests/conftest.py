@@ -98,9 +98,11 @@ def bodies(draw, features: list[str], regions: list[str], tags: list[str], wide:
         "capabilities": draw(st.lists(_feature(features, True), max_size=most)),
         "interfaces": draw(st.lists(_feature(features, False), max_size=most)),
         "capacity": draw(maybe(block(max_write_rps=rates, max_read_rps=rates, max_storage=sizes,
-                                     max_namespaces=st.sampled_from((0, 1, 10))))),
+                                     max_namespaces=st.sampled_from((0, 1, 10)),
+                                     max_connections=st.sampled_from((0, 50, 100))))),
         "current": draw(maybe(block(write_rps=rates, read_rps=rates, storage_used=sizes,
-                                    namespace_count=st.sampled_from((0, 1, 5))))),
+                                    namespace_count=st.sampled_from((0, 1, 5)),
+                                    active_connections=st.sampled_from((0, 60))))),
         "cost": draw(maybe(block(cost_per_1k_writes=costs, cost_per_1k_reads=costs))),
         "health": draw(maybe(block(status=st.sampled_from(HEALTH_STATUSES), uptime_percent_24h=uptimes))),
         "regions": draw(st.lists(st.sampled_from(regions), max_size=most, unique=True)),
@@ -146,7 +148,7 @@ def _required(names: list[str]) -> st.SearchStrategy:
 
 
 FILTERS = ("capabilities", "interfaces", "performance", "preferred_region", "regions", "compliance",
-           "backend_types", "health_statuses", "min_storage", "consistency")
+           "backend_types", "health_statuses", "min_storage", "consistency", "min_connections")
 PERFORMANCE = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
                "requires_atomic_writes", "min_storage")
 
@@ -168,7 +170,8 @@ def slot_for(draw, case: RegistryCase) -> dict:
             (pool if draw(st.booleans()) or not own else [])
 
     regions = near(target.get("regions", []), case.regions, "nowhere")
-    tags = near(target.get("compliance", []), [], "notag") or ["notag"]
+    # Compliance draws from every tag too, so all-of is tested with several.
+    tags = near(target.get("compliance", []), case.tags, "notag") or ["notag"]
     keys = draw(st.sets(st.sampled_from(FILTERS), max_size=4))
     perf_keys = draw(st.sets(st.sampled_from(PERFORMANCE), min_size=1, max_size=3))
     values = {
@@ -180,12 +183,13 @@ def slot_for(draw, case: RegistryCase) -> dict:
             "min_storage": sizes}.items() if k in perf_keys}),
         "preferred_region": st.sampled_from(regions),
         "regions": st.lists(st.sampled_from(regions), max_size=3),
-        "compliance": st.lists(st.sampled_from(tags), max_size=2),
+        "compliance": st.lists(st.sampled_from(tags), min_size=1, max_size=3),
         "backend_types": st.lists(st.sampled_from(BACKEND_TYPES), max_size=4).map(
             lambda ts: ts + [target["backend_type"]] if target and len(ts) % 2 else ts),
         "health_statuses": st.lists(st.sampled_from(HEALTH_STATUSES), max_size=3),
         "min_storage": sizes,
         "consistency": st.sampled_from(CONSISTENCY_LEVELS),
+        "min_connections": st.sampled_from((0, 40, 50, 100)),
     }
     slot = {"slot_name": "s"}
     for key in FILTERS:  # a fixed order: the same draw gives the same slot

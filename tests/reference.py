@@ -31,7 +31,7 @@ __all__ = ["CODES", "LIVE_FIELDS", "LiveState", "required_names", "eligible", "s
 CODES = (
     "missing_interface", "missing_capability", "insufficient_write_capacity",
     "insufficient_read_capacity", "latency_too_high", "health_status", "region", "compliance",
-    "backend_type", "insufficient_storage", "consistency",
+    "backend_type", "insufficient_storage", "consistency", "insufficient_connections",
 )
 
 # The keyword arguments of ``Registry.update`` (SPEC §5).
@@ -106,6 +106,8 @@ def _state(reg: Registration, live: Live) -> dict[str, Any]:
         "cost_per_1k_writes": field(cost, "cost_per_1k_writes"),
         "uptime": uptime,
         "status": live.get("status", health.status if health is not None else "unknown"),
+        "max_connections": field(cap, "max_connections"),
+        "active_connections": current("active_connections", "active_connections"),
     }
 
 
@@ -230,6 +232,18 @@ def eligible(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEF
         if reg.consistency is None or \
                 CONSISTENCY_LEVELS.index(reg.consistency) > CONSISTENCY_LEVELS.index(slot.consistency):
             codes.append("consistency")
+
+    # Connections (the rule added through the rule table): like storage, no
+    # declared max_connections fails any minimum above 0.
+    need = float(slot.min_connections or 0)
+    if need > 0:
+        if st["max_connections"] is None:
+            codes.append("insufficient_connections")
+        else:
+            have = max(0.0, st["max_connections"] - st["active_connections"]) \
+                if policy.capacity_basis == "available" else st["max_connections"]
+            if not have >= need:
+                codes.append("insufficient_connections")
     return codes
 
 

@@ -67,6 +67,7 @@ def expected_kernel_view(columns, details) -> dict:
         "min_r": details.min_read_rps,
         "min_storage": details.min_storage,
         "max_lat_ms": details.max_latency_ms,
+        "min_conn": details.min_connections,
         "lat_all": not caps,
         "lat_mask": _words([r.bit for r in caps if r.bit is not None] if bounded else (), columns.features.words),
         "pref_region": details.preferred_region_bit,

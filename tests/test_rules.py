@@ -106,6 +106,9 @@ EXAMPLES = {
                              {"min_storage": "1TB"}),
     "consistency": ([backend("ok", consistency="bounded_staleness"), backend("bad", consistency="session")],
                     {"consistency": "bounded_staleness"}),
+    # The rule added through the table (rules.py's four steps): `bad` declares too few.
+    "insufficient_connections": ([backend("ok", capacity={"max_connections": 500}),
+                                  backend("bad", capacity={"max_connections": 499.5})], {"min_connections": 500}),
 }
 
 
@@ -191,3 +194,14 @@ def test_explain_all_prints_every_backend_with_its_rules(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [(r["backend_id"], r["eligible"], r["failed"], r["rule_compliance"]) for r in rows] == [
         ("ok", True, [], False), ("bad", False, ["compliance"], True)]
+
+
+def test_connections_count_what_is_left_under_the_available_basis():
+    backends = [backend("busy", capacity={"max_write_rps": 1000, "max_read_rps": 1000, "max_connections": 500},
+                        current={"active_connections": 450}),
+                backend("undeclared")]
+    slot = {"min_connections": 100}
+    assert rejected(backends, slot) == {"insufficient_connections": 1}  # the maximum is enough; no declaration fails
+    registry = load_registry(backends, policy=MatchPolicy(capacity_basis="available"))
+    assert registry.explain(dict(slot, slot_name="s")).rejected == {"insufficient_connections": 2}
+    assert str(registry.explain(dict(slot, slot_name="s"))) == "0/2 backends eligible: 2 insufficient_connections(need 100 connections)"

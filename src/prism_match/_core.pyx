@@ -45,7 +45,7 @@ def rule_bits():
     """The C enum's bits in table order (tests hold them to rules.RULES)."""
     return (RULE_MISSING_INTERFACE, RULE_MISSING_CAPABILITY, RULE_WRITE_CAPACITY, RULE_READ_CAPACITY,
             RULE_LATENCY, RULE_HEALTH, RULE_REGION, RULE_COMPLIANCE, RULE_BACKEND_TYPE, RULE_STORAGE,
-            RULE_CONSISTENCY, RULE_NAMESPACES)
+            RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS)
 
 
 cdef class CorePolicy:
@@ -178,6 +178,8 @@ cdef class CoreRegistry:
         self.r.storage_used = <const score_t*>_ptr(s["used_storage"])
         self.r.max_ns = <const score_t*>_ptr(s["max_namespaces"])
         self.r.ns_count = <const score_t*>_ptr(s["used_namespaces"])
+        self.r.max_conn = <const score_t*>_ptr(s["max_connections"])
+        self.r.cur_conn = <const score_t*>_ptr(s["active_connections"])
         self.r.cost_score = <const score_t*>_ptr(s["cost_score"])
         self.r.avail_score = <const score_t*>_ptr(s["avail_score"])
         self.r.id_rank = <const index_t*>_ptr(s["id_label"])

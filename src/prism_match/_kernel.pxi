@@ -38,6 +38,8 @@ cdef struct Reg:
     const score_t* storage_used
     const score_t* max_ns
     const score_t* ns_count
+    const score_t* max_conn         # NaN: not declared
+    const score_t* cur_conn
     const score_t* cost_score
     const score_t* avail_score
     const index_t* id_rank          # order labels: byte order of backend_id
@@ -60,7 +62,7 @@ cdef struct Slot:
     unsigned int type_mask
     unsigned int health_mask
     int max_consistency
-    score_t min_w, min_r, min_storage, max_lat_ms
+    score_t min_w, min_r, min_storage, max_lat_ms, min_conn
     bint lat_all
     const mask_t* lat_mask          # [wf]
     index_t pref_region             # region bit, or -1
@@ -199,6 +201,13 @@ cdef inline rules_t _failed(const Reg* r, const Slot* s, const Policy* p, const 
                 if not every:
                     return failed
                 break
+    if s.min_conn > 0:
+        # Like storage: a backend that declares no max_connections fails.
+        if isnan(r.max_conn[i]) or (_headroom(r.max_conn[i], r.cur_conn[i], NULL, i)
+                                    if left else r.max_conn[i]) < s.min_conn:
+            failed |= RULE_CONNECTIONS
+            if not every:
+                return failed
     if s.max_lat_ms < INFINITY:
         for e in range(r.lat_start[i], r.lat_stop[i]):
             if (s.lat_all or _bit(s.lat_mask, r.lat_token[e]) or _bit(s.lat_mask, r.lat_vtoken[e])) \

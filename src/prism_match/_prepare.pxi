@@ -160,6 +160,7 @@ cdef class PreparedSlot:
             "min_r": self.s.min_r,
             "min_storage": self.s.min_storage,
             "max_lat_ms": self.s.max_lat_ms,
+            "min_conn": self.s.min_conn,
             "lat_all": bool(self.s.lat_all),
             "lat_mask": [self.s.lat_mask[i] for i in range(wf)],
             "pref_region": self.s.pref_region,
@@ -249,6 +250,8 @@ cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, 
     s.min_storage = value if value is not None else 0.0
     value = perf.max_latency_p99 if perf is not None else None
     s.max_lat_ms = value if value is not None else INFINITY
+    value = requirement.min_connections
+    s.min_conn = value if value is not None else 0.0
 
     lat = lat_mask if s.max_lat_ms < INFINITY else NULL  # latency applies to required capabilities
     for item in ifcs:

@@ -13,4 +13,5 @@ cdef enum:
     RULE_STORAGE = 1 << 9
     RULE_CONSISTENCY = 1 << 10
     RULE_NAMESPACES = 1 << 11
-    N_RULES = 12
+    RULE_CONNECTIONS = 1 << 12
+    N_RULES = 13

@@ -59,7 +59,8 @@ UNKNOWN_CONSISTENCY = len(CONSISTENCY_LEVELS)
 # float64[n] columns, in the order to_polars shows them.
 FLOAT_COLUMNS = (
     "max_write_rps", "max_read_rps", "write_rps", "read_rps", "max_storage", "storage_used",
-    "max_namespaces", "namespace_count", "cost_per_1k_writes", "uptime_percent_24h",
+    "max_namespaces", "namespace_count", "max_connections", "active_connections", "cost_per_1k_writes",
+    "uptime_percent_24h",
     "cost_score", "avail_score",
 )
 INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
@@ -72,6 +73,7 @@ _RESERVED = dict(zip(USED_COLUMNS, RESERVED_COLUMNS))
 # What an input float column holds when the value is not given (module docstring).
 MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
            "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
+           "max_connections": math.nan, "active_connections": 0.0,
            "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan,
            **{name: 0.0 for name in RESERVED_COLUMNS}}
 
@@ -145,6 +147,8 @@ class Columns:
     storage_used = _RowView()     # bytes, observed
     max_namespaces = _RowView()   # missing = +inf
     namespace_count = _RowView()  # observed
+    max_connections = _RowView()  # missing = NaN (fails any min_connections > 0)
+    active_connections = _RowView()  # observed, missing = 0
     cost_per_1k_writes = _RowView()  # missing = NaN
     uptime_percent_24h = _RowView()  # missing = NaN (live)
     cost_score = _RowView()       # derived
@@ -478,7 +482,8 @@ class Row:
         cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
         given = (cap_ and cap_.max_write_rps, cap_ and cap_.max_read_rps, cur and cur.write_rps,
                  cur and cur.read_rps, cap_ and cap_.max_storage, cur and cur.storage_used,
-                 cap_ and cap_.max_namespaces, cur and cur.namespace_count, cost and cost.cost_per_1k_writes,
+                 cap_ and cap_.max_namespaces, cur and cur.namespace_count, cap_ and cap_.max_connections,
+                 cur and cur.active_connections, cost and cost.cost_per_1k_writes,
                  hl and hl.uptime_percent_24h)
         self.floats = tuple(MISSING[name] if value is None else float(value)
                             for name, value in zip(INPUT_FLOATS, given))
@@ -642,10 +647,11 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
         "backend_id": c.backend_ids[i], "backend_type": BACKEND_TYPES[c.backend_type[i]],
         "capabilities": caps, "interfaces": ifcs,
         "capacity": {k: v for k, v in (("max_write_rps", num("max_write_rps")), ("max_read_rps", num("max_read_rps")),
-                                       ("max_storage", num("max_storage")), ("max_namespaces", num("max_namespaces")))
+                                       ("max_storage", num("max_storage")), ("max_namespaces", num("max_namespaces")),
+                                       ("max_connections", num("max_connections")))
                      if v is not None},
         "current": {"write_rps": num("write_rps"), "read_rps": num("read_rps"), "storage_used": num("storage_used"),
-                    "namespace_count": num("namespace_count")},
+                    "namespace_count": num("namespace_count"), "active_connections": num("active_connections")},
         "health": {"status": HEALTH_STATUSES[c.health[i]]},
         "regions": bits(c.region_rows, c.regions), "compliance": bits(c.compliance_rows, c.compliance),
     }

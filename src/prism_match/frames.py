@@ -33,7 +33,7 @@ from .vocabulary import Vocabulary, is_versioned, shown, split_requirement, vers
 
 __all__ = ["columns_to_polars", "columns_from_polars"]
 
-_NULLABLE = ("max_storage", "max_namespaces", "cost_per_1k_writes", "uptime_percent_24h")
+_NULLABLE = ("max_storage", "max_namespaces", "max_connections", "cost_per_1k_writes", "uptime_percent_24h")
 
 
 def _set_pairs(bits: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

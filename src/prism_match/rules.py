@@ -160,6 +160,8 @@ RULES: tuple[Rule, ...] = (
          _no_hint, "Backend's consistency is weaker than the slot requires (or unknown)"),
     Rule("namespaces_exhausted", 1 << 11, lambda s: "no namespace left", _no_hint,
          "Backend has no namespace left for another placement"),
+    Rule("insufficient_connections", 1 << 12, lambda s: f"need {_num(s.slot.min_connections)} connections", _no_hint,
+         "Backend's connections are below the slot's min_connections (or not declared)"),
 )
 
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}

@@ -572,6 +572,7 @@ class SlotRequirement(Base, kw_only=True):
     health_statuses: list[HealthStatus] | None = None
     min_storage: Size | None = None
     consistency: Consistency | None = None
+    min_connections: NonNegative | None = None  # connections left (or declared): insufficient_connections
 
     __post_init__ = _names_checked("slot_name", "capabilities", "interfaces", "preferred_region", "regions",
                                    "compliance")

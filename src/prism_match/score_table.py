@@ -97,6 +97,11 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
         masks["backend_type"] = ~np.isin(c.backend_type, np.fromiter(slot.type_codes, dtype=np.int64))
     masks["insufficient_storage"] = (~storage_ok) if slot.min_storage > 0 else np.zeros(n, dtype=bool)
     masks["consistency"] = c.consistency > slot.max_consistency
+    if slot.min_connections > 0:
+        have = _left(c.max_connections, c.active_connections, None) if left else c.max_connections
+        masks["insufficient_connections"] = np.isnan(c.max_connections) | ~(have >= slot.min_connections)
+    else:
+        masks["insufficient_connections"] = np.zeros(n, dtype=bool)
     if placed is not None:
         masks["namespaces_exhausted"] = c.max_namespaces - c.used_namespaces - placed["ns"] < 1
     if not c.dense:

@@ -48,6 +48,7 @@ class SlotDetails:
     min_read_rps: float
     min_storage: float
     max_latency_ms: float              # +inf: no bound
+    min_connections: float             # 0: no bound
     health_codes: frozenset[int]
     region_bits: tuple[int, ...] | None  # None: no region filter
     unknown_regions: tuple[str, ...]
@@ -102,6 +103,7 @@ def slot_details(columns: Columns, slot: SlotRequirement, default_health: tuple[
         min_storage=min_storage,
         max_latency_ms=perf.max_latency_p99 if perf is not None and perf.max_latency_p99 is not None
         else math.inf,
+        min_connections=slot.min_connections if slot.min_connections is not None else 0.0,
         health_codes=frozenset(HEALTH_CODE[s] for s in statuses),
         region_bits=region_bits, unknown_regions=unknown_regions,
         compliance_bits=compliance_bits, unknown_compliance=unknown_compliance,

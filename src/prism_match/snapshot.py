@@ -311,7 +311,7 @@ def _column(name: str) -> Member:
         "consistency": _codes(len(CONSISTENCY_LEVELS) + 1),
         "lat_indptr": _offsets("lat", lambda k: k["n"]),
         "lat_token": _lat_tokens(False), "lat_vtoken": _lat_tokens(True), "lat_p99_ms": _floats(),
-        "max_storage": _floats(nan=True), "max_namespaces": _floats(inf=True),
+        "max_storage": _floats(nan=True), "max_namespaces": _floats(inf=True), "max_connections": _floats(nan=True),
         "cost_per_1k_writes": _floats(nan=True), "uptime_percent_24h": _floats(0.0, 100.0, nan=True),
         "cost_score": _floats(0.0, 1.0), "avail_score": _floats(0.0, 1.0),
         "id_rank": None, "feature_bits": None,  # checked against the ids and the rows (_cross_check)
