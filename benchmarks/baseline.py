@@ -90,6 +90,9 @@ class BaselineRegistry:
         self.columns = c
         self.policy = policy or registry.policy
         self.backend_ids = c.backend_ids
+        # Row-wise masks (what backend i declares), made once: the columns
+        # keep only the transposed bits the kernel reads.
+        self.feature_rows = c.feature_rows
         # The latency CSR as one owner per entry: rule 5 then is a mask over entries.
         self.latency_owner = np.repeat(np.arange(c.n), np.diff(c.lat_indptr))
 
@@ -101,7 +104,7 @@ class BaselineRegistry:
         c, p = self.columns, self.policy
         if s.unmatchable:
             return np.zeros(c.n, dtype=bool)
-        ok = ((c.feature_rows & s.required_words) == s.required_words).all(axis=1)     # rules 1, 2
+        ok = ((self.feature_rows & s.required_words) == s.required_words).all(axis=1)  # rules 1, 2
         if p.capacity_basis == "available":
             # Headroom is clamped at 0: an overloaded backend has none, not a
             # negative amount (SPEC §1), so it still passes a minimum of 0.

@@ -412,14 +412,9 @@ cdef class CoreRegistry:
         self._resum(i)
         self.version += 1
         if self.log is not None:
-            changes = {}
-            if w == w: changes["write_rps"] = w
-            if r == r: changes["read_rps"] = r
-            if st == st: changes["storage_used"] = st
-            if ns == ns: changes["namespace_count"] = ns
-            if code >= 0: changes["status"] = status
-            if up == up: changes["uptime"] = up
-            self.log.append((self.version, "update", self.columns.backend_ids[i], changes))
+            # The values as given (NaN / -1: not given); ``update_fields``
+            # turns them into keyword arguments when the log is read.
+            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up)))
 
     def record(self, str kind, backend_id, payload):
         """A change made above the core (add, remove, replace, reserve,
@@ -554,6 +549,26 @@ cdef _load_slot_codec():
         _encode_slot = msgspec.msgpack.Encoder().encode
         _decode_slot = msgspec.msgpack.Decoder(SlotRequirement, dec_hook=decode_hook).decode
         _ValidationError = msgspec.ValidationError
+
+
+_HEALTH_NAMES = None
+
+
+def update_fields(tuple values):
+    """An update's logged values → the keyword arguments that replay it."""
+    global _HEALTH_NAMES
+    if _HEALTH_NAMES is None:
+        from .schema import HEALTH_STATUSES
+        _HEALTH_NAMES = HEALTH_STATUSES
+    w, r, st, ns, code, up = values
+    out = {}
+    for name, value in (("write_rps", w), ("read_rps", r), ("storage_used", st), ("namespace_count", ns),
+                        ("uptime", up)):
+        if value == value:
+            out[name] = value
+    if code >= 0:
+        out["status"] = _HEALTH_NAMES[code]
+    return out
 
 
 def _error(message, location):

@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 
 from . import batch, diagnosis, patterns, placement, score_table
-from ._core import Match
+from ._core import Match, update_fields
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
 from .errors import RegistryError, positive_int
@@ -456,7 +456,8 @@ class Registry:
         if since < max(first, self._log_start):
             raise RegistryError(f"Changes after version {since} are no longer kept (the log holds those after "
                                 f"version {max(first, self._log_start)}); load a newer snapshot", "changes")
-        return [Change(*entry) for entry in self._log if entry[0] > since]
+        return [Change(version, kind, backend_id, update_fields(data) if kind == "update" else data)
+                for version, kind, backend_id, data in self._log if version > since]
 
     def apply(self, changes: Iterable[Change]) -> None:
         """Replay another registry's changes (``changes(since=...)``) on this
