@@ -34,17 +34,21 @@ _CONNECTION_KEYS = {"auth", "tls", "pool", "timeouts", "retry", "endpoint"}
 _QUERY_KEYS = set(Query.__struct_fields__)
 
 
+_DEFAULT = MatchPolicy()
+
+
 class PolicyDocument(Base, kw_only=True):
     """A policy file (``policy:`` wrapper optional): MatchPolicy's fields,
     each optional, unknown fields refused."""
 
-    w_perf: float = 0.4
-    w_cost: float = 0.3
-    w_avail: float = 0.2
-    w_region: float = 0.1
-    perf_cap: float = 2.0
-    capacity_basis: Literal["max", "available"] = "max"
-    health_statuses: list[HealthStatus] = msgspec.field(default_factory=lambda: ["healthy", "degraded", "unknown"])
+    # The defaults are MatchPolicy's own (one place for them).
+    w_perf: float = _DEFAULT.w_perf
+    w_cost: float = _DEFAULT.w_cost
+    w_avail: float = _DEFAULT.w_avail
+    w_region: float = _DEFAULT.w_region
+    perf_cap: float = _DEFAULT.perf_cap
+    capacity_basis: Literal["max", "available"] = _DEFAULT.capacity_basis
+    health_statuses: list[HealthStatus] = msgspec.field(default_factory=lambda: list(_DEFAULT.health_statuses))
 
 
 _POLICY_KEYS = set(PolicyDocument.__struct_fields__)
