@@ -485,11 +485,13 @@ class Row:
                  cap_ and cap_.max_namespaces, cur and cur.namespace_count, cap_ and cap_.max_connections,
                  cur and cur.active_connections, cost and cost.cost_per_1k_writes,
                  hl and hl.uptime_percent_24h)
-        self.floats = tuple(MISSING[name] if value is None else float(value)
-                            for name, value in zip(INPUT_FLOATS, given))
+        self.floats = [missing if value is None else value for value, missing in zip(given, _MISSING_INPUTS)]
         self.backend_type = TYPE_CODE[reg.backend_type]
         self.health = HEALTH_CODE[reg.health_status]
         self.consistency = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
+
+
+_MISSING_INPUTS = tuple(MISSING[name] for name in INPUT_FLOATS)
 
 
 def compile_registry(registrations: list[Registration]) -> Columns:
