@@ -350,6 +350,13 @@ cdef class CoreRegistry:
         pass (explain, check_binding)."""
         return _failure_bits(&self.r, slot, policy, None)
 
+    def failed_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
+        """The failed-rule bits of the backend at position ``i`` alone
+        (check_binding: what one bound backend lacks)."""
+        if not 0 <= i < self.r.n:
+            raise IndexError(i)
+        return _backend_failures(&self.r, &slot.s, &policy.p, NULL, i)
+
     # --- live state ----------------------------------------------------------------------
 
     cdef inline void _resum(self, Py_ssize_t i) noexcept:
@@ -453,10 +460,7 @@ cdef class CoreRegistry:
         cdef score_t perf, region, aw, ar
         pl.w = NULL; pl.r = NULL; pl.storage = NULL; pl.ns = NULL
         if at >= 0:
-            failed = _failed(&self.r, &slot.s, &policy.p, &pl, at, True) | slot.s.always_failed
-            for j in range(slot.s.n_req):
-                if not _bit(self.r.feature_bits + slot.s.req_tokens[j] * self.r.stride, at):
-                    failed |= <rules_t>slot.s.req_rule[j]
+            failed = _backend_failures(&self.r, &slot.s, &policy.p, &pl, at)
             if failed:
                 return None, failed
             _components(&self.r, &slot.s, &policy.p, &pl, at, &perf, &region, &aw, &ar)

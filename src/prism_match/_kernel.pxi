@@ -300,13 +300,25 @@ cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Pla
     return size
 
 
+cdef inline rules_t _backend_failures(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
+                                     index_t i) noexcept nogil:
+    """Every rule backend i fails: the names no backend knows, the feature
+    rows it lacks, and the rest (``_failed`` collecting all)."""
+    cdef index_t j
+    cdef rules_t f = s.always_failed
+    for j in range(s.n_req):
+        if not _bit(r.feature_bits + s.req_tokens[j] * r.stride, i):
+            f |= <rules_t>s.req_rule[j]
+    return f | _failed(r, s, p, pl, i, True)
+
+
 cdef index_t failure_bits(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
                           rules_t* out, index_t* counts) noexcept nogil:
     """Every failed rule of every live backend: ``out[i]`` (0 for eligible
     backends and holes), ``counts[b]`` backends failing the rule of bit b;
     returns how many live backends are eligible. One pass, for explain,
     check_binding and the assign diagnosis."""
-    cdef index_t w, i, j, b, eligible = 0
+    cdef index_t w, i, b, eligible = 0
     cdef mask_t word
     cdef rules_t f
     for i in range(r.n):
@@ -316,11 +328,7 @@ cdef index_t failure_bits(const Reg* r, const Slot* s, const Policy* p, const Pl
         while word:
             i = (w << 6) + pm_ctz64(word)
             word &= word - 1
-            f = s.always_failed
-            for j in range(s.n_req):
-                if not _bit(r.feature_bits + s.req_tokens[j] * r.stride, i):
-                    f |= <rules_t>s.req_rule[j]
-            f |= _failed(r, s, p, pl, i, True)
+            f = _backend_failures(r, s, p, pl, i)
             out[i] = f
             if f == 0:
                 eligible += 1

@@ -49,7 +49,7 @@ from .registry import Registry, load_registry, load_snapshot
 from .render import (DETAIL_MAX_SLOTS, SCORE_COLUMNS, Column, diagnosis_block, match_summary, money, phase, plural,
                      print_table, print_utilisation, progress_bar, quantity, reasons_text, render_outcomes,
                      render_outcomes_compact, render_summary, rich_target, score_cells)
-from .results import Diagnosis, Match, SlotOutcome
+from .results import Match, SlotOutcome
 from .schema import BACKEND_TYPES, HEALTH_STATUSES, Query, SlotRequirement
 from .slot_files import is_pattern, read_slots, split_list
 from .vocabulary import is_versioned

@@ -250,7 +250,7 @@ class Layout:
         """Write each registration into a free position (a hole first, else
         the next one); returns the positions. The ids are new (checked above)."""
         c = self.columns
-        order = self._ids_in_order()
+        self._ids_in_order()  # made (or rebuilt) before any position changes
         positions = []
         for reg in registrations:
             row, grew = self._row(reg, c.size + 1)

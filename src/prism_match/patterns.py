@@ -117,9 +117,9 @@ def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> d
             continue
         prepared = engine.prepare(spec.to_slot(slot_name))
         i = engine.core.index[bid]
-        bits, _, _ = engine.core.failure_bits(prepared, engine.core_policy)
-        mine = bits[i:i + 1]
-        counts = np.array([(int(mine[0]) >> b) & 1 for b in range(len(RULES))], dtype=np.int64)
+        failed = engine.core.failed_at(prepared, engine.core_policy, i)
+        mine = np.array([failed], dtype=np.uint32)
+        counts = np.array([(failed >> b) & 1 for b in range(len(RULES))], dtype=np.int64)
         # The details are worked out against this backend alone (what *it*
         # lacks), not against the whole registry.
         diag = diagnose(prepared, engine.columns, mine, counts, 0, index=np.array([i]))
