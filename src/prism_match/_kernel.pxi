@@ -244,6 +244,27 @@ cdef inline score_t _score(const Reg* r, const Policy* p, index_t i, score_t per
     return p.w_perf * perf + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] + p.w_region * region
 
 
+cdef inline score_t _perf_upper(const Slot* s, const Policy* p, score_t max_w, score_t max_r) noexcept nogil:
+    """An upper bound of the performance term of any backend whose maximum
+    capacities are at most (max_w, max_r): headroom never exceeds the
+    maximum (usage and placed amounts are >= 0), and division and min are
+    monotonic in floats. Every new performance strategy bounds itself here."""
+    cdef score_t perf = p.cap
+    if s.min_w > 0 and max_w / s.min_w < perf:
+        perf = max_w / s.min_w
+    if s.min_r > 0 and max_r / s.min_r < perf:
+        perf = max_r / s.min_r
+    return perf
+
+
+cdef inline score_t _score_upper(const Slot* s, const Policy* p, score_t perf, score_t cost, score_t avail,
+                                 score_t region) noexcept nogil:
+    """An upper bound of ``_score`` given upper bounds of its terms, in the
+    same operation order (rounding is monotonic, so the bound holds in
+    floats). Every new score term adds its own maximum here."""
+    return p.w_perf * perf + p.w_cost * cost + p.w_avail * avail + p.w_region * region
+
+
 cdef inline mask_t _candidates(const Reg* r, const Slot* s, index_t w) noexcept nogil:
     """Word ``w`` of the live backends that hold every required feature."""
     cdef mask_t word = r.alive[w]
@@ -271,11 +292,11 @@ cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Pla
             i = (w << 6) + pm_ctz64(word)
             word &= word - 1
             if size == k:
-                # Prune before touching the rest of the row: the score can be
-                # no higher than with perf at its cap and the region term won
-                # (rounding is monotonic, so this bound is exact in floats).
-                bound = p.w_perf * p.cap + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] \
-                    + p.w_region * region_max
+                # Prune before touching the rest of the row: the score can be no
+                # higher than with the headroom at the maximum capacity and the
+                # region term won (_score_upper).
+                bound = _score_upper(s, p, _perf_upper(s, p, r.max_w[i], r.max_r[i]), r.cost_score[i],
+                                     r.avail_score[i], region_max)
                 if bound < hs[0] or (bound == hs[0] and r.id_rank[i] > hr[0]):
                     continue
             if not _eligible(r, s, p, pl, i):
