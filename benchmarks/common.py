@@ -30,7 +30,7 @@ import prism_match
 from prism_match import Registry, load_registry
 from prism_match.synthetic import generate_registry, generate_slots
 
-__all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "cache_dir", "documents", "registry", "fresh_registry", "has_snapshots",
+__all__ = ["SEED", "DICT_PATH_LIMIT", "SELECTIVITY_SLOTS", "HARD_SLOT", "RARE_REGION_SLOT", "hard_registry", "cache_dir", "documents", "registry", "fresh_registry", "has_snapshots",
            "registry_source", "backend_frame", "snapshot_path", "slots", "warm", "selectivity_slot", "distinct_slots", "slot_stream", "has_api", "require_api", "has_from_polars"]
 
 SEED = 20240601
@@ -61,6 +61,15 @@ SELECTIVITY_SLOTS: dict[str, dict[str, Any]] = {
         "compliance": ["pci"],
     },
 }
+
+# The hard case of issue 15: a write minimum so high that the performance term
+# stays below its cap on every eligible backend (max_write_rps tops out at
+# 2,000,000: headroom / 1,100,000 < 2), on hard_registry (30 % copies).
+HARD_SLOT: dict[str, Any] = {"slot_name": "firehose", "performance": {"min_write_rps": 1_100_000}}
+# One region of six, with two compliance tags: about 2 % of backends.
+RARE_REGION_SLOT: dict[str, Any] = {"slot_name": "records", "capabilities": ["get"],
+                                    "regions": ["ap-northeast-1"], "compliance": ["hipaa", "gdpr"]}
+HARD_DUPLICATE_SHARE = 0.3
 
 
 def has_api(name: str) -> bool:
@@ -214,6 +223,29 @@ def _large_registry(n: int, seed: int) -> Registry:
     if not has_from_polars():
         raise NotImplementedError(f"{n:,} backends need Registry.from_polars")
     return Registry.from_polars(backend_frame(n, seed))
+
+
+@functools.lru_cache(maxsize=2)
+def hard_registry(n: int, seed: int = SEED, *, fresh: bool = False) -> Registry:
+    """A synthetic registry where 30 % of the backends are copies of others
+    under new ids (exact score ties everywhere); past 100,000 backends, the
+    100,000 one tiled with fresh ids (``backend_frame``'s way). ``fresh``:
+    a private copy (its own arrays)."""
+    import polars as pl
+
+    from prism_match.synthetic import generate_registry
+
+    path = _cached_path(f"hard-{n}-{seed}", ".npz", _source_hash())
+    if not path.exists():
+        if n <= DICT_PATH_LIMIT:
+            built = load_registry(generate_registry(n, seed, duplicate_share=HARD_DUPLICATE_SHARE))
+        else:
+            base = hard_registry(DICT_PATH_LIMIT, seed).to_polars()
+            copies = -(-n // base.height)
+            frame = pl.concat([base.with_columns(pl.col("backend_id") + f"-{c}") for c in range(copies)]).head(n)
+            built = Registry.from_polars(frame)
+        _write_atomically(path, built.save)
+    return prism_match.load_snapshot(path)
 
 
 def slots(m: int, seed: int = SEED) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ cdef class LiveSnapshot:
     cdef Reg r
     cdef object _keep
     cdef object _pinned
+    cdef ScanOrder scan            # the registry's scan order, its live rows copied, bounds exact (or None)
 
     def __init__(self, CoreRegistry core):
         c = core.columns
@@ -27,6 +28,13 @@ cdef class LiveSnapshot:
         self.r.ns_count = <const score_t*>_ptr(keep[3])
         self.r.avail_score = <const score_t*>_ptr(keep[4])
         self.r.health = <const code_t*>_ptr(keep[5])
+        self.scan = core._scan.snapshot(&self.r) if core._scan is not None and core.use_scan_order else None
+
+    cdef inline index_t best(self, const Slot* s, const Policy* p, const Placed* pl, index_t k,
+                             score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
+        if self.scan is not None:
+            return topk_ordered(&self.r, &self.scan.o, s, p, pl, k, hs, hr, hi)
+        return topk_scores(&self.r, s, p, pl, k, hs, hr, hi)
 
     @property
     def arrays(self):
@@ -84,8 +92,8 @@ def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py
                 region = 0.0
                 aw = 0.0
                 ar = 0.0
-                size = topk_scores(&snap.r, &cs[j], &policy.p, NULL, k, &out_score[start + j, 0],
-                                   &ranks[j * k], &out_idx[start + j, 0])
+                size = snap.best(&cs[j], &policy.p, NULL, k, &out_score[start + j, 0], &ranks[j * k],
+                                 &out_idx[start + j, 0])
                 out_count[start + j] = size
                 for t in range(size):
                     i = out_idx[start + j, t]
@@ -119,7 +127,7 @@ def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t star
     for j in range(start, m):
         cs = <PreparedSlot>slots[j]
         with nogil:
-            size = topk_scores(&snap.r, &cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
+            size = snap.best(&cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if size:
                 _components(&snap.r, &cs.s, &policy.p, &pl, hi, &perf, &region, &aw, &ar)
                 chosen[j] = hi

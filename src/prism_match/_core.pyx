@@ -40,6 +40,20 @@ cdef mask_t _EMPTY = 0
 
 include "_kernel.pxi"
 
+_TYPE_CODE = _HEALTH_CODE = None
+_UNKNOWN_CONSISTENCY = 0
+
+
+cdef _load_codes():
+    # Lazily: compiled imports this module.
+    global _TYPE_CODE, _HEALTH_CODE, _UNKNOWN_CONSISTENCY
+    if _TYPE_CODE is None:
+        from .compiled import HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
+        _TYPE_CODE, _HEALTH_CODE, _UNKNOWN_CONSISTENCY = TYPE_CODE, HEALTH_CODE, UNKNOWN_CONSISTENCY
+
+
+include "_order.pxi"
+
 
 def rule_bits():
     """The C enum's bits in table order (tests hold them to rules.RULES)."""
@@ -139,6 +153,10 @@ cdef class CoreRegistry:
     # keeps the latest as (version, kind, backend_id, payload).
     cdef readonly Py_ssize_t version
     cdef public object log
+    cdef ScanOrder _scan           # None until order_by: then every top-k scans in its order
+    # False: top-k scans every position in order, skipping nothing (the
+    # benchmarks' "before", and a switch for the tests).
+    cdef public bint use_scan_order
 
     def __init__(self, columns, general_prepare, reasons_of, log=None, Py_ssize_t version=0):
         self.columns = columns
@@ -149,6 +167,7 @@ cdef class CoreRegistry:
         self._reasons_of = reasons_of
         self._vocab_version = 0
         self._slots = {}
+        self.use_scan_order = True
         self.refresh(True)
         _load_slot_codec()
 
@@ -203,6 +222,8 @@ cdef class CoreRegistry:
         self._uptime = <score_t*>_ptr(s["uptime_percent_24h"])
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
+        if self._scan is not None:
+            self._scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
         if vocabularies or self._vocab is None:
             self._vocab_version += 1
             self._vocab = SlotVocab(c, self._vocab_version)
@@ -213,6 +234,51 @@ cdef class CoreRegistry:
         into spare room): the cheap part of ``refresh``."""
         self.r.n = size
         self.r.nw = (size + 63) >> 6
+
+    def order_by(self, double w_cost, double w_avail, Py_ssize_t block_words=0):
+        """Lay the backends out for the scan by ``w_cost * cost_score +
+        w_avail * avail_score`` (best first, ties by backend_id order) and
+        build its rows and bounds (see _order.pxi). Nothing is done when the
+        order already follows these weights (only their ratio matters).
+        ``block_words``: words per block (default 64; the tests use small
+        blocks so that small registries have many)."""
+        cdef ScanOrder scan
+        cdef index_t[::1] perm_view
+        if block_words <= 0:
+            block_words = self._scan.block_words if self._scan is not None else BLOCK_WORDS
+        if self._scan is not None and self._scan.block_words == block_words \
+                and self._scan.w_cost * w_avail == self._scan.w_avail * w_cost \
+                and (self._scan.w_cost > 0) == (w_cost > 0) and (self._scan.w_avail > 0) == (w_avail > 0):
+            return
+        _load_codes()
+        c = self.columns
+        s = c.store
+        n = self.r.n
+        scan = ScanOrder(w_cost, w_avail, block_words)
+        scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
+        if n:
+            live = np.unpackbits(s["alive"][:self.r.nw].view(np.uint8), bitorder="little")[:n].astype(bool)
+            positions = np.arange(n, dtype=np.int64)
+            key = w_cost * s["cost_score"][:n] + w_avail * s["avail_score"][:n]
+            first = positions[live][np.lexsort((s["id_label"][:n][live], -key[live]))]
+            perm = np.concatenate([first, positions[~live]])
+            scan.arrays["perm"][:n] = perm
+            scan.arrays["slot_of"][perm] = positions
+        scan.n_slots = n
+        with nogil:
+            _build_rows(&self.r, &scan.o, scan.slot_of, scan.n_features)
+        self._scan = scan
+
+    @property
+    def scan_order(self):
+        """The ScanOrder (None before ``order_by``)."""
+        return self._scan
+
+    cdef inline index_t _best(self, const Slot* s, const Policy* p, const Placed* pl, index_t k,
+                              score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
+        if self._scan is not None and self.use_scan_order:
+            return topk_ordered(&self.r, &self._scan.o, s, p, pl, k, hs, hr, hi)
+        return topk_scores(&self.r, s, p, pl, k, hs, hr, hi)
 
     @property
     def index(self):
@@ -338,7 +404,7 @@ cdef class CoreRegistry:
         if kk > 16:
             bufs = (np.empty(kk, dtype=np.float64), np.empty(kk, dtype=np.int64), np.empty(kk, dtype=np.int64))
             hs = <score_t*>_ptr(bufs[0]); hr = <index_t*>_ptr(bufs[1]); hi = <index_t*>_ptr(bufs[2])
-        size = topk_scores(&self.r, &slot.s, &policy.p, NULL, kk, hs, hr, hi)
+        size = self._best(&slot.s, &policy.p, NULL, kk, hs, hr, hi)
         for j in range(size):
             out.append(self._match(slot, policy, NULL, hi[j], hs[j]))
         return out
@@ -414,7 +480,11 @@ cdef class CoreRegistry:
         if up == up:
             self._uptime[i] = up
             self._avail_score[i] = up / 100.0
+            if self._scan is not None:
+                self._scan.raise_bounds(&self.r, i)
         if code >= 0:
+            if self._scan is not None:
+                self._scan.set_health(i, self._health[i], <code_t>code)
             self._health[i] = <code_t>code
         self._resum(i)
         self.version += 1
@@ -467,7 +537,7 @@ cdef class CoreRegistry:
             hi = at
             hs = _score(&self.r, &policy.p, at, perf, region)
         else:
-            size = topk_scores(&self.r, &slot.s, &policy.p, &pl, 1, &hs, &hr, &hi)
+            size = self._best(&slot.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if not size:
                 return None, 0
         m = self._match(slot, policy, &pl, hi, hs)
@@ -503,16 +573,30 @@ cdef class CoreRegistry:
         self._resum(i)
 
     def recompute_usage(self, Py_ssize_t i):
-        """Usage of position ``i`` from its observed and reserved columns."""
+        """Usage of position ``i`` from its observed and reserved columns,
+        after its row was written (add, replace): a live backend's row is
+        taken into the scan order again (a replace)."""
         self._resum(i)
+        if self._scan is not None and _bit(self.r.alive, i):
+            self._scan.write(&self.r, i)
 
     def set_alive(self, Py_ssize_t i, bint alive):
-        """Mark position ``i`` as holding a backend, or as a hole."""
+        """Mark position ``i`` as holding a backend (its row written), or as a hole."""
         cdef mask_t* words = <mask_t*>self.r.alive
         if alive:
             words[i >> 6] |= (<mask_t>1) << (i & 63)
+            if self._scan is not None:
+                self._scan.put(&self.r, i)
         else:
             words[i >> 6] &= ~((<mask_t>1) << (i & 63))
+            if self._scan is not None:
+                self._scan.drop(i)
+
+    def label_written(self, Py_ssize_t i):
+        """Position ``i``'s order label changed (ids spread out around an
+        added one): the scan order's rank bounds take it."""
+        if self._scan is not None and 0 <= i < self.r.n:
+            self._scan.raise_bounds(&self.r, i)
 
     def forget_index(self):
         """Positions changed (add/remove/replace): rebuild the id index on next use."""

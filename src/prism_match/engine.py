@@ -90,6 +90,7 @@ class Engine:
         self.policy = policy
         self.core_policy: CorePolicy = policy.core()
         self.core.set_default_health(policy.health_statuses)  # forgets slots prepared under the old ones
+        self.core.order_by(policy.w_cost, policy.w_avail)  # the scan order for these weights (kept if the same)
         self._reprepared: dict[int, tuple[PreparedSlot, PreparedSlot]] = {}
 
     def prepare(self, slot: Any) -> PreparedSlot:

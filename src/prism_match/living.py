@@ -128,6 +128,7 @@ class Layout:
             self._labels[backend_id] = label
             if backend_id not in self._gone:
                 store[index[backend_id]] = label
+                self.core.label_written(index[backend_id])
 
     # --- room ----------------------------------------------------------------------------
 

@@ -1,0 +1,551 @@
+# The scan order: top-k that skips what cannot win. Included by _core.pyx.
+#
+# Positions (the columns, Match.index, every answer) keep their order. Beside
+# them, ScanOrder lays the backends out by the part of the score no slot
+# changes (w_cost * cost + w_avail * avail, best first; ties by backend_id
+# order), as a permutation ``perm`` (scan slot -> position) with its inverse.
+# In scan order it keeps:
+#   * bit rows for every categorical rule: the feature tokens (AND), backend
+#     type, health status (OR of the allowed codes), consistency (one
+#     "at most level c" row per level), regions (OR of the listed) and
+#     compliance tags (AND), so a slot's candidates come 64 at a time;
+#   * bounds per 64-slot word and per block of words (64 by default): the maxima
+#     of cost_score, avail_score, max_write_rps and max_read_rps.
+# A word or block is skipped when a slot's minimum capacity exceeds its
+# maximum capacity, or when its score bound (_score_upper of the maxima) is
+# strictly below the heap's worst kept score: every backend inside scores at
+# most the bound, so none can enter. Equal bounds are scanned (the
+# per-backend check then decides ties by id rank), so exact ties stay exact.
+#
+# Rows are pre-filters only: a survivor still passes the whole of ``_failed``,
+# so a row that is missing (regions or compliance over the memory budget, a
+# slot listing more names than MAX_LISTED) costs speed, never correctness.
+# The same for bounds: live changes only raise them (constant time), and a
+# stale bound is loose, never wrong; they are recomputed exactly when cheap
+# (when a batch snapshots the columns, and on every rebuild).
+#
+# Live changes: an added backend takes the scan slot of the hole it fills, or
+# a new last one (positions and scan slots stay one to one); a removed one
+# clears its alive bit; a replaced one rewrites its bits; an update of status
+# flips two bits, of uptime raises a bound.
+
+cdef enum:
+    BLOCK_WORDS = 64        # words per block by default: 4,096 scan slots
+    MAX_LISTED = 32         # region / compliance names a slot may list and still be filtered as rows
+
+cdef index_t _NO_RANK = 0x7FFFFFFFFFFFFFFF  # a word with no backend: every rank is after it
+
+# Region and compliance rows cost (names x backends / 8) bytes each; past
+# this they are not kept and the per-backend check does their work.
+DEF _ROW_BUDGET = 64 * 1024 * 1024
+
+
+cdef struct Order:
+    index_t stride                  # words per row (capacity)
+    const index_t* perm             # [>= n]: scan slot -> position
+    const mask_t* alive             # [stride]
+    const mask_t* features          # [Tf, stride]
+    const mask_t* btype             # [n_type, stride]
+    const mask_t* health            # [n_health, stride]
+    const mask_t* cons_le           # [n_cons, stride]: consistency code <= row
+    const mask_t* regions           # [n_regions, stride] (NULL: not kept)
+    const mask_t* compliance        # [n_compliance, stride] (NULL: not kept)
+    index_t n_features              # feature tokens in use (rows may be more)
+    index_t n_type, n_health, n_cons, n_regions, n_compliance
+    const score_t* word_bounds      # [4, stride]: max cost, avail, max_w, max_r
+    const score_t* block_bounds     # [4, stride / block_words + 1]
+    const index_t* word_rank        # [stride]: the least id rank inside
+    const index_t* block_rank       # [stride / block_words + 1]
+    index_t block_stride
+    index_t block_words             # words per block
+
+
+cdef struct Filter:
+    # A slot's categorical rules as lists of rows (computed once per match).
+    bint empty                      # no backend can pass (no allowed type or status)
+    index_t n_types, n_health, n_regions, n_compliance
+    index_t cons                    # consistency row, or -1: no filter
+    index_t types[32]
+    index_t health[32]
+    index_t regions[MAX_LISTED]
+    index_t compliance[MAX_LISTED]
+    index_t pref                    # preferred region row, or -1 (no split)
+
+
+cdef inline index_t _listed(const mask_t* words, index_t nwords, index_t limit, index_t* out) noexcept nogil:
+    # The set bits of ``words`` (all < limit) into out; -1 when there are
+    # more than MAX_LISTED or one is past ``limit`` (no row for it).
+    cdef index_t w, b, n = 0
+    cdef mask_t word
+    for w in range(nwords):
+        word = words[w]
+        while word:
+            b = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            if b >= limit or n == MAX_LISTED:
+                return -1
+            out[n] = b
+            n += 1
+    return n
+
+
+cdef inline void _filter(const Reg* r, const Order* o, const Slot* s, const Policy* p, Filter* f) noexcept nogil:
+    cdef index_t c, n
+    cdef unsigned int all_types = (1u << o.n_type) - 1
+    cdef unsigned int all_health = (1u << o.n_health) - 1
+    f.empty = (s.type_mask & all_types) == 0 or (s.health_mask & all_health) == 0
+    f.n_types = 0
+    if (s.type_mask & all_types) != all_types:
+        for c in range(o.n_type):
+            if (s.type_mask >> c) & 1:
+                f.types[f.n_types] = c
+                f.n_types += 1
+    f.n_health = 0
+    if (s.health_mask & all_health) != all_health:
+        for c in range(o.n_health):
+            if (s.health_mask >> c) & 1:
+                f.health[f.n_health] = c
+                f.n_health += 1
+    f.cons = s.max_consistency if s.max_consistency < o.n_cons - 1 else -1
+    if f.cons < -1:
+        f.empty = True
+    f.n_regions = 0
+    if s.region_filter and o.regions != NULL:
+        n = _listed(s.region_any, r.wr, o.n_regions, f.regions)
+        f.n_regions = n if n > 0 else 0
+        if n == 0:
+            f.empty = True  # a region filter naming no known region: nothing passes
+    f.n_compliance = 0
+    if s.compliance_filter and o.compliance != NULL:
+        n = _listed(s.compliance_all, r.wk, o.n_compliance, f.compliance)
+        f.n_compliance = n if n > 0 else 0
+    f.pref = s.pref_region if (s.pref_region >= 0 and o.regions != NULL and s.pref_region < o.n_regions
+                               and p.w_region > 0) else -1
+
+
+cdef inline mask_t _ordered_candidates(const Order* o, const Slot* s, const Filter* f, index_t w) noexcept nogil:
+    """Word ``w`` of the scan slots that are live and pass every categorical rule."""
+    cdef mask_t word = o.alive[w], acc
+    cdef index_t j, st = o.stride
+    for j in range(s.n_req):
+        word &= o.features[s.req_tokens[j] * st + w]
+    if word == 0:
+        return 0
+    if f.n_types:
+        acc = 0
+        for j in range(f.n_types):
+            acc |= o.btype[f.types[j] * st + w]
+        word &= acc
+    if f.n_health:
+        acc = 0
+        for j in range(f.n_health):
+            acc |= o.health[f.health[j] * st + w]
+        word &= acc
+    if f.cons >= 0:
+        word &= o.cons_le[f.cons * st + w]
+    if word and f.n_regions:
+        acc = 0
+        for j in range(f.n_regions):
+            acc |= o.regions[f.regions[j] * st + w]
+        word &= acc
+    if word and f.n_compliance:
+        for j in range(f.n_compliance):
+            word &= o.compliance[f.compliance[j] * st + w]
+    return word
+
+
+cdef inline bint _below(const Slot* s, const Policy* p, const score_t* bounds, const index_t* ranks,
+                        index_t stride, index_t at, score_t region, index_t size, index_t k, const score_t* hs,
+                        const index_t* hr) noexcept nogil:
+    """Whether nothing in the word or block ``at`` (bounds rows of ``stride``)
+    can be eligible and win: its maximum capacity is under the slot's
+    minimum, or (the heap full) its score bound is below the worst kept
+    score, or equal to it with every id rank inside after the worst's."""
+    cdef score_t max_w = bounds[2 * stride + at], max_r = bounds[3 * stride + at], bound
+    if max_w < s.min_w or max_r < s.min_r:
+        return True
+    if size < k:
+        return False
+    bound = _score_upper(s, p, _perf_upper(s, p, max_w, max_r), bounds[at], bounds[stride + at], region)
+    return bound < hs[0] or (bound == hs[0] and ranks[at] > hr[0])
+
+
+cdef inline index_t _scan_word(const Reg* r, const Order* o, const Slot* s, const Policy* p, const Placed* pl,
+                               index_t k, mask_t word, index_t base, score_t region_max, index_t size,
+                               score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
+    """Push the eligible backends of one candidate word (scan slots base+bit)
+    through the heap; returns its new size."""
+    cdef index_t i
+    cdef score_t perf, region, aw, ar, sc, bound
+    while word:
+        i = o.perm[base + pm_ctz64(word)]
+        word &= word - 1
+        if size == k:
+            bound = _score_upper(s, p, _perf_upper(s, p, r.max_w[i], r.max_r[i]), r.cost_score[i],
+                                 r.avail_score[i], region_max)
+            if bound < hs[0] or (bound == hs[0] and r.id_rank[i] > hr[0]):
+                continue
+        if not _eligible(r, s, p, pl, i):
+            continue
+        _components(r, s, p, pl, i, &perf, &region, &aw, &ar)
+        sc = _score(r, p, i, perf, region)
+        if size < k:
+            hs[size] = sc; hr[size] = r.id_rank[i]; hi[size] = i
+            _sift_up(hs, hr, hi, size)
+            size += 1
+        elif _worse(hs[0], hr[0], sc, r.id_rank[i]):
+            hs[0] = sc; hr[0] = r.id_rank[i]; hi[0] = i
+            _sift_down(hs, hr, hi, size, 0)
+    return size
+
+
+cdef index_t topk_ordered(const Reg* r, const Order* o, const Slot* s, const Policy* p, const Placed* pl,
+                          index_t k, score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
+    """``topk_scores`` in scan order, skipping blocks and words that cannot
+    win; the same answer (the heap orders by score, then id rank, whatever
+    the order backends arrive in)."""
+    cdef index_t size = 0, b, w, w_stop, last
+    cdef mask_t word, pref
+    cdef score_t region_max = 1.0 if s.pref_region >= 0 else 0.0
+    cdef score_t ts
+    cdef index_t tr, ti
+    cdef Filter f
+    if s.always_failed or k <= 0 or r.n == 0:
+        return 0
+    _filter(r, o, s, p, &f)
+    if f.empty:
+        return 0
+    for b in range((r.nw + o.block_words - 1) // o.block_words):
+        if _below(s, p, o.block_bounds, o.block_rank, o.block_stride, b, region_max, size, k, hs, hr):
+            continue
+        w_stop = min((b + 1) * o.block_words, r.nw)
+        for w in range(b * o.block_words, w_stop):
+            if _below(s, p, o.word_bounds, o.word_rank, o.stride, w, region_max, size, k, hs, hr):
+                continue
+            word = _ordered_candidates(o, s, &f, w)
+            if not word:
+                continue
+            if f.pref >= 0:
+                # Preferred region first: the rest of the word then has its
+                # region term bounded at 0.
+                pref = word & o.regions[f.pref * o.stride + w]
+                if pref:
+                    size = _scan_word(r, o, s, p, pl, k, pref, w << 6, region_max, size, hs, hr, hi)
+                word &= ~pref
+                if not word or _below(s, p, o.word_bounds, o.word_rank, o.stride, w, 0.0, size, k, hs, hr):
+                    continue
+                size = _scan_word(r, o, s, p, pl, k, word, w << 6, 0.0, size, hs, hr, hi)
+            else:
+                size = _scan_word(r, o, s, p, pl, k, word, w << 6, region_max, size, hs, hr, hi)
+    last = size - 1
+    while last > 0:
+        ts = hs[0]; hs[0] = hs[last]; hs[last] = ts
+        tr = hr[0]; hr[0] = hr[last]; hr[last] = tr
+        ti = hi[0]; hi[0] = hi[last]; hi[last] = ti
+        _sift_down(hs, hr, hi, last, 0)
+        last -= 1
+    return size
+
+
+# --- keeping the order ---------------------------------------------------------------------
+
+cdef inline void _raise(score_t* bounds, index_t* ranks, index_t stride, index_t at, score_t cost, score_t avail,
+                        score_t max_w, score_t max_r, index_t rank) noexcept nogil:
+    if rank < ranks[at]:
+        ranks[at] = rank
+    if cost > bounds[at]:
+        bounds[at] = cost
+    if avail > bounds[stride + at]:
+        bounds[stride + at] = avail
+    if max_w > bounds[2 * stride + at]:
+        bounds[2 * stride + at] = max_w
+    if max_r > bounds[3 * stride + at]:
+        bounds[3 * stride + at] = max_r
+
+
+cdef void _tighten(const Reg* r, const Order* o) noexcept nogil:
+    """Every bound recomputed from the live backends (the extremes exactly)."""
+    cdef index_t w, j, i, nb = (r.nw + o.block_words - 1) // o.block_words
+    cdef mask_t word
+    cdef score_t* words = <score_t*>o.word_bounds
+    cdef score_t* blocks = <score_t*>o.block_bounds
+    cdef index_t* word_rank = <index_t*>o.word_rank
+    cdef index_t* block_rank = <index_t*>o.block_rank
+    for j in range(4):
+        for w in range(r.nw):
+            words[j * o.stride + w] = -INFINITY
+        for w in range(nb):
+            blocks[j * o.block_stride + w] = -INFINITY
+    for w in range(r.nw):
+        word_rank[w] = _NO_RANK
+    for w in range(nb):
+        block_rank[w] = _NO_RANK
+    for w in range(r.nw):
+        word = o.alive[w]
+        while word:
+            i = o.perm[(w << 6) + pm_ctz64(word)]
+            word &= word - 1
+            _raise(words, word_rank, o.stride, w, r.cost_score[i], r.avail_score[i], r.max_w[i], r.max_r[i],
+                   r.id_rank[i])
+        _raise(blocks, block_rank, o.block_stride, w // o.block_words, words[w], words[o.stride + w],
+               words[2 * o.stride + w], words[3 * o.stride + w], word_rank[w])
+
+
+@cython.final
+cdef class ScanOrder:
+    """The scan order of one registry (see the top of _order.pxi): numpy
+    arrays in ``arrays`` (grown by doubling), the C view in ``o``, and
+    ``slot_of`` (position -> scan slot). Built by CoreRegistry.order_by."""
+    cdef Order o
+    cdef readonly dict arrays
+    cdef index_t* slot_of
+    cdef readonly double w_cost, w_avail
+    cdef readonly index_t n_slots
+    cdef index_t n_features
+
+    def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
+        if block_words < 1:
+            raise ValueError("block_words must be >= 1")
+        self.w_cost = w_cost
+        self.w_avail = w_avail
+        self.o.block_words = block_words
+        self.arrays = {}
+
+    cdef void take(self):
+        a = self.arrays
+        self.o.stride = a["alive"].shape[0]
+        self.o.block_stride = a["block_bounds"].shape[1]
+        self.o.perm = <const index_t*>_ptr(a["perm"])
+        self.slot_of = <index_t*>_ptr(a["slot_of"])
+        self.o.alive = <const mask_t*>_ptr(a["alive"])
+        self.o.features = <const mask_t*>_ptr(a["features"])
+        self.o.btype = <const mask_t*>_ptr(a["btype"])
+        self.o.health = <const mask_t*>_ptr(a["health"])
+        self.o.cons_le = <const mask_t*>_ptr(a["cons_le"])
+        self.o.n_features = self.n_features
+        self.o.n_type = a["btype"].shape[0]
+        self.o.n_health = a["health"].shape[0]
+        self.o.n_cons = a["cons_le"].shape[0]
+        if a["regions"] is None:
+            self.o.regions = NULL
+            self.o.n_regions = 0
+        else:
+            self.o.regions = <const mask_t*>_ptr(a["regions"])
+            self.o.n_regions = a["regions"].shape[0]
+        if a["compliance"] is None:
+            self.o.compliance = NULL
+            self.o.n_compliance = 0
+        else:
+            self.o.compliance = <const mask_t*>_ptr(a["compliance"])
+            self.o.n_compliance = a["compliance"].shape[0]
+        self.o.word_bounds = <const score_t*>_ptr(a["word_bounds"])
+        self.o.block_bounds = <const score_t*>_ptr(a["block_bounds"])
+        self.o.word_rank = <const index_t*>_ptr(a["word_rank"])
+        self.o.block_rank = <const index_t*>_ptr(a["block_rank"])
+
+    def room(self, Py_ssize_t positions, Py_ssize_t tokens, Py_ssize_t regions, Py_ssize_t compliance):
+        """Make every array hold ``positions`` scan slots and the rows of
+        every vocabulary (doubling); new rows and words start empty."""
+        a = self.arrays
+        cdef Py_ssize_t stride = a["alive"].shape[0] if a else 0
+        cdef Py_ssize_t need = max((positions + 63) >> 6, 1)
+        cdef Py_ssize_t new_stride = stride if need <= stride else max(need, 2 * stride)
+        cdef bint changed = new_stride != stride
+
+        def grown(name, rows, fill=0):
+            old = a.get(name)
+            have = old.shape[0] if old is not None else 0
+            want = have if rows <= have else max(rows, 2 * have)
+            if old is not None and want == have and not changed:
+                return old
+            out = np.full((want, new_stride), fill, dtype=np.uint64 if fill == 0 else np.float64)
+            if old is not None:
+                out[:have, :old.shape[1]] = old
+            return out
+
+        if changed or not a:
+            alive = np.zeros(new_stride, dtype=np.uint64)
+            perm = np.full(new_stride * 64, -1, dtype=np.int64)
+            slot_of = np.full(new_stride * 64, -1, dtype=np.int64)
+            if a:
+                alive[:stride] = a["alive"]
+                perm[:stride * 64] = a["perm"]
+                slot_of[:stride * 64] = a["slot_of"]
+            a["alive"], a["perm"], a["slot_of"] = alive, perm, slot_of
+            wb = np.full((4, new_stride), -np.inf)
+            bb = np.full((4, new_stride // self.o.block_words + 1), -np.inf)
+            wr = np.full(new_stride, _NO_RANK, dtype=np.int64)
+            br = np.full(bb.shape[1], _NO_RANK, dtype=np.int64)
+            if "word_bounds" in a:
+                wb[:, :stride] = a["word_bounds"]
+                bb[:, :a["block_bounds"].shape[1]] = a["block_bounds"]
+                wr[:stride] = a["word_rank"]
+                br[:a["block_rank"].shape[0]] = a["block_rank"]
+            a["word_bounds"], a["block_bounds"], a["word_rank"], a["block_rank"] = wb, bb, wr, br
+        a["features"] = grown("features", max(tokens, 1))
+        self.n_features = tokens
+        for name, count in (("btype", len(_TYPE_CODE)), ("health", len(_HEALTH_CODE)),
+                            ("cons_le", _UNKNOWN_CONSISTENCY + 1)):
+            a[name] = grown(name, count)
+        for name, count in (("regions", regions), ("compliance", compliance)):
+            if name in a and a[name] is None:
+                continue  # over the budget once: not kept from then on
+            if max(count, 1) * new_stride * 8 > _ROW_BUDGET:
+                a[name] = None
+            else:
+                a[name] = grown(name, max(count, 1))
+        self.take()
+
+    cdef void write(self, const Reg* r, index_t i) noexcept nogil:
+        """Scan slot of position ``i`` := the backend's rows and bounds (its
+        slot's bits cleared first), live."""
+        cdef index_t j = self.slot_of[i]
+        _write_bits(r, &self.o, i, j)
+        (<mask_t*>self.o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
+        self.raise_bounds(r, i)
+
+    cdef void put(self, const Reg* r, index_t i) noexcept nogil:
+        """Position ``i`` became live: it keeps the scan slot it had (a hole
+        filled) or takes the next one."""
+        if self.slot_of[i] < 0:
+            self.slot_of[i] = self.n_slots
+            (<index_t*>self.o.perm)[self.n_slots] = i
+            self.n_slots += 1
+        self.write(r, i)
+
+    cdef void drop(self, index_t i) noexcept nogil:
+        cdef index_t j = self.slot_of[i]
+        if j >= 0:
+            (<mask_t*>self.o.alive)[j >> 6] &= ~((<mask_t>1) << (j & 63))
+
+    cdef void set_health(self, index_t i, code_t old, code_t new) noexcept nogil:
+        cdef index_t j = self.slot_of[i]
+        cdef mask_t bit = (<mask_t>1) << (j & 63)
+        cdef mask_t* rows = <mask_t*>self.o.health
+        if j < 0 or old == new:
+            return
+        rows[old * self.o.stride + (j >> 6)] &= ~bit
+        rows[new * self.o.stride + (j >> 6)] |= bit
+
+    cdef void raise_bounds(self, const Reg* r, index_t i) noexcept nogil:
+        """Position ``i``'s values into its word's and block's bounds (a
+        bound only ever loosens here; it is tightened by ``_tighten``)."""
+        cdef index_t j = self.slot_of[i]
+        if j < 0:
+            return
+        _raise(<score_t*>self.o.word_bounds, <index_t*>self.o.word_rank, self.o.stride, j >> 6, r.cost_score[i],
+               r.avail_score[i], r.max_w[i], r.max_r[i], r.id_rank[i])
+        _raise(<score_t*>self.o.block_bounds, <index_t*>self.o.block_rank, self.o.block_stride,
+               (j >> 6) // self.o.block_words, r.cost_score[i], r.avail_score[i], r.max_w[i], r.max_r[i], r.id_rank[i])
+
+    cdef ScanOrder snapshot(self, const Reg* r):
+        """A copy for a batch: its own alive and health rows (a concurrent
+        remove or status change cannot tear them) and exact bounds for the
+        snapshot's values; the other rows shared."""
+        cdef ScanOrder out = ScanOrder.__new__(ScanOrder)
+        out.w_cost = self.w_cost
+        out.w_avail = self.w_avail
+        out.o.block_words = self.o.block_words
+        out.n_slots = self.n_slots
+        out.arrays = dict(self.arrays)
+        out.n_features = self.n_features
+        for name in ("alive", "health", "word_bounds", "block_bounds", "word_rank", "block_rank"):
+            out.arrays[name] = self.arrays[name].copy()
+        out.take()
+        _tighten(r, &out.o)
+        return out
+
+    @property
+    def block_words(self):
+        return self.o.block_words
+
+    @property
+    def perm(self):
+        """int64[n]: scan slot -> position (-1: none)."""
+        return self.arrays["perm"][:self.n_slots].copy()
+
+
+cdef void _write_bits(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
+    # Every row's bit j := position i's (the feature rows of the columns, its
+    # codes, its region and compliance words).
+    cdef index_t w = j >> 6, t, b, st = o.stride, c
+    cdef mask_t bit = (<mask_t>1) << (j & 63)
+    cdef mask_t word
+    cdef mask_t* rows
+    cdef index_t n_tokens = o.n_features
+    rows = <mask_t*>o.features
+    for t in range(n_tokens):
+        if _bit(r.feature_bits + t * r.stride, i):
+            rows[t * st + w] |= bit
+        else:
+            rows[t * st + w] &= ~bit
+    _write_coded(r, o, i, j)
+
+
+cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
+    # The rows of codes, regions and compliance tags (all but the features).
+    cdef index_t w = j >> 6, t, b, st = o.stride, c
+    cdef mask_t bit = (<mask_t>1) << (j & 63)
+    cdef mask_t word
+    cdef mask_t* rows
+    rows = <mask_t*>o.btype
+    for c in range(o.n_type):
+        rows[c * st + w] &= ~bit
+    rows[r.btype[i] * st + w] |= bit
+    rows = <mask_t*>o.health
+    for c in range(o.n_health):
+        rows[c * st + w] &= ~bit
+    rows[r.health[i] * st + w] |= bit
+    rows = <mask_t*>o.cons_le
+    for c in range(o.n_cons):
+        if r.consistency[i] <= c:
+            rows[c * st + w] |= bit
+        else:
+            rows[c * st + w] &= ~bit
+    if o.regions != NULL:
+        rows = <mask_t*>o.regions
+        for c in range(o.n_regions):
+            rows[c * st + w] &= ~bit
+        for t in range(r.wr):
+            word = r.region_rows[i * r.wr + t]
+            while word:
+                b = (t << 6) + pm_ctz64(word)
+                word &= word - 1
+                if b < o.n_regions:
+                    rows[b * st + w] |= bit
+    if o.compliance != NULL:
+        rows = <mask_t*>o.compliance
+        for c in range(o.n_compliance):
+            rows[c * st + w] &= ~bit
+        for t in range(r.wk):
+            word = r.compliance_rows[i * r.wk + t]
+            while word:
+                b = (t << 6) + pm_ctz64(word)
+                word &= word - 1
+                if b < o.n_compliance:
+                    rows[b * st + w] |= bit
+
+
+cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_tokens) noexcept nogil:
+    """Every row and bound from scratch (the arrays start empty): sparse in
+    the feature rows (their set bits), one pass over the backends for the rest."""
+    cdef index_t t, w, i, j, b, c, st = o.stride
+    cdef mask_t word
+    cdef mask_t* rows
+    rows = <mask_t*>o.features
+    for t in range(n_tokens):
+        for w in range(r.nw):
+            word = r.feature_bits[t * r.stride + w] & r.alive[w]
+            while word:
+                j = slot_of[(w << 6) + pm_ctz64(word)]
+                word &= word - 1
+                rows[t * st + (j >> 6)] |= (<mask_t>1) << (j & 63)
+    for w in range(r.nw):
+        word = r.alive[w]
+        while word:
+            i = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            j = slot_of[i]
+            (<mask_t*>o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
+            _write_coded(r, o, i, j)
+    _tighten(r, o)

@@ -1,0 +1,345 @@
+"""The scan order (_order.pxi) against the plain scan: the same answers on
+every path, and its rows and bounds valid after every live change.
+
+The plain scan (``use_scan_order = False``: every position visited in order,
+nothing skipped) is the twin: it is itself held to the plain-Python
+reference by test_kernel.py and test_living.py. Registries here are larger
+than those tests' (65 to 400 backends, many copies of a few bodies with
+their costs and uptimes varied, so static scores tie often) and the blocks
+small (1 to 3 words), so that words and blocks are really skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import RATES, ID_ALPHABET, policies_or_default, registries, slot_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from prism_match import MatchPolicy, PlacementError, load_registry
+from prism_match.schema import HEALTH_STATUSES
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+UPTIMES = (None, 90.0, 99.9, 100.0)
+COSTS = (None, 0.001, 0.5)
+
+
+def grown_docs(case, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` documents: copies of the case's bodies under new ids, about
+    half with their cost and uptime drawn again from a few values (so
+    backends tie on the static score in groups, not all at once)."""
+    rng = random.Random(seed)
+    docs = []
+    for j in range(n):
+        body = dict(case.docs[j % len(case.docs)])
+        body["backend_id"] = f"{body['backend_id']}#{j:03d}" if j % 3 else f"{j:03d}{body['backend_id']}"
+        if rng.random() < 0.5:
+            uptime, cost = rng.choice(UPTIMES), rng.choice(COSTS)
+            body["health"] = {**body.get("health", {}), **({"uptime_percent_24h": uptime} if uptime else {})}
+            if cost is not None:
+                body["cost"] = {**body.get("cost", {}), "cost_per_1k_writes": cost}
+        docs.append(body)
+    return docs
+
+
+@st.composite
+def big_registries(draw, policy: MatchPolicy | None = None):
+    case = draw(registries(min_backends=1))
+    docs = grown_docs(case, draw(st.integers(65, 400)), draw(st.integers(0, 2**32 - 1)))
+    policy = policy if policy is not None else draw(policies_or_default)
+    registry = load_registry(docs, policy=policy)
+    registry.engine.core.order_by(policy.w_cost, policy.w_avail, draw(st.sampled_from((1, 2, 3, 64))))
+    return case, registry
+
+
+def answers(registry, slot, k: int, *, ordered: bool) -> list[tuple]:
+    core = registry.engine.core
+    core.use_scan_order = ordered
+    try:
+        return [(m.backend_id, m.index, m.score, m.performance, m.region, m.available_write_rps)
+                for m in registry.match(slot, k)]
+    finally:
+        core.use_scan_order = True
+
+
+def assert_same_answers(registry, slot, k: int) -> None:
+    assert answers(registry, slot, k, ordered=True) == answers(registry, slot, k, ordered=False)
+
+
+def check_scan_order(registry) -> None:
+    """Every live position's scan slot holds its bits, and every bound
+    covers it; dead positions' slots are not alive."""
+    core = registry.engine.core
+    scan = core.scan_order
+    a, c = scan.arrays, registry.columns
+    s = c.store
+    stride, bw = a["alive"].shape[0], scan.block_words
+    perm = scan.perm
+    n = c.size
+    assert sorted(perm.tolist()) == list(range(n))  # one scan slot per position
+    slot_of = np.empty(n, dtype=np.int64)
+    slot_of[perm] = np.arange(n)
+
+    def bit(words, j):
+        return int(words[j >> 6] >> np.uint64(j & 63)) & 1
+
+    for i in range(n):
+        j = slot_of[i]
+        live = bit(s["alive"], i)
+        assert bit(a["alive"], j) == live
+        if not live:
+            continue
+        for t in range(len(c.features)):
+            assert bit(a["features"][t], j) == bit(s["feature_bits"][t], i)
+        for code in range(a["btype"].shape[0]):
+            assert bit(a["btype"][code], j) == (s["backend_type"][i] == code)
+        for code in range(a["health"].shape[0]):
+            assert bit(a["health"][code], j) == (s["health"][i] == code)
+        for level in range(a["cons_le"].shape[0]):
+            assert bit(a["cons_le"][level], j) == (s["consistency"][i] <= level)
+        for name, rows in (("regions", "region_rows"), ("compliance", "compliance_rows")):
+            if a[name] is not None:
+                for b in range(a[name].shape[0]):
+                    assert bit(a[name][b], j) == bit(s[rows][i], b)
+        values = (s["cost_score"][i], s["avail_score"][i], s["max_write_rps"][i], s["max_read_rps"][i])
+        w, blk = j >> 6, (j >> 6) // bw
+        for row, value in enumerate(values):
+            assert a["word_bounds"][row, w] >= value
+            assert a["block_bounds"][row, blk] >= value
+        assert a["word_rank"][w] <= s["id_label"][i]
+        assert a["block_rank"][blk] <= s["id_label"][i]
+    assert stride * 64 >= n
+
+
+# --- the same answers ----------------------------------------------------------------------------
+
+@SETTINGS
+@given(data=st.data())
+def test_the_scan_order_gives_the_plain_scans_answers(data):
+    case, registry = data.draw(big_registries())
+    check_scan_order(registry)
+    for _ in range(3):
+        slot = data.draw(slot_for(case))
+        assert_same_answers(registry, slot, data.draw(st.sampled_from((1, 2, 5, 17, 500))))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_same_answers_after_live_changes(data):
+    case, registry = data.draw(big_registries())
+    ids = registry.backend_ids
+    slot_list = [data.draw(slot_for(case)) for _ in range(2)]
+    for _ in range(data.draw(st.integers(1, 12))):
+        bid = data.draw(st.sampled_from(ids))
+        registry.update(bid, status=data.draw(st.sampled_from(HEALTH_STATUSES)),
+                        uptime=data.draw(st.sampled_from((0.0, 50.0, 99.99, 100.0))),
+                        write_rps=data.draw(st.sampled_from(RATES)))
+    check_scan_order(registry)
+    for slot in slot_list:
+        assert_same_answers(registry, slot, data.draw(st.sampled_from((1, 3, 40))))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_batches_and_placement_see_the_same_through_the_scan_order(data):
+    case, registry = data.draw(big_registries())
+    slot_list = [data.draw(slot_for(case)) | {"slot_name": f"s{j}"} for j in range(data.draw(st.integers(1, 6)))]
+    core = registry.engine.core
+    ordered = registry.match_many(slot_list, 3, threads=1)
+    plan = registry.assign(slot_list, allow_unplaced=True)
+    core.use_scan_order = False
+    try:
+        plain = registry.match_many(slot_list, 3, threads=1)
+        plain_plan = registry.assign(slot_list, allow_unplaced=True)
+    finally:
+        core.use_scan_order = True
+    assert ordered.equals(plain)
+    assert plan.bindings == plain_plan.bindings
+
+
+def test_a_status_change_flips_the_bits_a_slot_filters_on():
+    docs = [{"backend_id": f"b{i:03d}", "backend_type": "redis", "capabilities": ["get"],
+             "capacity": {"max_write_rps": 1000 + i}} for i in range(200)]
+    registry = load_registry(docs)
+    slot = {"slot_name": "s", "capabilities": ["get"], "health_statuses": ["degraded"]}
+    assert registry.match(slot, 3) == []
+    registry.update("b150", status="degraded")
+    assert [m.backend_id for m in registry.match(slot, 3)] == ["b150"]
+    registry.update("b150", status="healthy")
+    assert registry.match(slot, 3) == []
+    check_scan_order(registry)
+
+
+def test_an_uptime_raise_is_seen_in_a_skipped_block():
+    # Block bounds are raised in place: after the last backend's uptime
+    # jumps, its block (skipped before, all its bounds low) must be scanned.
+    docs = [{"backend_id": f"b{i:04d}", "backend_type": "redis", "capabilities": ["get"],
+             "capacity": {"max_write_rps": 1000}, "health": {"status": "healthy", "uptime_percent_24h": 99.0}}
+            for i in range(300)]
+    docs[-1]["health"]["uptime_percent_24h"] = 1.0
+    registry = load_registry(docs)
+    registry.engine.core.order_by(0.3, 0.2, 1)
+    assert registry.match({"slot_name": "s"}, 1)[0].backend_id == "b0000"
+    registry.update("b0299", uptime=100.0)
+    assert registry.match({"slot_name": "s"}, 1)[0].backend_id == "b0299"
+    check_scan_order(registry)
+
+
+def test_a_policy_with_other_weights_orders_again_and_answers_the_same():
+    case_docs = [{"backend_id": f"b{i:03d}", "backend_type": "redis", "capabilities": ["get"],
+                  "capacity": {"max_write_rps": 100 * (i % 7 + 1)},
+                  "cost": {"cost_per_1k_writes": (i % 5) / 10}, "health": {"uptime_percent_24h": 90 + i % 11}}
+                 for i in range(500)]
+    registry = load_registry(case_docs)
+    before = registry.engine.core.scan_order
+    registry.policy = MatchPolicy(w_perf=0.1, w_cost=0.0, w_avail=0.9, w_region=0.0)
+    after = registry.engine.core.scan_order
+    assert after is not before and (after.w_cost, after.w_avail) == (0.0, 0.9)
+    # The best static score first: every live backend in scan order has an
+    # uptime no higher than the one before.
+    uptimes = registry.columns.store["uptime_percent_24h"][after.perm]
+    assert all(np.diff(uptimes) <= 0)
+    assert_same_answers(registry, {"slot_name": "s", "performance": {"min_write_rps": 300}}, 7)
+    registry.policy = MatchPolicy(w_perf=0.1, w_cost=0.0, w_avail=0.45, w_region=0.0)  # the same ratio
+    assert registry.engine.core.scan_order is after
+
+
+# --- a registry that changes -------------------------------------------------------------------
+
+BODIES = [
+    {"backend_type": "redis", "capabilities": ["get", "set"], "interfaces": ["KV"], "regions": ["us", "eu"],
+     "compliance": ["pci"], "capacity": {"max_write_rps": 5000, "max_read_rps": 20000},
+     "health": {"status": "healthy", "uptime_percent_24h": 99.9}, "cost": {"cost_per_1k_writes": 0.001}},
+    {"backend_type": "postgres", "capabilities": ["get", "set", "transaction"], "regions": ["us"],
+     "capacity": {"max_write_rps": 2000, "max_read_rps": 8000}, "consistency": "strong",
+     "health": {"status": "degraded", "uptime_percent_24h": 99.0}, "cost": {"cost_per_1k_writes": 0.01}},
+    {"backend_type": "kafka", "capabilities": ["publish"], "regions": ["ap"], "compliance": ["soc2", "pci"],
+     "capacity": {"max_write_rps": 100000, "max_read_rps": 100000}},
+    {"backend_type": "memstore", "capabilities": ["get", "ttl"], "interfaces": ["KV"], "regions": ["eu"],
+     "capacity": {"max_write_rps": 50000, "max_read_rps": 50000}, "consistency": "eventual",
+     "health": {"status": "healthy", "uptime_percent_24h": 100.0}, "cost": {"cost_per_1k_writes": 0.0}},
+]
+SLOTS = [
+    {"slot_name": "kv", "capabilities": ["get"], "preferred_region": "eu"},
+    {"slot_name": "fast", "performance": {"min_write_rps": 4000}, "regions": ["us", "ap"]},
+    {"slot_name": "pci", "compliance": ["pci"], "health_statuses": ["healthy", "degraded"]},
+    {"slot_name": "strong", "consistency": "strong", "capabilities": ["set"]},
+    {"slot_name": "any"},
+    {"slot_name": "new", "capabilities": ["novel"], "regions": ["mars"]},
+]
+NEW_BODY = {"backend_type": "nats", "capabilities": ["publish", "novel"], "regions": ["mars", "eu"],
+            "compliance": ["hipaa"], "capacity": {"max_write_rps": 7000, "max_read_rps": 7000},
+            "health": {"status": "healthy", "uptime_percent_24h": 100.0}, "cost": {"cost_per_1k_writes": 0.0}}
+ID_CHARS = st.text(ID_ALPHABET, min_size=1, max_size=4)
+
+
+class ScanOrderMachine(RuleBasedStateMachine):
+    """Adds (new names, ids between others' that make labels spread),
+    removes, replaces, updates, reservations: after each, the scan order's
+    rows and bounds hold every live backend, and its answers are the plain
+    scan's."""
+
+    @initialize(n=st.integers(65, 200), seed=st.integers(0, 1000), block_words=st.sampled_from((1, 2)))
+    def load(self, n: int, seed: int, block_words: int) -> None:
+        rng = random.Random(seed)
+        docs = [dict(rng.choice(BODIES), backend_id=f"b{j * 7:05d}") for j in range(n)]
+        self.registry = load_registry(docs)
+        self.registry.engine.core.order_by(0.3, 0.2, block_words)
+        self.held: list = []
+
+    @rule(body=st.sampled_from(BODIES + [NEW_BODY]), suffix=ID_CHARS, near=st.integers(0, 10**6))
+    def add(self, body: dict, suffix: str, near: int) -> None:
+        ids = self.registry.backend_ids
+        bid = (sorted(ids)[near % len(ids)] if ids else "b") + suffix  # right after an existing id
+        if bid not in self.registry:
+            self.registry.add(dict(body, backend_id=bid))
+
+    @precondition(lambda self: len(self.registry) > 1)
+    @rule(near=st.integers(0, 10**6))
+    def remove(self, near: int) -> None:
+        ids = self.registry.backend_ids
+        self.registry.remove(ids[near % len(ids)])
+
+    @rule(body=st.sampled_from(BODIES + [NEW_BODY]), near=st.integers(0, 10**6))
+    def replace(self, body: dict, near: int) -> None:
+        ids = self.registry.backend_ids
+        self.registry.replace(dict(body, backend_id=ids[near % len(ids)]))
+
+    @rule(near=st.integers(0, 10**6), status=st.sampled_from(HEALTH_STATUSES),
+          uptime=st.sampled_from((0.0, 99.0, 100.0)), w=st.sampled_from(RATES))
+    def update(self, near: int, status: str, uptime: float, w: int) -> None:
+        ids = self.registry.backend_ids
+        self.registry.update(ids[near % len(ids)], status=status, uptime=uptime, write_rps=w)
+
+    @rule(slot=st.sampled_from(SLOTS))
+    def reserve(self, slot: dict) -> None:
+        try:
+            self.held.append(self.registry.reserve(slot))
+        except PlacementError:
+            pass
+
+    @precondition(lambda self: self.held)
+    @rule()
+    def release(self) -> None:
+        self.registry.release(self.held.pop(0))
+
+    @rule(slot=st.sampled_from(SLOTS), k=st.sampled_from((1, 4, 30)))
+    def match(self, slot: dict, k: int) -> None:
+        assert_same_answers(self.registry, slot, k)
+
+    @invariant()
+    def rows_and_bounds_hold(self) -> None:
+        if hasattr(self, "registry"):
+            check_scan_order(self.registry)
+
+
+ScanOrderMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
+                                              suppress_health_check=[HealthCheck.too_slow])
+TestScanOrderMachine = ScanOrderMachine.TestCase
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_reads_its_own_copy_of_live_rows(threads):
+    # A snapshot's rows and bounds are its own: a status change after it is
+    # taken does not change what it answers.
+    docs = [dict(BODIES[i % 4], backend_id=f"b{i:04d}") for i in range(300)]
+    registry = load_registry(docs)
+    core = registry.engine.core
+    from prism_match._core import LiveSnapshot
+
+    snap = LiveSnapshot(core)
+    before = snap.arrays[5].copy()
+    registry.update("b0000", status="unhealthy")
+    assert (snap.arrays[5] == before).all()
+    frame = registry.match_many([SLOTS[0], SLOTS[2]], 5, threads=threads)
+    assert frame.height > 0
+    for slot in (SLOTS[0], SLOTS[2]):
+        assert_same_answers(registry, slot, 5)
+
+
+def test_labels_spread_around_an_added_id_keep_the_rank_bounds():
+    # Each added id lands right after "b00" (b001 > b0001 > ... > b00): the
+    # gap between the order labels there halves every time, until a window
+    # of labels around is spread out again, which lowers the label of "b00"
+    # itself, the least id of the second scan word. Its rank bound must follow.
+    body = BODIES[0]
+    ids = [f"a{j:02d}" for j in range(64)] + [f"b{j:02d}" for j in range(20)]
+    registry = load_registry([dict(body, backend_id=b) for b in ids])
+    registry.engine.core.order_by(0.3, 0.2, 1)
+    label_b00 = [int(registry.columns.store["id_label"][64])]
+    for j in range(1, 40):
+        registry.add(dict(body, backend_id="b00" + "0" * j + "1"))
+        label_b00.append(int(registry.columns.store["id_label"][64]))
+    assert min(label_b00) < label_b00[0]  # a spread moved it down
+    check_scan_order(registry)
+    for j in range(64):
+        registry.remove(f"a{j:02d}")
+    assert [m.backend_id for m in registry.match({"slot_name": "s"}, 3)] == ["b00", "b00" + "0" * 39 + "1",
+                                                                             "b00" + "0" * 38 + "1"]
+    assert_same_answers(registry, {"slot_name": "s"}, 50)
