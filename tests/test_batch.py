@@ -425,3 +425,52 @@ def test_a_table_column_is_typed_from_every_row_not_the_first_hundred(tmp_path):
     slots = load_slots(path)
     assert len(slots) == 301
     assert slots[-1].performance.min_write_rps == 2.5
+
+
+# --- slots the kernel sees as the same are matched once ------------------------------------
+
+def test_repeated_requirements_under_other_names_are_matched_once_and_answered_for_each(synthetic, monkeypatch):
+    registry, slots = synthetic
+    repeated = [dict(slots[j % 7], slot_name=f"copy{j}") for j in range(600)] + slots[:50]
+    calls = []
+    real = batch_module._core.topk_many
+
+    def counting(snap, unique, policy, k, start, stop, *rest):
+        calls.append(stop - start)
+        return real(snap, unique, policy, k, start, stop, *rest)
+
+    monkeypatch.setattr(batch_module._core, "topk_many", counting)
+    progress: list[tuple[int, int]] = []
+    frame = registry.match_many(repeated, 4, threads=2, progress=lambda d, t: progress.append((d, t)))
+    assert_frames_equal(frame, loop_frame(registry, repeated, 4))
+    distinct = len({registry.prepare(s).kernel_key() for s in repeated})
+    assert sum(calls) == distinct < len(repeated)
+    assert progress == [(256, 650), (512, 650), (650, 650)]  # input slots, as before
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_slots_with_one_kernel_key_get_the_same_answers(data):
+    case: RegistryCase = data.draw(registries(min_backends=1))
+    registry = load_registry(case.docs)
+    a, b = data.draw(slot_for(case)), data.draw(slot_for(case))
+    pa, pb = registry.prepare(a), registry.prepare(b)
+    assert registry.prepare(dict(a, slot_name="other")).kernel_key() == pa.kernel_key()
+    if pa.kernel_key() == pb.kernel_key():
+        k = len(case.docs)
+        assert [(m.backend_id, m.score) for m in registry.match(pa, k)] == \
+            [(m.backend_id, m.score) for m in registry.match(pb, k)]
+    view_a, view_b = pa.kernel_view(), pb.kernel_view()
+    if view_a != view_b and (view_a["region_filter"] or not view_b["region_filter"]) and \
+            view_a["lat_all"] == view_b["lat_all"]:
+        relevant = [key for key in view_a if view_a[key] != view_b[key]
+                    and key not in ("region_any", "compliance_all", "lat_mask")]
+        if relevant:  # a field every slot's kernel reads differs: so do the keys
+            assert pa.kernel_key() != pb.kernel_key()
+
+
+def test_a_one_rps_difference_is_another_key(small):
+    base = {"slot_name": "a", "performance": {"min_write_rps": 100}}
+    assert small.prepare(base).kernel_key() != small.prepare(
+        {"slot_name": "a", "performance": {"min_write_rps": 101}}).kernel_key()
+    assert small.prepare(base).kernel_key() == small.prepare(dict(base, slot_name="b")).kernel_key()

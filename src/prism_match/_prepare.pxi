@@ -51,6 +51,17 @@ cdef enum:
     _INLINE_WORDS = 12   # a slot's tokens and masks fit here unless the vocabularies are large
 
 
+cdef struct _SlotKey:
+    # Slot's scalars, laid out for PreparedSlot.kernel_key.
+    rules_t always_failed
+    index_t n_req
+    bint region_filter, compliance_filter, lat_all
+    unsigned int type_mask, health_mask
+    int max_consistency
+    score_t min_w, min_r, min_storage, max_lat_ms, min_conn
+    index_t pref_region, wr, wk, wf
+
+
 @cython.final
 cdef class PreparedSlot:
     """A slot requirement compiled for one registry (``Registry.prepare``).
@@ -140,6 +151,37 @@ cdef class PreparedSlot:
 
     def unknown_names(self):
         return [r for r in self.details.requirements if r.bit is None]
+
+    def kernel_key(self):
+        """The C struct as bytes, without the slot's name: two slots with the
+        same key get the same answers from the kernel (match_many matches
+        them once). Every field of ``Slot`` the kernel reads is in it."""
+        cdef _SlotKey h
+        cdef const Slot* s = &self.s
+        memset(&h, 0, sizeof(h))  # padding too: equal slots give equal bytes
+        h.always_failed = s.always_failed
+        h.n_req = s.n_req
+        h.region_filter = s.region_filter
+        h.compliance_filter = s.compliance_filter
+        h.type_mask = s.type_mask
+        h.health_mask = s.health_mask
+        h.max_consistency = s.max_consistency
+        h.min_w = s.min_w
+        h.min_r = s.min_r
+        h.min_storage = s.min_storage
+        h.max_lat_ms = s.max_lat_ms
+        h.min_conn = s.min_conn
+        h.lat_all = s.lat_all
+        h.pref_region = s.pref_region
+        h.wr, h.wk, h.wf = self.wr, self.wk, self.wf
+        return b"".join((
+            (<char*>&h)[:sizeof(h)],
+            (<char*>s.req_tokens)[:s.n_req * sizeof(index_t)] if s.n_req else b"",
+            (<char*>s.req_rule)[:s.n_req * sizeof(index_t)] if s.n_req else b"",
+            (<char*>s.region_any)[:self.wr * sizeof(mask_t)] if s.region_filter and self.wr else b"",
+            (<char*>s.compliance_all)[:self.wk * sizeof(mask_t)] if s.compliance_filter and self.wk else b"",
+            (<char*>s.lat_mask)[:self.wf * sizeof(mask_t)] if s.max_lat_ms < INFINITY and not s.lat_all
+            and self.wf else b""))
 
     def kernel_view(self):
         """The C struct the kernel reads, as plain Python values (for tests)."""

@@ -103,30 +103,55 @@ def match_many(engine: Engine, slots: Any, k: int = 1, *, threads: int | None = 
         slots = known_slot_columns(slots)
     prepared = prepare_all(engine, slots)
     m = len(prepared)
+    # Slots the kernel sees as the same (names aside) are matched once.
+    unique, inverse = _distinct(prepared)
+    u = len(unique)
     live = engine.columns.live
-    n_threads = max(1, min(n_threads, m * live // PAIRS_PER_THREAD))
+    n_threads = max(1, min(n_threads, u * live // PAIRS_PER_THREAD))
     kk = max(1, min(k, live))
-    idx = np.full((m, kk), -1, dtype=np.int64)
-    score = np.zeros((m, kk))
-    perf = np.zeros((m, kk))
-    region = np.zeros((m, kk))
-    count = np.zeros(m, dtype=np.int64)
+    idx = np.full((u, kk), -1, dtype=np.int64)
+    score = np.zeros((u, kk))
+    perf = np.zeros((u, kk))
+    region = np.zeros((u, kk))
+    count = np.zeros(u, dtype=np.int64)
     snap = _core.LiveSnapshot(engine.core)
-    cores = prepared
     policy = engine.core_policy
     # One parallel region for the whole batch unless someone watches progress:
-    # every region ends in a barrier, and chunks only exist to report.
+    # every region ends in a barrier, and chunks only exist to report. A
+    # chunk of input slots runs the distinct slots first seen in it (their
+    # numbers grow in input order: a contiguous range).
     step = CHUNK if progress is not None else max(m, 1)
+    seen = np.maximum.accumulate(inverse) + 1 if m else inverse
     for start in range(0, m, step):
         stop = min(m, start + step)
-        if live:
-            _core.topk_many(snap, cores, policy, kk, start, stop, idx, score, perf, region, count, n_threads)
+        first, last = (int(seen[start - 1]) if start else 0), int(seen[stop - 1])
+        if live and last > first:
+            _core.topk_many(snap, unique, policy, kk, first, last, idx, score, perf, region, count, n_threads)
         if progress is not None:
             progress(stop, m)
+    if u < m:
+        idx, score, perf, region, count = idx[inverse], score[inverse], perf[inverse], region[inverse], count[inverse]
     frame = _frame(engine, prepared, snap, idx, score, perf, region, count)
     if diagnose or reasons:
         frame = add_explanations(engine, prepared, frame, kk, diagnose=diagnose, reasons=reasons)
     return frame
+
+
+def _distinct(prepared: list[PreparedSlot]) -> tuple[list[PreparedSlot], np.ndarray]:
+    """The slots with distinct kernel keys (first of each, in order) and,
+    for every slot, the index of its distinct one (int64[m])."""
+    first: dict[bytes, int] = {}
+    inverse = np.fromiter((first.setdefault(p.kernel_key(), len(first)) for p in prepared), dtype=np.int64,
+                          count=len(prepared))
+    if len(first) == len(prepared):
+        return prepared, inverse
+    unique: list[PreparedSlot] = []
+    seen = 0
+    for p, j in zip(prepared, inverse.tolist()):
+        if j == seen:
+            unique.append(p)
+            seen += 1
+    return unique, inverse
 
 
 def _frame(engine: Engine, prepared: list[PreparedSlot], snap: Any, idx: np.ndarray, score: np.ndarray,
