@@ -260,10 +260,28 @@ class Registry:
         return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
                                 diagnose=diagnose, reasons=reasons)
 
-    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> placement.Assignment:
-        """Capacity-aware placement; see placement.assign."""
+    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False, method: str = "greedy",
+               time_limit: float | None = None) -> placement.Assignment:
+        """Capacity-aware placement. ``method="greedy"`` (the default): slots
+        in order, each on its best backend given what earlier ones took (see
+        placement.assign). ``method="optimal"``: the plan placing the most
+        slots, then the highest total score, solved with HiGHS within
+        ``time_limit`` seconds (default optimal.DEFAULT_TIME_LIMIT), greedy's
+        plan as the warm start; the result's ``.report`` compares the two
+        (see optimal.assign_optimal)."""
+        if method == "greedy":
+            if time_limit is not None:
+                raise RegistryError("`time_limit` applies to method='optimal' only", "assign")
+            with self._lock:
+                return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+        if method != "optimal":
+            raise RegistryError(f"Expected `method` `greedy` or `optimal`, got `{str(method)[:40]}`", "assign")
+        from . import optimal
+
+        limit = optimal.DEFAULT_TIME_LIMIT if time_limit is None else time_limit
         with self._lock:
-            return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+            return optimal.assign_optimal(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced,
+                                          time_limit=limit)
 
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
