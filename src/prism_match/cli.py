@@ -744,8 +744,13 @@ def cmd_assign(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
-    with phase(f"placing {len(slots)} slots"):
-        plan = registry.assign(slots, allow_unplaced=True)
+    optimal = args.method == "optimal"
+    if args.time_limit is not None and not optimal:
+        raise UsageError("`--time-limit` applies to `--method optimal` only")
+    with phase(f"placing {len(slots)} slots" + (" (optimal)" if optimal else "")):
+        plan = registry.assign(slots, allow_unplaced=True, method=args.method,
+                               **({"time_limit": args.time_limit} if args.time_limit is not None else {}))
+    report = getattr(plan, "report", None)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
@@ -769,12 +774,15 @@ def cmd_assign(args: argparse.Namespace) -> int:
                 console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
             console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
                                f"{len(unplaced)} unplaced"))
+            if report is not None:
+                console.print(Text(solver_line(report), style="bold"))
     elif args.format in ("json", "yaml"):
         summary = {"slots": len(slots), "placed": len(bindings),
                    "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
                    "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
         _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
-                     "summary": summary}, args.format, args.output)
+                     "summary": summary, **({"solver": report.as_dict()} if report is not None else {})},
+                    args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
                        *({"status": "unplaced", **u} for u in unplaced)], args.output)
@@ -790,6 +798,14 @@ def cmd_assign(args: argparse.Namespace) -> int:
         _write_frame(frame, args.format, args.output)
     missing = [u["slot_name"] for u in unplaced if not u["optional"]]
     return _unbound_required(missing) if missing else EXIT_OK
+
+
+def solver_line(report: Any) -> str:
+    """The optimal plan against greedy's, in one line."""
+    proof = "proved optimal" if report.proved_optimal else f"not proved optimal ({report.status})"
+    return (f"optimal: {report.optimal_placed} placed (greedy {report.greedy_placed}, "
+            f"{report.extra_placed:+d}), total score {report.optimal_score:.4f} (greedy {report.greedy_score:.4f}); "
+            f"{proof} in {report.seconds:.2f} s of {report.time_limit:g} s")
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -891,7 +907,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
 
-    _formats(command("assign", "capacity-aware placement of the slots, in order", cmd_assign, slots=True), all_formats)
+    p = command("assign", "capacity-aware placement of the slots (greedy in order, or optimal)", cmd_assign,
+                slots=True)
+    p.add_argument("--method", choices=("greedy", "optimal"), default="greedy",
+                   help="greedy: slots in order, each on its best backend (default); optimal: the most slots, "
+                        "then the best total score, solved with HiGHS")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="seconds the optimal solver may take (default 10); the plan found so far is kept")
+    _formats(p, all_formats)
 
     p = command("query", "every eligible backend for a query (the seed's Backend Querying)", cmd_query)
     p.add_argument("--file", metavar="QUERY", help="a query document (`query:` wrapper accepted)")

@@ -226,7 +226,10 @@ def _solve(slot_of: np.ndarray, start: np.ndarray, index: np.ndarray, value: np.
     import highspy
 
     e = len(slot_of)
-    h = highspy.Highs()
+    # The compiled class under highspy.Highs: the Python wrapper's
+    # constructor prints HiGHS's banner to stdout before any option can be
+    # set, which would corrupt `prism-match assign -o json`.
+    h = highspy.Highs.__mro__[1]()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
