@@ -79,3 +79,37 @@ def test_assign_optimal_json_on_stdout_is_only_json():
     assert proc.returncode == EXIT_OK, proc.stderr
     doc = orjson.loads(proc.stdout)
     assert doc["solver"]["optimal_placed"] == len(doc["bindings"])
+
+
+# --- what-if flags --------------------------------------------------------------------------
+
+def test_assign_what_if_shows_what_moves(capsys):
+    code, out, _ = call(capsys, "assign", REGISTRY, SLOTS, "--set", "postgres-primary.status=unhealthy",
+                        "--remove", "nats-prod-us-east-1", "-o", "json")
+    assert code == EXIT_OK
+    doc = orjson.loads(out)
+    assert all(b["backend_id"] not in ("postgres-primary", "nats-prod-us-east-1") for b in doc["bindings"])
+    moved = {m["slot_name"]: (m["before"], m["after"]) for m in doc["what_if"]["moved"]}
+    assert moved["storage"][0] == "postgres-primary"
+    assert moved["messaging"][0] == "nats-prod-us-east-1"
+    code, out, _ = call(capsys, "assign", REGISTRY, SLOTS, "--set", "postgres-primary.status=unhealthy")
+    assert "what-if against today:" in out and "storage: postgres-primary ->" in out
+
+
+def test_match_and_explain_read_through_the_what_if(capsys):
+    code, out, _ = call(capsys, "match", REGISTRY, SLOTS, "--set", "postgres-primary.status=unhealthy", "-o", "json")
+    assert code == EXIT_OK and "postgres-primary" not in out
+    code, out, _ = call(capsys, "explain", REGISTRY, SLOTS, "--remove", "postgres-primary", "-o", "json")
+    assert code == EXIT_OK
+    assert all(d["total"] == 13 for d in orjson.loads(out))
+    code, out, _ = call(capsys, "explain", REGISTRY, SLOTS, "-o", "json")
+    assert all(d["total"] == 14 for d in orjson.loads(out))
+
+
+def test_bad_what_if_flags_are_named(capsys):
+    code, _, err = call(capsys, "match", REGISTRY, SLOTS, "--set", "postgres-primary.colour=1")
+    assert code == EXIT_INVALID and "Unknown field `colour`" in err and "what_if $.postgres-primary.colour" in err
+    code, _, err = call(capsys, "match", REGISTRY, SLOTS, "--set", "oops")
+    assert code == EXIT_INVALID and "Expected `ID.FIELD=VALUE`" in err
+    code, _, err = call(capsys, "assign", REGISTRY, SLOTS, "--remove", "ghost")
+    assert code == EXIT_INVALID and "Unknown backend `ghost`" in err

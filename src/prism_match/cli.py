@@ -109,6 +109,22 @@ def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry
     return registry
 
 
+def what_if_from_args(registry: Registry, args: argparse.Namespace) -> Registry:
+    """``--set ID.FIELD=VALUE`` and ``--remove ID`` (repeatable): the
+    registry as it would be after them (``Registry.what_if``), or the
+    registry itself when none is given."""
+    sets, removed = getattr(args, "set", None) or [], getattr(args, "remove", None) or []
+    if not sets and not removed:
+        return registry
+    from .what_if import parse_set
+
+    changes: dict[str, dict[str, str]] = {}
+    for spec in sets:
+        bid, field, value = parse_set(spec)
+        changes.setdefault(bid, {})[field] = value
+    return registry.what_if(changes, remove=removed)
+
+
 def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
     with phase(f"reading {args.slots}"):
         return read_slots(args.slots, strict=not args.non_strict)
@@ -273,7 +289,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"Expected `-k` >= 1, got `{args.k}`")
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    registry = what_if_from_args(open_registry(args.registry, args), args)
     slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
@@ -359,7 +375,7 @@ def _explain_all(registry: Registry, slots: Sequence[SlotRequirement], args: arg
 
 def cmd_explain(args: argparse.Namespace) -> int:
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    registry = what_if_from_args(open_registry(args.registry, args), args)
     slots = _read_slots(args)
     if args.all:
         return _explain_all(registry, slots, args)
@@ -741,7 +757,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    today = open_registry(args.registry, args)
+    registry = what_if_from_args(today, args)
     slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
     optimal = args.method == "optimal"
@@ -751,6 +768,14 @@ def cmd_assign(args: argparse.Namespace) -> int:
         plan = registry.assign(slots, allow_unplaced=True, method=args.method,
                                **({"time_limit": args.time_limit} if args.time_limit is not None else {}))
     report = getattr(plan, "report", None)
+    diff = None
+    if registry is not today:
+        from .what_if import plan_diff
+
+        with phase("placing on today's registry"):
+            diff = plan_diff(today.assign(slots, allow_unplaced=True, method=args.method,
+                                          **({"time_limit": args.time_limit} if args.time_limit is not None else {})),
+                             plan)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
@@ -776,12 +801,18 @@ def cmd_assign(args: argparse.Namespace) -> int:
                                f"{len(unplaced)} unplaced"))
             if report is not None:
                 console.print(Text(solver_line(report), style="bold"))
+            if diff is not None:
+                console.print(Text(f"what-if against today: {diff}", style="bold"))
+                for move in (*diff.moved, *diff.unplaced, *diff.placed):
+                    console.print(Text(f"  {move.slot_name}: {move.before or 'unplaced'} -> "
+                                       f"{move.after or 'unplaced'}"))
     elif args.format in ("json", "yaml"):
         summary = {"slots": len(slots), "placed": len(bindings),
                    "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
                    "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
         _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
-                     "summary": summary, **({"solver": report.as_dict()} if report is not None else {})},
+                     "summary": summary, **({"solver": report.as_dict()} if report is not None else {}),
+                     **({"what_if": diff.as_dict()} if diff is not None else {})},
                     args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
@@ -860,6 +891,14 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
                        help="threads of the batch kernel (default: $PRISM_MATCH_THREADS, else every core)")
 
 
+def _what_if_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("what-if", "answer for the registry as it would be, without changing it")
+    group.add_argument("--set", action="append", metavar="ID.FIELD=VALUE",
+                       help="e.g. kafka-prod.status=unhealthy, pg.capacity=*1.5, pg.max_write_rps=200000 "
+                            "(repeatable; `assign` also shows what moves against today)")
+    group.add_argument("--remove", action="append", metavar="ID", help="as if this backend were removed (repeatable)")
+
+
 def _completer(choices: Sequence[str]) -> Callable[..., Sequence[str]]:
     return lambda **_: choices
 
@@ -892,6 +931,8 @@ def build_parser() -> argparse.ArgumentParser:
         _loading_flags(p)
         if policy:
             _policy_flags(p)
+        if name in ("match", "explain", "assign"):
+            _what_if_flags(p)
         p.set_defaults(run=run)
         return p
 
