@@ -661,6 +661,8 @@ _COST_OPTIONS: tuple[tuple[str, str, float, str, str | None], ...] = (
     ("transfer_gb_intra_region", "--transfer-intra-gb", 0.0, "GB", None),
     ("transfer_gb_inter_region", "--transfer-inter-gb", 0.0, "GB", None),
     ("transfer_gb_internet", "--transfer-internet-gb", 0.0, "GB", None),
+    ("write_rps", "--write-rps", 0.0, "RPS", "write rate provisioned (billed by provisioned and reserved backends)"),
+    ("read_rps", "--read-rps", 0.0, "RPS", "read rate provisioned (billed by provisioned and reserved backends)"),
 )
 _COST_FLAGS = {key: flag for key, flag, *_ in _COST_OPTIONS}
 
