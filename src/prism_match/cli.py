@@ -324,6 +324,20 @@ def cmd_bind(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
+    if args.slot_bindings:
+        from .patterns import slot_binding_documents
+
+        if args.format not in ("json", "yaml", "ndjson"):
+            raise UsageError("`--slot-bindings` prints documents: give `-o json`, `-o yaml` or `-o ndjson`")
+        documents = slot_binding_documents(docs[0][1].get("pattern_id"),
+                                           [(o.slot.slot_name, o.matches[0] if o.matches else None)
+                                            for o in outcomes], all_reasons=args.all_reasons)
+        if args.format == "ndjson":
+            _write_ndjson(documents, args.output)
+        else:
+            _write_data(documents, args.format, args.output)
+        missing = [o.slot.slot_name for o in outcomes if not o.matches and not o.slot.optional]
+        return _unbound_required(missing) if missing else EXIT_OK
     if args.format in ("table", "wide"):
         with rich_target(args.output, wide=args.format == "wide") as console:
             console.print(Text(f"pattern {pattern}", style="bold"))
@@ -946,6 +960,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bind", "bind every slot of a pattern to its best backend", cmd_bind, slots=True,
                 slots_help="a pattern document: `pattern:` with named `slots`")
+    p.add_argument("--slot-bindings", action="store_true",
+                   help="print the page's slot_binding documents (pattern_id, slot, backend, the reasons that "
+                        "apply)")
+    p.add_argument("--all-reasons", action="store_true",
+                   help="with --slot-bindings: every reason, those that scored 0 included")
     p.add_argument("-k", type=int, default=1, help="backends shown per slot (default: 1)")
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
