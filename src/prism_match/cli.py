@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -98,11 +99,19 @@ def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry
     strict = not getattr(args, "non_strict", False)
     allow = getattr(args, "allow_inline_secrets", False)
     p = Path(path)
-    with phase(f"loading {path}"):
+    from .catalogue import CapabilityWarning
+
+    with phase(f"loading {path}"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CapabilityWarning)
         if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
             registry = load_snapshot(path)
         else:
             registry = load_registry(path, strict=strict, allow_inline_secrets=allow)
+    for warning in caught:  # a capability close to a core one: one line each, then on with the command
+        if issubclass(warning.category, CapabilityWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     log.info("%s: %d backends loaded", path, len(registry))
     if args is not None and hasattr(args, "policy"):
         registry.policy = policy_from_args(args)
@@ -855,6 +864,43 @@ def solver_line(report: Any) -> str:
             f"{proof} in {report.seconds:.2f} s of {report.time_limit:g} s")
 
 
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    """The page's core capabilities and the patterns that need them; with
+    ``--capability`` the patterns needing one, with ``--pattern`` what one
+    needs (and, given a registry, the backends that can serve it)."""
+    from .catalogue import CAPABILITIES, pattern_capabilities, patterns_needing
+
+    _check_output(args)
+    if args.capability and args.pattern:
+        raise UsageError("Give either `--capability` or `--pattern`, not both")
+    if args.registry and not args.pattern:
+        raise UsageError("`--registry` answers which backends serve `--pattern`")
+    if args.capability:
+        value: Any = {"capability": args.capability, "patterns": patterns_needing(args.capability)}
+        lines = [f"{args.capability}: needed by {', '.join(value['patterns']) or 'no pattern'}"]
+    elif args.pattern:
+        value = {"pattern": args.pattern, "capabilities": pattern_capabilities(args.pattern),
+                 "variants": pattern_capabilities(args.pattern, optional=True)[len(pattern_capabilities(
+                     args.pattern)):]}
+        lines = [f"{args.pattern} needs: {', '.join(value['capabilities']) or 'no core capability'}"
+                 + (f" (variants also use {', '.join(value['variants'])})" if value["variants"] else "")]
+        if args.registry:
+            result = open_registry(args.registry, args).backends_for_pattern(args.pattern)
+            value["backends"] = [{"backend_id": m.backend_id, "score": m.score} for m in result.backends]
+            lines.append(f"backends that can serve it ({result.total_count}): "
+                         + (", ".join(m.backend_id for m in result.backends) or "none"))
+    else:
+        value = [{"capability": c.name, "group": c.group, "description": c.description,
+                  "patterns": patterns_needing(c.name)} for c in CAPABILITIES.values()]
+        lines = [f"{c['capability']:<16} {c['group']:<11} {c['description']:<36} {', '.join(c['patterns'])}"
+                 for c in value]
+    if args.format in ("json", "yaml"):
+        _write_data(value, args.format, args.output)
+    else:
+        write_text("".join(line + "\n" for line in lines), args.output)
+    return EXIT_OK
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     with phase(f"writing {args.output}"):
@@ -1018,6 +1064,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile, policy=False)
     p.add_argument("-o", "--output", required=True, metavar="SNAPSHOT")
+
+    p = sub.add_parser("catalogue", help="the page's core capabilities and the patterns that need them")
+    p.add_argument("--capability", metavar="NAME", help="which patterns need this capability")
+    p.add_argument("--pattern", metavar="NAME", help="which capabilities this pattern needs (e.g. Queue, PubSub)")
+    p.add_argument("--registry", metavar="REGISTRY", help="with --pattern: which of its backends can serve it")
+    _formats(p, ("table", "json", "yaml"))
+    _loading_flags(p)
+    p.set_defaults(run=cmd_catalogue)
 
     p = sub.add_parser("schema", help="the JSON Schema of a document kind (for editors and CI)")
     p.add_argument("kind", choices=KINDS)

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import batch, diagnosis, patterns, placement, score_table
 from ._core import Match, update_fields
+from .catalogue import check_vocabulary, pattern_capabilities
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
 from .errors import RegistryError, positive_int
@@ -304,6 +305,12 @@ class Registry:
             view = WhatIf(self, columns, checked, removed)
         return view
 
+    def backends_for_pattern(self, pattern: str) -> QueryResult:
+        """The backends that can serve a pattern of the page's catalogue
+        (``KeyValue``, ``PubSub``, ``Queue``, …): every eligible backend
+        declaring each capability it needs, best first (catalogue.py)."""
+        return self.query({"required_capabilities": pattern_capabilities(pattern)})
+
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
         return patterns.bind_pattern(self.engine, pattern)
@@ -389,6 +396,8 @@ class Registry:
                 raise
             self._records_current = False
             self._core.record("add", None, regs)
+            check_vocabulary(self.columns, [c if isinstance(c, str) else c.name for r in regs
+                                            for c in (r.capabilities or ())])
             self._structure += 1
 
     def remove(self, backend_id: str) -> None:
@@ -715,6 +724,7 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
         registry = Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
                             policy=policy, log_size=log_size)
+    check_vocabulary(registry.columns)  # a capability close to a core one: a warning with a did-you-mean
     _log.info("loaded %d backends%s in %.2f s", len(registry),
               f" from {source}" if isinstance(source, (str, os.PathLike)) else "", time.perf_counter() - start)
     return registry
