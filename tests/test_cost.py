@@ -31,7 +31,7 @@ SEED_WORKLOAD = {
     "writes": 1_000_000, "reads": 5_000_000, "storage_gb": 2500, "connections": 2500, "hours": 720,
     "transfer_gb_intra_region": 100, "transfer_gb_inter_region": 50, "transfer_gb_internet": 10,
 }
-COLUMNS = ["backend_id", *COST_TERMS, "total"]
+COLUMNS = ["backend_id", *COST_TERMS, "total", "cost_model"]
 
 
 def backend(backend_id: str, **extra) -> dict:
@@ -112,8 +112,9 @@ def test_unused_terms_cost_nothing_even_without_prices():
 def test_connections_are_priced_per_connection_hour():
     registry = load_registry([backend("a", cost={"cost_per_connection_hour": 0.01})])
     assert row(estimate_cost(registry, {"connections": 10, "hours": 5}), "a")["connections"] == pytest.approx(0.5)
-    # Connections without hours (or hours without connections) is no connection-hour.
-    assert row(estimate_cost(registry, {"connections": 10}), "a")["connections"] == 0.0
+    # Connections without hours are held for the page's month (720 h), never
+    # priced at $0 (issue 13); hours without connections are no connection-hour.
+    assert row(estimate_cost(registry, {"connections": 10}), "a")["connections"] == pytest.approx(72.0)
     assert row(estimate_cost(registry, {"hours": 720}), "a")["connections"] == 0.0
 
 
@@ -143,7 +144,8 @@ def test_same_input_same_table():
 # --- workload validation ---------------------------------------------------------------
 
 def test_absent_keys_are_zero():
-    assert validate_workload({"writes": 3}) == {**dict.fromkeys(WORKLOAD_KEYS, 0.0), "writes": 3.0}
+    # ... all but `hours`, which is the page's month (issue 13).
+    assert validate_workload({"writes": 3}) == {**dict.fromkeys(WORKLOAD_KEYS, 0.0), "writes": 3.0, "hours": 720.0}
 
 
 @pytest.mark.parametrize(("workload", "message"), [

@@ -12,6 +12,7 @@ from . import _env  # noqa: F401  (before the compiled core loads: OpenMP reads 
 from .errors import RegistryError
 from .health import HealthTracker
 from .patterns import BindingProblem, PatternBinding
+from .optimal import OptimalAssignment, SolverReport
 from .placement import Assignment, Binding, PlacementError, Unplaced
 from .policy import MatchPolicy
 from .registry import Change, Registry, Reservation, load_registry, load_snapshot
@@ -22,6 +23,7 @@ from .slot_files import load_slots
 
 __all__ = ["load_registry", "load_snapshot", "load_slots", "Registry", "RegistryError", "MatchPolicy",
            "PreparedSlot", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
+           "OptimalAssignment", "SolverReport",
            "PlacementError", "PatternBinding", "BindingProblem", "Reservation", "Change", "HealthTracker",
            "HealthChecker", "SlotRequirement", "__version__"]
 __version__ = "0.1.0"

@@ -142,3 +142,46 @@ def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t star
             chosen[j] = -1
             return j
     return m
+
+
+def placement_pairs(LiveSnapshot snap, list slots, CorePolicy policy):
+    """Every (slot, backend) pair that one step of ``assign`` could choose
+    with nothing placed yet, with its score: the candidates of an optimal
+    plan (optimal.py). The same call as ``assign_run`` makes (the placed
+    rules, namespace limit included, over an all-zero placement) asking for
+    every eligible backend instead of the best. Returns ``(slot, backend,
+    score, performance, region)``: int64[E], int64[E], float64[E] x 3, slot
+    by slot in the given order, each slot's backends best first."""
+    cdef Py_ssize_t m = len(slots), j
+    cdef index_t n = snap.r.n, size, t
+    cdef Placed pl
+    cdef PreparedSlot cs
+    cdef score_t perf, region, aw, ar
+    zero = np.zeros(max(n, 1))
+    cdef score_t[::1] z = zero
+    score_buf = np.empty(max(n, 1))
+    perf_buf = np.empty(max(n, 1))
+    region_buf = np.empty(max(n, 1))
+    rank_buf = np.empty(max(n, 1), dtype=np.int64)
+    index_buf = np.empty(max(n, 1), dtype=np.int64)
+    cdef score_t[::1] hs = score_buf
+    cdef score_t[::1] hp = perf_buf
+    cdef score_t[::1] hg = region_buf
+    cdef index_t[::1] hr = rank_buf
+    cdef index_t[::1] hi = index_buf
+    pl.w = &z[0]; pl.r = &z[0]; pl.storage = &z[0]; pl.ns = &z[0]
+    parts = []
+    for j in range(m):
+        cs = <PreparedSlot>slots[j]
+        with nogil:
+            size = topk_scores(&snap.r, &cs.s, &policy.p, &pl, n, &hs[0], &hr[0], &hi[0])
+            for t in range(size):
+                _components(&snap.r, &cs.s, &policy.p, &pl, hi[t], &perf, &region, &aw, &ar)
+                hp[t] = perf
+                hg[t] = region
+        if size:
+            parts.append((np.full(size, j, dtype=np.int64), index_buf[:size].copy(), score_buf[:size].copy(),
+                          perf_buf[:size].copy(), region_buf[:size].copy()))
+    if not parts:
+        return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+    return tuple(np.concatenate(column) for column in zip(*parts))

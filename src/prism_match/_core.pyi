@@ -128,3 +128,6 @@ def assign_run(snap: LiveSnapshot, slots: list[PreparedSlot], policy: CorePolicy
                placed_storage: npt.NDArray[np.float64], placed_ns: npt.NDArray[np.float64],
                chosen: npt.NDArray[Any], chosen_score: npt.NDArray[np.float64],
                chosen_perf: npt.NDArray[np.float64], chosen_region: npt.NDArray[np.float64]) -> int: ...
+def placement_pairs(snap: LiveSnapshot, slots: list[PreparedSlot], policy: CorePolicy
+                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64],
+                               npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

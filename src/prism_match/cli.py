@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -98,15 +99,39 @@ def open_registry(path: str, args: argparse.Namespace | None = None) -> Registry
     strict = not getattr(args, "non_strict", False)
     allow = getattr(args, "allow_inline_secrets", False)
     p = Path(path)
-    with phase(f"loading {path}"):
+    from .catalogue import CapabilityWarning
+
+    with phase(f"loading {path}"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CapabilityWarning)
         if p.is_file() and p.suffix.lower() not in _REGISTRY_SUFFIXES:
             registry = load_snapshot(path)
         else:
             registry = load_registry(path, strict=strict, allow_inline_secrets=allow)
+    for warning in caught:  # a capability close to a core one: one line each, then on with the command
+        if issubclass(warning.category, CapabilityWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     log.info("%s: %d backends loaded", path, len(registry))
     if args is not None and hasattr(args, "policy"):
         registry.policy = policy_from_args(args)
     return registry
+
+
+def what_if_from_args(registry: Registry, args: argparse.Namespace) -> Registry:
+    """``--set ID.FIELD=VALUE`` and ``--remove ID`` (repeatable): the
+    registry as it would be after them (``Registry.what_if``), or the
+    registry itself when none is given."""
+    sets, removed = getattr(args, "set", None) or [], getattr(args, "remove", None) or []
+    if not sets and not removed:
+        return registry
+    from .what_if import parse_set
+
+    changes: dict[str, dict[str, str]] = {}
+    for spec in sets:
+        bid, field, value = parse_set(spec)
+        changes.setdefault(bid, {})[field] = value
+    return registry.what_if(changes, remove=removed)
 
 
 def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
@@ -273,7 +298,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"Expected `-k` >= 1, got `{args.k}`")
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    registry = what_if_from_args(open_registry(args.registry, args), args)
     slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
     fmt = args.format
@@ -308,6 +333,20 @@ def cmd_bind(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     slots = _read_slots(args)
     outcomes = match_slots(registry, slots, args.k, args.explain)
+    if args.slot_bindings:
+        from .patterns import slot_binding_documents
+
+        if args.format not in ("json", "yaml", "ndjson"):
+            raise UsageError("`--slot-bindings` prints documents: give `-o json`, `-o yaml` or `-o ndjson`")
+        documents = slot_binding_documents(docs[0][1].get("pattern_id"),
+                                           [(o.slot.slot_name, o.matches[0] if o.matches else None)
+                                            for o in outcomes], all_reasons=args.all_reasons)
+        if args.format == "ndjson":
+            _write_ndjson(documents, args.output)
+        else:
+            _write_data(documents, args.format, args.output)
+        missing = [o.slot.slot_name for o in outcomes if not o.matches and not o.slot.optional]
+        return _unbound_required(missing) if missing else EXIT_OK
     if args.format in ("table", "wide"):
         with rich_target(args.output, wide=args.format == "wide") as console:
             console.print(Text(f"pattern {pattern}", style="bold"))
@@ -359,7 +398,7 @@ def _explain_all(registry: Registry, slots: Sequence[SlotRequirement], args: arg
 
 def cmd_explain(args: argparse.Namespace) -> int:
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    registry = what_if_from_args(open_registry(args.registry, args), args)
     slots = _read_slots(args)
     if args.all:
         return _explain_all(registry, slots, args)
@@ -645,6 +684,8 @@ _COST_OPTIONS: tuple[tuple[str, str, float, str, str | None], ...] = (
     ("transfer_gb_intra_region", "--transfer-intra-gb", 0.0, "GB", None),
     ("transfer_gb_inter_region", "--transfer-inter-gb", 0.0, "GB", None),
     ("transfer_gb_internet", "--transfer-internet-gb", 0.0, "GB", None),
+    ("write_rps", "--write-rps", 0.0, "RPS", "write rate provisioned (billed by provisioned and reserved backends)"),
+    ("read_rps", "--read-rps", 0.0, "RPS", "read rate provisioned (billed by provisioned and reserved backends)"),
 )
 _COST_FLAGS = {key: flag for key, flag, *_ in _COST_OPTIONS}
 
@@ -741,11 +782,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     _check_output(args)
-    registry = open_registry(args.registry, args)
+    today = open_registry(args.registry, args)
+    registry = what_if_from_args(today, args)
     slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
-    with phase(f"placing {len(slots)} slots"):
-        plan = registry.assign(slots, allow_unplaced=True)
+    optimal = args.method == "optimal"
+    if args.time_limit is not None and not optimal:
+        raise UsageError("`--time-limit` applies to `--method optimal` only")
+    with phase(f"placing {len(slots)} slots" + (" (optimal)" if optimal else "")):
+        plan = registry.assign(slots, allow_unplaced=True, method=args.method,
+                               **({"time_limit": args.time_limit} if args.time_limit is not None else {}))
+    report = getattr(plan, "report", None)
+    diff = None
+    if registry is not today:
+        from .what_if import plan_diff
+
+        with phase("placing on today's registry"):
+            diff = plan_diff(today.assign(slots, allow_unplaced=True, method=args.method,
+                                          **({"time_limit": args.time_limit} if args.time_limit is not None else {})),
+                             plan)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
@@ -769,12 +824,21 @@ def cmd_assign(args: argparse.Namespace) -> int:
                 console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
             console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
                                f"{len(unplaced)} unplaced"))
+            if report is not None:
+                console.print(Text(solver_line(report), style="bold"))
+            if diff is not None:
+                console.print(Text(f"what-if against today: {diff}", style="bold"))
+                for move in (*diff.moved, *diff.unplaced, *diff.placed):
+                    console.print(Text(f"  {move.slot_name}: {move.before or 'unplaced'} -> "
+                                       f"{move.after or 'unplaced'}"))
     elif args.format in ("json", "yaml"):
         summary = {"slots": len(slots), "placed": len(bindings),
                    "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
                    "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
         _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
-                     "summary": summary}, args.format, args.output)
+                     "summary": summary, **({"solver": report.as_dict()} if report is not None else {}),
+                     **({"what_if": diff.as_dict()} if diff is not None else {})},
+                    args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
                        *({"status": "unplaced", **u} for u in unplaced)], args.output)
@@ -790,6 +854,51 @@ def cmd_assign(args: argparse.Namespace) -> int:
         _write_frame(frame, args.format, args.output)
     missing = [u["slot_name"] for u in unplaced if not u["optional"]]
     return _unbound_required(missing) if missing else EXIT_OK
+
+
+def solver_line(report: Any) -> str:
+    """The optimal plan against greedy's, in one line."""
+    proof = "proved optimal" if report.proved_optimal else f"not proved optimal ({report.status})"
+    return (f"optimal: {report.optimal_placed} placed (greedy {report.greedy_placed}, "
+            f"{report.extra_placed:+d}), total score {report.optimal_score:.4f} (greedy {report.greedy_score:.4f}); "
+            f"{proof} in {report.seconds:.2f} s of {report.time_limit:g} s")
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    """The page's core capabilities and the patterns that need them; with
+    ``--capability`` the patterns needing one, with ``--pattern`` what one
+    needs (and, given a registry, the backends that can serve it)."""
+    from .catalogue import CAPABILITIES, pattern_capabilities, patterns_needing
+
+    _check_output(args)
+    if args.capability and args.pattern:
+        raise UsageError("Give either `--capability` or `--pattern`, not both")
+    if args.registry and not args.pattern:
+        raise UsageError("`--registry` answers which backends serve `--pattern`")
+    if args.capability:
+        value: Any = {"capability": args.capability, "patterns": patterns_needing(args.capability)}
+        lines = [f"{args.capability}: needed by {', '.join(value['patterns']) or 'no pattern'}"]
+    elif args.pattern:
+        value = {"pattern": args.pattern, "capabilities": pattern_capabilities(args.pattern),
+                 "variants": pattern_capabilities(args.pattern, optional=True)[len(pattern_capabilities(
+                     args.pattern)):]}
+        lines = [f"{args.pattern} needs: {', '.join(value['capabilities']) or 'no core capability'}"
+                 + (f" (variants also use {', '.join(value['variants'])})" if value["variants"] else "")]
+        if args.registry:
+            result = open_registry(args.registry, args).backends_for_pattern(args.pattern)
+            value["backends"] = [{"backend_id": m.backend_id, "score": m.score} for m in result.backends]
+            lines.append(f"backends that can serve it ({result.total_count}): "
+                         + (", ".join(m.backend_id for m in result.backends) or "none"))
+    else:
+        value = [{"capability": c.name, "group": c.group, "description": c.description,
+                  "patterns": patterns_needing(c.name)} for c in CAPABILITIES.values()]
+        lines = [f"{c['capability']:<16} {c['group']:<11} {c['description']:<36} {', '.join(c['patterns'])}"
+                 for c in value]
+    if args.format in ("json", "yaml"):
+        _write_data(value, args.format, args.output)
+    else:
+        write_text("".join(line + "\n" for line in lines), args.output)
+    return EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -844,6 +953,14 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
                        help="threads of the batch kernel (default: $PRISM_MATCH_THREADS, else every core)")
 
 
+def _what_if_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("what-if", "answer for the registry as it would be, without changing it")
+    group.add_argument("--set", action="append", metavar="ID.FIELD=VALUE",
+                       help="e.g. kafka-prod.status=unhealthy, pg.capacity=*1.5, pg.max_write_rps=200000 "
+                            "(repeatable; `assign` also shows what moves against today)")
+    group.add_argument("--remove", action="append", metavar="ID", help="as if this backend were removed (repeatable)")
+
+
 def _completer(choices: Sequence[str]) -> Callable[..., Sequence[str]]:
     return lambda **_: choices
 
@@ -876,6 +993,8 @@ def build_parser() -> argparse.ArgumentParser:
         _loading_flags(p)
         if policy:
             _policy_flags(p)
+        if name in ("match", "explain", "assign"):
+            _what_if_flags(p)
         p.set_defaults(run=run)
         return p
 
@@ -887,11 +1006,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bind", "bind every slot of a pattern to its best backend", cmd_bind, slots=True,
                 slots_help="a pattern document: `pattern:` with named `slots`")
+    p.add_argument("--slot-bindings", action="store_true",
+                   help="print the page's slot_binding documents (pattern_id, slot, backend, the reasons that "
+                        "apply)")
+    p.add_argument("--all-reasons", action="store_true",
+                   help="with --slot-bindings: every reason, those that scored 0 included")
     p.add_argument("-k", type=int, default=1, help="backends shown per slot (default: 1)")
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
 
-    _formats(command("assign", "capacity-aware placement of the slots, in order", cmd_assign, slots=True), all_formats)
+    p = command("assign", "capacity-aware placement of the slots (greedy in order, or optimal)", cmd_assign,
+                slots=True)
+    p.add_argument("--method", choices=("greedy", "optimal"), default="greedy",
+                   help="greedy: slots in order, each on its best backend (default); optimal: the most slots, "
+                        "then the best total score, solved with HiGHS")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="seconds the optimal solver may take (default 10); the plan found so far is kept")
+    _formats(p, all_formats)
 
     p = command("query", "every eligible backend for a query (the seed's Backend Querying)", cmd_query)
     p.add_argument("--file", metavar="QUERY", help="a query document (`query:` wrapper accepted)")
@@ -933,6 +1064,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("compile", "compile a registry into a snapshot that loads fast", cmd_compile, policy=False)
     p.add_argument("-o", "--output", required=True, metavar="SNAPSHOT")
+
+    p = sub.add_parser("catalogue", help="the page's core capabilities and the patterns that need them")
+    p.add_argument("--capability", metavar="NAME", help="which patterns need this capability")
+    p.add_argument("--pattern", metavar="NAME", help="which capabilities this pattern needs (e.g. Queue, PubSub)")
+    p.add_argument("--registry", metavar="REGISTRY", help="with --pattern: which of its backends can serve it")
+    _formats(p, ("table", "json", "yaml"))
+    _loading_flags(p)
+    p.set_defaults(run=cmd_catalogue)
 
     p = sub.add_parser("schema", help="the JSON Schema of a document kind (for editors and CI)")
     p.add_argument("kind", choices=KINDS)

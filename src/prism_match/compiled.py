@@ -327,6 +327,28 @@ class Columns:
             out.store[name] = values
         return out
 
+    def overlay(self, columns: tuple[str, ...]) -> Columns:
+        """A copy that shares every array but ``columns`` (copied, each
+        alias kept: observed and used usage may be one array) and the alive
+        words, with its own id list and holes: what a what-if view may
+        change (remove a backend, write a value) without touching ``self``."""
+        out = object.__new__(Columns)
+        out.__dict__.update(self.__dict__)
+        out.store = dict(self.store)
+        copies: dict[int, np.ndarray] = {}
+        for name in (*columns, "alive"):
+            array = self.store[name]
+            if id(array) not in copies:
+                copies[id(array)] = array.copy()
+            out.store[name] = copies[id(array)]
+        for name, array in self.store.items():  # an alias of a copied array follows it
+            if id(array) in copies:
+                out.store[name] = copies[id(array)]
+        out.backend_ids = list(self.backend_ids)
+        out.holes = list(self.holes)
+        out.ids_changed()
+        return out
+
     def compacted(self) -> Columns:
         """The same registry with no holes: live backends in position order,
         latency entries in that order, ids ranked densely. ``self`` when

@@ -19,11 +19,12 @@ from .diagnosis import diagnose, explain
 from .engine import Engine
 from .errors import RegistryError
 from .loading import validate_documents
+from .reasons import applicable_reasons
 from .results import Diagnosis
 from .rules import BY_CODE, RULES
 from .schema import Pattern
 
-__all__ = ["PatternBinding", "BindingProblem", "coerce_pattern", "bind_pattern", "check_binding"]
+__all__ = ["PatternBinding", "BindingProblem", "slot_binding_documents", "coerce_pattern", "bind_pattern", "check_binding"]
 
 
 class PatternBinding(msgspec.Struct, frozen=True):
@@ -33,9 +34,32 @@ class PatternBinding(msgspec.Struct, frozen=True):
     pattern: str
     bindings: dict[str, Any]
     diagnoses: dict[str, Diagnosis]
+    pattern_id: str | None = None
 
     def backend_ids(self) -> dict[str, str | None]:
         return {slot: (m.backend_id if m is not None else None) for slot, m in self.bindings.items()}
+
+    def slot_bindings(self, *, all_reasons: bool = False) -> list[dict[str, Any]]:
+        """The page's ``slot_binding`` form, one per bound slot: pattern_id,
+        slot_name, backend_id and the reasons that apply (``all_reasons``:
+        every reason, those that scored 0 included)."""
+        return slot_binding_documents(self.pattern_id, list(self.bindings.items()), all_reasons=all_reasons)
+
+
+def slot_binding_documents(pattern_id: str | None, matches: list[tuple[str, Any]], *,
+                           all_reasons: bool = False) -> list[dict[str, Any]]:
+    """``[{"slot_binding": {pattern_id, slot_name, backend_id, reasons}}]``
+    for each (slot name, Match) pair whose Match is not None, in the page's
+    "Match Reasons" shape."""
+    out = []
+    for slot_name, match in matches:
+        if match is None:
+            continue
+        reasons = match.reasons if all_reasons else applicable_reasons(match)
+        out.append({"slot_binding": {"pattern_id": pattern_id, "slot_name": slot_name,
+                                     "backend_id": match.backend_id,
+                                     "reasons": [r.as_dict() for r in reasons]}})
+    return out
 
 
 class BindingProblem(msgspec.Struct, frozen=True):
@@ -82,7 +106,7 @@ def bind_pattern(engine: Engine, pattern: Any) -> PatternBinding:
                                  f"No backend can be bound: {diagnoses[slot_name]}"))
     if failures:
         raise RegistryError(failures)
-    return PatternBinding(pat.pattern, bindings, diagnoses)
+    return PatternBinding(pat.pattern, bindings, diagnoses, pat.pattern_id)
 
 
 def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:

@@ -152,7 +152,7 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     bindings = [Binding(p.slot_name, ids[c], float(chosen_score[j]), float(chosen_perf[j]),
                         float(columns.cost_score[c]), float(live_avail[c]), float(chosen_region[j]))
                 for j, (p, c) in enumerate(zip(prepared, chosen)) if c >= 0]
-    result = Assignment(bindings, unplaced, _utilisation(view, placed), False)
+    result = Assignment(bindings, unplaced, utilisation_table(view, placed), False)
     if not result.ok and not allow_unplaced:
         raise PlacementError(result)
     if commit:
@@ -184,7 +184,7 @@ def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot
     return make
 
 
-def _utilisation(view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
+def utilisation_table(view: Any, placed: dict[str, np.ndarray]) -> pl.DataFrame:
     """Per backend after placement: placements, used and max of each resource."""
     import polars as pl
 

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from .compiled import Columns
     from .slot_details import PreparedSlot
 
-__all__ = ["build_reasons"]
+__all__ = ["build_reasons", "applicable_reasons"]
+
+# A reason applies when its term earned points (the page's response lists
+# `[capability_match, region_affinity]` for a backend whose performance did
+# not count): the Match attribute holding each scored term.
+_TERM_OF = {"performance": "performance", "cost": "cost", "availability": "availability",
+            "region_affinity": "region"}
 
 
 def _names(items: list[str]) -> str:
@@ -92,3 +98,21 @@ def build_reasons(registration: Callable[[str], Registration], columns: Columns,
         reasons.append(Reason("compliance", f"Backend holds {_names(slot.requirement.compliance)} "
                                             f"(has: {_names(sorted(reg.compliance))})"))
     return reasons
+
+
+def applicable_reasons(match: Match) -> list[Reason]:
+    """``match.reasons`` less those that do not apply, as the page's
+    response lists them: a score term that scored 0 (no capacity, no price,
+    no uptime, not the preferred region) and a capability match when the
+    slot required nothing. Consistency and compliance reasons appear only
+    when the slot asked for them, and then apply."""
+    slot = match.slot
+    out = []
+    for reason in match.reasons:
+        term = _TERM_OF.get(reason.type)
+        if term is not None and not getattr(match, term) > 0:
+            continue
+        if reason.type == "capability_match" and not slot.requirements:
+            continue
+        out.append(reason)
+    return out

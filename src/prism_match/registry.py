@@ -32,6 +32,7 @@ import numpy as np
 
 from . import batch, diagnosis, patterns, placement, score_table
 from ._core import Match, update_fields
+from .catalogue import check_vocabulary, pattern_capabilities
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
 from .errors import RegistryError, positive_int
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("prism_match")
 
-__all__ = ["Registry", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
+__all__ = ["Registry", "WhatIf", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
 
 DEFAULT_LOG_SIZE = 4096
 
@@ -108,6 +109,7 @@ class Registry:
         self._next_reservation = itertools.count(1)
         self._health_notes: dict[str, _HealthNote] = {}
         self._lock = threading.RLock()  # Python-level changes (add, remove, replace, release) one at a time
+        self._structure = 0  # grows with add, remove, replace, compact: what-if views taken before are stale
 
     def _attach(self, columns: Columns, version: int) -> None:
         """Build the engine over ``columns`` (at load, and after compact)."""
@@ -260,10 +262,54 @@ class Registry:
         return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
                                 diagnose=diagnose, reasons=reasons)
 
-    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> placement.Assignment:
-        """Capacity-aware placement; see placement.assign."""
+    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False, method: str = "greedy",
+               time_limit: float | None = None) -> placement.Assignment:
+        """Capacity-aware placement. ``method="greedy"`` (the default): slots
+        in order, each on its best backend given what earlier ones took (see
+        placement.assign). ``method="optimal"``: the plan placing the most
+        slots, then the highest total score, solved with HiGHS within
+        ``time_limit`` seconds (default optimal.DEFAULT_TIME_LIMIT), greedy's
+        plan as the warm start; the result's ``.report`` compares the two
+        (see optimal.assign_optimal)."""
+        if method == "greedy":
+            if time_limit is not None:
+                raise RegistryError("`time_limit` applies to method='optimal' only", "assign")
+            with self._lock:
+                return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+        if method != "optimal":
+            raise RegistryError(f"Expected `method` `greedy` or `optimal`, got `{str(method)[:40]}`", "assign")
+        from . import optimal
+
+        limit = optimal.DEFAULT_TIME_LIMIT if time_limit is None else time_limit
         with self._lock:
-            return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+            return optimal.assign_optimal(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced,
+                                          time_limit=limit)
+
+    def what_if(self, changes: Mapping[str, Mapping[str, Any]] | None = None, *,
+                remove: Iterable[str] = ()) -> WhatIf:
+        """A read-only view of this registry as it would be after ``changes``
+        ({backend_id: {field: value}}: ``status``, ``uptime``, usage, any
+        ``max_*``, ``active_connections``, ``cost_per_1k_writes``, or
+        ``capacity: "*1.5"`` for every declared maximum; ``"*F"`` scales
+        the current value) and without the backends in ``remove``. The live
+        registry is not touched: the view copies the live-state columns and
+        what the changes write, and shares the rest. ``match``, ``explain``,
+        ``query``, ``assign`` (a dry run), ``match_many``, ``bind_pattern``
+        read through it; ``view.diff(slots)`` compares its plan with
+        today's. Usable as ``with registry.what_if(...) as view:``."""
+        from . import what_if as overlay
+
+        with self._lock:
+            checked, removed = overlay.check_changes(changes, remove, self.columns, self._core.index)
+            columns = overlay.overlay_columns(self.columns, checked)
+            view = WhatIf(self, columns, checked, removed)
+        return view
+
+    def backends_for_pattern(self, pattern: str) -> QueryResult:
+        """The backends that can serve a pattern of the page's catalogue
+        (``KeyValue``, ``PubSub``, ``Queue``, …): every eligible backend
+        declaring each capability it needs, best first (catalogue.py)."""
+        return self.query({"required_capabilities": pattern_capabilities(pattern)})
 
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
@@ -350,6 +396,9 @@ class Registry:
                 raise
             self._records_current = False
             self._core.record("add", None, regs)
+            check_vocabulary(self.columns, [c if isinstance(c, str) else c.name for r in regs
+                                            for c in (r.capabilities or ())])
+            self._structure += 1
 
     def remove(self, backend_id: str) -> None:
         """Unregister a backend, in constant time: it appears in no answer
@@ -364,6 +413,7 @@ class Registry:
                 del self._reservations[rid]
             self._records_current = False
             self._core.record("remove", backend_id, None)
+            self._structure += 1
 
     def replace(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
         """Re-register a backend (new capabilities, capacity, ...), validated
@@ -378,6 +428,7 @@ class Registry:
             self._by_id[reg.backend_id] = reg
             self._records_current = False
             self._core.record("replace", reg.backend_id, reg)
+            self._structure += 1
 
     def reserve(self, slot: Any, backend_id: str | None = None) -> Reservation:
         """Take one placement atomically: the best eligible backend under
@@ -514,6 +565,7 @@ class Registry:
                 self._registration(bid)
             self._records, self._records_current = None, False
             self._attach(self.columns.compacted(), self.version)
+            self._structure += 1
 
     # --- tables and snapshots --------------------------------------------------------------
 
@@ -540,6 +592,109 @@ class Registry:
             "extra.reservations": np.frombuffer(encoder.encode(list(self._reservations.values())), dtype=np.uint8),
         }
         save_snapshot(dense, records, path, extras)
+
+
+class WhatIf(Registry):
+    """A registry as it would be after some changes (``Registry.what_if``):
+    read-only, over an overlay of its base's columns. It sees the base as it
+    was when taken (later usage updates are not seen); after an add, remove,
+    replace or compact of the base every answer is refused (the shared
+    columns may have moved): take a new view."""
+
+    def __init__(self, base: Registry, columns: Columns, changes: dict[str, dict[str, Any]], removed: list[str]):
+        from . import what_if as overlay
+
+        self._base = base
+        self._stamp = base._structure
+        self._changes = changes
+        super().__init__(None, columns=columns, policy=base.policy, log_size=0, version=base.version)
+        for bid, fields in changes.items():
+            live = {("uptime" if f == "uptime" else f): v for f, v in fields.items() if f in overlay.LIVE_FIELDS}
+            if live:
+                self._core.update(bid, **live)
+            overlay.write_static(columns, self._core.index[bid], fields)
+        for bid in removed:
+            self._layout.remove(bid)
+        self._held = {b: set(ids) for b, ids in base._held.items() if b not in removed}
+        self._reservations = {rid: r for rid, r in base._reservations.items() if r.backend_id not in removed}
+        self._health_notes = {b: note for b, note in base._health_notes.items() if b not in removed}
+        self.update = self._read_only  # type: ignore[assignment]
+
+    def _registration(self, backend_id: str) -> Registration:
+        from .what_if import changed_registration
+
+        if backend_id not in self._core.index:
+            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
+        reg = self._base._registration(backend_id)
+        fields = self._changes.get(backend_id)
+        return changed_registration(reg, fields) if fields else reg
+
+    def _current(self) -> None:
+        if self._base._structure != self._stamp:
+            raise RegistryError("The registry this what-if was taken from has added, removed or replaced backends "
+                                "since; take a new what-if", "what_if")
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise RegistryError("A what-if view is read-only: change the registry itself, or take a new what-if",
+                            "what_if")
+
+    add = remove = replace = reserve = release = apply = compact = record_health = save = _read_only
+
+    def __enter__(self) -> WhatIf:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def match(self, slot: Any, k: int = 1) -> list[Match]:
+        self._current()
+        return super().match(slot, k)
+
+    def explain(self, slot: Any) -> Diagnosis:
+        self._current()
+        return super().explain(slot)
+
+    def query(self, query: Any) -> QueryResult:
+        self._current()
+        return super().query(query)
+
+    def score_table(self, slot: Any) -> pl.DataFrame:
+        self._current()
+        return super().score_table(slot)
+
+    def match_many(self, slots: Any, k: int = 1, **kwargs: Any) -> pl.DataFrame:
+        self._current()
+        return super().match_many(slots, k, **kwargs)
+
+    def assign(self, slots: Any, *, commit: bool = False, **kwargs: Any) -> placement.Assignment:
+        if commit:
+            self._read_only()
+        self._current()
+        return super().assign(slots, **kwargs)
+
+    def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
+        self._current()
+        return super().bind_pattern(pattern)
+
+    def __getitem__(self, backend_id: str) -> Registration:
+        self._current()
+        return super().__getitem__(backend_id)
+
+    def to_polars(self) -> pl.DataFrame:
+        self._current()
+        return super().to_polars()
+
+    def diff(self, slots: Any, *, method: str = "greedy", time_limit: float | None = None) -> Any:
+        """The plan for ``slots`` here against today's plan on the base
+        registry (both dry runs, unplaced slots allowed): a what_if.PlanDiff
+        of the slots that move, that are no longer placed, that are newly
+        placed."""
+        from .what_if import plan_diff
+
+        self._current()
+        options = {"method": method, **({"time_limit": time_limit} if time_limit is not None else {})}
+        today = self._base.assign(slots, allow_unplaced=True, **options)
+        return plan_diff(today, self.assign(slots, allow_unplaced=True, **options))
 
 
 class _HealthNote(NamedTuple):
@@ -569,6 +724,7 @@ def load_registry(source: Any, *, strict: bool = True, allow_inline_secrets: boo
     with gc_paused():  # compiling allocates much and frees nothing: no collections meanwhile
         registry = Registry(load_registrations(source, strict=strict, allow_inline_secrets=allow_inline_secrets),
                             policy=policy, log_size=log_size)
+    check_vocabulary(registry.columns)  # a capability close to a core one: a warning with a did-you-mean
     _log.info("loaded %d backends%s in %.2f s", len(registry),
               f" from {source}" if isinstance(source, (str, os.PathLike)) else "", time.perf_counter() - start)
     return registry
