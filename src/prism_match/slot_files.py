@@ -102,7 +102,9 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
         clean = dtype.is_nested() or dtype == pl.Object
         columns.append((key, into_perf, split, clean))
     out = []
-    for row in frame.iter_rows():
+    # Column by column into Python (polars builds each list in Rust), then
+    # zipped: several times faster than iter_rows on nested columns.
+    for row in zip(*(frame.get_column(name).to_list() for name in frame.columns)):
         slot: dict[str, Any] = {}
         perf: dict[str, Any] = {}
         for (key, into_perf, split, clean), value in zip(columns, row):
