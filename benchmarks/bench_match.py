@@ -109,3 +109,35 @@ class Query:
 
     def peakmem_query(self, n):
         self.registry.query(self.slot)
+
+
+class MatchShapes:
+    """Issue 15's slot shapes (benchmarks/pruning.py), with the scan order
+    (skipping what cannot win) and without it (``plain``: every position
+    visited, as before): the hard case (minimums that keep the performance
+    term under its cap, 30 % copies), exact ties, a rare region and a
+    non-default policy."""
+
+    params = ([1_000, 100_000] + ([1_000_000] if common.has_from_polars() else []),
+              ["medium", "high minimums", "exact ties", "rare region", "non-default policy"],
+              ["scan order", "plain"])
+    param_names = ["backends", "shape", "kernel"]
+    timeout = 900
+
+    def setup(self, n, shape, kernel):
+        from prism_match import MatchPolicy
+
+        slot = {"medium": common.selectivity_slot("medium"), "high minimums": common.HARD_SLOT,
+                "exact ties": common.selectivity_slot("broad"), "rare region": common.RARE_REGION_SLOT,
+                "non-default policy": common.selectivity_slot("medium")}[shape]
+        hard = shape in ("high minimums", "exact ties")
+        # A private copy: the kernel switch and the policy must not reach other benchmarks.
+        self.registry = common.hard_registry(n, fresh=True) if hard else common.fresh_registry(n)
+        if shape == "non-default policy":
+            self.registry.policy = MatchPolicy(w_perf=0.1, w_cost=0.5, w_avail=0.1, w_region=0.3,
+                                               capacity_basis="available")
+        self.registry.engine.core.use_scan_order = kernel == "scan order"
+        self.slot = self.registry.prepare(slot)
+
+    def time_match(self, n, shape, kernel):
+        self.registry.match(self.slot, 5)

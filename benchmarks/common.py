@@ -225,12 +225,25 @@ def _large_registry(n: int, seed: int) -> Registry:
     return Registry.from_polars(backend_frame(n, seed))
 
 
-@functools.lru_cache(maxsize=2)
 def hard_registry(n: int, seed: int = SEED, *, fresh: bool = False) -> Registry:
     """A synthetic registry where 30 % of the backends are copies of others
     under new ids (exact score ties everywhere); past 100,000 backends, the
-    100,000 one tiled with fresh ids (``backend_frame``'s way). ``fresh``:
-    a private copy (its own arrays)."""
+    100,000 one tiled with fresh ids (``backend_frame``'s way). Cached per
+    process; ``fresh``: a private copy (its own arrays)."""
+    if fresh:
+        return prism_match.load_snapshot(_hard_snapshot(n, seed))
+    return _hard_cached(n, seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _hard_cached(n: int, seed: int) -> Registry:
+    return prism_match.load_snapshot(_hard_snapshot(n, seed))
+
+
+hard_registry.cache_clear = _hard_cached.cache_clear  # type: ignore[attr-defined]
+
+
+def _hard_snapshot(n: int, seed: int) -> Path:
     import polars as pl
 
     from prism_match.synthetic import generate_registry
@@ -245,7 +258,7 @@ def hard_registry(n: int, seed: int = SEED, *, fresh: bool = False) -> Registry:
             frame = pl.concat([base.with_columns(pl.col("backend_id") + f"-{c}") for c in range(copies)]).head(n)
             built = Registry.from_polars(frame)
         _write_atomically(path, built.save)
-    return prism_match.load_snapshot(path)
+    return path
 
 
 def slots(m: int, seed: int = SEED) -> list[dict[str, Any]]:

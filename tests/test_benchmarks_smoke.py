@@ -193,3 +193,12 @@ def test_compare_script_runs(tmp_path, capsys):
     assert disagreeing == []
     assert "| workload | contender |" in capsys.readouterr().out
     assert len(report.rows) == len(data["rows"])
+
+
+def test_pruning_script_runs_and_every_contender_agrees(capsys):
+    from benchmarks import pruning
+
+    rows = pruning.main(["--smoke"])
+    assert {row["shape"] for row in rows} == set(pruning.SHAPES)
+    assert all(row["agree"] for row in rows)
+    assert "| 300 | high minimums |" in capsys.readouterr().out
