@@ -45,7 +45,8 @@ def rule_bits():
     """The C enum's bits in table order (tests hold them to rules.RULES)."""
     return (RULE_MISSING_INTERFACE, RULE_MISSING_CAPABILITY, RULE_WRITE_CAPACITY, RULE_READ_CAPACITY,
             RULE_LATENCY, RULE_HEALTH, RULE_REGION, RULE_COMPLIANCE, RULE_BACKEND_TYPE, RULE_STORAGE,
-            RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS)
+            RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS, RULE_GROUP_BACKEND, RULE_GROUP_REGION,
+            RULE_GROUP_SKEW)
 
 
 cdef class CorePolicy:
@@ -53,13 +54,18 @@ cdef class CorePolicy:
     cdef Policy p
 
     def __init__(self, double w_perf, double w_cost, double w_avail, double w_region, double cap,
-                 bint available_basis):
+                 bint available_basis, bint binpack=False, double w_affinity=0.0, double degraded_penalty=0.0,
+                 double stickiness=0.0):
         self.p.w_perf = w_perf
         self.p.w_cost = w_cost
         self.p.w_avail = w_avail
         self.p.w_region = w_region
         self.p.cap = cap
         self.p.available_basis = available_basis
+        self.p.binpack = binpack
+        self.p.w_affinity = w_affinity
+        self.p.degraded_penalty = degraded_penalty
+        self.p.stickiness = stickiness
 
 
 include "_prepare.pxi"
@@ -68,7 +74,7 @@ include "_prepare.pxi"
 cdef class Match:
     """One ranked backend for a slot. ``reasons`` are built on first read."""
     cdef readonly str backend_id
-    cdef readonly double score, performance, cost, availability, region
+    cdef readonly double score, performance, cost, availability, region, affinity
     cdef readonly double available_write_rps, available_read_rps
     cdef readonly Py_ssize_t index
     cdef readonly object slot
@@ -131,6 +137,7 @@ cdef class CoreRegistry:
     cdef object _reasons_of
     cdef SlotVocab _vocab
     cdef Py_ssize_t _vocab_version
+    cdef Py_ssize_t _positions_version  # grows when ids move (add, remove): sticky slots find theirs again
     # Slot mappings seen lately, by content (their msgpack encoding) -> PreparedSlot.
     cdef dict _slots
     cdef tuple _default_health
@@ -226,6 +233,11 @@ cdef class CoreRegistry:
     def vocab_version(self):
         return self._vocab_version
 
+    @property
+    def positions_version(self):
+        """Grows when an id takes or leaves a position (see ``positions_moved``)."""
+        return self._positions_version
+
     def set_default_health(self, tuple statuses):
         """The statuses a slot that names none accepts (the policy's). When
         they change, slots prepared before are forgotten: they baked the old
@@ -244,11 +256,12 @@ cdef class CoreRegistry:
     def prepare_requirement(self, requirement):
         """A validated SlotRequirement, prepared under the current default statuses."""
         return prepare_slot(self._vocab, self.columns, requirement, self._default_health,
-                            self._default_health_mask)
+                            self._default_health_mask, self, self._positions_version)
 
     cdef inline bint _current(self, PreparedSlot ps):
         return ps.columns is self.columns and ps.vocab_version == self._vocab_version and (
-            ps.default_health is self._default_health or ps.requirement.health_statuses is not None)
+            ps.default_health is self._default_health or ps.requirement.health_statuses is not None) and (
+            not ps.sticky or ps.positions_version == self._positions_version)
 
     cpdef PreparedSlot resolve(self, object slot, bint cache=True):
         """Any slot the API accepts -> a PreparedSlot for this registry.
@@ -285,10 +298,10 @@ cdef class CoreRegistry:
                 pass
         if requirement is not None:
             ps = prepare_slot(self._vocab, self.columns, requirement, self._default_health,
-                              self._default_health_mask)
+                              self._default_health_mask, self, self._positions_version)
         else:
             ps = self._general_prepare(slot)
-        if cache:
+        if cache and not ps.sticky:  # a sticky slot holds a position, which an add or remove may move
             # Bounded by clearing: keeping an eviction order costs more per
             # miss than the cache saves (the evicted slot is cold in memory).
             if len(self._slots) >= _SLOT_CACHE:
@@ -316,6 +329,7 @@ cdef class CoreRegistry:
         m.cost = self.r.cost_score[i]
         m.availability = self.r.avail_score[i]
         m.region = region
+        m.affinity = _affinity(&self.r, &slot.s, i) if slot.s.n_aff > 0 else 0.0
         m.available_write_rps = aw
         m.available_read_rps = ar
         m.slot = slot
@@ -349,6 +363,15 @@ cdef class CoreRegistry:
         per rule bit, and the number of eligible live backends. One nogil
         pass (explain, check_binding)."""
         return _failure_bits(&self.r, slot, policy, None)
+
+    def match_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
+        """The Match of the backend at position ``i`` (scored as ``match``
+        scores it; eligibility is the caller's)."""
+        cdef score_t perf, region, aw, ar
+        if not 0 <= i < self.r.n:
+            raise IndexError(i)
+        _components(&self.r, &slot.s, &policy.p, NULL, i, &perf, &region, &aw, &ar)
+        return self._match(slot, policy, NULL, i, _score(&self.r, &slot.s, &policy.p, i, perf, region))
 
     def failed_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
         """The failed-rule bits of the backend at position ``i`` alone
@@ -443,12 +466,15 @@ cdef class CoreRegistry:
             self._ns_count[i] += namespace_count[i]
             self._resum(i)
 
-    def reserve(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t at=-1):
+    def reserve(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t at=-1, group=None):
         """Take one placement: the best eligible backend under what is left
         (one step of assign: headroom rules and the namespace limit), or the
         backend at position ``at``. Choosing and taking happen without a
         Python call in between (the GIL is held), so two threads can never
         both take the last of a backend.
+
+        ``group``: ``(per_backend, per_region)`` placements of the slot's
+        group so far (float64[n], float64[wr * 64]), for its group rules.
 
         Returns ``(match, 0)`` when taken, ``(None, failed bits)`` when the
         named backend fails rules, ``(None, 0)`` when nothing fits.
@@ -458,14 +484,18 @@ cdef class CoreRegistry:
         cdef index_t hr, hi, size
         cdef rules_t failed
         cdef score_t perf, region, aw, ar
-        pl.w = NULL; pl.r = NULL; pl.storage = NULL; pl.ns = NULL
+        cdef score_t[::1] gb, gr
+        memset(&pl, 0, sizeof(Placed))
+        if group is not None:
+            gb, gr = group
+            _set_group(&self.r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
         if at >= 0:
             failed = _backend_failures(&self.r, &slot.s, &policy.p, &pl, at)
             if failed:
                 return None, failed
             _components(&self.r, &slot.s, &policy.p, &pl, at, &perf, &region, &aw, &ar)
             hi = at
-            hs = _score(&self.r, &policy.p, at, perf, region)
+            hs = _score(&self.r, &slot.s, &policy.p, at, perf, region)
         else:
             size = topk_scores(&self.r, &slot.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if not size:
@@ -517,6 +547,11 @@ cdef class CoreRegistry:
     def forget_index(self):
         """Positions changed (add/remove/replace): rebuild the id index on next use."""
         self._index = None
+
+    def positions_moved(self):
+        """An id took or left a position (add, remove): prepared slots that
+        name a current backend look it up again on their next use."""
+        self._positions_version += 1
 
     @property
     def index_or_none(self):
@@ -578,6 +613,24 @@ def update_fields(tuple values):
 def _error(message, location):
     from .errors import RegistryError
     return RegistryError(message, location)
+
+
+cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, const score_t* grp_backend,
+                    const score_t* grp_region) except -1:
+    """Point ``pl`` at a group's placement counts; the skew rule's domain
+    minimum is computed now (one pass), when the slot bounds the skew."""
+    cdef mask_t* scratch
+    pl.grp_backend = grp_backend
+    pl.grp_region = grp_region
+    pl.domain_min = 0.0
+    if s.max_skew < INFINITY:
+        scratch = <mask_t*>PyMem_Malloc(max(r.wr, 1) * sizeof(mask_t))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            pl.domain_min = domain_min(r, s, p, pl, scratch)
+        PyMem_Free(scratch)
+    return 0
 
 
 include "_batch.pxi"

@@ -270,6 +270,7 @@ class Layout:
             self.core.index[reg.backend_id] = i
             self.core.set_alive(i, True)
             positions.append(i)
+        self.core.positions_moved()
         c.ids_changed()
         return positions
 
@@ -283,6 +284,7 @@ class Layout:
         c.dense = False
         if self._order is not None:
             self._gone.add(backend_id)
+        self.core.positions_moved()
         c.ids_changed()
         return i
 

@@ -129,7 +129,8 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     columns = engine.columns
     m, n = len(prepared), columns.n
     snap = _core.LiveSnapshot(engine.core)
-    placed = {key: np.zeros(n) for key in ("w", "r", "storage", "ns")}
+    placed = {key: np.zeros(n) for key in ("w", "r", "storage", "ns", "conn")}
+    groups = GroupCounts(columns, prepared)
     chosen = np.full(m, -1, dtype=np.int64)
     chosen_score, chosen_perf, chosen_region = np.zeros(m), np.zeros(m), np.zeros(m)
     cores = prepared
@@ -142,11 +143,11 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
         if columns.live:
             start = _core.assign_run(snap, cores, engine.core_policy, start, placed["w"], placed["r"],
                                      placed["storage"], placed["ns"], chosen, chosen_score, chosen_perf,
-                                     chosen_region)
+                                     chosen_region, placed["conn"], **groups.kernel_args())
         if start < m:
             slot = prepared[start]
             unplaced.append(Unplaced(slot.slot_name, slot.optional,
-                                     _diagnoser(engine, snap, view, prepared, chosen, start)))
+                                     _diagnoser(engine, snap, view, prepared, chosen, start, groups)))
             start += 1
     ids = columns.backend_ids
     bindings = [Binding(p.slot_name, ids[c], float(chosen_score[j]), float(chosen_perf[j]),
@@ -162,8 +163,47 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     return result
 
 
+class GroupCounts:
+    """The groups a plan tracks (issue 13): those that at least one of its
+    slots caps (``max_per_backend``, ``max_per_region``, ``max_skew``). A
+    slot's group is its ``group``, else its ``slot_name``; every placement
+    of a tracked group counts, per backend and per region bit (in each
+    region its backend serves)."""
+
+    def __init__(self, columns: Any, prepared: list[PreparedSlot]):
+        names = sorted({p.requirement.group_name for p in prepared if p.requirement.grouped})
+        row = {name: j for j, name in enumerate(names)}
+        self.n, self.bits = columns.n, columns.store["region_rows"].shape[1] * 64
+        self.group_of = np.array([row.get(p.requirement.group_name, -1) for p in prepared], dtype=np.int64)
+        self.per_backend = np.zeros((len(names), max(self.n, 1)))
+        self.per_region = np.zeros((len(names), max(self.bits, 1)))
+
+    def kernel_args(self) -> dict[str, Any]:
+        """``assign_run``'s group arguments (none when no slot caps a group)."""
+        if not len(self.per_backend):
+            return {}
+        return {"group_of": self.group_of, "group_backend": self.per_backend, "group_region": self.per_region}
+
+    def before(self, columns: Any, chosen: np.ndarray, position: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The counts of slot ``position``'s group when its turn came (the
+        earlier bindings of its group replayed), or None: no group rule."""
+        g = self.group_of[position]
+        if g < 0:
+            return None
+        from .score_table import region_members
+
+        mine = np.flatnonzero(self.group_of[:position] == g)
+        where = chosen[mine]
+        where = where[where >= 0]
+        per_backend = np.bincount(where, minlength=max(self.n, 1)).astype(float)
+        per_region = np.zeros(max(self.bits, 1))
+        members = region_members(columns)
+        per_region[:members.shape[1]] = members[where].sum(axis=0)
+        return per_backend, per_region
+
+
 def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot], chosen: np.ndarray,
-               position: int) -> Callable[[], Diagnosis]:
+               position: int, groups: GroupCounts) -> Callable[[], Diagnosis]:
     def make() -> Diagnosis:
         n = view.n
         before = chosen[:position]
@@ -175,10 +215,12 @@ def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot
             "r": np.bincount(where, weights=[c.min_read_rps for c in earlier], minlength=n).astype(float),
             "storage": np.bincount(where, weights=[c.min_storage for c in earlier], minlength=n).astype(float),
             "ns": np.bincount(where, minlength=n).astype(float),
+            "conn": np.bincount(where, weights=[c.min_connections for c in earlier], minlength=n).astype(float),
         }
         slot = prepared[position]
         bits, counts, eligible = snap.failure_bits(slot, engine.core_policy,
-                                                   (placed["w"], placed["r"], placed["storage"], placed["ns"]))
+                                                   (placed["w"], placed["r"], placed["storage"], placed["ns"]),
+                                                   groups.before(view, chosen, position), placed["conn"])
         return diagnose(slot, view, bits, counts, int(eligible))
 
     return make

@@ -202,7 +202,7 @@ def read_slots(path: str | os.PathLike, *, strict: bool = True) -> list[SlotRequ
             continue
         for _, value in validated:
             if isinstance(value, Pattern):
-                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name))
+                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name, value))
                           for name, spec in value.slots.items()]
             else:
                 slots.append((f"{doc_name} {prefix}", value))
