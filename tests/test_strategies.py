@@ -89,3 +89,149 @@ def test_a_bad_strategy_is_a_registry_error_naming_it():
         MatchPolicy(strategy="pack")  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match=r"at policy \$\.degraded_penalty"):
         MatchPolicy(degraded_penalty=-1)
+
+
+# --- 2. anti-affinity and spread across regions ----------------------------------------------
+
+GROUP_CAPS = st.fixed_dictionaries({}, optional={"max_per_backend": st.integers(1, 3),
+                                                 "max_per_region": st.integers(1, 3),
+                                                 "max_skew": st.integers(1, 2)})
+
+
+@st.composite
+def group_cases(draw):
+    """A small registry, a policy, and replicas of a few slot shapes, in one
+    or two groups, some capped."""
+    case = draw(registries(wide=False, max_backends=8, min_backends=1))
+    shapes = []
+    for _ in range(draw(st.integers(1, 3))):
+        shape = draw(slot_for(case))
+        shape.pop("current_backend", None)
+        perf = {k: v for k, v in shape.get("performance", {}).items() if k != "min_storage"}
+        perf.update(min_write_rps=draw(st.sampled_from(RATES[:5])), min_read_rps=draw(st.sampled_from(RATES[:5])))
+        shape["performance"] = perf
+        shape.update(draw(GROUP_CAPS))
+        shape["group"] = draw(st.sampled_from(("g1", "g2")))
+        shape["optional"] = True
+        shapes.append(shape)
+    picks = draw(st.lists(st.integers(0, len(shapes) - 1), max_size=10))
+    return case, draw(policies_or_default), [dict(shapes[p], slot_name=f"s{i}") for i, p in enumerate(picks)]
+
+
+@SETTINGS
+@given(group_cases())
+def test_assign_under_group_rules_equals_the_plain_reference(drawn):
+    case, policy, slots = drawn
+    registry = load_registry(case.docs, policy=policy)
+    result = registry.assign(slots, allow_unplaced=True)
+    plan = reference_assign.assign(list(registry), [validate_slot(s) for s in slots], policy)
+    assert [(b.slot_name, b.backend_id) for b in result.bindings] == [(s, b) for s, b, _ in plan.bindings]
+    for b, (_, _, expected) in zip(result.bindings, plan.bindings):
+        assert close(b.score, expected), (b, expected)
+    assert [u.slot_name for u in result.unplaced] == [name for name, _ in plan.unplaced]
+    for u, (_, rejected) in zip(result.unplaced, plan.unplaced):
+        assert u.diagnosis.rejected == rejected, u.slot_name
+
+
+@SETTINGS
+@given(group_cases())
+def test_a_plan_keeps_every_group_cap(drawn):
+    case, policy, slots = drawn
+    registry = load_registry(case.docs, policy=policy)
+    result = registry.assign(slots, allow_unplaced=True)
+    by_name = {s["slot_name"]: s for s in slots}
+    regions = {d["backend_id"]: set(d.get("regions", [])) for d in case.docs}
+    for group in ("g1", "g2"):
+        # Each slot's cap holds at its own turn, so the strictest cap in the
+        # group holds for the placements up to the last slot bearing it.
+        for name, slot in by_name.items():
+            if slot["group"] != group or "max_per_backend" not in slot:
+                continue
+            upto = [b.backend_id for b in result.bindings[:next(
+                (j for j, b in enumerate(result.bindings) if b.slot_name == name), len(result.bindings)) + 1]
+                if by_name[b.slot_name]["group"] == group]
+            assert max((upto.count(x) for x in upto), default=0) <= slot["max_per_backend"]
+        for name, slot in by_name.items():
+            if slot["group"] != group or "max_per_region" not in slot:
+                continue
+            upto = [b.backend_id for b in result.bindings[:next(
+                (j for j, b in enumerate(result.bindings) if b.slot_name == name), len(result.bindings)) + 1]
+                if by_name[b.slot_name]["group"] == group]
+            per_region: dict[str, int] = {}
+            for x in upto:
+                for region in regions[x]:
+                    per_region[region] = per_region.get(region, 0) + 1
+            assert max(per_region.values(), default=0) <= slot["max_per_region"]
+
+
+def test_max_per_backend_spreads_replicas_and_explain_names_the_rule():
+    registry = load_registry([backend("a"), backend("b")])
+    replica = {"slot_name": "cache", "max_per_backend": 1, "optional": True}
+    plan = registry.assign([replica] * 3, allow_unplaced=True)
+    assert [b.backend_id for b in plan.bindings] == ["a", "b"]
+    [unplaced] = plan.unplaced
+    assert unplaced.diagnosis.rejected == {"group_backend_limit": 2}
+    assert str(unplaced.diagnosis) == "0/2 backends eligible: 2 group_backend_limit(at most 1 of group `cache` per backend)"
+
+
+def test_max_skew_spreads_evenly_over_regions():
+    docs = [backend("e1", regions=["east"]), backend("e2", regions=["east"]), backend("w1", regions=["west"]),
+            backend("bare", regions=[])]
+    # `e1` is the best backend by far: without the spread every replica goes east.
+    docs[0]["health"]["uptime_percent_24h"] = 100.0
+    registry = load_registry(docs)
+    replicas = [{"slot_name": f"r{i}", "group": "web", "max_skew": 1} for i in range(4)]
+    plan = registry.assign(replicas)
+    got = [b.backend_id for b in plan.bindings]
+    east = sum(1 for g in got if g.startswith("e"))
+    assert east == 2 and got.count("w1") == 2 and "bare" not in got
+    unbounded = registry.assign([{"slot_name": f"r{i}", "group": "web"} for i in range(4)])
+    assert {b.backend_id for b in unbounded.bindings} == {"e1"}
+
+
+def test_max_per_region_caps_a_region_and_a_pattern_carries_its_caps():
+    docs = [backend("e1", regions=["east"]), backend("e2", regions=["east"]), backend("w1", regions=["west"])]
+    registry = load_registry(docs)
+    pattern = {"pattern": "ha", "max_per_region": 1,
+               "slots": {"primary": {"capabilities": ["get"]}, "replica": {"capabilities": ["get"]},
+                         "third": {"capabilities": ["get"], "optional": True}}}
+    bound = registry.bind_pattern(pattern)
+    ids = bound.backend_ids()
+    assert ids["third"] is None and {ids["primary"], ids["replica"]} in ({"e1", "w1"}, {"e2", "w1"})
+    assert bound.diagnoses["third"].rejected == {"group_region_limit": 3}
+    # Without the caps, each slot binds on its own (the old behaviour).
+    free = registry.bind_pattern({"pattern": "free", "slots": pattern["slots"]}).backend_ids()
+    assert len(set(free.values())) == 1
+
+
+@SETTINGS
+@given(group_cases())
+def test_bind_pattern_under_group_rules_equals_the_plain_reference(drawn):
+    case, policy, slots = drawn
+    registry = load_registry(case.docs, policy=policy)
+    pattern = {"pattern": "p", "max_per_backend": 2,
+               "slots": {s["slot_name"]: {k: v for k, v in s.items() if k not in ("slot_name", "group")}
+                         for s in slots}}
+    bound = registry.bind_pattern(pattern)
+    requirements = [validate_slot(dict(s, group="p", max_per_backend=s.get("max_per_backend", 2)))
+                    for s in slots]
+    plan = reference_assign.assign(list(registry), requirements, policy, bind_only=True)
+    assert {k: v for k, v in bound.backend_ids().items() if v is not None} == {s: b for s, b, _ in plan.bindings}
+    for slot_name, backend_id, expected in plan.bindings:
+        assert close(bound.bindings[slot_name].score, expected)
+    for name, rejected in plan.unplaced:
+        assert bound.diagnoses[name].rejected == rejected
+
+
+def test_reserve_honours_the_group_against_live_reservations():
+    registry = load_registry([backend("a"), backend("b")])
+    replica = {"slot_name": "cache", "max_per_backend": 1}
+    first, second = registry.reserve(replica), registry.reserve(replica)
+    assert {first.backend_id, second.backend_id} == {"a", "b"} and first.group == "cache"
+    with pytest.raises(PlacementError, match="group_backend_limit"):
+        registry.reserve(replica)
+    with pytest.raises(PlacementError, match="group_backend_limit"):
+        registry.reserve(replica, "a")
+    registry.reserve({"slot_name": "other", "max_per_backend": 1})  # another group is not held back
+    registry.release(first)
+    assert registry.reserve(replica).backend_id == first.backend_id

@@ -66,6 +66,8 @@ class Reservation(msgspec.Struct, frozen=True):
     read_rps: float
     storage: float
     namespaces: float = 1.0
+    group: str | None = None         # the slot's group (its group rules count the group's reservations)
+    connections: float = 0.0
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -384,24 +386,44 @@ class Registry:
         what is left (max − current − reserved; the rules and score of one
         step of ``assign``), or ``backend_id`` if it is eligible. Consumes the
         slot's min_write_rps, min_read_rps, min_storage and one namespace.
-        Raises PlacementError with the diagnosis when nothing fits (or what
-        the named backend lacks)."""
+        A slot that caps its group (``max_per_backend``, ``max_per_region``,
+        ``max_skew``) is held to them against the live reservations of the
+        same group. Raises PlacementError with the diagnosis when nothing
+        fits (or what the named backend lacks)."""
         prepared = self.engine.prepare(slot)
         at = -1 if backend_id is None else self._core.position(backend_id, "reserve")
+        requirement = prepared.requirement
         with self._lock:
             self._hold_reservations()
-            match, failed = self._core.reserve(prepared, self.engine.core_policy, at)
+            group = self._group_counts(requirement.group_name) if requirement.grouped else None
+            match, failed = self._core.reserve(prepared, self.engine.core_policy, at, group)
             if match is None:
-                raise self._unplaceable(prepared, backend_id, failed)
+                raise self._unplaceable(prepared, backend_id, failed, group)
             w, r, storage = prepared.amounts
             reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
-                                      match.score, w, r, storage)
+                                      match.score, w, r, storage, group=requirement.group_name)
             self._reservations[reservation.id] = reservation
             self._held.setdefault(match.backend_id, set()).add(reservation.id)
             self._core.record("reserve", match.backend_id, reservation)
         return reservation
 
-    def _unplaceable(self, prepared: PreparedSlot, backend_id: str | None, failed: int) -> RegistryError:
+    def _group_counts(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live reservations of ``group``: per backend position and per
+        region bit (each reservation counts in every region its backend serves)."""
+        from .score_table import region_members
+
+        c = self.columns
+        positions = np.array([self._core.index[r.backend_id] for r in self._reservations.values()
+                              if r.group == group], dtype=np.int64)
+        per_backend = np.bincount(positions, minlength=max(c.n, 1)).astype(float)
+        per_region = np.zeros(max(c.store["region_rows"].shape[1] * 64, 1))
+        if len(positions):
+            members = region_members(c)
+            per_region[:members.shape[1]] = members[positions].sum(axis=0)
+        return per_backend, per_region
+
+    def _unplaceable(self, prepared: PreparedSlot, backend_id: str | None, failed: int,
+                     group: tuple[np.ndarray, np.ndarray] | None = None) -> RegistryError:
         from .placement import PlacementError
 
         if backend_id is None:
@@ -409,7 +431,7 @@ class Registry:
             n = self.columns.n
             snap = _snapshot(self.engine)
             bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy,
-                                                       tuple(np.zeros(n) for _ in range(4)))
+                                                       tuple(np.zeros(n) for _ in range(4)), group)
             diag = diagnosis.diagnose(prepared, self.columns, bits, counts, int(eligible))
             return PlacementError.single(prepared.slot_name, f"Cannot be placed: {diag}", diag)
         i = self._core.index[backend_id]
