@@ -235,3 +235,92 @@ def test_reserve_honours_the_group_against_live_reservations():
     registry.reserve({"slot_name": "other", "max_per_backend": 1})  # another group is not held back
     registry.release(first)
     assert registry.reserve(replica).backend_id == first.backend_id
+
+
+# --- 3. ranked and weighted preferences -----------------------------------------------------
+
+def test_a_ranked_region_list_scores_first_choice_most():
+    docs = [backend("east", regions=["us-east-1"]), backend("west", regions=["us-west-2"]),
+            backend("eu", regions=["eu-west-1"]), backend("both", regions=["eu-west-1", "us-west-2"])]
+    registry = load_registry(docs)
+    slot = {"slot_name": "s", "preferred_region": ["us-west-2", "nowhere", "eu-west-1"]}
+    matches = {m.backend_id: m.region for m in registry.match(slot, k=4)}
+    # L = 3: rank 0 -> 3/3, rank 2 -> 1/3; "nowhere" keeps its rank; the best-ranked region served counts.
+    assert matches == {"west": 1.0, "both": 1.0, "eu": 1.0 / 3.0, "east": 0.0}
+    # A single region (or a list of one) is the old term: 1 or 0.
+    assert registry.match({"slot_name": "s", "preferred_region": ["eu-west-1"]})[0].region == 1.0
+
+
+def test_preferred_terms_add_their_share_of_the_weights():
+    docs = [backend("redis-pci", compliance=["pci"]), backend("pg", backend_type="postgres"),
+            backend("plain")]
+    policy = MatchPolicy(w_affinity=0.5)
+    registry = load_registry(docs, policy=policy)
+    slot = {"slot_name": "s", "preferences": [{"backend_type": "postgres", "weight": 3},
+                                               {"tag": "pci", "weight": 1}, {"tag": "unknown-tag"}]}
+    matches = {m.backend_id: m for m in registry.match(slot, k=3)}
+    assert {b: m.affinity for b, m in matches.items()} == {"pg": 3 / 5, "redis-pci": 1 / 5, "plain": 0.0}
+    base = load_registry(docs).match({"slot_name": "s"}, k=3)
+    for m in base:
+        assert matches[m.backend_id].score == m.score + 0.5 * matches[m.backend_id].affinity
+    assert [m.backend_id for m in registry.match(slot, k=3)][0] == "pg"
+
+
+def test_a_preference_names_exactly_one_thing():
+    registry = load_registry([backend("a")])
+    with pytest.raises(RegistryError, match="exactly one of `backend_type` or `tag`"):
+        registry.match({"slot_name": "s", "preferences": [{"weight": 2}]})
+    with pytest.raises(RegistryError, match="preferences"):
+        registry.match({"slot_name": "s", "preferences": [{"tag": "pci", "weight": 0}]})
+
+
+# --- 4. degraded backends get less traffic -------------------------------------------------
+
+def test_the_degraded_penalty_lowers_a_degraded_backend_and_is_off_by_default():
+    docs = [backend("sick", health={"status": "degraded", "uptime_percent_24h": 100.0}), backend("well")]
+    slot = {"slot_name": "s"}
+    assert load_registry(docs).match(slot)[0].backend_id == "sick"
+    penalised = load_registry(docs, policy=MatchPolicy(degraded_penalty=0.05)).match(slot, k=2)
+    assert [m.backend_id for m in penalised] == ["well", "sick"]
+    plain = {m.backend_id: m.score for m in load_registry(docs).match(slot, k=2)}
+    assert penalised[1].score == plain["sick"] - 0.05 and penalised[0].score == plain["well"]
+
+
+# --- 5. stickiness ------------------------------------------------------------------------
+
+def test_stickiness_keeps_the_current_backend_unless_another_is_better_by_the_margin():
+    docs = [backend("a", health={"status": "healthy", "uptime_percent_24h": 99.0}),
+            backend("b", health={"status": "healthy", "uptime_percent_24h": 99.5})]
+    slot = {"slot_name": "s", "current_backend": "a"}
+    # b is better by 0.2 * 0.005 = 0.001
+    assert load_registry(docs).match(slot)[0].backend_id == "b"
+    assert load_registry(docs, policy=MatchPolicy(stickiness=0.002)).match(slot)[0].backend_id == "a"
+    assert load_registry(docs, policy=MatchPolicy(stickiness=0.0005)).match(slot)[0].backend_id == "b"
+
+
+def test_assign_takes_current_bindings_and_reports_what_would_move():
+    docs = [backend("a", health={"status": "healthy", "uptime_percent_24h": 99.0}),
+            backend("b", health={"status": "healthy", "uptime_percent_24h": 99.5})]
+    slots = [{"slot_name": "x", "performance": {"min_write_rps": 600}},
+             {"slot_name": "y", "performance": {"min_write_rps": 600}}]
+    current = {"x": "a", "y": "a"}
+    loose = load_registry(docs).assign(slots, current=current)
+    assert [(m.slot_name, m.from_backend, m.to_backend) for m in loose.moves] == [("x", "a", "b")]
+    sticky = load_registry(docs, policy=MatchPolicy(stickiness=0.01)).assign(slots, current=current)
+    assert [b.backend_id for b in sticky.bindings] == ["a", "b"]  # x stays; y cannot (a is full)
+    assert [(m.slot_name, m.from_backend, m.to_backend) for m in sticky.moves] == [("y", "a", "b")]
+    with pytest.raises(RegistryError, match="assign current `z`"):
+        load_registry(docs).assign(slots, current={"z": "a"})
+
+
+def test_a_sticky_slot_follows_its_backend_across_removes_and_adds():
+    registry = load_registry([backend("a"), backend("b")], policy=MatchPolicy(stickiness=1.0))
+    slot = {"slot_name": "s", "current_backend": "b"}
+    prepared = registry.prepare(slot)
+    assert registry.match(prepared)[0].backend_id == "b"
+    registry.remove("b")
+    registry.add(backend("c"))  # takes b's position
+    assert registry.match(slot)[0].backend_id == "a"
+    assert registry.match(prepared)[0].backend_id == "a"
+    registry.add(backend("b"))
+    assert registry.match(prepared)[0].backend_id == "b"

@@ -8,7 +8,7 @@ by the kernel's diagnosis pass.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .slot_details import PreparedSlot
 
-__all__ = ["assign", "Assignment", "Binding", "Unplaced", "PlacementError"]
+__all__ = ["assign", "Assignment", "Binding", "Unplaced", "PlacementError", "Move"]
 
 
 class Binding(msgspec.Struct, frozen=True):
@@ -65,15 +65,26 @@ class Unplaced:
         return f"Unplaced(slot_name={self.slot_name!r}, optional={self.optional})"
 
 
+class Move(msgspec.Struct, frozen=True):
+    """A slot whose plan differs from its current binding (``assign(current=...)``):
+    ``to_backend`` None when it could not be placed at all."""
+
+    slot_name: str
+    from_backend: str
+    to_backend: str | None
+
+
 @dataclasses.dataclass(frozen=True)
 class Assignment:
     """``bindings`` in slot order, ``unplaced`` slots with their diagnosis,
-    ``utilisation`` per backend after placement, ``committed`` when applied."""
+    ``utilisation`` per backend after placement, ``committed`` when applied;
+    ``moves``: the slots given a current binding that the plan moves."""
 
     bindings: list[Binding]
     unplaced: list[Unplaced]
     utilisation: pl.DataFrame
     committed: bool
+    moves: list[Move] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +126,8 @@ class PlacementError(RegistryError):
         return RegistryError, (self.errors,)
 
 
-def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> Assignment:
+def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: bool = False,
+           current: Any = None) -> Assignment:
     """Capacity-aware placement (SPEC §6): slots in the given order, each on
     its best backend given what earlier placements consumed (rps, storage,
     one namespace); no backend is placed beyond its capacity.
@@ -124,8 +136,13 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     columns. A non-optional slot that cannot be placed raises PlacementError
     (with the whole plan in ``.assignment``, nothing committed) unless
     ``allow_unplaced=True``.
+
+    ``current``: ``{slot_name: backend_id}``, the bindings in place now;
+    each becomes its slot's ``current_backend`` (the policy's
+    ``stickiness`` keeps it unless another is better by more than that
+    margin), and ``Assignment.moves`` lists the slots the plan moves.
     """
-    prepared = prepare_all(engine, slots)
+    prepared = with_current(engine, prepare_all(engine, slots), current)
     columns = engine.columns
     m, n = len(prepared), columns.n
     snap = _core.LiveSnapshot(engine.core)
@@ -153,7 +170,8 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     bindings = [Binding(p.slot_name, ids[c], float(chosen_score[j]), float(chosen_perf[j]),
                         float(columns.cost_score[c]), float(live_avail[c]), float(chosen_region[j]))
                 for j, (p, c) in enumerate(zip(prepared, chosen)) if c >= 0]
-    result = Assignment(bindings, unplaced, _utilisation(view, placed), False)
+    result = Assignment(bindings, unplaced, _utilisation(view, placed), False,
+                        moves_of(prepared, [ids[c] if c >= 0 else None for c in chosen]))
     if not result.ok and not allow_unplaced:
         raise PlacementError(result)
     if commit:
@@ -161,6 +179,29 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
         engine.core.record("assign", None, {"placed": len(bindings)})
         result = dataclasses.replace(result, committed=True)
     return result
+
+
+def with_current(engine: Engine, prepared: list[PreparedSlot], current: Any) -> list[PreparedSlot]:
+    """The slots with ``current[slot_name]`` as their ``current_backend``
+    (prepared again, once, for the ones it names)."""
+    if current is None:
+        return prepared
+    if not isinstance(current, Mapping):
+        raise RegistryError(f"Expected a mapping of slot_name to backend_id, got `{type(current).__name__}`",
+                            "assign current")
+    names = {p.slot_name for p in prepared}
+    bad = [(f"assign current `{str(k)[:60]}`", "Expected a backend_id (`str`) for a slot of the plan")
+           for k, v in current.items() if k not in names or not isinstance(v, str)]
+    if bad:
+        raise RegistryError(bad)
+    return [engine.prepare(msgspec.structs.replace(p.requirement, current_backend=current[p.slot_name]))
+            if p.slot_name in current else p for p in prepared]
+
+
+def moves_of(prepared: list[PreparedSlot], chosen: list[str | None]) -> list[Move]:
+    """The slots with a current backend whose plan differs from it."""
+    return [Move(p.slot_name, p.requirement.current_backend, to) for p, to in zip(prepared, chosen)
+            if p.requirement.current_backend is not None and to != p.requirement.current_backend]
 
 
 class GroupCounts:

@@ -262,10 +262,14 @@ class Registry:
         return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
                                 diagnose=diagnose, reasons=reasons)
 
-    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False) -> placement.Assignment:
-        """Capacity-aware placement; see placement.assign."""
+    def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False,
+               current: Mapping[str, str] | None = None) -> placement.Assignment:
+        """Capacity-aware placement; see placement.assign (``current``: the
+        bindings in place, kept under the policy's stickiness; the plan's
+        ``moves`` say what would move)."""
         with self._lock:
-            return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+            return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced,
+                                    current=current)
 
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
