@@ -324,3 +324,32 @@ def test_a_sticky_slot_follows_its_backend_across_removes_and_adds():
     assert registry.match(prepared)[0].backend_id == "a"
     registry.add(backend("b"))
     assert registry.match(prepared)[0].backend_id == "b"
+
+
+# --- 8. the command line --------------------------------------------------------------------
+
+def test_the_policy_flags_and_assign_current_on_the_command_line(tmp_path, capsys):
+    import json
+
+    from prism_match import cli
+
+    registry_file, slots_file, current_file = tmp_path / "r.json", tmp_path / "s.json", tmp_path / "c.json"
+    registry_file.write_text(json.dumps([backend("a"), backend("b", current={"write_rps": 500})]))
+    slots_file.write_text(json.dumps([{"slot_name": "x", "performance": {"min_write_rps": 100}}]))
+    current_file.write_text(json.dumps({"x": "a"}))
+
+    def assign(*flags: str) -> dict:
+        assert cli.main(["assign", str(registry_file), str(slots_file), "-o", "json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert [b["backend_id"] for b in assign()["bindings"]] == ["a"]
+    assert [b["backend_id"] for b in assign("--strategy", "binpack")["bindings"]] == ["b"]
+    moved = assign("--strategy", "binpack", "--current", str(current_file))
+    assert moved["moves"] == [{"slot_name": "x", "from": "a", "to": "b"}]
+    kept = assign("--strategy", "binpack", "--current", str(current_file), "--stickiness", "1")
+    assert [b["backend_id"] for b in kept["bindings"]] == ["a"] and kept["moves"] == []
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text("policy:\n  strategy: binpack\n  degraded_penalty: 0.5\n")
+    assert [b["backend_id"] for b in assign("--policy", str(policy_file))["bindings"]] == ["b"]
+    assert cli.main(["assign", str(registry_file), str(slots_file), "--degraded-penalty", "-1"]) == 1
+    assert "--degraded-penalty" in capsys.readouterr().err

@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,9 @@ def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
 # `--health`: on `query` that one filters, this one is the default.
 _POLICY_FLAGS = (("w_perf", "--w-perf"), ("w_cost", "--w-cost"), ("w_avail", "--w-avail"),
                  ("w_region", "--w-region"), ("perf_cap", "--perf-cap"), ("capacity_basis", "--capacity-basis"),
-                 ("health_statuses", "--default-health"))
+                 ("health_statuses", "--default-health"), ("strategy", "--strategy"),
+                 ("w_affinity", "--w-affinity"), ("degraded_penalty", "--degraded-penalty"),
+                 ("stickiness", "--stickiness"))
 
 
 def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
@@ -744,9 +746,11 @@ def cmd_assign(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     slots = _read_slots(args)
     # A dry run: the plan is shown, the registry's live usage is not changed.
+    current = _read_current(args.current) if getattr(args, "current", None) else None
     with phase(f"placing {len(slots)} slots"):
-        plan = registry.assign(slots, allow_unplaced=True)
+        plan = registry.assign(slots, allow_unplaced=True, current=current)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
+    moves = [{"slot_name": m.slot_name, "from": m.from_backend, "to": m.to_backend} for m in plan.moves]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
     utilisation: pl.DataFrame = plan.utilisation
@@ -767,14 +771,18 @@ def cmd_assign(args: argparse.Namespace) -> int:
                             style="yellow" if u.optional else "bold red")
                 console.print(head)
                 console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
+            for m in moves:
+                console.print(Text(f"{m['slot_name']}  moves {m['from']} -> {m['to'] or '(unplaced)'}"))
             console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
-                               f"{len(unplaced)} unplaced"))
+                               f"{len(unplaced)} unplaced" + (f", {len(moves)} moved" if current else "")))
     elif args.format in ("json", "yaml"):
         summary = {"slots": len(slots), "placed": len(bindings),
                    "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
                    "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
-        _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
-                     "summary": summary}, args.format, args.output)
+        data = {"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(), "summary": summary}
+        if current is not None:
+            data["moves"] = moves
+        _write_data(data, args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
                        *({"status": "unplaced", **u} for u in unplaced)], args.output)
@@ -790,6 +798,14 @@ def cmd_assign(args: argparse.Namespace) -> int:
         _write_frame(frame, args.format, args.output)
     missing = [u["slot_name"] for u in unplaced if not u["optional"]]
     return _unbound_required(missing) if missing else EXIT_OK
+
+
+def _read_current(path: str) -> dict[str, str]:
+    """``--current FILE``: a YAML/JSON mapping of slot_name to the backend_id it is bound to now."""
+    docs = source_documents(path, _REGISTRY_SUFFIXES)
+    if len(docs) != 1 or not isinstance(docs[0][1], Mapping):
+        raise RegistryError("Expected one mapping of slot_name to backend_id", str(path))
+    return dict(docs[0][1])
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -840,6 +856,14 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--default-health", dest="health_statuses", action="append", metavar="STATUS",
                        help="health statuses allowed when a slot names none (repeatable; default healthy, "
                             "degraded, unknown)")
+    group.add_argument("--strategy", dest="strategy", choices=("spread", "binpack"),
+                       help="performance term: headroom (spread, default) or fullness after placement (binpack)")
+    group.add_argument("--w-affinity", dest="w_affinity", type=float, metavar="W",
+                       help="weight of a slot's `preferences` (default 0.1)")
+    group.add_argument("--degraded-penalty", dest="degraded_penalty", type=float, metavar="X",
+                       help="subtracted from a degraded backend's score (default 0: off)")
+    group.add_argument("--stickiness", dest="stickiness", type=float, metavar="X",
+                       help="margin another backend must beat a slot's current_backend by (default 0)")
     group.add_argument("--threads", type=int, metavar="N",
                        help="threads of the batch kernel (default: $PRISM_MATCH_THREADS, else every core)")
 
@@ -891,7 +915,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="add each slot's diagnosis")
     _formats(p, all_formats)
 
-    _formats(command("assign", "capacity-aware placement of the slots, in order", cmd_assign, slots=True), all_formats)
+    p = command("assign", "capacity-aware placement of the slots, in order", cmd_assign, slots=True)
+    p.add_argument("--current", metavar="FILE",
+                   help="the bindings in place now (YAML/JSON: slot_name: backend_id); kept under --stickiness, "
+                        "and the plan lists what would move")
+    _formats(p, all_formats)
 
     p = command("query", "every eligible backend for a query (the seed's Backend Querying)", cmd_query)
     p.add_argument("--file", metavar="QUERY", help="a query document (`query:` wrapper accepted)")

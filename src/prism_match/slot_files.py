@@ -114,6 +114,8 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
                 perf[key] = value
             elif split and isinstance(value, str):
                 slot[key] = split_list(value)
+            elif key == "preferred_region" and isinstance(value, str) and len(split_list(value)) > 1:
+                slot[key] = split_list(value)  # a ranked list in one cell (`us-east-1;eu-west-1`)
             else:
                 slot[key] = value
         if perf:
