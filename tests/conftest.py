@@ -233,7 +233,7 @@ def update_ops(draw, case: RegistryCase) -> tuple[str, dict[str, Any]]:
     backend_id = draw(st.sampled_from([d["backend_id"] for d in case.docs]))
     changes = draw(block(write_rps=rates, read_rps=rates, storage_used=sizes.filter(
         lambda s: not isinstance(s, str)), namespace_count=st.sampled_from((0, 3)),
-        status=st.sampled_from(HEALTH_STATUSES), uptime=uptimes))
+        status=st.sampled_from(HEALTH_STATUSES), uptime=uptimes, active_connections=st.sampled_from((0, 30, 60))))
     return backend_id, changes
 
 

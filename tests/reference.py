@@ -35,7 +35,7 @@ CODES = (
 )
 
 # The keyword arguments of ``Registry.update`` (SPEC §5).
-LIVE_FIELDS = ("write_rps", "read_rps", "storage_used", "namespace_count", "status", "uptime")
+LIVE_FIELDS = ("write_rps", "read_rps", "storage_used", "namespace_count", "status", "uptime", "active_connections")
 
 
 class LiveState:

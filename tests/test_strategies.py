@@ -136,32 +136,26 @@ def test_assign_under_group_rules_equals_the_plain_reference(drawn):
 @SETTINGS
 @given(group_cases())
 def test_a_plan_keeps_every_group_cap(drawn):
+    # Each placed slot's own caps hold for its group's placements up to and
+    # including it (a later slot may bring a looser cap).
     case, policy, slots = drawn
     registry = load_registry(case.docs, policy=policy)
     result = registry.assign(slots, allow_unplaced=True)
-    by_name = {s["slot_name"]: s for s in slots}
     regions = {d["backend_id"]: set(d.get("regions", [])) for d in case.docs}
-    for group in ("g1", "g2"):
-        # Each slot's cap holds at its own turn, so the strictest cap in the
-        # group holds for the placements up to the last slot bearing it.
-        for name, slot in by_name.items():
-            if slot["group"] != group or "max_per_backend" not in slot:
-                continue
-            upto = [b.backend_id for b in result.bindings[:next(
-                (j for j, b in enumerate(result.bindings) if b.slot_name == name), len(result.bindings)) + 1]
-                if by_name[b.slot_name]["group"] == group]
-            assert max((upto.count(x) for x in upto), default=0) <= slot["max_per_backend"]
-        for name, slot in by_name.items():
-            if slot["group"] != group or "max_per_region" not in slot:
-                continue
-            upto = [b.backend_id for b in result.bindings[:next(
-                (j for j, b in enumerate(result.bindings) if b.slot_name == name), len(result.bindings)) + 1]
-                if by_name[b.slot_name]["group"] == group]
-            per_region: dict[str, int] = {}
-            for x in upto:
-                for region in regions[x]:
-                    per_region[region] = per_region.get(region, 0) + 1
-            assert max(per_region.values(), default=0) <= slot["max_per_region"]
+    where = {b.slot_name: b.backend_id for b in result.bindings}
+    for j, slot in enumerate(slots):
+        chosen = where.get(slot["slot_name"])
+        if chosen is None:
+            continue
+        group = [where[s["slot_name"]] for s in slots[:j + 1]
+                 if s["group"] == slot["group"] and s["slot_name"] in where]
+        if "max_per_backend" in slot:
+            assert group.count(chosen) <= slot["max_per_backend"]
+        if "max_per_region" in slot:
+            for region in regions[chosen]:
+                assert sum(1 for b in group if region in regions[b]) <= slot["max_per_region"]
+        if "max_skew" in slot:
+            assert regions[chosen], "a backend serving no region is outside every domain"
 
 
 def test_max_per_backend_spreads_replicas_and_explain_names_the_rule():
@@ -353,3 +347,37 @@ def test_the_policy_flags_and_assign_current_on_the_command_line(tmp_path, capsy
     assert [b["backend_id"] for b in assign("--policy", str(policy_file))["bindings"]] == ["b"]
     assert cli.main(["assign", str(registry_file), str(slots_file), "--degraded-penalty", "-1"]) == 1
     assert "--degraded-penalty" in capsys.readouterr().err
+
+
+# --- 7. connections consumed ------------------------------------------------------------------
+
+def test_placements_consume_connections_and_update_sets_active_connections():
+    docs = [backend("a", capacity={"max_write_rps": 1000, "max_read_rps": 1000, "max_connections": 100})]
+    slot = {"slot_name": "s", "min_connections": 40, "optional": True}
+    registry = load_registry(docs, policy=MatchPolicy(capacity_basis="available"))
+    plan = registry.assign([slot, slot, slot], allow_unplaced=True)
+    assert len(plan.bindings) == 2
+    assert plan.unplaced[0].diagnosis.rejected == {"insufficient_connections": 1}
+    first = registry.reserve(slot)
+    second = registry.reserve(slot)
+    assert first.connections == 40 and registry.to_polars()["reserved_connections"].to_list() == [80.0]
+    with pytest.raises(PlacementError, match="insufficient_connections"):
+        registry.reserve(slot)
+    registry.release(second)
+    registry.update("a", active_connections=30)
+    assert registry["a"].current.active_connections == 70.0  # observed 30 + reserved 40
+    assert registry.match(slot) == []                         # 100 - 70 < 40
+    registry.update("a", active_connections=0)
+    assert [m.backend_id for m in registry.match(slot)] == ["a"]
+    registry.assign([slot], commit=True)
+    frame = registry.to_polars()
+    assert frame["active_connections"].to_list() == [40.0] and frame["max_connections"].to_list() == [100.0]
+
+
+def test_a_replica_replays_connection_updates_and_reservations():
+    docs = [backend("a", capacity={"max_write_rps": 1000, "max_read_rps": 1000, "max_connections": 100})]
+    leader, follower = load_registry(docs), load_registry(docs)
+    leader.update("a", active_connections=25)
+    leader.reserve({"slot_name": "s", "min_connections": 10})
+    follower.apply(leader.changes())
+    assert follower.to_polars().equals(leader.to_polars())

@@ -12,6 +12,7 @@ cdef class LiveSnapshot:
     cdef Reg r
     cdef object _keep
     cdef object _pinned
+    cdef readonly object connections     # used connections (active + reserved) as copied
 
     def __init__(self, CoreRegistry core):
         c = core.columns
@@ -27,6 +28,8 @@ cdef class LiveSnapshot:
         self.r.ns_count = <const score_t*>_ptr(keep[3])
         self.r.avail_score = <const score_t*>_ptr(keep[4])
         self.r.health = <const code_t*>_ptr(keep[5])
+        self.connections = c.used_connections.copy()
+        self.r.cur_conn = <const score_t*>_ptr(self.connections)
 
     @property
     def arrays(self):

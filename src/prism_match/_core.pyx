@@ -130,6 +130,9 @@ cdef class CoreRegistry:
     cdef score_t* _used_r
     cdef score_t* _used_storage
     cdef score_t* _used_ns
+    cdef score_t* _conn            # connections: observed, reserved, both (what the kernel reads)
+    cdef score_t* _res_conn
+    cdef score_t* _used_conn
     cdef score_t* _uptime
     cdef score_t* _avail_score
     cdef code_t* _health
@@ -186,7 +189,7 @@ cdef class CoreRegistry:
         self.r.max_ns = <const score_t*>_ptr(s["max_namespaces"])
         self.r.ns_count = <const score_t*>_ptr(s["used_namespaces"])
         self.r.max_conn = <const score_t*>_ptr(s["max_connections"])
-        self.r.cur_conn = <const score_t*>_ptr(s["active_connections"])
+        self.r.cur_conn = <const score_t*>_ptr(s["used_connections"])
         self.r.cost_score = <const score_t*>_ptr(s["cost_score"])
         self.r.avail_score = <const score_t*>_ptr(s["avail_score"])
         self.r.id_rank = <const index_t*>_ptr(s["id_label"])
@@ -203,10 +206,13 @@ cdef class CoreRegistry:
         self._res_r = <score_t*>_ptr(s["reserved_read_rps"])
         self._res_storage = <score_t*>_ptr(s["reserved_storage"])
         self._res_ns = <score_t*>_ptr(s["reserved_namespaces"])
+        self._conn = <score_t*>_ptr(s["active_connections"])
+        self._res_conn = <score_t*>_ptr(s["reserved_connections"])
         self._used_w = <score_t*>self.r.cur_w
         self._used_r = <score_t*>self.r.cur_r
         self._used_storage = <score_t*>self.r.storage_used
         self._used_ns = <score_t*>self.r.ns_count
+        self._used_conn = <score_t*>self.r.cur_conn
         self._uptime = <score_t*>_ptr(s["uptime_percent_24h"])
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
@@ -389,6 +395,7 @@ cdef class CoreRegistry:
         self._used_r[i] = self._cur_r[i] + self._res_r[i]
         self._used_storage[i] = self._storage_used[i] + self._res_storage[i]
         self._used_ns[i] = self._ns_count[i] + self._res_ns[i]
+        self._used_conn[i] = self._conn[i] + self._res_conn[i]
 
     def position(self, backend_id, str where):
         """The position of a live backend, or a RegistryError naming it."""
@@ -403,7 +410,7 @@ cdef class CoreRegistry:
         return pos
 
     def update(self, backend_id, *, write_rps=None, read_rps=None, storage_used=None,
-               namespace_count=None, status=None, uptime=None):
+               namespace_count=None, status=None, uptime=None, active_connections=None):
         """Change one backend's observed live state in place (constant time).
 
         All arguments are checked before anything is written, and the writes
@@ -412,13 +419,14 @@ cdef class CoreRegistry:
         gets the next version and goes into the log.
         """
         cdef Py_ssize_t i = self.position(backend_id, "update")
-        cdef double w, r, st, ns, up
+        cdef double w, r, st, ns, up, cn
         cdef int code = -1
         w = _live_number("write_rps", write_rps)
         r = _live_number("read_rps", read_rps)
         st = _live_number("storage_used", storage_used)
         ns = _live_number("namespace_count", namespace_count)
         up = _live_number("uptime", uptime)
+        cn = _live_number("active_connections", active_connections)
         if up == up and up > 100:
             raise _error(f"Expected a percentage in [0, 100], got `{uptime}`", "update uptime")
         if status is not None:
@@ -437,6 +445,8 @@ cdef class CoreRegistry:
         if up == up:
             self._uptime[i] = up
             self._avail_score[i] = up / 100.0
+        if cn == cn:
+            self._conn[i] = cn
         if code >= 0:
             self._health[i] = <code_t>code
         self._resum(i)
@@ -444,7 +454,7 @@ cdef class CoreRegistry:
         if self.log is not None:
             # The values as given (NaN / -1: not given); ``update_fields``
             # turns them into keyword arguments when the log is read.
-            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up)))
+            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up, cn)))
 
     def record(self, str kind, backend_id, payload):
         """A change made above the core (add, remove, replace, reserve,
@@ -455,7 +465,7 @@ cdef class CoreRegistry:
         return self.version
 
     def add_usage(self, score_t[::1] write_rps, score_t[::1] read_rps, score_t[::1] storage_used,
-                  score_t[::1] namespace_count):
+                  score_t[::1] namespace_count, score_t[::1] connections=None):
         """Add placed usage to the observed columns (``assign(commit=True)``),
         in one loop that keeps the GIL, so single matches see all of it or none."""
         cdef Py_ssize_t i
@@ -464,6 +474,8 @@ cdef class CoreRegistry:
             self._cur_r[i] += read_rps[i]
             self._storage_used[i] += storage_used[i]
             self._ns_count[i] += namespace_count[i]
+            if connections is not None:
+                self._conn[i] += connections[i]
             self._resum(i)
 
     def reserve(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t at=-1, group=None):
@@ -505,10 +517,11 @@ cdef class CoreRegistry:
         self._res_r[hi] += slot.s.min_r
         self._res_storage[hi] += slot.s.min_storage
         self._res_ns[hi] += 1
+        self._res_conn[hi] += slot.s.min_conn
         self._resum(hi)
         return m, 0
 
-    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last):
+    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last, double conn=0.0):
         """Give back what a reservation took from position ``i``; ``last``:
         it was the backend's last reservation, so what is reserved returns
         to exactly zero (no rounding left over)."""
@@ -517,19 +530,22 @@ cdef class CoreRegistry:
             self._res_r[i] = 0.0
             self._res_storage[i] = 0.0
             self._res_ns[i] = 0.0
+            self._res_conn[i] = 0.0
         else:
             self._res_w[i] = max(self._res_w[i] - w, 0.0)
             self._res_r[i] = max(self._res_r[i] - r, 0.0)
             self._res_storage[i] = max(self._res_storage[i] - storage, 0.0)
             self._res_ns[i] = max(self._res_ns[i] - ns, 0.0)
+            self._res_conn[i] = max(self._res_conn[i] - conn, 0.0)
         self._resum(i)
 
-    def hold(self, Py_ssize_t i, double w, double r, double storage, double ns):
+    def hold(self, Py_ssize_t i, double w, double r, double storage, double ns, double conn=0.0):
         """Reserve fixed amounts on position ``i`` (a replayed reservation)."""
         self._res_w[i] += w
         self._res_r[i] += r
         self._res_storage[i] += storage
         self._res_ns[i] += ns
+        self._res_conn[i] += conn
         self._resum(i)
 
     def recompute_usage(self, Py_ssize_t i):
@@ -599,10 +615,11 @@ def update_fields(tuple values):
     if _HEALTH_NAMES is None:
         from .schema import HEALTH_STATUSES
         _HEALTH_NAMES = HEALTH_STATUSES
-    w, r, st, ns, code, up = values
+    w, r, st, ns, code, up, *rest = values
+    cn = rest[0] if rest else float("nan")
     out = {}
     for name, value in (("write_rps", w), ("read_rps", r), ("storage_used", st), ("namespace_count", ns),
-                        ("uptime", up)):
+                        ("uptime", up), ("active_connections", cn)):
         if value == value:
             out[name] = value
     if code >= 0:

@@ -66,9 +66,11 @@ FLOAT_COLUMNS = (
 INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
 # What reservations hold (reserve/release), and usage as every rule reads it:
 # observed (update) + reserved, kept as its own column so the kernel reads one.
-RESERVED_COLUMNS = ("reserved_write_rps", "reserved_read_rps", "reserved_storage", "reserved_namespaces")
-USED_COLUMNS = ("used_write_rps", "used_read_rps", "used_storage", "used_namespaces")
-_OBSERVED = dict(zip(USED_COLUMNS, ("write_rps", "read_rps", "storage_used", "namespace_count")))
+RESERVED_COLUMNS = ("reserved_write_rps", "reserved_read_rps", "reserved_storage", "reserved_namespaces",
+                    "reserved_connections")
+USED_COLUMNS = ("used_write_rps", "used_read_rps", "used_storage", "used_namespaces", "used_connections")
+_OBSERVED = dict(zip(USED_COLUMNS, ("write_rps", "read_rps", "storage_used", "namespace_count",
+                                    "active_connections")))
 _RESERVED = dict(zip(USED_COLUMNS, RESERVED_COLUMNS))
 # What an input float column holds when the value is not given (module docstring).
 MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
@@ -157,10 +159,12 @@ class Columns:
     reserved_read_rps = _RowView()
     reserved_storage = _RowView()
     reserved_namespaces = _RowView()
+    reserved_connections = _RowView()  # the min_connections of reservations
     used_write_rps = _RowView()   # observed + reserved: what every rule and score reads
     used_read_rps = _RowView()
     used_storage = _RowView()
     used_namespaces = _RowView()
+    used_connections = _RowView()  # active + reserved connections
     lat_start = _RowView()        # int64[n]: latency entries of backend i are lat_start[i]:lat_stop[i]
     lat_stop = _RowView()
     lat_token = _EntryView()      # int64[e]: feature bit of ``c:name``
@@ -592,7 +596,8 @@ def live_registration(reg: Registration, columns: Columns, i: int) -> Registrati
     store = columns.store
     usage = {}
     for field, column in (("write_rps", "used_write_rps"), ("read_rps", "used_read_rps"),
-                          ("storage_used", "used_storage"), ("namespace_count", "used_namespaces")):
+                          ("storage_used", "used_storage"), ("namespace_count", "used_namespaces"),
+                          ("active_connections", "used_connections")):
         live = float(store[column][i])
         written = getattr(reg.current, field) if reg.current is not None else None
         if live != (written or 0):

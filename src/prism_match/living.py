@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Layout"]
 
-_OBSERVED = ("write_rps", "read_rps", "storage_used", "namespace_count")
+_OBSERVED = ("write_rps", "read_rps", "storage_used", "namespace_count", "active_connections")
 _ROWWISE = ("region_rows", "compliance_rows")
 _ENTRIES = ("lat_token", "lat_vtoken", "lat_p99_ms")
 _LABEL_MIN, _LABEL_MAX = -(1 << 62), 1 << 62

@@ -153,7 +153,8 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     cores = prepared
     live_w, live_r, live_storage, live_ns, live_avail, live_health = snap.arrays
     view = columns.with_usage(used_write_rps=live_w, used_read_rps=live_r, used_storage=live_storage,
-                              used_namespaces=live_ns, avail_score=live_avail, health=live_health)
+                              used_namespaces=live_ns, avail_score=live_avail, health=live_health,
+                              used_connections=snap.connections)
     unplaced: list[Unplaced] = []
     start = 0
     while start < m:
@@ -175,7 +176,7 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
     if not result.ok and not allow_unplaced:
         raise PlacementError(result)
     if commit:
-        engine.core.add_usage(placed["w"], placed["r"], placed["storage"], placed["ns"])
+        engine.core.add_usage(placed["w"], placed["r"], placed["storage"], placed["ns"], placed["conn"])
         engine.core.record("assign", None, {"placed": len(bindings)})
         result = dataclasses.replace(result, committed=True)
     return result

@@ -128,10 +128,12 @@ class Registry:
 
     def update(self, backend_id: str, *, write_rps: float | None = None, read_rps: float | None = None,
                storage_used: float | None = None, namespace_count: float | None = None,
-               status: str | None = None, uptime: float | None = None) -> None:
+               status: str | None = None, uptime: float | None = None,
+               active_connections: float | None = None) -> None:
         """Change a backend's observed live state in place, in constant time;
         the next match sees it (SPEC §5): usage (reservations stay apart and
-        are added to it), health status, uptime (a 24 h percentage). Every
+        are added to it), active connections, health status, uptime (a 24 h
+        percentage). Every
         argument is checked before anything is written.
 
         Documentation only: every Registry's ``update`` attribute is the
@@ -139,7 +141,8 @@ class Registry:
         built), so a call goes straight to C with no Python frame in between.
         """
         self._core.update(backend_id, write_rps=write_rps, read_rps=read_rps, storage_used=storage_used,
-                          namespace_count=namespace_count, status=status, uptime=uptime)
+                          namespace_count=namespace_count, status=status, uptime=uptime,
+                          active_connections=active_connections)
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
@@ -405,7 +408,8 @@ class Registry:
                 raise self._unplaceable(prepared, backend_id, failed, group)
             w, r, storage = prepared.amounts
             reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
-                                      match.score, w, r, storage, group=requirement.group_name)
+                                      match.score, w, r, storage, group=requirement.group_name,
+                                      connections=float(requirement.min_connections or 0.0))
             self._reservations[reservation.id] = reservation
             self._held.setdefault(match.backend_id, set()).add(reservation.id)
             self._core.record("reserve", match.backend_id, reservation)
@@ -460,7 +464,7 @@ class Registry:
             if last:
                 del self._held[held.backend_id]
             self._core.release(self._core.index[held.backend_id], held.write_rps, held.read_rps, held.storage,
-                               held.namespaces, last)
+                               held.namespaces, last, held.connections)
             self._core.record("release", held.backend_id, held.id)
         return True
 
@@ -525,7 +529,7 @@ class Registry:
         with self._lock:
             self._hold_reservations()
             i = self._core.position(held.backend_id, "apply")
-            self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces)
+            self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces, held.connections)
             self._reservations[held.id] = held
             self._held.setdefault(held.backend_id, set()).add(held.id)
             self._next_reservation = itertools.count(max(held.id + 1, next(self._next_reservation)))

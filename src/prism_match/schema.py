@@ -634,7 +634,7 @@ class Query(Base, kw_only=True):
     health_statuses: list[HealthStatus] | None = None
     backend_types: list[BackendType] | None = None
     compliance: list[SlotName] | None = None
-    preferred_region: SlotName | None = None
+    preferred_region: SlotName | list[SlotName] | None = None
     consistency: Consistency | None = None
     max_latency_p99: DurationMs | None = None
 

@@ -101,7 +101,7 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
     masks["insufficient_storage"] = (~storage_ok) if slot.min_storage > 0 else np.zeros(n, dtype=bool)
     masks["consistency"] = c.consistency > slot.max_consistency
     if slot.min_connections > 0:
-        have = _left(c.max_connections, c.active_connections, consumed.get("conn") if consumed else None) \
+        have = _left(c.max_connections, c.used_connections, consumed.get("conn") if consumed else None) \
             if left else c.max_connections
         masks["insufficient_connections"] = np.isnan(c.max_connections) | ~(have >= slot.min_connections)
     else:
