@@ -247,7 +247,7 @@ class GroupCounts:
 def _diagnoser(engine: Engine, snap: Any, view: Any, prepared: list[PreparedSlot], chosen: np.ndarray,
                position: int, groups: GroupCounts) -> Callable[[], Diagnosis]:
     def make() -> Diagnosis:
-        n = view.n
+        n = max(view.n, 1)  # the kernel takes each array's first element, even of an empty registry
         before = chosen[:position]
         took = before >= 0
         where = before[took]

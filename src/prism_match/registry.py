@@ -436,7 +436,7 @@ class Registry:
 
         if backend_id is None:
             # Against what is left: the assign diagnosis with nothing placed yet.
-            n = self.columns.n
+            n = max(self.columns.n, 1)  # the kernel takes each array's first element
             snap = _snapshot(self.engine)
             bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy,
                                                        tuple(np.zeros(n) for _ in range(4)), group)
