@@ -126,7 +126,8 @@ def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> d
     """For each bound slot of ``pattern``: what its backend lacks, one
     BindingProblem per failed rule with what was required (empty list: the
     binding is valid). Unknown slots or backends and unbound required slots
-    are RegistryErrors."""
+    are RegistryErrors. Group caps are not checked here: they bound how a
+    group's slots spread, not what one backend offers."""
     pat = coerce_pattern(pattern)
     if not isinstance(binding, Mapping):
         raise RegistryError(f"Expected a mapping of slot name to backend_id, got `{type(binding).__name__}`",

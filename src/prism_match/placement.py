@@ -130,7 +130,10 @@ def assign(engine: Engine, slots: Any, *, commit: bool = False, allow_unplaced: 
            current: Any = None) -> Assignment:
     """Capacity-aware placement (SPEC §6): slots in the given order, each on
     its best backend given what earlier placements consumed (rps, storage,
-    one namespace); no backend is placed beyond its capacity.
+    min_connections, one namespace); no backend is placed beyond its
+    capacity. Slots that cap their group (``max_per_backend``,
+    ``max_per_region``, ``max_skew``) are held to them against the earlier
+    placements of the group (``GroupCounts``).
 
     A dry run unless ``commit=True``, which adds the placed usage to the live
     columns. A non-optional slot that cannot be placed raises PlacementError

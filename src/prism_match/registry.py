@@ -392,7 +392,8 @@ class Registry:
         """Take one placement atomically: the best eligible backend under
         what is left (max − current − reserved; the rules and score of one
         step of ``assign``), or ``backend_id`` if it is eligible. Consumes the
-        slot's min_write_rps, min_read_rps, min_storage and one namespace.
+        slot's min_write_rps, min_read_rps, min_storage, min_connections and
+        one namespace.
         A slot that caps its group (``max_per_backend``, ``max_per_region``,
         ``max_skew``) is held to them against the live reservations of the
         same group. Raises PlacementError with the diagnosis when nothing
