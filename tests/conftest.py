@@ -89,6 +89,10 @@ def _feature(names: list[str], latency: bool) -> st.SearchStrategy:
     return st.one_of(plain, timed, timed)  # latency data is common enough to matter
 
 
+INCIDENTS = ([{"started_at": "2026-01-01T00:00:00Z"}],
+             [{"started_at": "2026-01-01T00:00:00Z", "resolved_at": "2026-01-01T01:00:00Z"}])
+
+
 @st.composite
 def bodies(draw, features: list[str], regions: list[str], tags: list[str], wide: bool) -> dict:
     """One registration without its id; every block may be missing."""
@@ -108,6 +112,8 @@ def bodies(draw, features: list[str], regions: list[str], tags: list[str], wide:
         "regions": draw(st.lists(st.sampled_from(regions), max_size=most, unique=True)),
         "compliance": draw(st.lists(st.sampled_from(tags), max_size=most, unique=True)),
         "consistency": draw(maybe(st.sampled_from(CONSISTENCY_LEVELS))),
+        # Open and resolved incidents (the incident penalty reads the open ones).
+        "recent_incidents": draw(maybe(st.sampled_from(INCIDENTS))),
     }
     return _drop_none(body)
 
@@ -223,6 +229,7 @@ policies = st.builds(
     w_affinity=weights,
     degraded_penalty=st.one_of(st.just(0.0), weights),
     stickiness=st.one_of(st.just(0.0), weights),
+    incident_penalty=st.one_of(st.just(0.0), weights),
 )
 policies_or_default = st.one_of(st.just(MatchPolicy()), policies)
 

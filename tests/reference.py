@@ -310,6 +310,10 @@ def total_score(reg: Registration, slot: SlotRequirement, policy: MatchPolicy, s
         total = total + policy.stickiness
     if policy.degraded_penalty > 0 and status == "degraded":
         total = total - policy.degraded_penalty
+    if policy.incident_penalty > 0 and any(
+            incident.resolved_at is None
+            for incident in (*(reg.health.recent_incidents if reg.health is not None else ()), *reg.recent_incidents)):
+        total = total - policy.incident_penalty
     return total
 
 

@@ -381,3 +381,31 @@ def test_a_replica_replays_connection_updates_and_reservations():
     leader.reserve({"slot_name": "s", "min_connections": 10})
     follower.apply(leader.changes())
     assert follower.to_polars().equals(leader.to_polars())
+
+
+def test_the_incident_penalty_reads_open_incidents_of_the_registration_and_the_tracker(tmp_path):
+    import datetime as dt
+
+    from prism_match import load_snapshot
+    from prism_match.schema import Incident
+
+    start = "2026-01-01T00:00:00Z"
+    docs = [backend("open", recent_incidents=[{"started_at": start}]),
+            backend("resolved", recent_incidents=[{"started_at": start, "resolved_at": "2026-01-01T01:00:00Z"}]),
+            backend("quiet")]
+    slot = {"slot_name": "s"}
+    plain = {m.backend_id: m.score for m in load_registry(docs).match(slot, k=3)}
+    registry = load_registry(docs, policy=MatchPolicy(incident_penalty=0.25))
+    scores = {m.backend_id: m.score for m in registry.match(slot, k=3)}
+    assert scores == {"open": plain["open"] - 0.25, "resolved": plain["resolved"], "quiet": plain["quiet"]}
+    assert registry.to_polars()["open_incidents"].to_list() == [1.0, 0.0, 0.0]
+    # The health tracker's incidents count too, and a snapshot keeps the count.
+    registry.record_health("quiet", incidents=(Incident(started_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)),))
+    assert registry.match(slot, k=3)[-1].score == plain["quiet"] - 0.25
+    path = tmp_path / "r.npz"
+    registry.save(path)
+    again = load_snapshot(path, policy=registry.policy)
+    assert [(m.backend_id, m.score) for m in again.match(slot, k=3)] == \
+        [(m.backend_id, m.score) for m in registry.match(slot, k=3)]
+    registry.replace(backend("quiet"))  # the tracker's incident outlives a replace
+    assert registry.to_polars()["open_incidents"].to_list()[2] == 1.0

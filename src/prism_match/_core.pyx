@@ -55,7 +55,7 @@ cdef class CorePolicy:
 
     def __init__(self, double w_perf, double w_cost, double w_avail, double w_region, double cap,
                  bint available_basis, bint binpack=False, double w_affinity=0.0, double degraded_penalty=0.0,
-                 double stickiness=0.0):
+                 double stickiness=0.0, double incident_penalty=0.0):
         self.p.w_perf = w_perf
         self.p.w_cost = w_cost
         self.p.w_avail = w_avail
@@ -66,6 +66,7 @@ cdef class CorePolicy:
         self.p.w_affinity = w_affinity
         self.p.degraded_penalty = degraded_penalty
         self.p.stickiness = stickiness
+        self.p.incident_penalty = incident_penalty
 
 
 include "_prepare.pxi"
@@ -198,6 +199,7 @@ cdef class CoreRegistry:
         self.r.lat_token = <const index_t*>_ptr(s["lat_token"])
         self.r.lat_vtoken = <const index_t*>_ptr(s["lat_vtoken"])
         self.r.lat_p99 = <const score_t*>_ptr(s["lat_p99_ms"])
+        self.r.open_incidents = <const score_t*>_ptr(s["open_incidents"])
         self._cur_w = <score_t*>_ptr(s["write_rps"])
         self._cur_r = <score_t*>_ptr(s["read_rps"])
         self._storage_used = <score_t*>_ptr(s["storage_used"])

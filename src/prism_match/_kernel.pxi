@@ -48,6 +48,7 @@ cdef struct Reg:
     const index_t* lat_token
     const index_t* lat_vtoken
     const score_t* lat_p99
+    const score_t* open_incidents   # [n]: incidents without resolved_at
 
 
 cdef struct Slot:
@@ -88,6 +89,7 @@ cdef struct Policy:
     score_t w_affinity              # weight of the preferred-terms score
     score_t degraded_penalty        # subtracted from a degraded backend's score
     score_t stickiness              # added to the slot's current backend's score (hysteresis)
+    score_t incident_penalty        # subtracted from the score of a backend with an open incident
 
 
 cdef enum:
@@ -374,6 +376,8 @@ cdef inline score_t _score(const Reg* r, const Slot* s, const Policy* p, index_t
         sc = sc + p.stickiness
     if p.degraded_penalty > 0 and r.health[i] == HEALTH_DEGRADED:
         sc = sc - p.degraded_penalty
+    if p.incident_penalty > 0 and r.open_incidents[i] > 0:
+        sc = sc - p.incident_penalty
     return sc
 
 

@@ -120,7 +120,7 @@ _POLICY_FLAGS = (("w_perf", "--w-perf"), ("w_cost", "--w-cost"), ("w_avail", "--
                  ("w_region", "--w-region"), ("perf_cap", "--perf-cap"), ("capacity_basis", "--capacity-basis"),
                  ("health_statuses", "--default-health"), ("strategy", "--strategy"),
                  ("w_affinity", "--w-affinity"), ("degraded_penalty", "--degraded-penalty"),
-                 ("stickiness", "--stickiness"))
+                 ("stickiness", "--stickiness"), ("incident_penalty", "--incident-penalty"))
 
 
 def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
@@ -862,6 +862,8 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
                        help="weight of a slot's `preferences` (default 0.1)")
     group.add_argument("--degraded-penalty", dest="degraded_penalty", type=float, metavar="X",
                        help="subtracted from a degraded backend's score (default 0: off)")
+    group.add_argument("--incident-penalty", dest="incident_penalty", type=float, metavar="X",
+                       help="subtracted from the score of a backend with an open incident (default 0: off)")
     group.add_argument("--stickiness", dest="stickiness", type=float, metavar="X",
                        help="margin another backend must beat a slot's current_backend by (default 0)")
     group.add_argument("--threads", type=int, metavar="N",

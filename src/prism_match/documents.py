@@ -53,6 +53,7 @@ class PolicyDocument(Base, kw_only=True):
     w_affinity: float = _DEFAULT.w_affinity
     degraded_penalty: float = _DEFAULT.degraded_penalty
     stickiness: float = _DEFAULT.stickiness
+    incident_penalty: float = _DEFAULT.incident_penalty
 
 
 _POLICY_KEYS = set(PolicyDocument.__struct_fields__)

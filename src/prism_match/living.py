@@ -224,6 +224,7 @@ class Layout:
         if not keep_health:
             store["health"][i] = row.health
         store["consistency"][i] = row.consistency
+        store["open_incidents"][i] = row.open_incidents
         word, bit = i >> 6, MASK_DTYPE(1) << MASK_DTYPE(i & 63)
         fb = store["feature_bits"]
         fb[:, word] &= ~bit

@@ -38,12 +38,15 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
       declares no write capacity) and ``fr`` likewise for reads.
     * ``w_affinity``: the weight of a slot's ``preferences`` (met weights over
       all weights, in [0, 1]); added only for slots that state preferences.
-    * ``degraded_penalty``: subtracted from the score of a ``degraded`` backend.
+    * ``degraded_penalty``: subtracted from the score of a ``degraded`` backend;
+      ``incident_penalty``: from one with an open incident (no ``resolved_at``,
+      in its registration or from the health tracker).
     * ``stickiness``: added to the score of a slot's ``current_backend``, so
       another backend must beat it by more than this margin to move the slot.
 
     ``score = w_perf*perf + w_cost*cost + w_avail*avail + w_region*region
-    [+ w_affinity*affinity] [+ stickiness] [- degraded_penalty]``, left to right.
+    [+ w_affinity*affinity] [+ stickiness] [- degraded_penalty] [- incident_penalty]``,
+    left to right.
     """
 
     w_perf: float = 0.4
@@ -57,11 +60,12 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     w_affinity: float = 0.1
     degraded_penalty: float = 0.0
     stickiness: float = 0.0
+    incident_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         errors = []
         for name in ("w_perf", "w_cost", "w_avail", "w_region", "perf_cap", "w_affinity", "degraded_penalty",
-                     "stickiness"):
+                     "stickiness", "incident_penalty"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WEIGHT:
                 errors.append((f"policy $.{name}", f"Expected a number in [0, {MAX_WEIGHT:,.0f}], got `{value!r}`"[:120]))
@@ -88,7 +92,8 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     def core(self) -> CorePolicy:
         return CorePolicy(float(self.w_perf), float(self.w_cost), float(self.w_avail), float(self.w_region),
                           float(self.perf_cap), self.capacity_basis == "available", self.strategy == "binpack",
-                          float(self.w_affinity), float(self.degraded_penalty), float(self.stickiness))
+                          float(self.w_affinity), float(self.degraded_penalty), float(self.stickiness),
+                          float(self.incident_penalty))
 
 
 DEFAULT_POLICY = MatchPolicy()

@@ -302,7 +302,16 @@ class Registry:
         if incidents is None:
             incidents = old.incidents if old is not None else ()
         self._health_notes[backend_id] = _HealthNote(checked_at, tuple(incidents))
+        self._count_incidents(backend_id)
         self._core.record("health", backend_id, (checked_at, tuple(incidents)))
+
+    def _count_incidents(self, backend_id: str) -> None:
+        """The open incidents column of a backend: its registration's and its tracker's."""
+        from .compiled import open_incidents
+
+        note = self._health_notes.get(backend_id)
+        count = open_incidents(self._registration(backend_id), note.incidents if note is not None else ())
+        self.columns.store["open_incidents"][self._core.index[backend_id]] = count
 
     # --- a living registry ---------------------------------------------------------------
 
@@ -385,6 +394,8 @@ class Registry:
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
             self._by_id[reg.backend_id] = reg
+            if reg.backend_id in self._health_notes:
+                self._count_incidents(reg.backend_id)
             self._records_current = False
             self._core.record("replace", reg.backend_id, reg)
 

@@ -229,6 +229,8 @@ def score_arrays(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, idx:
         score = np.where(idx == c.backend_ids.index(slot.current_backend), score + policy.stickiness, score)
     if policy.degraded_penalty > 0:
         score = np.where(c.health[idx] == HEALTH_CODE["degraded"], score - policy.degraded_penalty, score)
+    if policy.incident_penalty > 0:
+        score = np.where(c.open_incidents[idx] > 0, score - policy.incident_penalty, score)
     out["score"] = score
     return out
 
