@@ -89,6 +89,10 @@ def _feature(names: list[str], latency: bool) -> st.SearchStrategy:
     return st.one_of(plain, timed, timed)  # latency data is common enough to matter
 
 
+INCIDENTS = ([{"started_at": "2026-01-01T00:00:00Z"}],
+             [{"started_at": "2026-01-01T00:00:00Z", "resolved_at": "2026-01-01T01:00:00Z"}])
+
+
 @st.composite
 def bodies(draw, features: list[str], regions: list[str], tags: list[str], wide: bool) -> dict:
     """One registration without its id; every block may be missing."""
@@ -108,6 +112,8 @@ def bodies(draw, features: list[str], regions: list[str], tags: list[str], wide:
         "regions": draw(st.lists(st.sampled_from(regions), max_size=most, unique=True)),
         "compliance": draw(st.lists(st.sampled_from(tags), max_size=most, unique=True)),
         "consistency": draw(maybe(st.sampled_from(CONSISTENCY_LEVELS))),
+        # Open and resolved incidents (the incident penalty reads the open ones).
+        "recent_incidents": draw(maybe(st.sampled_from(INCIDENTS))),
     }
     return _drop_none(body)
 
@@ -148,7 +154,8 @@ def _required(names: list[str]) -> st.SearchStrategy:
 
 
 FILTERS = ("capabilities", "interfaces", "performance", "preferred_region", "regions", "compliance",
-           "backend_types", "health_statuses", "min_storage", "consistency", "min_connections")
+           "backend_types", "health_statuses", "min_storage", "consistency", "min_connections", "preferences",
+           "current_backend")
 PERFORMANCE = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
                "requires_atomic_writes", "min_storage")
 
@@ -181,7 +188,9 @@ def slot_for(draw, case: RegistryCase) -> dict:
             "min_write_rps": rates, "min_read_rps": rates, "max_latency_p99": st.sampled_from(BOUNDS),
             "requires_transactions": st.booleans(), "requires_atomic_writes": st.booleans(),
             "min_storage": sizes}.items() if k in perf_keys}),
-        "preferred_region": st.sampled_from(regions),
+        # One region, or a ranked list (the strategies of issue 13).
+        "preferred_region": st.one_of(st.sampled_from(regions),
+                                      st.lists(st.sampled_from(regions), min_size=1, max_size=4)),
         "regions": st.lists(st.sampled_from(regions), max_size=3),
         "compliance": st.lists(st.sampled_from(tags), min_size=1, max_size=3),
         "backend_types": st.lists(st.sampled_from(BACKEND_TYPES), max_size=4).map(
@@ -190,6 +199,10 @@ def slot_for(draw, case: RegistryCase) -> dict:
         "min_storage": sizes,
         "consistency": st.sampled_from(CONSISTENCY_LEVELS),
         "min_connections": st.sampled_from((0, 40, 50, 100)),
+        "preferences": st.lists(st.one_of(
+            st.builds(lambda t, w: {"backend_type": t, "weight": w}, st.sampled_from(BACKEND_TYPES), WEIGHTS),
+            st.builds(lambda t, w: {"tag": t, "weight": w}, st.sampled_from(tags), WEIGHTS)), min_size=1, max_size=3),
+        "current_backend": st.sampled_from([d["backend_id"] for d in case.docs] + ["gone"]),
     }
     slot = {"slot_name": "s"}
     for key in FILTERS:  # a fixed order: the same draw gives the same slot
@@ -202,6 +215,7 @@ def slots(case: RegistryCase) -> st.SearchStrategy:
     return slot_for(case)
 
 
+WEIGHTS = st.one_of(st.sampled_from((1, 0.5, 2, 3)), st.floats(min_value=0.01, max_value=10))
 weights = st.one_of(st.sampled_from((0, 0.1, 0.25, 0.4, 1, 3)), st.floats(min_value=0, max_value=5))
 
 policies = st.builds(
@@ -210,6 +224,12 @@ policies = st.builds(
     perf_cap=st.one_of(st.sampled_from((0.5, 1.0, 2.0, 3.0)), st.floats(min_value=0.01, max_value=10)),
     capacity_basis=st.sampled_from(("max", "available")),
     health_statuses=st.lists(st.sampled_from(HEALTH_STATUSES), max_size=5).map(tuple),
+    # Issue 13's knobs: every path must agree under them too.
+    strategy=st.sampled_from(("spread", "binpack")),
+    w_affinity=weights,
+    degraded_penalty=st.one_of(st.just(0.0), weights),
+    stickiness=st.one_of(st.just(0.0), weights),
+    incident_penalty=st.one_of(st.just(0.0), weights),
 )
 policies_or_default = st.one_of(st.just(MatchPolicy()), policies)
 
@@ -220,7 +240,7 @@ def update_ops(draw, case: RegistryCase) -> tuple[str, dict[str, Any]]:
     backend_id = draw(st.sampled_from([d["backend_id"] for d in case.docs]))
     changes = draw(block(write_rps=rates, read_rps=rates, storage_used=sizes.filter(
         lambda s: not isinstance(s, str)), namespace_count=st.sampled_from((0, 3)),
-        status=st.sampled_from(HEALTH_STATUSES), uptime=uptimes))
+        status=st.sampled_from(HEALTH_STATUSES), uptime=uptimes, active_connections=st.sampled_from((0, 30, 60))))
     return backend_id, changes
 
 

@@ -35,7 +35,7 @@ CODES = (
 )
 
 # The keyword arguments of ``Registry.update`` (SPEC §5).
-LIVE_FIELDS = ("write_rps", "read_rps", "storage_used", "namespace_count", "status", "uptime")
+LIVE_FIELDS = ("write_rps", "read_rps", "storage_used", "namespace_count", "status", "uptime", "active_connections")
 
 
 class LiveState:
@@ -249,25 +249,93 @@ def eligible(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEF
 
 # --- SPEC §4 ------------------------------------------------------------------------------
 
+def fullness(maximum: float, used: float, need: float) -> float:
+    """Binpack: the share of a resource in use once the slot is placed
+    (``used`` includes what a plan placed before), clamped to [0, 1]; a
+    backend that declares no capacity is full of nothing (0)."""
+    if not maximum > 0:
+        return 0.0
+    return min((used + need) / maximum, 1.0)
+
+
+def performance(st: dict[str, Any], min_w: float, min_r: float, policy: MatchPolicy,
+                placed_w: float = 0.0, placed_r: float = 0.0) -> float:
+    """The performance term. spread (SPEC §4): headroom over the minimum,
+    capped; binpack: ``cap * (fw + fr) / 2`` (see ``fullness``)."""
+    cap = float(policy.perf_cap)
+    if policy.strategy == "binpack":
+        fw = fullness(st["max_write_rps"], st["write_rps"] + placed_w, min_w)
+        fr = fullness(st["max_read_rps"], st["read_rps"] + placed_r, min_r)
+        return cap * ((fw + fr) * 0.5)
+    avail_w = max(0.0, (st["max_write_rps"] - st["write_rps"]) - placed_w)
+    avail_r = max(0.0, (st["max_read_rps"] - st["read_rps"]) - placed_r)
+    ratio_w = avail_w / min_w if min_w > 0 else cap
+    ratio_r = avail_r / min_r if min_r > 0 else cap
+    return min(ratio_w, ratio_r, cap)
+
+
+def region_term(reg: Registration, slot: SlotRequirement) -> float:
+    """1 when the backend serves the preferred region; for a ranked list of
+    L regions, ``(L - k) / L`` for the first (k-th from 0) it serves."""
+    preferred = slot.preferred_region
+    if isinstance(preferred, list):
+        for rank, name in enumerate(preferred):
+            if name in reg.regions:
+                return float(len(preferred) - rank) / float(len(preferred))
+        return 0.0
+    return 1.0 if preferred is not None and preferred in reg.regions else 0.0
+
+
+def affinity_term(reg: Registration, slot: SlotRequirement) -> float:
+    """The preferred terms: the weights of the terms the backend meets (in
+    the slot's order) over all the weights."""
+    met, total = 0.0, 0.0
+    for term in slot.preferences or ():
+        if (term.backend_type is not None and reg.backend_type == term.backend_type) or \
+                (term.tag is not None and term.tag in reg.compliance):
+            met = met + float(term.weight)
+        total = total + float(term.weight)
+    return met / total
+
+
+def total_score(reg: Registration, slot: SlotRequirement, policy: MatchPolicy, status: str, perf: float,
+                cost: float, avail: float, region: float) -> float:
+    """SPEC §4's sum, then the opt-in terms in the kernel's order: the
+    preferred terms, stickiness for the current backend, the degraded
+    penalty."""
+    total = policy.w_perf * perf + policy.w_cost * cost + policy.w_avail * avail + policy.w_region * region
+    if slot.preferences:
+        total = total + policy.w_affinity * affinity_term(reg, slot)
+    if slot.current_backend is not None and slot.current_backend == reg.backend_id:
+        total = total + policy.stickiness
+    if policy.degraded_penalty > 0 and status == "degraded":
+        total = total - policy.degraded_penalty
+    if policy.incident_penalty > 0 and any(
+            incident.resolved_at is None
+            for incident in (*(reg.health.recent_incidents if reg.health is not None else ()), *reg.recent_incidents)):
+        total = total - policy.incident_penalty
+    return total
+
+
 def score(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEFAULT_POLICY,
           live: Live = None) -> dict[str, float]:
     """SPEC §4 for ``reg`` (eligibility is not checked): ``score`` and the
-    four components, and the headroom the performance term used."""
+    components, and the headroom the performance term used."""
     st = _state(reg, live)
     min_w, min_r = _minimums(slot)
-    cap = float(policy.perf_cap)
     avail_w = max(0.0, st["max_write_rps"] - st["write_rps"])
     avail_r = max(0.0, st["max_read_rps"] - st["read_rps"])
-    ratio_w = avail_w / min_w if min_w > 0 else cap
-    ratio_r = avail_r / min_r if min_r > 0 else cap
-    perf = min(ratio_w, ratio_r, cap)
+    perf = performance(st, min_w, min_r, policy)
     c = st["cost_per_1k_writes"]
     cost = 0.0 if c is None else 1.0 / (c + 1.0)
     avail = 0.0 if st["uptime"] is None else st["uptime"] / 100.0
-    region = 1.0 if slot.preferred_region is not None and slot.preferred_region in reg.regions else 0.0
-    total = policy.w_perf * perf + policy.w_cost * cost + policy.w_avail * avail + policy.w_region * region
-    return {"score": total, "performance": perf, "cost": cost, "availability": avail, "region": region,
-            "available_write_rps": avail_w, "available_read_rps": avail_r}
+    region = region_term(reg, slot)
+    total = total_score(reg, slot, policy, st["status"], perf, cost, avail, region)
+    out = {"score": total, "performance": perf, "cost": cost, "availability": avail, "region": region,
+           "available_write_rps": avail_w, "available_read_rps": avail_r}
+    if slot.preferences:
+        out["affinity"] = affinity_term(reg, slot)
+    return out
 
 
 # --- ranking ------------------------------------------------------------------------------

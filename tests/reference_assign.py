@@ -16,8 +16,21 @@ come from ``tests/reference.py``; rules 3, 4 and 8 are re-stated here on
   [``namespaces_exhausted``];
 * the score's ``avail_w``/``avail_r`` are the write/read left before the slot.
 
+* connections: like storage, on what is left (``max_connections −
+  active − placed``); no declared maximum fails any minimum above 0.
+
 A placement consumes the slot's ``min_write_rps``, ``min_read_rps``,
-``min_storage`` and one namespace.
+``min_storage``, ``min_connections`` and one namespace.
+
+Groups (issue 13): a slot belongs to its ``group`` (default: its
+``slot_name``); while any slot of a group caps it, every placement of the
+group is counted per backend and per region (in every region its backend
+serves). A slot then fails ``group_backend_limit`` on a backend holding
+``max_per_backend`` of its group, ``group_region_limit`` on a backend serving
+a region holding ``max_per_region``, and ``group_region_skew`` when, for a
+region of the backend, ``count + 1 − low > max_skew`` where ``low`` is the
+fewest placements in a region served by a backend passing every other rule
+(a backend serving no region fails it).
 """
 
 from __future__ import annotations
@@ -30,7 +43,8 @@ from prism_match.schema import Registration, SlotRequirement
 
 __all__ = ["Placed", "Plan", "eligible", "score", "assign"]
 
-CAPACITY_CODES = ("insufficient_write_capacity", "insufficient_read_capacity", "insufficient_storage")
+CAPACITY_CODES = ("insufficient_write_capacity", "insufficient_read_capacity", "insufficient_storage",
+                  "insufficient_connections")
 
 
 @dataclass
@@ -41,6 +55,20 @@ class Placed:
     read_rps: float = 0.0
     storage: float = 0.0
     namespaces: int = 0
+    connections: float = 0.0
+
+
+@dataclass
+class Group:
+    """A group's placements so far: per backend_id and per region."""
+
+    per_backend: dict[str, int] = field(default_factory=dict)
+    per_region: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reg: Registration) -> None:
+        self.per_backend[reg.backend_id] = self.per_backend.get(reg.backend_id, 0) + 1
+        for region in set(reg.regions):
+            self.per_region[region] = self.per_region.get(region, 0) + 1
 
 
 @dataclass
@@ -86,9 +114,37 @@ def _needs(slot: SlotRequirement) -> tuple[float, float, float]:
     return min_w, min_r, need_s
 
 
+def group_codes(reg: Registration, slot: SlotRequirement, group: Group, low: float) -> list[str]:
+    """The group rules (module docstring)."""
+    codes = []
+    if slot.max_per_backend is not None and group.per_backend.get(reg.backend_id, 0) >= slot.max_per_backend:
+        codes.append("group_backend_limit")
+    counts = [group.per_region.get(region, 0) for region in set(reg.regions)]
+    if slot.max_per_region is not None and any(c >= slot.max_per_region for c in counts):
+        codes.append("group_region_limit")
+    if slot.max_skew is not None and (not counts or any(c + 1 - low > slot.max_skew for c in counts)):
+        codes.append("group_region_skew")
+    return codes
+
+
+def domain_low(regs: list[Registration], slot: SlotRequirement, plan: Plan, policy: MatchPolicy,
+               group: Group) -> float:
+    """The fewest group placements in a region served by a backend that
+    passes every rule but the group's."""
+    regions = {region for reg in regs if not eligible(reg, slot, plan.placed[reg.backend_id], policy)
+               for region in reg.regions}
+    return float(min((group.per_region.get(r, 0) for r in regions), default=0))
+
+
 def eligible(reg: Registration, slot: SlotRequirement, placed: Placed,
-             policy: MatchPolicy = DEFAULT_POLICY) -> list[str]:
-    """The rejection codes ``reg`` fails for ``slot`` given what is placed."""
+             policy: MatchPolicy = DEFAULT_POLICY, group: Group | None = None, low: float = 0.0,
+             bind_only: bool = False) -> list[str]:
+    """The rejection codes ``reg`` fails for ``slot`` given what is placed
+    (and its group's placements). ``bind_only``: a pattern's binding, which
+    consumes nothing: the rules of a match, and the group's."""
+    if bind_only:
+        codes = reference.eligible(reg, slot, policy)
+        return codes + (group_codes(reg, slot, group, low) if group is not None else [])
     codes = [c for c in reference.eligible(reg, slot, policy) if c not in CAPACITY_CODES]
     min_w, min_r, need_s = _needs(slot)
     left_w, left_r, left_s, left_ns = _left(reg, placed)
@@ -103,34 +159,58 @@ def eligible(reg: Registration, slot: SlotRequirement, placed: Placed,
         codes.append("insufficient_storage")
     if left_ns is not None and not left_ns >= 1:
         codes.append("namespaces_exhausted")
-    return codes
+    need_c = float(slot.min_connections or 0)
+    if need_c > 0:
+        cap, cur = reg.capacity, reg.current
+        max_c = _number(cap and cap.max_connections, None)
+        if max_c is None or not max(0.0, (max_c - _number(cur and cur.active_connections, 0.0))
+                                    - placed.connections) >= need_c:
+            codes.append("insufficient_connections")
+    if group is not None:
+        codes += group_codes(reg, slot, group, low)
+    order = {code: j for j, code in enumerate(ALL_CODES)}
+    return sorted(codes, key=order.__getitem__)
+
+
+ALL_CODES = (*reference.CODES[:-1], "namespaces_exhausted", reference.CODES[-1], "group_backend_limit",
+             "group_region_limit", "group_region_skew")
 
 
 def score(reg: Registration, slot: SlotRequirement, placed: Placed, policy: MatchPolicy = DEFAULT_POLICY) -> float:
-    """SPEC §4 with the headroom left before this slot."""
+    """SPEC §4 with the headroom left before this slot (binpack: the
+    fullness once it is placed)."""
     min_w, min_r, _ = _needs(slot)
-    left_w, left_r, _, _ = _left(reg, placed)
-    cap = float(policy.perf_cap)
-    ratio_w = left_w / min_w if min_w > 0 else cap
-    ratio_r = left_r / min_r if min_r > 0 else cap
-    perf = min(ratio_w, ratio_r, cap)
+    st = reference._state(reg, None)
+    perf = reference.performance(st, min_w, min_r, policy, placed.write_rps, placed.read_rps)
     parts = reference.score(reg, slot, policy)  # cost, availability and region do not depend on placement
-    return (policy.w_perf * perf + policy.w_cost * parts["cost"] + policy.w_avail * parts["availability"]
-            + policy.w_region * parts["region"])
+    return reference.total_score(reg, slot, policy, st["status"], perf, parts["cost"], parts["availability"],
+                                 parts["region"])
 
 
-def assign(regs: list[Registration], slots: list[SlotRequirement], policy: MatchPolicy = DEFAULT_POLICY) -> Plan:
-    """Place ``slots`` in order (see the module docstring)."""
+def assign(regs: list[Registration], slots: list[SlotRequirement], policy: MatchPolicy = DEFAULT_POLICY,
+           bind_only: bool = False) -> Plan:
+    """Place ``slots`` in order (see the module docstring); ``bind_only``:
+    bind a pattern's slots (nothing consumed, the group rules apply)."""
     plan = Plan(placed={reg.backend_id: Placed() for reg in regs})
+    capped = {slot.group_name for slot in slots if slot.grouped}
+    groups = {name: Group() for name in capped}
+    by_id = {reg.backend_id: reg for reg in regs}
     for slot in slots:
+        group = groups.get(slot.group_name)
+        low = domain_low(regs, slot, plan, policy, group) if group is not None and slot.max_skew is not None \
+            else 0.0
+        if bind_only and group is not None and slot.max_skew is not None:
+            regions = {region for reg in regs if not reference.eligible(reg, slot, policy) for region in reg.regions}
+            low = float(min((group.per_region.get(r, 0) for r in regions), default=0))
         candidates = []
         rejected: dict[str, int] = {}
         for reg in regs:
-            codes = eligible(reg, slot, plan.placed[reg.backend_id], policy)
+            empty = Placed() if bind_only else plan.placed[reg.backend_id]
+            codes = eligible(reg, slot, empty, policy, group, low, bind_only)
             for code in codes:
                 rejected[code] = rejected.get(code, 0) + 1
             if not codes:
-                candidates.append((score(reg, slot, plan.placed[reg.backend_id], policy), reg.backend_id))
+                candidates.append((score(reg, slot, empty, policy), reg.backend_id))
         if not candidates:
             plan.unplaced.append((slot.slot_name, rejected))
             continue
@@ -141,5 +221,8 @@ def assign(regs: list[Registration], slots: list[SlotRequirement], policy: Match
         taken.read_rps += min_r
         taken.storage += need_s
         taken.namespaces += 1
+        taken.connections += float(slot.min_connections or 0)
+        if group is not None:
+            group.add(by_id[best])
         plan.bindings.append((slot.slot_name, best, best_score))
     return plan

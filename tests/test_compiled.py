@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import reference
 from conftest import apply_update, registries, update_ops
 from prism_match import RegistryError, load_registry
-from prism_match.compiled import FLOAT_COLUMNS, RESERVED_COLUMNS, UNKNOWN_CONSISTENCY
+from prism_match.compiled import FLOAT_COLUMNS, OPTIONAL_COLUMNS, RESERVED_COLUMNS, UNKNOWN_CONSISTENCY
 from prism_match.schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES
 from prism_match.vocabulary import capability_token, interface_token, versioned
 
@@ -220,7 +220,7 @@ def test_to_polars_has_one_row_per_backend():
     assert table.height == 2
     assert table.columns == ["backend_id", "backend_type", "health_status", "consistency", "capabilities",
                              "interfaces", "regions", "compliance", "capability_p99_ms", *FLOAT_COLUMNS,
-                             *RESERVED_COLUMNS]
+                             *RESERVED_COLUMNS, *OPTIONAL_COLUMNS]
     pg, bare = table.row(0, named=True), table.row(1, named=True)
     assert pg["backend_id"] == "pg" and pg["backend_type"] == "postgres" and pg["health_status"] == "healthy"
     assert pg["capabilities"] == ["get@v1", "set@v2"] and pg["interfaces"] == ["KV@v1"]

@@ -23,6 +23,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SCORE_PARTS = ("score", "performance", "cost", "availability", "region")
+OPT_IN_PARTS = ("affinity",)  # present when the slot states preferences
 
 
 def close(a: float, b: float) -> bool:
@@ -36,7 +37,7 @@ def _words(bits, n_words: int) -> list[int]:
     return words
 
 
-def expected_kernel_view(columns, details) -> dict:
+def expected_kernel_view(columns, details, index=None) -> dict:
     """The C struct ``CoreRegistry.prepare`` should build, derived from the
     plain-Python preparation (``prepare.slot_details``)."""
     caps = [r for r in details.requirements if r.kind == "capability"]
@@ -71,6 +72,14 @@ def expected_kernel_view(columns, details) -> dict:
         "lat_all": not caps,
         "lat_mask": _words([r.bit for r in caps if r.bit is not None] if bounded else (), columns.features.words),
         "pref_region": details.preferred_region_bit,
+        "pref_ranked": list(details.preferred_ranked),
+        "affinity": list(details.affinity),
+        "affinity_total": details.affinity_total,
+        "current_pos": -1 if details.current_backend is None or index is None
+        else index.get(details.current_backend, -1),
+        "max_per_backend": details.max_per_backend,
+        "max_per_region": details.max_per_region,
+        "max_skew": details.max_skew,
     }
 
 
@@ -86,7 +95,8 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
 
     prepared = registry.prepare(slot_mapping)
     # The Cython preparation builds what the plain-Python one describes.
-    assert prepared.kernel_view() == expected_kernel_view(registry.columns, prepared.details)
+    assert prepared.kernel_view() == expected_kernel_view(registry.columns, prepared.details,
+                                                          registry.engine.core.index)
     kernel = registry.match(slot_mapping, k)
     kernel_prepared = registry.match(prepared, k)
     idx, parts = score_table.ranked(registry.columns, prepared, policy, k)
@@ -102,6 +112,9 @@ def assert_paths_agree(registry, slot_mapping: dict, k: int, live: reference.Liv
         for name in SCORE_PARTS:
             assert close(getattr(m, name), ref[name]), (bid, name, getattr(m, name), ref[name])
             assert close(float(parts[name][j]), ref[name]), (bid, name, parts[name][j], ref[name])
+        for name in OPT_IN_PARTS:
+            if name in ref:
+                assert close(getattr(m, name), ref[name]) and close(float(parts[name][j]), ref[name]), (bid, name)
         assert close(m.available_write_rps, ref["available_write_rps"])
         assert close(m.available_read_rps, ref["available_read_rps"])
         assert m.score == kernel_prepared[j].score

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reference
+import reference_assign
 from conftest import policies_or_default, registries, slot_for
 from prism_match import MatchPolicy, load_registry, score_table
 from prism_match._core import rule_bits
@@ -28,8 +29,14 @@ def test_the_c_enum_mirrors_the_table():
     assert list(rule_bits()) == [rule.bit for rule in RULES]
 
 
+# Rules that apply only while placing (assign, bind_pattern, reserve); their
+# reference is tests/reference_assign.py.
+PLACING = ("namespaces_exhausted", "group_backend_limit", "group_region_limit", "group_region_skew")
+
+
 def test_the_reference_knows_the_same_codes_in_the_same_order():
-    assert list(reference.CODES) == [c for c in CODES if c != "namespaces_exhausted"]
+    assert list(reference.CODES) == [c for c in CODES if c not in PLACING]
+    assert list(reference_assign.ALL_CODES) == list(CODES)
 
 
 def test_every_rule_has_a_reason_and_a_requirement_text():

@@ -13,6 +13,7 @@ cdef class LiveSnapshot:
     cdef object _keep
     cdef object _pinned
     cdef ScanOrder scan            # the registry's scan order, its live rows copied, bounds exact (or None)
+    cdef readonly object connections     # used connections (active + reserved) as copied
 
     def __init__(self, CoreRegistry core):
         c = core.columns
@@ -28,6 +29,8 @@ cdef class LiveSnapshot:
         self.r.ns_count = <const score_t*>_ptr(keep[3])
         self.r.avail_score = <const score_t*>_ptr(keep[4])
         self.r.health = <const code_t*>_ptr(keep[5])
+        self.connections = c.used_connections.copy()
+        self.r.cur_conn = <const score_t*>_ptr(self.connections)
         self.scan = core._scan.snapshot(&self.r) if core._scan is not None and core.use_scan_order else None
 
     cdef inline index_t best(self, const Slot* s, const Policy* p, const Placed* pl, index_t k,
@@ -41,25 +44,40 @@ cdef class LiveSnapshot:
         """(used write_rps, read_rps, storage, namespaces, avail_score, health) as copied."""
         return self._keep
 
-    def failure_bits(self, PreparedSlot slot, CorePolicy policy, placed=None):
+    def failure_bits(self, PreparedSlot slot, CorePolicy policy, placed=None, group=None, conn=None):
         """See ``CoreRegistry.failure_bits``; against this snapshot, with the
-        capacity ``placed`` (w, r, storage, ns arrays) already consumed."""
-        return _failure_bits(&self.r, slot, policy, placed)
+        capacity ``placed`` (w, r, storage, ns arrays) already consumed, the
+        slot's ``group`` placements (per backend, per region bit) and the
+        connections ``conn`` placed so far."""
+        return _failure_bits(&self.r, slot, policy, placed, group, conn)
 
 
-cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, object placed):
+cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, object placed,
+                         object group=None, object conn=None):
     cdef Placed pl
     cdef const Placed* ppl = NULL
-    cdef score_t[::1] w, rr, st, ns
+    cdef score_t[::1] w, rr, st, ns, gb, gr, cn
     cdef rules_t[::1] out
     cdef index_t[::1] counts
     cdef index_t eligible
     tally = np.zeros(N_RULES, dtype=np.int64)
     out = np.zeros(max(r.n, 1), dtype=np.uint32)
     counts = tally
+    memset(&pl, 0, sizeof(Placed))
     if placed is not None:
         w, rr, st, ns = placed
         pl.w = &w[0]; pl.r = &rr[0]; pl.storage = &st[0]; pl.ns = &ns[0]
+        if conn is not None:
+            cn = conn
+            pl.conn = &cn[0]
+        if group is not None:
+            gb, gr = group
+            _set_group(r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
+        ppl = &pl
+    elif group is not None:  # a pattern's binding: the group rules alone, nothing consumed
+        pl.bind_only = True
+        gb, gr = group
+        _set_group(r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
         ppl = &pl
     with nogil:
         eligible = failure_bits(r, &slot.s, &policy.p, ppl, &out[0], &counts[0])
@@ -108,24 +126,44 @@ def topk_many(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t k, Py
 def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t start,
                score_t[::1] placed_w, score_t[::1] placed_r, score_t[::1] placed_storage,
                score_t[::1] placed_ns, index_t[::1] chosen, score_t[::1] chosen_score,
-               score_t[::1] chosen_perf, score_t[::1] chosen_region):
+               score_t[::1] chosen_perf, score_t[::1] chosen_region, score_t[::1] placed_conn=None,
+               index_t[::1] group_of=None, score_t[:, ::1] group_backend=None,
+               score_t[:, ::1] group_region=None, bint bind_only=False):
     """Place ``slots[start:]`` in order, each on its best backend given what
     earlier placements consumed (SPEC §6 assign). Stops at the first slot that
     cannot be placed and returns its position (the caller diagnoses it against
     the placed state of that moment, then resumes after it); returns
-    ``len(slots)`` when all are done."""
+    ``len(slots)`` when all are done.
+
+    ``placed_conn``: connections consumed (the slots' min_connections).
+    ``group_of[j]``: the row of slot j's group in ``group_backend`` [G, n] and
+    ``group_region`` [G, wr * 64] (placements per backend and per region bit,
+    counted here), or -1 for a slot no group rule concerns. ``bind_only``:
+    a pattern's binding, which consumes no capacity (group rules only)."""
     cdef Py_ssize_t m = len(slots), j
     cdef Placed pl
     cdef PreparedSlot cs
     cdef score_t hs
-    cdef index_t hr, hi, size
+    cdef index_t hr, hi, size, g
     cdef score_t perf, region, aw, ar
-    pl.w = &placed_w[0]
-    pl.r = &placed_r[0]
-    pl.storage = &placed_storage[0]
-    pl.ns = &placed_ns[0]
+    memset(&pl, 0, sizeof(Placed))
+    if bind_only:
+        pl.bind_only = True
+    else:
+        pl.w = &placed_w[0]
+        pl.r = &placed_r[0]
+        pl.storage = &placed_storage[0]
+        pl.ns = &placed_ns[0]
+        if placed_conn is not None:
+            pl.conn = &placed_conn[0]
     for j in range(start, m):
         cs = <PreparedSlot>slots[j]
+        g = group_of[j] if group_of is not None else -1
+        if g >= 0:
+            _set_group(&snap.r, &cs.s, &policy.p, &pl, &group_backend[g, 0], &group_region[g, 0])
+        else:
+            pl.grp_backend = NULL
+            pl.grp_region = NULL
         with nogil:
             size = snap.best(&cs.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if size:
@@ -138,6 +176,10 @@ def assign_run(LiveSnapshot snap, list slots, CorePolicy policy, Py_ssize_t star
                 placed_r[hi] += cs.s.min_r
                 placed_storage[hi] += cs.s.min_storage
                 placed_ns[hi] += 1
+                if pl.conn != NULL:
+                    placed_conn[hi] += cs.s.min_conn
+                if g >= 0:
+                    count_group(&snap.r, &group_backend[g, 0], &group_region[g, 0], hi)
         if not size:
             chosen[j] = -1
             return j
@@ -169,7 +211,8 @@ def placement_pairs(LiveSnapshot snap, list slots, CorePolicy policy):
     cdef score_t[::1] hg = region_buf
     cdef index_t[::1] hr = rank_buf
     cdef index_t[::1] hi = index_buf
-    pl.w = &z[0]; pl.r = &z[0]; pl.storage = &z[0]; pl.ns = &z[0]
+    memset(&pl, 0, sizeof(Placed))  # no group rule, nothing bound only
+    pl.w = &z[0]; pl.r = &z[0]; pl.storage = &z[0]; pl.ns = &z[0]; pl.conn = &z[0]
     parts = []
     for j in range(m):
         cs = <PreparedSlot>slots[j]

@@ -59,7 +59,8 @@ def rule_bits():
     """The C enum's bits in table order (tests hold them to rules.RULES)."""
     return (RULE_MISSING_INTERFACE, RULE_MISSING_CAPABILITY, RULE_WRITE_CAPACITY, RULE_READ_CAPACITY,
             RULE_LATENCY, RULE_HEALTH, RULE_REGION, RULE_COMPLIANCE, RULE_BACKEND_TYPE, RULE_STORAGE,
-            RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS)
+            RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS, RULE_GROUP_BACKEND, RULE_GROUP_REGION,
+            RULE_GROUP_SKEW)
 
 
 cdef class CorePolicy:
@@ -67,13 +68,19 @@ cdef class CorePolicy:
     cdef Policy p
 
     def __init__(self, double w_perf, double w_cost, double w_avail, double w_region, double cap,
-                 bint available_basis):
+                 bint available_basis, bint binpack=False, double w_affinity=0.0, double degraded_penalty=0.0,
+                 double stickiness=0.0, double incident_penalty=0.0):
         self.p.w_perf = w_perf
         self.p.w_cost = w_cost
         self.p.w_avail = w_avail
         self.p.w_region = w_region
         self.p.cap = cap
         self.p.available_basis = available_basis
+        self.p.binpack = binpack
+        self.p.w_affinity = w_affinity
+        self.p.degraded_penalty = degraded_penalty
+        self.p.stickiness = stickiness
+        self.p.incident_penalty = incident_penalty
 
 
 include "_prepare.pxi"
@@ -82,7 +89,7 @@ include "_prepare.pxi"
 cdef class Match:
     """One ranked backend for a slot. ``reasons`` are built on first read."""
     cdef readonly str backend_id
-    cdef readonly double score, performance, cost, availability, region
+    cdef readonly double score, performance, cost, availability, region, affinity
     cdef readonly double available_write_rps, available_read_rps
     cdef readonly Py_ssize_t index
     cdef readonly object slot
@@ -138,6 +145,9 @@ cdef class CoreRegistry:
     cdef score_t* _used_r
     cdef score_t* _used_storage
     cdef score_t* _used_ns
+    cdef score_t* _conn            # connections: observed, reserved, both (what the kernel reads)
+    cdef score_t* _res_conn
+    cdef score_t* _used_conn
     cdef score_t* _uptime
     cdef score_t* _avail_score
     cdef code_t* _health
@@ -145,6 +155,7 @@ cdef class CoreRegistry:
     cdef object _reasons_of
     cdef SlotVocab _vocab
     cdef Py_ssize_t _vocab_version
+    cdef Py_ssize_t _positions_version  # grows when ids move (add, remove): sticky slots find theirs again
     # Slot mappings seen lately, by content (their msgpack encoding) -> PreparedSlot.
     cdef dict _slots
     cdef tuple _default_health
@@ -198,7 +209,7 @@ cdef class CoreRegistry:
         self.r.max_ns = <const score_t*>_ptr(s["max_namespaces"])
         self.r.ns_count = <const score_t*>_ptr(s["used_namespaces"])
         self.r.max_conn = <const score_t*>_ptr(s["max_connections"])
-        self.r.cur_conn = <const score_t*>_ptr(s["active_connections"])
+        self.r.cur_conn = <const score_t*>_ptr(s["used_connections"])
         self.r.cost_score = <const score_t*>_ptr(s["cost_score"])
         self.r.avail_score = <const score_t*>_ptr(s["avail_score"])
         self.r.id_rank = <const index_t*>_ptr(s["id_label"])
@@ -207,6 +218,7 @@ cdef class CoreRegistry:
         self.r.lat_token = <const index_t*>_ptr(s["lat_token"])
         self.r.lat_vtoken = <const index_t*>_ptr(s["lat_vtoken"])
         self.r.lat_p99 = <const score_t*>_ptr(s["lat_p99_ms"])
+        self.r.open_incidents = <const score_t*>_ptr(s["open_incidents"])
         self._cur_w = <score_t*>_ptr(s["write_rps"])
         self._cur_r = <score_t*>_ptr(s["read_rps"])
         self._storage_used = <score_t*>_ptr(s["storage_used"])
@@ -215,10 +227,13 @@ cdef class CoreRegistry:
         self._res_r = <score_t*>_ptr(s["reserved_read_rps"])
         self._res_storage = <score_t*>_ptr(s["reserved_storage"])
         self._res_ns = <score_t*>_ptr(s["reserved_namespaces"])
+        self._conn = <score_t*>_ptr(s["active_connections"])
+        self._res_conn = <score_t*>_ptr(s["reserved_connections"])
         self._used_w = <score_t*>self.r.cur_w
         self._used_r = <score_t*>self.r.cur_r
         self._used_storage = <score_t*>self.r.storage_used
         self._used_ns = <score_t*>self.r.ns_count
+        self._used_conn = <score_t*>self.r.cur_conn
         self._uptime = <score_t*>_ptr(s["uptime_percent_24h"])
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
@@ -292,6 +307,11 @@ cdef class CoreRegistry:
     def vocab_version(self):
         return self._vocab_version
 
+    @property
+    def positions_version(self):
+        """Grows when an id takes or leaves a position (see ``positions_moved``)."""
+        return self._positions_version
+
     def set_default_health(self, tuple statuses):
         """The statuses a slot that names none accepts (the policy's). When
         they change, slots prepared before are forgotten: they baked the old
@@ -310,11 +330,12 @@ cdef class CoreRegistry:
     def prepare_requirement(self, requirement):
         """A validated SlotRequirement, prepared under the current default statuses."""
         return prepare_slot(self._vocab, self.columns, requirement, self._default_health,
-                            self._default_health_mask)
+                            self._default_health_mask, self, self._positions_version)
 
     cdef inline bint _current(self, PreparedSlot ps):
         return ps.columns is self.columns and ps.vocab_version == self._vocab_version and (
-            ps.default_health is self._default_health or ps.requirement.health_statuses is not None)
+            ps.default_health is self._default_health or ps.requirement.health_statuses is not None) and (
+            not ps.sticky or ps.positions_version == self._positions_version)
 
     cpdef PreparedSlot resolve(self, object slot, bint cache=True):
         """Any slot the API accepts -> a PreparedSlot for this registry.
@@ -351,10 +372,10 @@ cdef class CoreRegistry:
                 pass
         if requirement is not None:
             ps = prepare_slot(self._vocab, self.columns, requirement, self._default_health,
-                              self._default_health_mask)
+                              self._default_health_mask, self, self._positions_version)
         else:
             ps = self._general_prepare(slot)
-        if cache:
+        if cache and not ps.sticky:  # a sticky slot holds a position, which an add or remove may move
             # Bounded by clearing: keeping an eviction order costs more per
             # miss than the cache saves (the evicted slot is cold in memory).
             if len(self._slots) >= _SLOT_CACHE:
@@ -382,6 +403,7 @@ cdef class CoreRegistry:
         m.cost = self.r.cost_score[i]
         m.availability = self.r.avail_score[i]
         m.region = region
+        m.affinity = _affinity(&self.r, &slot.s, i) if slot.s.n_aff > 0 else 0.0
         m.available_write_rps = aw
         m.available_read_rps = ar
         m.slot = slot
@@ -416,6 +438,15 @@ cdef class CoreRegistry:
         pass (explain, check_binding)."""
         return _failure_bits(&self.r, slot, policy, None)
 
+    def match_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
+        """The Match of the backend at position ``i`` (scored as ``match``
+        scores it; eligibility is the caller's)."""
+        cdef score_t perf, region, aw, ar
+        if not 0 <= i < self.r.n:
+            raise IndexError(i)
+        _components(&self.r, &slot.s, &policy.p, NULL, i, &perf, &region, &aw, &ar)
+        return self._match(slot, policy, NULL, i, _score(&self.r, &slot.s, &policy.p, i, perf, region))
+
     def failed_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
         """The failed-rule bits of the backend at position ``i`` alone
         (check_binding: what one bound backend lacks)."""
@@ -432,6 +463,7 @@ cdef class CoreRegistry:
         self._used_r[i] = self._cur_r[i] + self._res_r[i]
         self._used_storage[i] = self._storage_used[i] + self._res_storage[i]
         self._used_ns[i] = self._ns_count[i] + self._res_ns[i]
+        self._used_conn[i] = self._conn[i] + self._res_conn[i]
 
     def position(self, backend_id, str where):
         """The position of a live backend, or a RegistryError naming it."""
@@ -446,7 +478,7 @@ cdef class CoreRegistry:
         return pos
 
     def update(self, backend_id, *, write_rps=None, read_rps=None, storage_used=None,
-               namespace_count=None, status=None, uptime=None):
+               namespace_count=None, status=None, uptime=None, active_connections=None):
         """Change one backend's observed live state in place (constant time).
 
         All arguments are checked before anything is written, and the writes
@@ -455,13 +487,14 @@ cdef class CoreRegistry:
         gets the next version and goes into the log.
         """
         cdef Py_ssize_t i = self.position(backend_id, "update")
-        cdef double w, r, st, ns, up
+        cdef double w, r, st, ns, up, cn
         cdef int code = -1
         w = _live_number("write_rps", write_rps)
         r = _live_number("read_rps", read_rps)
         st = _live_number("storage_used", storage_used)
         ns = _live_number("namespace_count", namespace_count)
         up = _live_number("uptime", uptime)
+        cn = _live_number("active_connections", active_connections)
         if up == up and up > 100:
             raise _error(f"Expected a percentage in [0, 100], got `{uptime}`", "update uptime")
         if status is not None:
@@ -482,6 +515,8 @@ cdef class CoreRegistry:
             self._avail_score[i] = up / 100.0
             if self._scan is not None:
                 self._scan.raise_bounds(&self.r, i)
+        if cn == cn:
+            self._conn[i] = cn
         if code >= 0:
             if self._scan is not None:
                 self._scan.set_health(i, self._health[i], <code_t>code)
@@ -491,7 +526,7 @@ cdef class CoreRegistry:
         if self.log is not None:
             # The values as given (NaN / -1: not given); ``update_fields``
             # turns them into keyword arguments when the log is read.
-            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up)))
+            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up, cn)))
 
     def record(self, str kind, backend_id, payload):
         """A change made above the core (add, remove, replace, reserve,
@@ -502,7 +537,7 @@ cdef class CoreRegistry:
         return self.version
 
     def add_usage(self, score_t[::1] write_rps, score_t[::1] read_rps, score_t[::1] storage_used,
-                  score_t[::1] namespace_count):
+                  score_t[::1] namespace_count, score_t[::1] connections=None):
         """Add placed usage to the observed columns (``assign(commit=True)``),
         in one loop that keeps the GIL, so single matches see all of it or none."""
         cdef Py_ssize_t i
@@ -511,14 +546,19 @@ cdef class CoreRegistry:
             self._cur_r[i] += read_rps[i]
             self._storage_used[i] += storage_used[i]
             self._ns_count[i] += namespace_count[i]
+            if connections is not None:
+                self._conn[i] += connections[i]
             self._resum(i)
 
-    def reserve(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t at=-1):
+    def reserve(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t at=-1, group=None):
         """Take one placement: the best eligible backend under what is left
         (one step of assign: headroom rules and the namespace limit), or the
         backend at position ``at``. Choosing and taking happen without a
         Python call in between (the GIL is held), so two threads can never
         both take the last of a backend.
+
+        ``group``: ``(per_backend, per_region)`` placements of the slot's
+        group so far (float64[n], float64[wr * 64]), for its group rules.
 
         Returns ``(match, 0)`` when taken, ``(None, failed bits)`` when the
         named backend fails rules, ``(None, 0)`` when nothing fits.
@@ -528,14 +568,18 @@ cdef class CoreRegistry:
         cdef index_t hr, hi, size
         cdef rules_t failed
         cdef score_t perf, region, aw, ar
-        pl.w = NULL; pl.r = NULL; pl.storage = NULL; pl.ns = NULL
+        cdef score_t[::1] gb, gr
+        memset(&pl, 0, sizeof(Placed))
+        if group is not None:
+            gb, gr = group
+            _set_group(&self.r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
         if at >= 0:
             failed = _backend_failures(&self.r, &slot.s, &policy.p, &pl, at)
             if failed:
                 return None, failed
             _components(&self.r, &slot.s, &policy.p, &pl, at, &perf, &region, &aw, &ar)
             hi = at
-            hs = _score(&self.r, &policy.p, at, perf, region)
+            hs = _score(&self.r, &slot.s, &policy.p, at, perf, region)
         else:
             size = self._best(&slot.s, &policy.p, &pl, 1, &hs, &hr, &hi)
             if not size:
@@ -545,10 +589,11 @@ cdef class CoreRegistry:
         self._res_r[hi] += slot.s.min_r
         self._res_storage[hi] += slot.s.min_storage
         self._res_ns[hi] += 1
+        self._res_conn[hi] += slot.s.min_conn
         self._resum(hi)
         return m, 0
 
-    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last):
+    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last, double conn=0.0):
         """Give back what a reservation took from position ``i``; ``last``:
         it was the backend's last reservation, so what is reserved returns
         to exactly zero (no rounding left over)."""
@@ -557,19 +602,22 @@ cdef class CoreRegistry:
             self._res_r[i] = 0.0
             self._res_storage[i] = 0.0
             self._res_ns[i] = 0.0
+            self._res_conn[i] = 0.0
         else:
             self._res_w[i] = max(self._res_w[i] - w, 0.0)
             self._res_r[i] = max(self._res_r[i] - r, 0.0)
             self._res_storage[i] = max(self._res_storage[i] - storage, 0.0)
             self._res_ns[i] = max(self._res_ns[i] - ns, 0.0)
+            self._res_conn[i] = max(self._res_conn[i] - conn, 0.0)
         self._resum(i)
 
-    def hold(self, Py_ssize_t i, double w, double r, double storage, double ns):
+    def hold(self, Py_ssize_t i, double w, double r, double storage, double ns, double conn=0.0):
         """Reserve fixed amounts on position ``i`` (a replayed reservation)."""
         self._res_w[i] += w
         self._res_r[i] += r
         self._res_storage[i] += storage
         self._res_ns[i] += ns
+        self._res_conn[i] += conn
         self._resum(i)
 
     def recompute_usage(self, Py_ssize_t i):
@@ -601,6 +649,11 @@ cdef class CoreRegistry:
     def forget_index(self):
         """Positions changed (add/remove/replace): rebuild the id index on next use."""
         self._index = None
+
+    def positions_moved(self):
+        """An id took or left a position (add, remove): prepared slots that
+        name a current backend look it up again on their next use."""
+        self._positions_version += 1
 
     @property
     def index_or_none(self):
@@ -648,10 +701,11 @@ def update_fields(tuple values):
     if _HEALTH_NAMES is None:
         from .schema import HEALTH_STATUSES
         _HEALTH_NAMES = HEALTH_STATUSES
-    w, r, st, ns, code, up = values
+    w, r, st, ns, code, up, *rest = values
+    cn = rest[0] if rest else float("nan")
     out = {}
     for name, value in (("write_rps", w), ("read_rps", r), ("storage_used", st), ("namespace_count", ns),
-                        ("uptime", up)):
+                        ("uptime", up), ("active_connections", cn)):
         if value == value:
             out[name] = value
     if code >= 0:
@@ -662,6 +716,24 @@ def update_fields(tuple values):
 def _error(message, location):
     from .errors import RegistryError
     return RegistryError(message, location)
+
+
+cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, const score_t* grp_backend,
+                    const score_t* grp_region) except -1:
+    """Point ``pl`` at a group's placement counts; the skew rule's domain
+    minimum is computed now (one pass), when the slot bounds the skew."""
+    cdef mask_t* scratch
+    pl.grp_backend = grp_backend
+    pl.grp_region = grp_region
+    pl.domain_min = 0.0
+    if s.max_skew < INFINITY:
+        scratch = <mask_t*>PyMem_Malloc(max(r.wr, 1) * sizeof(mask_t))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            pl.domain_min = domain_min(r, s, p, pl, scratch)
+        PyMem_Free(scratch)
+    return 0
 
 
 include "_batch.pxi"

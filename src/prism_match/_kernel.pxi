@@ -48,6 +48,7 @@ cdef struct Reg:
     const index_t* lat_token
     const index_t* lat_vtoken
     const score_t* lat_p99
+    const score_t* open_incidents   # [n]: incidents without resolved_at
 
 
 cdef struct Slot:
@@ -65,12 +66,36 @@ cdef struct Slot:
     score_t min_w, min_r, min_storage, max_lat_ms, min_conn
     bint lat_all
     const mask_t* lat_mask          # [wf]
-    index_t pref_region             # region bit, or -1
+    index_t pref_region             # region bit, or -1 (ranked list: the first one known)
+    # Issue 13's opt-in terms and rules; each is inert at its zero value.
+    index_t n_pref                  # ranked preferred regions known to the registry (0: pref_region alone)
+    const index_t* pref_bits        # [n_pref]: their region bits, in rank order
+    const score_t* pref_value       # [n_pref]: region term of each, (L - rank) / L for a list of L
+    index_t n_aff                   # preferred terms (node affinity's "preferred")
+    const index_t* aff_kind         # [n_aff]: AFF_TYPE (a backend type code) or AFF_TAG (a compliance bit, -1 unknown)
+    const index_t* aff_code
+    const score_t* aff_weight       # [n_aff]: the term's weight
+    score_t aff_total               # sum of every term's weight (> 0 when n_aff > 0)
+    index_t current_pos             # stickiness: position of the slot's current backend, or -1
+    score_t max_per_backend         # group limits, INFINITY: none
+    score_t max_per_region
+    score_t max_skew
 
 
 cdef struct Policy:
     score_t w_perf, w_cost, w_avail, w_region, cap
     bint available_basis
+    bint binpack                    # performance term: fullness after placement (else headroom)
+    score_t w_affinity              # weight of the preferred-terms score
+    score_t degraded_penalty        # subtracted from a degraded backend's score
+    score_t stickiness              # added to the slot's current backend's score (hysteresis)
+    score_t incident_penalty        # subtracted from the score of a backend with an open incident
+
+
+cdef enum:
+    AFF_TYPE = 0
+    AFF_TAG = 1
+    HEALTH_DEGRADED = 1             # compiled.HEALTH_CODE["degraded"]
 
 
 cdef struct Placed:                  # capacity consumed by an assignment so far (NULL: none)
@@ -78,6 +103,13 @@ cdef struct Placed:                  # capacity consumed by an assignment so far
     const score_t* r
     const score_t* storage
     const score_t* ns
+    const score_t* conn
+    # The slot's group (anti-affinity, spread): its placements per backend
+    # ([n]) and per region bit ([wr * 64]); NULL: no group rule applies.
+    const score_t* grp_backend
+    const score_t* grp_region
+    score_t domain_min              # fewest group placements in a region of an eligible backend
+    bint bind_only                  # binding a pattern: group rules only, no capacity consumed
 
 
 cdef inline bint _bit(const mask_t* words, index_t bit) noexcept nogil:
@@ -140,7 +172,8 @@ cdef inline rules_t _failed(const Reg* r, const Slot* s, const Policy* p, const 
     diagnosis). The namespace rule applies while placing (``pl``)."""
     cdef index_t e, w
     cdef bint hit
-    cdef bint left = p.available_basis or pl != NULL
+    cdef bint placing = pl != NULL and not pl.bind_only
+    cdef bint left = p.available_basis or placing
     cdef rules_t failed = 0
     if not ((s.health_mask >> r.health[i]) & 1):
         failed |= RULE_HEALTH
@@ -176,7 +209,7 @@ cdef inline rules_t _failed(const Reg* r, const Slot* s, const Policy* p, const 
             failed |= RULE_STORAGE
             if not every:
                 return failed
-    if pl != NULL and r.max_ns[i] - r.ns_count[i] - (pl.ns[i] if pl.ns != NULL else 0.0) < 1:
+    if placing and r.max_ns[i] - r.ns_count[i] - (pl.ns[i] if pl.ns != NULL else 0.0) < 1:
         failed |= RULE_NAMESPACES
         if not every:
             return failed
@@ -203,17 +236,54 @@ cdef inline rules_t _failed(const Reg* r, const Slot* s, const Policy* p, const 
                 break
     if s.min_conn > 0:
         # Like storage: a backend that declares no max_connections fails.
-        if isnan(r.max_conn[i]) or (_headroom(r.max_conn[i], r.cur_conn[i], NULL, i)
+        if isnan(r.max_conn[i]) or (_headroom(r.max_conn[i], r.cur_conn[i], pl.conn if placing else NULL, i)
                                     if left else r.max_conn[i]) < s.min_conn:
             failed |= RULE_CONNECTIONS
             if not every:
                 return failed
+    if pl != NULL and pl.grp_backend != NULL:
+        failed |= _group_failed(r, s, pl, i, every)
+        if failed and not every:
+            return failed
     if s.max_lat_ms < INFINITY:
         for e in range(r.lat_start[i], r.lat_stop[i]):
             if (s.lat_all or _bit(s.lat_mask, r.lat_token[e]) or _bit(s.lat_mask, r.lat_vtoken[e])) \
                     and r.lat_p99[e] > s.max_lat_ms:
                 failed |= RULE_LATENCY
                 break
+    return failed
+
+
+cdef inline rules_t _group_failed(const Reg* r, const Slot* s, const Placed* pl, index_t i,
+                                  bint every) noexcept nogil:
+    """The group rules: at most ``max_per_backend`` of the group on one
+    backend, ``max_per_region`` in one region, and a region skew of at most
+    ``max_skew`` (a placement counts in every region its backend serves; a
+    backend serving no region is outside every domain, so the skew rule
+    rejects it and the region cap does not apply)."""
+    cdef rules_t failed = 0
+    cdef index_t w, b
+    cdef mask_t word
+    cdef bint any_region = False
+    cdef score_t count
+    if pl.grp_backend[i] >= s.max_per_backend:
+        failed |= RULE_GROUP_BACKEND
+        if not every:
+            return failed
+    if s.max_per_region < INFINITY or s.max_skew < INFINITY:
+        for w in range(r.wr):
+            word = r.region_rows[i * r.wr + w]
+            while word:
+                b = (w << 6) + pm_ctz64(word)
+                word &= word - 1
+                any_region = True
+                count = pl.grp_region[b]
+                if count >= s.max_per_region:
+                    failed |= RULE_GROUP_REGION
+                if count + 1 - pl.domain_min > s.max_skew:
+                    failed |= RULE_GROUP_SKEW
+        if s.max_skew < INFINITY and not any_region:
+            failed |= RULE_GROUP_SKEW
     return failed
 
 
@@ -230,26 +300,96 @@ cdef inline void _components(const Reg* r, const Slot* s, const Policy* p, const
     cdef score_t rw, rr
     rw = aw / s.min_w if s.min_w > 0 else p.cap
     rr = ar / s.min_r if s.min_r > 0 else p.cap
-    perf[0] = rw if rw < rr else rr
-    if p.cap < perf[0]:
-        perf[0] = p.cap
-    region[0] = 1.0 if (s.pref_region >= 0 and _bit(r.region_rows + i * r.wr, s.pref_region)) else 0.0
+    cdef index_t j
+    if p.binpack:
+        perf[0] = _binpack(r, s, p, pl, i)
+    else:
+        perf[0] = rw if rw < rr else rr
+        if p.cap < perf[0]:
+            perf[0] = p.cap
+    if s.n_pref > 0:
+        # A ranked list: the best-ranked region the backend serves.
+        region[0] = 0.0
+        for j in range(s.n_pref):
+            if _bit(r.region_rows + i * r.wr, s.pref_bits[j]):
+                region[0] = s.pref_value[j]
+                break
+    else:
+        region[0] = 1.0 if (s.pref_region >= 0 and _bit(r.region_rows + i * r.wr, s.pref_region)) else 0.0
     avail_w[0] = aw
     avail_r[0] = ar
 
 
-cdef inline score_t _score(const Reg* r, const Policy* p, index_t i, score_t perf, score_t region) noexcept nogil:
+cdef inline score_t _fullness(score_t mx, score_t cur, const score_t* placed, score_t need,
+                              index_t i) noexcept nogil:
+    # The share of one resource in use once the slot is placed, in [0, 1]; a
+    # backend that declares no capacity (0) is not full of anything: 0.
+    cdef score_t u = cur
+    if placed != NULL:
+        u = u + placed[i]
+    u = u + need
+    if not mx > 0:
+        return 0.0
+    u = u / mx
+    return u if u < 1.0 else 1.0
+
+
+cdef inline score_t _binpack(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
+                             index_t i) noexcept nogil:
+    """The binpack performance term (Kubernetes' MostAllocated, Nomad's
+    binpack): ``cap * (fw + fr) / 2`` where ``fw`` is the write capacity in
+    use once the slot is placed, ``(used + placed + min_write_rps) /
+    max_write_rps`` clamped to [0, 1] (0 when no capacity is declared), and
+    ``fr`` the same for reads. At most ``cap``."""
+    cdef score_t fw = _fullness(r.max_w[i], r.cur_w[i], pl.w if pl != NULL else NULL, s.min_w, i)
+    cdef score_t fr = _fullness(r.max_r[i], r.cur_r[i], pl.r if pl != NULL else NULL, s.min_r, i)
+    return p.cap * ((fw + fr) * 0.5)
+
+
+cdef inline score_t _affinity(const Reg* r, const Slot* s, index_t i) noexcept nogil:
+    """The preferred-terms score in [0, 1]: the weights of the terms the
+    backend meets (summed in the slot's order) over the weights of all."""
+    cdef score_t acc = 0.0
+    cdef index_t j, code
+    cdef bint hit
+    for j in range(s.n_aff):
+        code = s.aff_code[j]
+        if s.aff_kind[j] == AFF_TYPE:
+            hit = r.btype[i] == code
+        else:
+            hit = code >= 0 and _bit(r.compliance_rows + i * r.wk, code)
+        if hit:
+            acc = acc + s.aff_weight[j]
+    return acc / s.aff_total
+
+
+cdef inline score_t _score(const Reg* r, const Slot* s, const Policy* p, index_t i, score_t perf,
+                           score_t region) noexcept nogil:
     # One fixed operation order (and no FMA contraction, see setup.py) so every
-    # path computes the same bits.
-    return p.w_perf * perf + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] + p.w_region * region
+    # path computes the same bits. The opt-in terms are added only when in use,
+    # so the default policy computes exactly SPEC §4's sum.
+    cdef score_t sc = p.w_perf * perf + p.w_cost * r.cost_score[i] + p.w_avail * r.avail_score[i] \
+        + p.w_region * region
+    if s.n_aff > 0:
+        sc = sc + p.w_affinity * _affinity(r, s, i)
+    if i == s.current_pos:
+        sc = sc + p.stickiness
+    if p.degraded_penalty > 0 and r.health[i] == HEALTH_DEGRADED:
+        sc = sc - p.degraded_penalty
+    if p.incident_penalty > 0 and r.open_incidents[i] > 0:
+        sc = sc - p.incident_penalty
+    return sc
 
 
 cdef inline score_t _perf_upper(const Slot* s, const Policy* p, score_t max_w, score_t max_r) noexcept nogil:
     """An upper bound of the performance term of any backend whose maximum
     capacities are at most (max_w, max_r): headroom never exceeds the
     maximum (usage and placed amounts are >= 0), and division and min are
-    monotonic in floats. Every new performance strategy bounds itself here."""
+    monotonic in floats. Every new performance strategy bounds itself here:
+    binpack's term is at most ``cap`` (its shares are clamped to 1)."""
     cdef score_t perf = p.cap
+    if p.binpack:
+        return perf
     if s.min_w > 0 and max_w / s.min_w < perf:
         perf = max_w / s.min_w
     if s.min_r > 0 and max_r / s.min_r < perf:
@@ -261,8 +401,15 @@ cdef inline score_t _score_upper(const Slot* s, const Policy* p, score_t perf, s
                                  score_t region) noexcept nogil:
     """An upper bound of ``_score`` given upper bounds of its terms, in the
     same operation order (rounding is monotonic, so the bound holds in
-    floats). Every new score term adds its own maximum here."""
-    return p.w_perf * perf + p.w_cost * cost + p.w_avail * avail + p.w_region * region
+    floats). Every new score term adds its own maximum here: the preferred
+    terms at most 1 (a subset of the weights over all of them), stickiness
+    its margin; the degraded penalty only lowers a score."""
+    cdef score_t sc = p.w_perf * perf + p.w_cost * cost + p.w_avail * avail + p.w_region * region
+    if s.n_aff > 0:
+        sc = sc + p.w_affinity * 1.0
+    if s.current_pos >= 0:
+        sc = sc + p.stickiness
+    return sc
 
 
 cdef inline mask_t _candidates(const Reg* r, const Slot* s, index_t w) noexcept nogil:
@@ -302,7 +449,7 @@ cdef index_t topk_scores(const Reg* r, const Slot* s, const Policy* p, const Pla
             if not _eligible(r, s, p, pl, i):
                 continue
             _components(r, s, p, pl, i, &perf, &region, &aw, &ar)
-            sc = _score(r, p, i, perf, region)
+            sc = _score(r, s, p, i, perf, region)
             if size < k:
                 hs[size] = sc; hr[size] = r.id_rank[i]; hi[size] = i
                 _sift_up(hs, hr, hi, size)
@@ -357,3 +504,50 @@ cdef index_t failure_bits(const Reg* r, const Slot* s, const Policy* p, const Pl
                 for b in range(N_RULES):
                     counts[b] += (f >> b) & 1
     return eligible
+
+
+cdef score_t domain_min(const Reg* r, const Slot* s, const Policy* p, const Placed* pl,
+                        mask_t* domains) noexcept nogil:
+    """The fewest group placements in one region among the regions of the
+    backends that pass every other rule (topology spread's domains; a region
+    whose backends are all full or filtered out does not hold the spread
+    back). ``domains``: scratch of ``r.wr`` words. 0 when no region qualifies."""
+    cdef Placed free = pl[0]
+    cdef index_t w, i, b
+    cdef mask_t word
+    cdef score_t low = INFINITY
+    free.grp_backend = NULL  # the group rules off: domains come from the others
+    free.grp_region = NULL
+    for w in range(r.wr):
+        domains[w] = 0
+    if s.always_failed:
+        return 0.0
+    for w in range(r.nw):
+        word = _candidates(r, s, w)
+        while word:
+            i = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            if _failed(r, s, p, &free, i, False) == 0:
+                for b in range(r.wr):
+                    domains[b] |= r.region_rows[i * r.wr + b]
+    for w in range(r.wr):
+        word = domains[w]
+        while word:
+            b = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            if pl.grp_region[b] < low:
+                low = pl.grp_region[b]
+    return low if low < INFINITY else 0.0
+
+
+cdef inline void count_group(const Reg* r, score_t* grp_backend, score_t* grp_region, index_t i) noexcept nogil:
+    """One more placement of the group on backend i (and in each of its regions)."""
+    cdef index_t w, b
+    cdef mask_t word
+    grp_backend[i] += 1
+    for w in range(r.wr):
+        word = r.region_rows[i * r.wr + w]
+        while word:
+            b = (w << 6) + pm_ctz64(word)
+            word &= word - 1
+            grp_region[b] += 1

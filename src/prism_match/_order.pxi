@@ -188,7 +188,7 @@ cdef inline index_t _scan_word(const Reg* r, const Order* o, const Slot* s, cons
         if not _eligible(r, s, p, pl, i):
             continue
         _components(r, s, p, pl, i, &perf, &region, &aw, &ar)
-        sc = _score(r, p, i, perf, region)
+        sc = _score(r, s, p, i, perf, region)
         if size < k:
             hs[size] = sc; hr[size] = r.id_rank[i]; hi[size] = i
             _sift_up(hs, hr, hi, size)
@@ -207,6 +207,9 @@ cdef index_t topk_ordered(const Reg* r, const Order* o, const Slot* s, const Pol
     cdef index_t size = 0, b, w, w_stop, last
     cdef mask_t word, pref
     cdef score_t region_max = 1.0 if s.pref_region >= 0 else 0.0
+    # Outside the first preferred region, the region term is at most the
+    # next ranked one's (0 without a ranked list).
+    cdef score_t region_rest = s.pref_value[1] if s.n_pref > 1 else 0.0
     cdef score_t ts
     cdef index_t tr, ti
     cdef Filter f
@@ -227,14 +230,15 @@ cdef index_t topk_ordered(const Reg* r, const Order* o, const Slot* s, const Pol
                 continue
             if f.pref >= 0:
                 # Preferred region first: the rest of the word then has its
-                # region term bounded at 0.
+                # region term bounded lower (region_rest).
                 pref = word & o.regions[f.pref * o.stride + w]
                 if pref:
                     size = _scan_word(r, o, s, p, pl, k, pref, w << 6, region_max, size, hs, hr, hi)
                 word &= ~pref
-                if not word or _below(s, p, o.word_bounds, o.word_rank, o.stride, w, 0.0, size, k, hs, hr):
+                if not word or _below(s, p, o.word_bounds, o.word_rank, o.stride, w, region_rest, size, k, hs,
+                                      hr):
                     continue
-                size = _scan_word(r, o, s, p, pl, k, word, w << 6, 0.0, size, hs, hr, hi)
+                size = _scan_word(r, o, s, p, pl, k, word, w << 6, region_rest, size, hs, hr, hi)
             else:
                 size = _scan_word(r, o, s, p, pl, k, word, w << 6, region_max, size, hs, hr, hi)
     last = size - 1

@@ -60,6 +60,8 @@ cdef struct _SlotKey:
     int max_consistency
     score_t min_w, min_r, min_storage, max_lat_ms, min_conn
     index_t pref_region, wr, wk, wf
+    index_t n_pref, n_aff, current_pos
+    score_t aff_total, max_per_backend, max_per_region, max_skew
 
 
 @cython.final
@@ -76,6 +78,9 @@ cdef class PreparedSlot:
     cdef Slot s
     cdef mask_t _inline[_INLINE_WORDS]
     cdef mask_t* _heap
+    cdef void* _extra                    # ranked regions and preferred terms (NULL: none)
+    cdef readonly bint sticky            # names a current backend (found by position)
+    cdef readonly Py_ssize_t positions_version  # the positions it found it at
     cdef readonly object requirement     # the validated SlotRequirement
     cdef readonly object columns         # the registry's columns it was prepared for
     cdef readonly tuple default_health   # the policy's statuses it was prepared with
@@ -85,9 +90,11 @@ cdef class PreparedSlot:
 
     def __cinit__(self):
         self._heap = NULL
+        self._extra = NULL
 
     def __dealloc__(self):
         PyMem_Free(self._heap)
+        PyMem_Free(self._extra)
 
     cdef mask_t* _words(self, Py_ssize_t n) except NULL:
         cdef mask_t* out = self._inline
@@ -174,6 +181,13 @@ cdef class PreparedSlot:
         h.lat_all = s.lat_all
         h.pref_region = s.pref_region
         h.wr, h.wk, h.wf = self.wr, self.wk, self.wf
+        h.n_pref = s.n_pref
+        h.n_aff = s.n_aff
+        h.current_pos = s.current_pos
+        h.aff_total = s.aff_total
+        h.max_per_backend = s.max_per_backend
+        h.max_per_region = s.max_per_region
+        h.max_skew = s.max_skew
         return b"".join((
             (<char*>&h)[:sizeof(h)],
             (<char*>s.req_tokens)[:s.n_req * sizeof(index_t)] if s.n_req else b"",
@@ -181,7 +195,12 @@ cdef class PreparedSlot:
             (<char*>s.region_any)[:self.wr * sizeof(mask_t)] if s.region_filter and self.wr else b"",
             (<char*>s.compliance_all)[:self.wk * sizeof(mask_t)] if s.compliance_filter and self.wk else b"",
             (<char*>s.lat_mask)[:self.wf * sizeof(mask_t)] if s.max_lat_ms < INFINITY and not s.lat_all
-            and self.wf else b""))
+            and self.wf else b"",
+            (<char*>s.pref_bits)[:s.n_pref * sizeof(index_t)] if s.n_pref else b"",
+            (<char*>s.pref_value)[:s.n_pref * sizeof(score_t)] if s.n_pref else b"",
+            (<char*>s.aff_kind)[:s.n_aff * sizeof(index_t)] if s.n_aff else b"",
+            (<char*>s.aff_code)[:s.n_aff * sizeof(index_t)] if s.n_aff else b"",
+            (<char*>s.aff_weight)[:s.n_aff * sizeof(score_t)] if s.n_aff else b""))
 
     def kernel_view(self):
         """The C struct the kernel reads, as plain Python values (for tests)."""
@@ -206,6 +225,13 @@ cdef class PreparedSlot:
             "lat_all": bool(self.s.lat_all),
             "lat_mask": [self.s.lat_mask[i] for i in range(wf)],
             "pref_region": self.s.pref_region,
+            "pref_ranked": [(self.s.pref_bits[i], self.s.pref_value[i]) for i in range(self.s.n_pref)],
+            "affinity": [(self.s.aff_kind[i], self.s.aff_code[i], self.s.aff_weight[i]) for i in range(self.s.n_aff)],
+            "affinity_total": self.s.aff_total,
+            "current_pos": self.s.current_pos,
+            "max_per_backend": self.s.max_per_backend,
+            "max_per_region": self.s.max_per_region,
+            "max_skew": self.s.max_skew,
         }
 
 
@@ -255,8 +281,66 @@ cdef inline unsigned int _code_mask(dict codes, object names, str what) except? 
     return mask
 
 
+cdef inline score_t _limit(object value):
+    return INFINITY if value is None else <double>value
+
+
+cdef int _prepare_preferences(PreparedSlot ps, SlotVocab v, object requirement) except -1:
+    """The ranked preferred regions and the preferred terms into one buffer
+    (only for slots that use them): region bits known to the registry with
+    their term ``(L - rank) / L``, and each term's kind, code and weight."""
+    cdef Slot* s = &ps.s
+    cdef object regions = requirement.preferred_region
+    cdef object terms = requirement.preferences
+    cdef Py_ssize_t n_reg = len(regions) if isinstance(regions, list) else 0
+    cdef Py_ssize_t n_aff = len(terms) if terms else 0
+    cdef Py_ssize_t rank, j
+    cdef char* buf
+    cdef index_t* ints
+    cdef score_t* floats
+    cdef score_t total = 0.0
+    s.n_pref = 0
+    s.n_aff = 0
+    s.aff_total = 0.0
+    if n_reg == 0 and n_aff == 0:
+        return 0
+    buf = <char*>PyMem_Malloc((n_reg + 2 * n_aff) * sizeof(index_t) + (n_reg + n_aff) * sizeof(score_t))
+    if buf == NULL:
+        raise MemoryError()
+    ps._extra = buf
+    ints = <index_t*>buf
+    floats = <score_t*>(buf + (n_reg + 2 * n_aff) * sizeof(index_t))
+    s.pref_bits = ints
+    s.pref_value = floats
+    for rank in range(n_reg):
+        found = v.regions.get(regions[rank])
+        if found is not None:
+            ints[s.n_pref] = found
+            floats[s.n_pref] = <double>(n_reg - rank) / <double>n_reg
+            if s.n_pref == 0:
+                s.pref_region = found
+            s.n_pref += 1
+    s.aff_kind = ints + n_reg
+    s.aff_code = ints + n_reg + n_aff
+    s.aff_weight = floats + n_reg
+    for j in range(n_aff):
+        term = terms[j]
+        if term.backend_type is not None:
+            (<index_t*>s.aff_kind)[j] = AFF_TYPE
+            (<index_t*>s.aff_code)[j] = v.type_code[term.backend_type]
+        else:
+            (<index_t*>s.aff_kind)[j] = AFF_TAG
+            (<index_t*>s.aff_code)[j] = v.compliance.get(term.tag, -1)
+        (<score_t*>s.aff_weight)[j] = term.weight
+        total = total + <double>term.weight
+    s.n_aff = n_aff
+    s.aff_total = total
+    return 0
+
+
 cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, tuple default_health,
-                               unsigned int default_health_mask):
+                               unsigned int default_health_mask, object core=None,
+                               Py_ssize_t positions_version=0):
     """A validated SlotRequirement -> the kernel's struct (``slot_details``
     writes the same rules out in Python; the tests hold the two together)."""
     cdef PreparedSlot ps = PreparedSlot.__new__(PreparedSlot)
@@ -345,6 +429,17 @@ cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, 
                          f"got `{str(value)[:40]}`", "slot consistency")
         s.max_consistency = found
     value = requirement.preferred_region
-    s.pref_region = v.regions.get(value, -1) if value else -1
+    s.pref_region = v.regions.get(value, -1) if isinstance(value, str) and value else -1
+    _prepare_preferences(ps, v, requirement)
+    s.max_per_backend = _limit(requirement.max_per_backend)
+    s.max_per_region = _limit(requirement.max_per_region)
+    s.max_skew = _limit(requirement.max_skew)
+    s.current_pos = -1
+    value = requirement.current_backend
+    if value is not None:
+        ps.sticky = True
+        ps.positions_version = positions_version
+        if core is not None:
+            s.current_pos = core.index.get(value, -1)
     s.always_failed = failed
     return ps

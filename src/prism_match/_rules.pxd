@@ -14,4 +14,7 @@ cdef enum:
     RULE_CONSISTENCY = 1 << 10
     RULE_NAMESPACES = 1 << 11
     RULE_CONNECTIONS = 1 << 12
-    N_RULES = 13
+    RULE_GROUP_BACKEND = 1 << 13
+    RULE_GROUP_REGION = 1 << 14
+    RULE_GROUP_SKEW = 1 << 15
+    N_RULES = 16

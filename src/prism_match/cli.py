@@ -28,7 +28,7 @@ import os
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,9 @@ def _read_slots(args: argparse.Namespace) -> list[SlotRequirement]:
 # `--health`: on `query` that one filters, this one is the default.
 _POLICY_FLAGS = (("w_perf", "--w-perf"), ("w_cost", "--w-cost"), ("w_avail", "--w-avail"),
                  ("w_region", "--w-region"), ("perf_cap", "--perf-cap"), ("capacity_basis", "--capacity-basis"),
-                 ("health_statuses", "--default-health"))
+                 ("health_statuses", "--default-health"), ("strategy", "--strategy"),
+                 ("w_affinity", "--w-affinity"), ("degraded_penalty", "--degraded-penalty"),
+                 ("stickiness", "--stickiness"), ("incident_penalty", "--incident-penalty"))
 
 
 def policy_from_args(args: argparse.Namespace) -> MatchPolicy:
@@ -789,19 +791,23 @@ def cmd_assign(args: argparse.Namespace) -> int:
     optimal = args.method == "optimal"
     if args.time_limit is not None and not optimal:
         raise UsageError("`--time-limit` applies to `--method optimal` only")
+    current = _read_current(args.current) if getattr(args, "current", None) else None
+    if current is not None and optimal:
+        raise UsageError("`--current` (stickiness) applies to `--method greedy` only")
+    extra = {"time_limit": args.time_limit} if args.time_limit is not None else {}
+    if current is not None:
+        extra["current"] = current
     with phase(f"placing {len(slots)} slots" + (" (optimal)" if optimal else "")):
-        plan = registry.assign(slots, allow_unplaced=True, method=args.method,
-                               **({"time_limit": args.time_limit} if args.time_limit is not None else {}))
+        plan = registry.assign(slots, allow_unplaced=True, method=args.method, **extra)
     report = getattr(plan, "report", None)
     diff = None
     if registry is not today:
         from .what_if import plan_diff
 
         with phase("placing on today's registry"):
-            diff = plan_diff(today.assign(slots, allow_unplaced=True, method=args.method,
-                                          **({"time_limit": args.time_limit} if args.time_limit is not None else {})),
-                             plan)
+            diff = plan_diff(today.assign(slots, allow_unplaced=True, method=args.method, **extra), plan)
     bindings = [{"slot_name": b.slot_name, "backend_id": b.backend_id, "score": b.score} for b in plan.bindings]
+    moves = [{"slot_name": m.slot_name, "from": m.from_backend, "to": m.to_backend} for m in plan.moves]
     unplaced = [{"slot_name": u.slot_name, "optional": u.optional, "diagnosis": u.diagnosis.as_dict()}
                 for u in plan.unplaced]
     utilisation: pl.DataFrame = plan.utilisation
@@ -822,8 +828,10 @@ def cmd_assign(args: argparse.Namespace) -> int:
                             style="yellow" if u.optional else "bold red")
                 console.print(head)
                 console.print(Padding(diagnosis_block(u.diagnosis), (0, 0, 1, 2), expand=False))
+            for m in moves:
+                console.print(Text(f"{m['slot_name']}  moves {m['from']} -> {m['to'] or '(unplaced)'}"))
             console.print(Text(f"{plural(len(slots), 'slot')}: {len(bindings)} placed, "
-                               f"{len(unplaced)} unplaced"))
+                               f"{len(unplaced)} unplaced" + (f", {len(moves)} moved" if current else "")))
             if report is not None:
                 console.print(Text(solver_line(report), style="bold"))
             if diff is not None:
@@ -835,10 +843,12 @@ def cmd_assign(args: argparse.Namespace) -> int:
         summary = {"slots": len(slots), "placed": len(bindings),
                    "unplaced_optional": sum(1 for u in unplaced if u["optional"]),
                    "unplaced_required": sum(1 for u in unplaced if not u["optional"])}
-        _write_data({"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(),
-                     "summary": summary, **({"solver": report.as_dict()} if report is not None else {}),
-                     **({"what_if": diff.as_dict()} if diff is not None else {})},
-                    args.format, args.output)
+        data = {"bindings": bindings, "unplaced": unplaced, "utilisation": utilisation.to_dicts(), "summary": summary,
+                **({"solver": report.as_dict()} if report is not None else {}),
+                **({"what_if": diff.as_dict()} if diff is not None else {})}
+        if current is not None:
+            data["moves"] = moves
+        _write_data(data, args.format, args.output)
     elif args.format == "ndjson":
         _write_ndjson([*({"status": "placed", **b} for b in bindings),
                        *({"status": "unplaced", **u} for u in unplaced)], args.output)
@@ -901,6 +911,14 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_current(path: str) -> dict[str, str]:
+    """``--current FILE``: a YAML/JSON mapping of slot_name to the backend_id it is bound to now."""
+    docs = source_documents(path, _REGISTRY_SUFFIXES)
+    if len(docs) != 1 or not isinstance(docs[0][1], Mapping):
+        raise RegistryError("Expected one mapping of slot_name to backend_id", str(path))
+    return dict(docs[0][1])
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, args)
     with phase(f"writing {args.output}"):
@@ -949,6 +967,16 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--default-health", dest="health_statuses", action="append", metavar="STATUS",
                        help="health statuses allowed when a slot names none (repeatable; default healthy, "
                             "degraded, unknown)")
+    group.add_argument("--strategy", dest="strategy", choices=("spread", "binpack"),
+                       help="performance term: headroom (spread, default) or fullness after placement (binpack)")
+    group.add_argument("--w-affinity", dest="w_affinity", type=float, metavar="W",
+                       help="weight of a slot's `preferences` (default 0.1)")
+    group.add_argument("--degraded-penalty", dest="degraded_penalty", type=float, metavar="X",
+                       help="subtracted from a degraded backend's score (default 0: off)")
+    group.add_argument("--incident-penalty", dest="incident_penalty", type=float, metavar="X",
+                       help="subtracted from the score of a backend with an open incident (default 0: off)")
+    group.add_argument("--stickiness", dest="stickiness", type=float, metavar="X",
+                       help="margin another backend must beat a slot's current_backend by (default 0)")
     group.add_argument("--threads", type=int, metavar="N",
                        help="threads of the batch kernel (default: $PRISM_MATCH_THREADS, else every core)")
 
@@ -1022,6 +1050,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "then the best total score, solved with HiGHS")
     p.add_argument("--time-limit", type=float, metavar="S",
                    help="seconds the optimal solver may take (default 10); the plan found so far is kept")
+    p.add_argument("--current", metavar="FILE",
+                   help="the bindings in place now (YAML/JSON: slot_name: backend_id); kept under --stickiness, "
+                        "and the plan lists what would move (greedy)")
     _formats(p, all_formats)
 
     p = command("query", "every eligible backend for a query (the seed's Backend Querying)", cmd_query)

@@ -66,16 +66,20 @@ FLOAT_COLUMNS = (
 INPUT_FLOATS = FLOAT_COLUMNS[:-2]  # cost_score and avail_score are derived
 # What reservations hold (reserve/release), and usage as every rule reads it:
 # observed (update) + reserved, kept as its own column so the kernel reads one.
-RESERVED_COLUMNS = ("reserved_write_rps", "reserved_read_rps", "reserved_storage", "reserved_namespaces")
-USED_COLUMNS = ("used_write_rps", "used_read_rps", "used_storage", "used_namespaces")
-_OBSERVED = dict(zip(USED_COLUMNS, ("write_rps", "read_rps", "storage_used", "namespace_count")))
+RESERVED_COLUMNS = ("reserved_write_rps", "reserved_read_rps", "reserved_storage", "reserved_namespaces",
+                    "reserved_connections")
+USED_COLUMNS = ("used_write_rps", "used_read_rps", "used_storage", "used_namespaces", "used_connections")
+# Row columns a snapshot or a table may lack (older ones): missing, they read as MISSING says.
+OPTIONAL_COLUMNS = ("open_incidents",)
+_OBSERVED = dict(zip(USED_COLUMNS, ("write_rps", "read_rps", "storage_used", "namespace_count",
+                                    "active_connections")))
 _RESERVED = dict(zip(USED_COLUMNS, RESERVED_COLUMNS))
 # What an input float column holds when the value is not given (module docstring).
 MISSING = {"max_write_rps": 0.0, "max_read_rps": 0.0, "write_rps": 0.0, "read_rps": 0.0,
            "max_storage": math.nan, "storage_used": 0.0, "max_namespaces": math.inf, "namespace_count": 0.0,
            "max_connections": math.nan, "active_connections": 0.0,
            "cost_per_1k_writes": math.nan, "uptime_percent_24h": math.nan,
-           **{name: 0.0 for name in RESERVED_COLUMNS}}
+           **{name: 0.0 for name in RESERVED_COLUMNS}, "open_incidents": 0.0}
 
 
 def cost_score(cost_per_1k_writes: np.ndarray) -> np.ndarray:
@@ -96,6 +100,7 @@ _ROW_COLUMNS = {
     **{name: (SCORE_DTYPE, 0.0) for name in FLOAT_COLUMNS},
     **{name: (SCORE_DTYPE, 0.0) for name in RESERVED_COLUMNS},
     **{name: (SCORE_DTYPE, 0.0) for name in USED_COLUMNS},
+    "open_incidents": (SCORE_DTYPE, 0.0),
 }
 # Latency entries (a pool the rows point into with lat_start:lat_stop).
 _ENTRY_COLUMNS = {"lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE}
@@ -157,10 +162,13 @@ class Columns:
     reserved_read_rps = _RowView()
     reserved_storage = _RowView()
     reserved_namespaces = _RowView()
+    reserved_connections = _RowView()  # the min_connections of reservations
     used_write_rps = _RowView()   # observed + reserved: what every rule and score reads
     used_read_rps = _RowView()
     used_storage = _RowView()
     used_namespaces = _RowView()
+    used_connections = _RowView()  # active + reserved connections
+    open_incidents = _RowView()   # incidents without resolved_at (registration and health tracker)
     lat_start = _RowView()        # int64[n]: latency entries of backend i are lat_start[i]:lat_stop[i]
     lat_stop = _RowView()
     lat_token = _EntryView()      # int64[e]: feature bit of ``c:name``
@@ -480,7 +488,8 @@ class Row:
     feature tokens it declares, its region and compliance bits, and its
     latency entries (bare token, versioned token, p99 ms)."""
 
-    __slots__ = ("floats", "backend_type", "health", "consistency", "tokens", "regions", "compliance", "latency")
+    __slots__ = ("floats", "backend_type", "health", "consistency", "tokens", "regions", "compliance", "latency",
+                 "open_incidents")
 
     def __init__(self, reg: Registration, features: Vocabulary, regions: Vocabulary, compliance: Vocabulary):
         tokens: list[int] = []
@@ -511,9 +520,17 @@ class Row:
         self.backend_type = TYPE_CODE[reg.backend_type]
         self.health = HEALTH_CODE[reg.health_status]
         self.consistency = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
+        self.open_incidents = float(open_incidents(reg))
 
 
 _MISSING_INPUTS = tuple(MISSING[name] for name in INPUT_FLOATS)
+
+
+def open_incidents(reg: Registration, extra: tuple = ()) -> int:
+    """How many incidents of ``reg`` (its health block's and the top-level
+    list) and of ``extra`` (a health tracker's) have no ``resolved_at``."""
+    listed = (*(reg.health.recent_incidents if reg.health is not None else ()), *reg.recent_incidents, *extra)
+    return sum(1 for incident in listed if incident.resolved_at is None)
 
 
 def compile_registry(registrations: list[Registration]) -> Columns:
@@ -532,6 +549,7 @@ def compile_registry(registrations: list[Registration]) -> Columns:
     lat_counts = np.fromiter((len(row.latency) for row in rows), dtype=np.int64, count=n)
     table = np.array([row.floats for row in rows], dtype=SCORE_DTYPE).reshape(n, len(INPUT_FLOATS))
     floats = {name: np.ascontiguousarray(table[:, j]) for j, name in enumerate(INPUT_FLOATS)}
+    floats["open_incidents"] = np.fromiter((row.open_incidents for row in rows), dtype=SCORE_DTYPE, count=n)
     return assemble_columns(
         [reg.backend_id for reg in registrations], features, regions, compliance,
         feature_pairs=pairs(lambda row: row.tokens), region_pairs=pairs(lambda row: row.regions),
@@ -614,7 +632,8 @@ def live_registration(reg: Registration, columns: Columns, i: int) -> Registrati
     store = columns.store
     usage = {}
     for field, column in (("write_rps", "used_write_rps"), ("read_rps", "used_read_rps"),
-                          ("storage_used", "used_storage"), ("namespace_count", "used_namespaces")):
+                          ("storage_used", "used_storage"), ("namespace_count", "used_namespaces"),
+                          ("active_connections", "used_connections")):
         live = float(store[column][i])
         written = getattr(reg.current, field) if reg.current is not None else None
         if live != (written or 0):

@@ -49,6 +49,11 @@ class PolicyDocument(Base, kw_only=True):
     perf_cap: float = _DEFAULT.perf_cap
     capacity_basis: Literal["max", "available"] = _DEFAULT.capacity_basis
     health_statuses: list[HealthStatus] = msgspec.field(default_factory=lambda: list(_DEFAULT.health_statuses))
+    strategy: Literal["spread", "binpack"] = _DEFAULT.strategy
+    w_affinity: float = _DEFAULT.w_affinity
+    degraded_penalty: float = _DEFAULT.degraded_penalty
+    stickiness: float = _DEFAULT.stickiness
+    incident_penalty: float = _DEFAULT.incident_penalty
 
 
 _POLICY_KEYS = set(PolicyDocument.__struct_fields__)

@@ -106,7 +106,8 @@ class Engine:
             if slot.columns is not self.columns:
                 raise RegistryError("This slot was prepared for another registry; prepare it again", "slot")
             kept = self._reprepared.get(id(slot))
-            if kept is None or kept[0] is not slot or kept[1].vocab_version != self.core.vocab_version:
+            if kept is None or kept[0] is not slot or kept[1].vocab_version != self.core.vocab_version or (
+                    kept[1].sticky and kept[1].positions_version != self.core.positions_version):
                 if len(self._reprepared) >= _CACHE_SIZE:
                     self._reprepared.clear()
                 kept = self._reprepared[id(slot)] = (slot, self.core.prepare_requirement(slot.requirement))

@@ -24,8 +24,8 @@ import polars as pl
 
 from ._types import CODE_DTYPE, SCORE_DTYPE
 from .compiled import (
-    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MAX_NAMES_PER_BACKEND, MISSING, RESERVED_COLUMNS,
-    TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, set_bits, assemble_columns, has_bit,
+    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MAX_NAMES_PER_BACKEND, MISSING, OPTIONAL_COLUMNS,
+    RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, set_bits, assemble_columns, has_bit,
 )
 from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES
@@ -93,7 +93,7 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
     data["capability_p99_ms"] = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(
         lat, on="row", how="left")["capability_p99_ms"]
     frame = pl.DataFrame(data)
-    floats = {name: getattr(c, name).copy() for name in (*FLOAT_COLUMNS, *RESERVED_COLUMNS)}
+    floats = {name: getattr(c, name).copy() for name in (*FLOAT_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS)}
     frame = frame.with_columns(**{k: pl.Series(v) for k, v in floats.items()})
     return frame.with_columns(
         pl.when(pl.col(k).is_nan() | pl.col(k).is_infinite()).then(None).otherwise(pl.col(k)).alias(k)
@@ -202,7 +202,8 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     btype = _codes(frame, "backend_type", TYPE_CODE, None, errors)
     health = _codes(frame, "health_status", HEALTH_CODE, HEALTH_CODE["unknown"], errors)
     consistency = _codes(frame, "consistency", CONSISTENCY_CODE, UNKNOWN_CONSISTENCY, errors)
-    floats = {name: _float_column(frame, name, errors) for name in (*INPUT_FLOATS, *RESERVED_COLUMNS)}
+    floats = {name: _float_column(frame, name, errors)
+              for name in (*INPUT_FLOATS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS)}
     if errors:  # the names are exploded below only once they are known to be clean
         raise RegistryError(errors[:100])
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
@@ -231,7 +232,8 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
 
 _NAME_LISTS = ("capabilities", "interfaces", "regions", "compliance")
 _TEXT_COLUMNS = ("backend_id", "backend_type", "health_status", "consistency")
-_KNOWN_COLUMNS = (*_TEXT_COLUMNS, *_NAME_LISTS, "capability_p99_ms", *FLOAT_COLUMNS, *RESERVED_COLUMNS)
+_KNOWN_COLUMNS = (*_TEXT_COLUMNS, *_NAME_LISTS, "capability_p99_ms", *FLOAT_COLUMNS, *RESERVED_COLUMNS,
+                  *OPTIONAL_COLUMNS)
 _TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Layout"]
 
-_OBSERVED = ("write_rps", "read_rps", "storage_used", "namespace_count")
+_OBSERVED = ("write_rps", "read_rps", "storage_used", "namespace_count", "active_connections")
 _ROWWISE = ("region_rows", "compliance_rows")
 _ENTRIES = ("lat_token", "lat_vtoken", "lat_p99_ms")
 _LABEL_MIN, _LABEL_MAX = -(1 << 62), 1 << 62
@@ -225,6 +225,7 @@ class Layout:
         if not keep_health:
             store["health"][i] = row.health
         store["consistency"][i] = row.consistency
+        store["open_incidents"][i] = row.open_incidents
         word, bit = i >> 6, MASK_DTYPE(1) << MASK_DTYPE(i & 63)
         fb = store["feature_bits"]
         fb[:, word] &= ~bit
@@ -271,6 +272,7 @@ class Layout:
             self.core.index[reg.backend_id] = i
             self.core.set_alive(i, True)
             positions.append(i)
+        self.core.positions_moved()
         c.ids_changed()
         return positions
 
@@ -284,6 +286,7 @@ class Layout:
         c.dense = False
         if self._order is not None:
             self._gone.add(backend_id)
+        self.core.positions_moved()
         c.ids_changed()
         return i
 

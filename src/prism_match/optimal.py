@@ -354,7 +354,7 @@ def assign_optimal(engine: Engine, slots: Any, *, commit: bool = False, allow_un
         greedy_placed=int((greedy_chosen >= 0).sum()), optimal_placed=len(bindings),
         greedy_score=greedy_static, optimal_score=float(sum(b.score for b in bindings)),
         greedy_score_as_placed=float(greedy_own[greedy_chosen >= 0].sum()), mip_gap=gap, dropped=dropped)
-    result = OptimalAssignment(bindings, unplaced, utilisation_table(view, placed), False, report)
+    result = OptimalAssignment(bindings, unplaced, utilisation_table(view, placed), False, report=report)
     if not result.ok and not allow_unplaced:
         raise PlacementError(result)
     if commit:

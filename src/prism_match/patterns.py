@@ -95,12 +95,16 @@ def bind_pattern(engine: Engine, pattern: Any) -> PatternBinding:
     bindings: dict[str, Any] = {}
     diagnoses: dict[str, Diagnosis] = {}
     failures: list[tuple[str, str]] = []
+    prepared = {slot_name: engine.prepare(spec.to_slot(slot_name, pat)) for slot_name, spec in pat.slots.items()}
+    if any(p.requirement.grouped for p in prepared.values()):
+        found_all = _bind_grouped(engine, list(prepared.values()))
+    else:
+        found_all = {name: engine.core.topk(p, engine.core_policy, 1) for name, p in prepared.items()}
     for slot_name, spec in pat.slots.items():
-        prepared = engine.prepare(spec.to_slot(slot_name))
-        found = engine.core.topk(prepared, engine.core_policy, 1)
+        found = found_all[slot_name]
         bindings[slot_name] = found[0] if found else None
         if not found:
-            diagnoses[slot_name] = explain(engine, prepared)
+            diagnoses[slot_name] = found_all.get(("diagnosis", slot_name)) or explain(engine, prepared[slot_name])
             if not spec.optional:
                 failures.append((f"pattern `{pat.pattern}` slot `{slot_name}`",
                                  f"No backend can be bound: {diagnoses[slot_name]}"))
@@ -109,11 +113,45 @@ def bind_pattern(engine: Engine, pattern: Any) -> PatternBinding:
     return PatternBinding(pat.pattern, bindings, diagnoses, pat.pattern_id)
 
 
+def _bind_grouped(engine: Engine, prepared: list) -> dict:
+    """Bind slots under their group rules (anti-affinity, spread): in the
+    pattern's order, each on its best backend given where the earlier slots
+    of its group went. Nothing is consumed (a binding, not a placement).
+    Returns ``{slot_name: [Match] or []}`` and, for an unbound slot,
+    ``{("diagnosis", slot_name): Diagnosis}`` against its group's state then."""
+    from . import _core
+    from .placement import GroupCounts
+
+    columns = engine.columns
+    m, n = len(prepared), max(columns.n, 1)
+    snap = _core.LiveSnapshot(engine.core)
+    groups = GroupCounts(columns, prepared)
+    chosen = np.full(m, -1, dtype=np.int64)
+    scratch = [np.zeros(n) for _ in range(4)]
+    out: dict[Any, Any] = {}
+    start = 0
+    while start < m:
+        if columns.live:
+            start = _core.assign_run(snap, prepared, engine.core_policy, start, *scratch, chosen, np.zeros(m),
+                                     np.zeros(m), np.zeros(m), None, bind_only=True, **groups.kernel_args())
+        if start < m:
+            slot = prepared[start]
+            bits, counts, eligible = snap.failure_bits(slot, engine.core_policy, None,
+                                                       groups.before(columns, chosen, start))
+            out[("diagnosis", slot.slot_name)] = diagnose(slot, columns, bits, counts, int(eligible))
+            start += 1
+    for j, slot in enumerate(prepared):
+        out[slot.slot_name] = [engine.core.match_at(slot, engine.core_policy, int(chosen[j]))] if chosen[j] >= 0 \
+            else []
+    return out
+
+
 def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> dict[str, list[BindingProblem]]:
     """For each bound slot of ``pattern``: what its backend lacks, one
     BindingProblem per failed rule with what was required (empty list: the
     binding is valid). Unknown slots or backends and unbound required slots
-    are RegistryErrors."""
+    are RegistryErrors. Group caps are not checked here: they bound how a
+    group's slots spread, not what one backend offers."""
     pat = coerce_pattern(pattern)
     if not isinstance(binding, Mapping):
         raise RegistryError(f"Expected a mapping of slot name to backend_id, got `{type(binding).__name__}`",
@@ -139,7 +177,7 @@ def check_binding(engine: Engine, pattern: Any, binding: Mapping[str, str]) -> d
         bid = binding.get(slot_name)
         if bid is None:
             continue
-        prepared = engine.prepare(spec.to_slot(slot_name))
+        prepared = engine.prepare(spec.to_slot(slot_name, pat))
         i = engine.core.index[bid]
         failed = engine.core.failed_at(prepared, engine.core_policy, i)
         mine = np.array([failed], dtype=np.uint32)

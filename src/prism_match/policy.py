@@ -26,6 +26,27 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     ``capacity_basis="max"`` compares a slot's minimum rps and storage with the
     backend's maximum (the seed's algorithm); ``"available"`` with
     ``max - current``. ``health_statuses`` apply when a slot names none.
+
+    Placement strategies (issue 13; each default leaves every answer as SPEC §4 says):
+
+    * ``strategy``: ``"spread"`` (the default) scores headroom,
+      ``perf = min(left_w / min_w, left_r / min_r, perf_cap)``; ``"binpack"``
+      prefers the backend that will be fullest once the slot is placed
+      (Kubernetes' MostAllocated, Nomad's binpack):
+      ``perf = perf_cap * (fw + fr) / 2`` with
+      ``fw = min(1, (used_w + placed_w + min_w) / max_w)`` (0 when the backend
+      declares no write capacity) and ``fr`` likewise for reads.
+    * ``w_affinity``: the weight of a slot's ``preferences`` (met weights over
+      all weights, in [0, 1]); added only for slots that state preferences.
+    * ``degraded_penalty``: subtracted from the score of a ``degraded`` backend;
+      ``incident_penalty``: from one with an open incident (no ``resolved_at``,
+      in its registration or from the health tracker).
+    * ``stickiness``: added to the score of a slot's ``current_backend``, so
+      another backend must beat it by more than this margin to move the slot.
+
+    ``score = w_perf*perf + w_cost*cost + w_avail*avail + w_region*region
+    [+ w_affinity*affinity] [+ stickiness] [- degraded_penalty] [- incident_penalty]``,
+    left to right.
     """
 
     w_perf: float = 0.4
@@ -35,10 +56,16 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     perf_cap: float = 2.0
     capacity_basis: Literal["max", "available"] = "max"
     health_statuses: tuple[str, ...] = ("healthy", "degraded", "unknown")
+    strategy: Literal["spread", "binpack"] = "spread"
+    w_affinity: float = 0.1
+    degraded_penalty: float = 0.0
+    stickiness: float = 0.0
+    incident_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         errors = []
-        for name in ("w_perf", "w_cost", "w_avail", "w_region", "perf_cap"):
+        for name in ("w_perf", "w_cost", "w_avail", "w_region", "perf_cap", "w_affinity", "degraded_penalty",
+                     "stickiness", "incident_penalty"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WEIGHT:
                 errors.append((f"policy $.{name}", f"Expected a number in [0, {MAX_WEIGHT:,.0f}], got `{value!r}`"[:120]))
@@ -47,6 +74,9 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
         if self.capacity_basis not in ("max", "available"):
             errors.append(("policy $.capacity_basis",
                            f"Expected one of `max`, `available`, got `{str(self.capacity_basis)[:40]}`"))
+        if self.strategy not in ("spread", "binpack"):
+            errors.append(("policy $.strategy",
+                           f"Expected one of `spread`, `binpack`, got `{str(self.strategy)[:40]}`"))
         if isinstance(self.health_statuses, str) or not isinstance(self.health_statuses, Sequence):
             errors.append(("policy $.health_statuses", "Expected a list of health statuses"))
         else:
@@ -61,7 +91,9 @@ class MatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def core(self) -> CorePolicy:
         return CorePolicy(float(self.w_perf), float(self.w_cost), float(self.w_avail), float(self.w_region),
-                          float(self.perf_cap), self.capacity_basis == "available")
+                          float(self.perf_cap), self.capacity_basis == "available", self.strategy == "binpack",
+                          float(self.w_affinity), float(self.degraded_penalty), float(self.stickiness),
+                          float(self.incident_penalty))
 
 
 DEFAULT_POLICY = MatchPolicy()

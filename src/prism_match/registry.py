@@ -67,6 +67,8 @@ class Reservation(msgspec.Struct, frozen=True):
     read_rps: float
     storage: float
     namespaces: float = 1.0
+    group: str | None = None         # the slot's group (its group rules count the group's reservations)
+    connections: float = 0.0
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -128,10 +130,12 @@ class Registry:
 
     def update(self, backend_id: str, *, write_rps: float | None = None, read_rps: float | None = None,
                storage_used: float | None = None, namespace_count: float | None = None,
-               status: str | None = None, uptime: float | None = None) -> None:
+               status: str | None = None, uptime: float | None = None,
+               active_connections: float | None = None) -> None:
         """Change a backend's observed live state in place, in constant time;
         the next match sees it (SPEC §5): usage (reservations stay apart and
-        are added to it), health status, uptime (a 24 h percentage). Every
+        are added to it), active connections, health status, uptime (a 24 h
+        percentage). Every
         argument is checked before anything is written.
 
         Documentation only: every Registry's ``update`` attribute is the
@@ -139,7 +143,8 @@ class Registry:
         built), so a call goes straight to C with no Python frame in between.
         """
         self._core.update(backend_id, write_rps=write_rps, read_rps=read_rps, storage_used=storage_used,
-                          namespace_count=namespace_count, status=status, uptime=uptime)
+                          namespace_count=namespace_count, status=status, uptime=uptime,
+                          active_connections=active_connections)
 
     @classmethod
     def from_polars(cls, frame: pl.DataFrame, *, policy: MatchPolicy = DEFAULT_POLICY) -> Registry:
@@ -263,21 +268,26 @@ class Registry:
                                 diagnose=diagnose, reasons=reasons)
 
     def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False, method: str = "greedy",
-               time_limit: float | None = None) -> placement.Assignment:
+               time_limit: float | None = None, current: Mapping[str, str] | None = None) -> placement.Assignment:
         """Capacity-aware placement. ``method="greedy"`` (the default): slots
         in order, each on its best backend given what earlier ones took (see
-        placement.assign). ``method="optimal"``: the plan placing the most
-        slots, then the highest total score, solved with HiGHS within
-        ``time_limit`` seconds (default optimal.DEFAULT_TIME_LIMIT), greedy's
-        plan as the warm start; the result's ``.report`` compares the two
-        (see optimal.assign_optimal)."""
+        placement.assign; ``current``: the bindings in place, kept under the
+        policy's stickiness, and the plan's ``moves`` say what would move).
+        ``method="optimal"``: the plan placing the most slots, then the
+        highest total score, solved with HiGHS within ``time_limit`` seconds
+        (default optimal.DEFAULT_TIME_LIMIT), greedy's plan as the warm
+        start; the result's ``.report`` compares the two (see
+        optimal.assign_optimal)."""
         if method == "greedy":
             if time_limit is not None:
                 raise RegistryError("`time_limit` applies to method='optimal' only", "assign")
             with self._lock:
-                return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced)
+                return placement.assign(self.engine, slots, commit=commit, allow_unplaced=allow_unplaced,
+                                        current=current)
         if method != "optimal":
             raise RegistryError(f"Expected `method` `greedy` or `optimal`, got `{str(method)[:40]}`", "assign")
+        if current is not None:
+            raise RegistryError("`current` (stickiness) applies to method='greedy' only", "assign")
         from . import optimal
 
         limit = optimal.DEFAULT_TIME_LIMIT if time_limit is None else time_limit
@@ -339,7 +349,16 @@ class Registry:
         if incidents is None:
             incidents = old.incidents if old is not None else ()
         self._health_notes[backend_id] = _HealthNote(checked_at, tuple(incidents))
+        self._count_incidents(backend_id)
         self._core.record("health", backend_id, (checked_at, tuple(incidents)))
+
+    def _count_incidents(self, backend_id: str) -> None:
+        """The open incidents column of a backend: its registration's and its tracker's."""
+        from .compiled import open_incidents
+
+        note = self._health_notes.get(backend_id)
+        count = open_incidents(self._registration(backend_id), note.incidents if note is not None else ())
+        self.columns.store["open_incidents"][self._core.index[backend_id]] = count
 
     # --- a living registry ---------------------------------------------------------------
 
@@ -426,6 +445,8 @@ class Registry:
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
             self._by_id[reg.backend_id] = reg
+            if reg.backend_id in self._health_notes:
+                self._count_incidents(reg.backend_id)
             self._records_current = False
             self._core.record("replace", reg.backend_id, reg)
             self._structure += 1
@@ -434,33 +455,55 @@ class Registry:
         """Take one placement atomically: the best eligible backend under
         what is left (max − current − reserved; the rules and score of one
         step of ``assign``), or ``backend_id`` if it is eligible. Consumes the
-        slot's min_write_rps, min_read_rps, min_storage and one namespace.
-        Raises PlacementError with the diagnosis when nothing fits (or what
-        the named backend lacks)."""
+        slot's min_write_rps, min_read_rps, min_storage, min_connections and
+        one namespace.
+        A slot that caps its group (``max_per_backend``, ``max_per_region``,
+        ``max_skew``) is held to them against the live reservations of the
+        same group. Raises PlacementError with the diagnosis when nothing
+        fits (or what the named backend lacks)."""
         prepared = self.engine.prepare(slot)
         at = -1 if backend_id is None else self._core.position(backend_id, "reserve")
+        requirement = prepared.requirement
         with self._lock:
             self._hold_reservations()
-            match, failed = self._core.reserve(prepared, self.engine.core_policy, at)
+            group = self._group_counts(requirement.group_name) if requirement.grouped else None
+            match, failed = self._core.reserve(prepared, self.engine.core_policy, at, group)
             if match is None:
-                raise self._unplaceable(prepared, backend_id, failed)
+                raise self._unplaceable(prepared, backend_id, failed, group)
             w, r, storage = prepared.amounts
             reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
-                                      match.score, w, r, storage)
+                                      match.score, w, r, storage, group=requirement.group_name,
+                                      connections=float(requirement.min_connections or 0.0))
             self._reservations[reservation.id] = reservation
             self._held.setdefault(match.backend_id, set()).add(reservation.id)
             self._core.record("reserve", match.backend_id, reservation)
         return reservation
 
-    def _unplaceable(self, prepared: PreparedSlot, backend_id: str | None, failed: int) -> RegistryError:
+    def _group_counts(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live reservations of ``group``: per backend position and per
+        region bit (each reservation counts in every region its backend serves)."""
+        from .score_table import region_members
+
+        c = self.columns
+        positions = np.array([self._core.index[r.backend_id] for r in self._reservations.values()
+                              if r.group == group], dtype=np.int64)
+        per_backend = np.bincount(positions, minlength=max(c.n, 1)).astype(float)
+        per_region = np.zeros(max(c.store["region_rows"].shape[1] * 64, 1))
+        if len(positions):
+            members = region_members(c)
+            per_region[:members.shape[1]] = members[positions].sum(axis=0)
+        return per_backend, per_region
+
+    def _unplaceable(self, prepared: PreparedSlot, backend_id: str | None, failed: int,
+                     group: tuple[np.ndarray, np.ndarray] | None = None) -> RegistryError:
         from .placement import PlacementError
 
         if backend_id is None:
             # Against what is left: the assign diagnosis with nothing placed yet.
-            n = self.columns.n
+            n = max(self.columns.n, 1)  # the kernel takes each array's first element
             snap = _snapshot(self.engine)
             bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy,
-                                                       tuple(np.zeros(n) for _ in range(4)))
+                                                       tuple(np.zeros(n) for _ in range(4)), group)
             diag = diagnosis.diagnose(prepared, self.columns, bits, counts, int(eligible))
             return PlacementError.single(prepared.slot_name, f"Cannot be placed: {diag}", diag)
         i = self._core.index[backend_id]
@@ -485,7 +528,7 @@ class Registry:
             if last:
                 del self._held[held.backend_id]
             self._core.release(self._core.index[held.backend_id], held.write_rps, held.read_rps, held.storage,
-                               held.namespaces, last)
+                               held.namespaces, last, held.connections)
             self._core.record("release", held.backend_id, held.id)
         return True
 
@@ -550,7 +593,7 @@ class Registry:
         with self._lock:
             self._hold_reservations()
             i = self._core.position(held.backend_id, "apply")
-            self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces)
+            self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces, held.connections)
             self._reservations[held.id] = held
             self._held.setdefault(held.backend_id, set()).add(held.id)
             self._next_reservation = itertools.count(max(held.id + 1, next(self._next_reservation)))

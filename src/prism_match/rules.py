@@ -162,6 +162,20 @@ RULES: tuple[Rule, ...] = (
          "Backend has no namespace left for another placement"),
     Rule("insufficient_connections", 1 << 12, lambda s: f"need {_num(s.slot.min_connections)} connections", _no_hint,
          "Backend's connections are below the slot's min_connections (or not declared)"),
+    # The group rules (issue 13) apply while placing: assign, bind_pattern, reserve.
+    Rule("group_backend_limit", 1 << 13,
+         lambda s: f"at most {s.slot.requirement.max_per_backend} of group `{s.slot.requirement.group_name}` "
+                   "per backend", _no_hint,
+         "Backend already holds max_per_backend slots of the slot's group (anti-affinity)"),
+    Rule("group_region_limit", 1 << 14,
+         lambda s: f"at most {s.slot.requirement.max_per_region} of group `{s.slot.requirement.group_name}` "
+                   "per region", _no_hint,
+         "A region the backend serves already holds max_per_region slots of the slot's group"),
+    Rule("group_region_skew", 1 << 15,
+         lambda s: f"region skew at most {s.slot.requirement.max_skew} for group "
+                   f"`{s.slot.requirement.group_name}`", _no_hint,
+         "Placing here would spread the slot's group over regions more unevenly than max_skew allows "
+         "(or the backend serves no region)"),
 )
 
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}

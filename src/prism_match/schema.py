@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
-from ._names import NameCheck
+from ._names import NameCheck, first_control_char
 from .redact import printable, quoted, redacted, redacted_url
 from .units import parse_duration, parse_duration_ms, parse_size
 
@@ -556,8 +556,32 @@ class SlotPerformance(Base, kw_only=True):
     min_storage: Size | None = None
 
 
+Positive = Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]   # a preference's weight
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]      # a group's cap or skew
+
+
+class Preference(Base, kw_only=True):
+    """One preferred term (node affinity's "preferred"): a backend type or a
+    compliance tag, and its weight. A backend meeting terms scores
+    ``w_affinity * (their weights) / (all weights)``."""
+
+    backend_type: BackendType | None = None
+    tag: SlotName | None = None
+    weight: Positive = 1.0
+
+    def __post_init__(self) -> None:
+        if (self.backend_type is None) == (self.tag is None):
+            raise ValueError("Expected exactly one of `backend_type` or `tag` in a preference - at `$`")
+        if self.tag is not None and first_control_char(self, ("tag",)) is not None:
+            _name_error("$.tag", self.tag)
+
+
 class SlotRequirement(Base, kw_only=True):
-    """The seed's ``slot_requirement`` with SPEC §2's filters."""
+    """The seed's ``slot_requirement`` with SPEC §2's filters, and the opt-in
+    strategy fields (issue 13): a ranked ``preferred_region`` list, weighted
+    ``preferences``, a ``group`` with its caps (``max_per_backend``,
+    ``max_per_region``, ``max_skew``) and the ``current_backend`` stickiness
+    keeps."""
 
     slot_name: SlotName
     description: str | None = None
@@ -565,7 +589,7 @@ class SlotRequirement(Base, kw_only=True):
     interfaces: list[RequiredName] = []
     optional: bool = False
     performance: SlotPerformance | None = None
-    preferred_region: SlotName | None = None
+    preferred_region: SlotName | list[SlotName] | None = None   # a list is ranked: first choice scores most
     regions: list[SlotName] | None = None
     compliance: list[SlotName] | None = None
     backend_types: list[BackendType] | None = None
@@ -573,9 +597,25 @@ class SlotRequirement(Base, kw_only=True):
     min_storage: Size | None = None
     consistency: Consistency | None = None
     min_connections: NonNegative | None = None  # connections left (or declared): insufficient_connections
+    preferences: list[Preference] | None = None
+    group: SlotName | None = None          # default: the slot_name (replicas listed under one name)
+    max_per_backend: Limit | None = None
+    max_per_region: Limit | None = None
+    max_skew: Limit | None = None
+    current_backend: SlotName | None = None
 
     __post_init__ = _names_checked("slot_name", "capabilities", "interfaces", "preferred_region", "regions",
-                                   "compliance")
+                                   "compliance", "group", "current_backend")
+
+    @property
+    def group_name(self) -> str:
+        """The group whose caps this slot's placements count against."""
+        return self.group if self.group is not None else self.slot_name
+
+    @property
+    def grouped(self) -> bool:
+        """True when the slot caps its group (anti-affinity or spread)."""
+        return self.max_per_backend is not None or self.max_per_region is not None or self.max_skew is not None
 
 
 class MinCapacity(Base, kw_only=True):
@@ -594,7 +634,7 @@ class Query(Base, kw_only=True):
     health_statuses: list[HealthStatus] | None = None
     backend_types: list[BackendType] | None = None
     compliance: list[SlotName] | None = None
-    preferred_region: SlotName | None = None
+    preferred_region: SlotName | list[SlotName] | None = None
     consistency: Consistency | None = None
     max_latency_p99: DurationMs | None = None
 
@@ -629,19 +669,34 @@ class PatternSlot(Base, kw_only=True):
     capabilities: list[RequiredName] = []
     optional: bool = False
     performance: SlotPerformance | None = None
-    preferred_region: SlotName | None = None
+    preferred_region: SlotName | list[SlotName] | None = None
     regions: list[SlotName] | None = None
     compliance: list[SlotName] | None = None
     backend_types: list[BackendType] | None = None
     health_statuses: list[HealthStatus] | None = None
     min_storage: Size | None = None
     consistency: Consistency | None = None
+    min_connections: NonNegative | None = None
+    preferences: list[Preference] | None = None
+    group: SlotName | None = None
+    max_per_backend: Limit | None = None
+    max_per_region: Limit | None = None
+    max_skew: Limit | None = None
+    current_backend: SlotName | None = None
 
     __post_init__ = _names_checked("required_interfaces", "required_capabilities", "interfaces", "capabilities",
-                                   "preferred_region", "regions", "compliance")
+                                   "preferred_region", "regions", "compliance", "group", "current_backend")
 
-    def to_slot(self, slot_name: str) -> SlotRequirement:
+    def to_slot(self, slot_name: str, pattern: Pattern | None = None) -> SlotRequirement:
+        """The slot requirement; in ``pattern``, the group defaults to the
+        pattern's name and the caps to the pattern's (the slot's own win)."""
+        caps = {name: getattr(self, name) if getattr(self, name) is not None
+                else (getattr(pattern, name) if pattern is not None else None)
+                for name in ("max_per_backend", "max_per_region", "max_skew")}
+        group = self.group if self.group is not None else (pattern.pattern if pattern is not None else None)
         return SlotRequirement(
+            min_connections=self.min_connections, preferences=self.preferences, group=group,
+            current_backend=self.current_backend, **caps,
             slot_name=slot_name,
             capabilities=[*self.required_capabilities, *self.capabilities],
             interfaces=[*self.required_interfaces, *self.interfaces],
@@ -659,3 +714,7 @@ class Pattern(Base, kw_only=True):
     slots: dict[Name, PatternSlot]
     pattern_id: str | None = None
     description: str | None = None
+    # Caps for every slot of the pattern (one group, named after the pattern).
+    max_per_backend: Limit | None = None
+    max_per_region: Limit | None = None
+    max_skew: Limit | None = None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .compiled import Columns, has_bit, lacks_token
+from .compiled import HEALTH_CODE, Columns, has_bit, lacks_token
 from .policy import MatchPolicy
 from .rules import BY_CODE, RULES
 from .slot_details import PreparedSlot
@@ -66,9 +66,12 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
             for req in reqs:
                 mask |= lacks_token(c, req.bit)  # type: ignore[arg-type]
         masks[code] = mask
-    left = policy.capacity_basis == "available" or placed is not None
+    # A pattern's binding (``bind_only``) applies the group rules alone.
+    placing = placed is not None and not placed.get("bind_only")
+    consumed = placed if placing else None
+    left = policy.capacity_basis == "available" or placing
     if left:
-        hw, hr, hs = headroom(c, placed)
+        hw, hr, hs = headroom(c, consumed)
         masks["insufficient_write_capacity"] = hw < slot.min_write_rps
         masks["insufficient_read_capacity"] = hr < slot.min_read_rps
         storage_ok = hs >= slot.min_storage
@@ -98,17 +101,49 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
     masks["insufficient_storage"] = (~storage_ok) if slot.min_storage > 0 else np.zeros(n, dtype=bool)
     masks["consistency"] = c.consistency > slot.max_consistency
     if slot.min_connections > 0:
-        have = _left(c.max_connections, c.active_connections, None) if left else c.max_connections
+        have = _left(c.max_connections, c.used_connections, consumed.get("conn") if consumed else None) \
+            if left else c.max_connections
         masks["insufficient_connections"] = np.isnan(c.max_connections) | ~(have >= slot.min_connections)
     else:
         masks["insufficient_connections"] = np.zeros(n, dtype=bool)
-    if placed is not None:
-        masks["namespaces_exhausted"] = c.max_namespaces - c.used_namespaces - placed["ns"] < 1
+    if consumed is not None:
+        masks["namespaces_exhausted"] = c.max_namespaces - c.used_namespaces - consumed["ns"] < 1
+    if placed is not None and placed.get("group_backend") is not None:
+        masks.update(_group_masks(c, slot, placed, masks))
     if not c.dense:
         alive = c.alive_mask
         for mask in masks.values():
             mask &= alive
     return {code: masks[code] for code in BY_CODE if code in masks}
+
+
+def region_members(columns: Columns) -> np.ndarray:
+    """bool[n, wr * 64]: backend i serves the region of bit b."""
+    rows = columns.region_rows
+    return np.unpackbits(rows.astype("<u8", copy=False).view(np.uint8), axis=1, bitorder="little") \
+        .reshape(rows.shape[0], -1).astype(bool)
+
+
+def _group_masks(c: Columns, slot: PreparedSlot, placed: dict[str, np.ndarray],
+                 others: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The group rules given the group's placements so far
+    (``placed["group_backend"]`` float64[n], ``placed["group_region"]``
+    float64[wr * 64]): see ``_group_failed`` in the kernel."""
+    per_backend, per_region = placed["group_backend"], placed["group_region"]
+    member = region_members(c)
+    counts = per_region[:member.shape[1]]
+    out = {"group_backend_limit": per_backend[:c.n] >= slot.max_per_backend,
+           "group_region_limit": (member & (counts >= slot.max_per_region)).any(axis=1)}
+    passing = ~rejected_by_any(others, c.n)
+    if not c.dense:
+        passing &= c.alive_mask
+    domains = member[passing].any(axis=0)
+    low = counts[domains].min() if domains.any() else 0.0
+    skew = (member & (counts + 1 - low > slot.max_skew)).any(axis=1)
+    if np.isfinite(slot.max_skew):
+        skew |= ~member.any(axis=1)
+    out["group_region_skew"] = skew
+    return out
 
 
 def _latency_rejects(c: Columns, slot: PreparedSlot) -> np.ndarray:
@@ -159,19 +194,68 @@ def score_arrays(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, idx:
     availability, region}``, each float64[len(idx)], same operation order as
     the kernel."""
     c, p = columns, placed or {}
+    if p.get("bind_only"):
+        p = {}
     aw = _left(c.max_write_rps, c.used_write_rps, p.get("w"), idx)
     ar = _left(c.max_read_rps, c.used_read_rps, p.get("r"), idx)
     cap = float(policy.perf_cap)
-    rw = aw / slot.min_write_rps if slot.min_write_rps > 0 else np.full(len(idx), cap)
-    rr = ar / slot.min_read_rps if slot.min_read_rps > 0 else np.full(len(idx), cap)
-    perf = np.minimum(np.minimum(rw, rr), cap)
-    if slot.preferred_region_bit >= 0:
+    if policy.strategy == "binpack":
+        fw = _fullness(c.max_write_rps[idx], c.used_write_rps[idx], p.get("w"), slot.min_write_rps, idx)
+        fr = _fullness(c.max_read_rps[idx], c.used_read_rps[idx], p.get("r"), slot.min_read_rps, idx)
+        perf = cap * ((fw + fr) * 0.5)
+    else:
+        rw = aw / slot.min_write_rps if slot.min_write_rps > 0 else np.full(len(idx), cap)
+        rr = ar / slot.min_read_rps if slot.min_read_rps > 0 else np.full(len(idx), cap)
+        perf = np.minimum(np.minimum(rw, rr), cap)
+    if slot.preferred_ranked:
+        region = np.zeros(len(idx))
+        taken = np.zeros(len(idx), dtype=bool)
+        for bit, value in slot.preferred_ranked:  # the best-ranked region served
+            hit = has_bit(c.region_rows, bit, idx) & ~taken
+            region[hit] = value
+            taken |= hit
+    elif slot.preferred_region_bit >= 0:
         region = has_bit(c.region_rows, slot.preferred_region_bit, idx).astype(np.float64)
     else:
         region = np.zeros(len(idx))
     cost, avail = c.cost_score[idx], c.avail_score[idx]
     score = policy.w_perf * perf + policy.w_cost * cost + policy.w_avail * avail + policy.w_region * region
-    return {"score": score, "performance": perf, "cost": cost, "availability": avail, "region": region}
+    out = {"score": score, "performance": perf, "cost": cost, "availability": avail, "region": region}
+    if slot.affinity:
+        affinity = affinity_scores(c, slot, idx)
+        out["affinity"] = affinity
+        score = score + policy.w_affinity * affinity
+    if slot.current_backend is not None and slot.current_backend in c.backend_ids:
+        score = np.where(idx == c.backend_ids.index(slot.current_backend), score + policy.stickiness, score)
+    if policy.degraded_penalty > 0:
+        score = np.where(c.health[idx] == HEALTH_CODE["degraded"], score - policy.degraded_penalty, score)
+    if policy.incident_penalty > 0:
+        score = np.where(c.open_incidents[idx] > 0, score - policy.incident_penalty, score)
+    out["score"] = score
+    return out
+
+
+def _fullness(maximum: np.ndarray, used: np.ndarray, placed: np.ndarray | None, need: float,
+              idx: np.ndarray) -> np.ndarray:
+    """Binpack's share of one resource in use once the slot is placed, in
+    [0, 1]; 0 where no capacity is declared (the kernel's ``_fullness``)."""
+    u = used if placed is None else used + placed[idx]
+    u = u + need
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(maximum > 0, np.minimum(u / maximum, 1.0), 0.0)
+
+
+def affinity_scores(columns: Columns, slot: PreparedSlot, idx: np.ndarray) -> np.ndarray:
+    """float64[len(idx)]: the preferred-terms score, met weights (summed in
+    the slot's order) over all weights."""
+    acc = np.zeros(len(idx))
+    for kind, code, weight in slot.affinity:
+        if kind == 0:
+            hit = columns.backend_type[idx] == code
+        else:
+            hit = has_bit(columns.compliance_rows, code, idx) if code >= 0 else np.zeros(len(idx), dtype=bool)
+        acc = np.where(hit, acc + weight, acc)
+    return acc / slot.affinity_total
 
 
 def ranked(columns: Columns, slot: PreparedSlot, policy: MatchPolicy, k: int | None = None,

@@ -56,8 +56,16 @@ class SlotDetails:
     unknown_compliance: tuple[str, ...]
     type_codes: frozenset[int] | None
     max_consistency: int
-    preferred_region_bit: int           # -1: none or unknown
+    preferred_region_bit: int           # -1: none or unknown (a ranked list: its first known region)
     unmatchable: bool
+    # Issue 13's opt-in parts (each inert at its default).
+    preferred_ranked: tuple[tuple[int, float], ...] = ()   # ranked list: (region bit, term) of known regions
+    affinity: tuple[tuple[int, int, float], ...] = ()      # (AFF_TYPE 0 | AFF_TAG 1, code or bit (-1), weight)
+    affinity_total: float = 0.0
+    max_per_backend: float = math.inf
+    max_per_region: float = math.inf
+    max_skew: float = math.inf
+    current_backend: str | None = None
 
 
 def _requirement(kind: str, item, vocab: Vocabulary) -> Requirement:
@@ -65,6 +73,25 @@ def _requirement(kind: str, item, vocab: Vocabulary) -> Requirement:
     token = requirement_token(kind, item)
     label = name if version is None else f"{name}@{version}"
     return Requirement(kind, label, token, vocab.index.get(token))
+
+
+def _ranked_regions(columns: Columns, preferred: list[str]) -> tuple[tuple[int, float], ...]:
+    """A ranked list of L regions: the k-th (from 0) scores ``(L - k) / L``;
+    regions no backend serves keep their rank and are left out."""
+    n = len(preferred)
+    return tuple((columns.regions.index[name], float(n - rank) / float(n)) for rank, name in enumerate(preferred)
+                 if name in columns.regions.index)
+
+
+def _affinity_terms(columns: Columns, slot: SlotRequirement) -> tuple[tuple[tuple[int, int, float], ...], float]:
+    terms, total = [], 0.0
+    for term in slot.preferences or ():
+        if term.backend_type is not None:
+            terms.append((0, TYPE_CODE[term.backend_type], float(term.weight)))
+        else:
+            terms.append((1, columns.compliance.index.get(term.tag, -1), float(term.weight)))
+        total = total + float(term.weight)
+    return tuple(terms), total
 
 
 def slot_details(columns: Columns, slot: SlotRequirement, default_health: tuple[str, ...]) -> SlotDetails:
@@ -96,6 +123,16 @@ def slot_details(columns: Columns, slot: SlotRequirement, default_health: tuple[
     statuses = slot.health_statuses if slot.health_statuses is not None else default_health
     min_storage = slot.min_storage if slot.min_storage is not None else (
         perf.min_storage if perf is not None and perf.min_storage is not None else 0.0)
+    ranked = _ranked_regions(columns, slot.preferred_region) if isinstance(slot.preferred_region, list) else ()
+    if isinstance(slot.preferred_region, list):
+        preferred_bit = ranked[0][0] if ranked else -1
+    else:
+        preferred_bit = columns.regions.index.get(slot.preferred_region, -1) if slot.preferred_region else -1
+    affinity, affinity_total = _affinity_terms(columns, slot)
+
+    def limit(value: int | None) -> float:
+        return math.inf if value is None else float(value)
+
     return SlotDetails(
         requirements=tuple(reqs),
         min_write_rps=perf.min_write_rps if perf is not None else 0.0,
@@ -109,8 +146,10 @@ def slot_details(columns: Columns, slot: SlotRequirement, default_health: tuple[
         compliance_bits=compliance_bits, unknown_compliance=unknown_compliance,
         type_codes=None if slot.backend_types is None else frozenset(TYPE_CODE[t] for t in slot.backend_types),
         max_consistency=UNKNOWN_CONSISTENCY if slot.consistency is None else CONSISTENCY_CODE[slot.consistency],
-        preferred_region_bit=columns.regions.index.get(slot.preferred_region, -1) if slot.preferred_region
-        else -1,
+        preferred_region_bit=preferred_bit,
         unmatchable=(any(r.bit is None for r in reqs) or bool(unknown_compliance)
                      or (region_bits is not None and not region_bits)),
+        preferred_ranked=ranked, affinity=affinity, affinity_total=affinity_total,
+        max_per_backend=limit(slot.max_per_backend), max_per_region=limit(slot.max_per_region),
+        max_skew=limit(slot.max_skew), current_backend=slot.current_backend,
     )

@@ -116,6 +116,8 @@ def slots_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
                 perf[key] = value
             elif split and isinstance(value, str):
                 slot[key] = split_list(value)
+            elif key == "preferred_region" and isinstance(value, str) and len(split_list(value)) > 1:
+                slot[key] = split_list(value)  # a ranked list in one cell (`us-east-1;eu-west-1`)
             else:
                 slot[key] = value
         if perf:
@@ -204,7 +206,7 @@ def read_slots(path: str | os.PathLike, *, strict: bool = True) -> list[SlotRequ
             continue
         for _, value in validated:
             if isinstance(value, Pattern):
-                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name))
+                slots += [(f"{doc_name} {prefix}.slots.{name}", spec.to_slot(name, value))
                           for name, spec in value.slots.items()]
             else:
                 slots.append((f"{doc_name} {prefix}", value))

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .compiled import (
-    FLOAT_COLUMNS, RESERVED_COLUMNS, Columns, avail_score, check_mask_limits, cost_score, pack_bits, rank_ids,
+    FLOAT_COLUMNS, OPTIONAL_COLUMNS, RESERVED_COLUMNS, Columns, avail_score, check_mask_limits, cost_score, pack_bits, rank_ids,
 )
 from .errors import RegistryError
 from .output import checked_path, open_output
@@ -354,7 +354,8 @@ MEMBERS: tuple[Member, ...] = (
     *_string_members("vocab.regions", "regions"),
     *_string_members("vocab.compliance", "compliance"),
     *(_column(name) for name in STORED_COLUMNS),
-    *(Member(f"col.{name}", np.dtype(SCORE_DTYPE), _n, _floats(), required=False) for name in RESERVED_COLUMNS),
+    *(Member(f"col.{name}", np.dtype(SCORE_DTYPE), _n, _floats(), required=False)
+      for name in (*RESERVED_COLUMNS, *OPTIONAL_COLUMNS)),
     Member("extra.version", np.dtype(np.int64), lambda k: (1,), _non_negative, required=False),
     Member("extra.reservations", np.dtype("u1"), lambda k: (-1,), _bounded_bytes, required=False),
     Member("reg.off", np.dtype(np.int64), lambda k: (k["n"] + 1,), _offsets("records", lambda k: k["n"]),
@@ -406,7 +407,7 @@ def save_snapshot(columns: Columns, records: tuple[np.ndarray, np.ndarray] | Non
     arrays["ids.buf"], arrays["ids.off"] = _pack_strings(c.backend_ids)  # type: ignore[arg-type]
     for name in _VOCABS:
         arrays[f"vocab.{name}.buf"], arrays[f"vocab.{name}.off"] = _pack_strings(getattr(c, name).tokens)
-    for name in (*STORED_COLUMNS, *RESERVED_COLUMNS):
+    for name in (*STORED_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS):
         arrays[f"col.{name}"] = np.ascontiguousarray(getattr(c, name))
     arrays.update(extras or {})
     if records is not None:
@@ -602,7 +603,8 @@ def read_snapshot(path: str | os.PathLike | bytes | BinaryIO) -> tuple[Columns, 
     finally:
         if handle is not path:
             handle.close()
-    fields: dict[str, Any] = {column: arrays[f"col.{column}"] for column in (*STORED_COLUMNS, *RESERVED_COLUMNS)
+    fields: dict[str, Any] = {column: arrays[f"col.{column}"]
+                              for column in (*STORED_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS)
                               if f"col.{column}" in arrays}
     fields["backend_ids"] = known["ids.names"]
     columns = Columns(**fields, **{v: Vocabulary(known[f"{v}.names"]) for v in _VOCABS})
