@@ -343,3 +343,16 @@ def test_labels_spread_around_an_added_id_keep_the_rank_bounds():
     assert [m.backend_id for m in registry.match({"slot_name": "s"}, 3)] == ["b00", "b00" + "0" * 39 + "1",
                                                                              "b00" + "0" * 38 + "1"]
     assert_same_answers(registry, {"slot_name": "s"}, 50)
+
+
+def test_outside_the_first_preferred_region_the_next_ranked_one_still_scores():
+    # Within a word, backends in the first preferred region are scanned
+    # first; the rest may still win through the second one's term (0.5 of
+    # w_region here): "y" serves only the second region, and its cheaper cost
+    # (0.3 * (0.8 - 0.5) = 0.09) outweighs the region terms' difference (0.05).
+    docs = [{"backend_id": "x", "backend_type": "redis", "regions": ["a"], "cost": {"cost_per_1k_writes": 1.0}},
+            {"backend_id": "y", "backend_type": "redis", "regions": ["b"], "cost": {"cost_per_1k_writes": 0.25}}]
+    registry = load_registry(docs)
+    slot = {"slot_name": "s", "preferred_region": ["a", "b"]}
+    assert [m.backend_id for m in registry.match(slot, 1)] == ["y"]
+    assert_same_answers(registry, slot, 1)
