@@ -5,7 +5,8 @@
 # PreparedSlot (C struct, _prepare.pxi) ; policy -> CorePolicy.
 # Parts: _kernel.pxi (the `noexcept nogil` loops: rules, score, top-k, the
 # diagnosis pass), _prepare.pxi (slot preparation), this file (the objects
-# Python holds: CorePolicy, Match, CoreRegistry) and _batch.pxi (many slots,
+# Python holds: CorePolicy, Match, CoreRegistry), _living.pxi (a registration
+# as a row, written into a position in one call) and _batch.pxi (many slots,
 # placement). Single matches hold the GIL (a ~µs loop), which makes every
 # change made here (update, reserve, release, add, remove) atomic with
 # respect to them; batches run nogil over a LiveSnapshot.
@@ -580,4 +581,5 @@ def _error(message, location):
     return RegistryError(message, location)
 
 
+include "_living.pxi"
 include "_batch.pxi"

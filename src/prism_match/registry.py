@@ -52,6 +52,7 @@ _log = logging.getLogger("prism_match")
 __all__ = ["Registry", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
 
 DEFAULT_LOG_SIZE = 4096
+_REGISTRATIONS = list[Registration]
 
 
 class Reservation(msgspec.Struct, frozen=True):
@@ -304,22 +305,23 @@ class Registry:
         return self._core.version
 
     def _validated(self, registration: Any, *, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
-        if isinstance(registration, Registration):
-            items: Any = [msgspec.to_builtins(registration, enc_hook=encode_hook)]
-        elif isinstance(registration, Mapping):
-            items = [registration]
+        """A registration, a mapping or a list of them → Registrations,
+        validated as the loader validates (a Registration is checked again:
+        its constructor checks nothing)."""
+        if isinstance(registration, (Registration, Mapping)):
+            given: list[Any] = [registration]
         elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
-            items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r
-                     for r in registration]
+            given = list(registration)
         else:
             raise RegistryError(f"Expected a registration mapping or a list of them, got "
                                 f"`{type(registration).__name__}`", "add")
+        items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r for r in given]
         if strict:
-            # The valid case: one typed conversion and the loader's cross-field
-            # rules per item; any problem goes through the loader for its
-            # located report of every problem.
+            # The valid case: one typed conversion of the whole list and the
+            # loader's cross-field rules per item; any problem goes through
+            # the loader for its located report of every problem.
             try:
-                regs = [msgspec.convert(item, Registration, dec_hook=decode_hook) for item in items]
+                regs = msgspec.convert(items, _REGISTRATIONS, dec_hook=decode_hook)
             except (msgspec.ValidationError, RecursionError, TypeError):
                 regs = None
             if regs is not None and not any(registration_problems(r, allow_inline_secrets) for r in regs) \
@@ -337,17 +339,10 @@ class Registry:
                      for j, r in enumerate(regs) if r.backend_id in self._core.index]
             if taken:
                 raise RegistryError(taken)
-            done: list[Registration] = []
-            try:
-                for reg in regs:
-                    self._layout.add([reg])
-                    self._by_id[reg.backend_id] = reg
-                    done.append(reg)
-            except BaseException:
-                for reg in done:  # all or nothing
-                    self._layout.remove(reg.backend_id)
-                    self._by_id.pop(reg.backend_id, None)
-                raise
+            self._layout.add(regs)  # all or nothing
+            by_id = self._by_id
+            for reg in regs:
+                by_id[reg.backend_id] = reg
             self._records_current = False
             self._core.record("add", None, regs)
 
@@ -356,12 +351,13 @@ class Registry:
         from now on; its reservations are dropped (releasing them later is
         harmless and returns False)."""
         with self._lock:
-            self._core.position(backend_id, "remove")
-            self._layout.remove(backend_id)
+            self._layout.remove(backend_id)  # a RegistryError naming it when unknown
             self._by_id.pop(backend_id, None)
-            self._health_notes.pop(backend_id, None)
-            for rid in self._held.pop(backend_id, ()):
-                del self._reservations[rid]
+            if self._health_notes:
+                self._health_notes.pop(backend_id, None)
+            if self._held:
+                for rid in self._held.pop(backend_id, ()):
+                    del self._reservations[rid]
             self._records_current = False
             self._core.record("remove", backend_id, None)
 
