@@ -139,16 +139,26 @@ class Layout:
     def _rows(self, registrations: list[Registration], positions: int) -> tuple[list[Row], bool]:
         """The registrations as rows, their new names added to the
         vocabularies; then the documented limits checked for ``positions``
-        positions, before any position changes (a RegistryError leaves every
-        position as it was). True when a vocabulary grew."""
+        positions, before any position changes. A RegistryError leaves
+        everything as it was, vocabularies included. True when a vocabulary
+        grew."""
         c = self.columns
-        features, regions, compliance = c.features, c.regions, c.compliance
-        before = len(features.tokens) + len(regions.tokens) + len(compliance.tokens)
-        rows = [Row(reg, features, regions, compliance) for reg in registrations]
-        grew = before != len(features.tokens) + len(regions.tokens) + len(compliance.tokens)
-        if grew or positions > self._positions_allowed:
-            check_mask_limits(positions, features, regions, compliance)
-            self._positions_allowed = max_positions(features, regions, compliance)
+        vocabularies = (c.features, c.regions, c.compliance)
+        before = [len(v.tokens) for v in vocabularies]
+        try:
+            rows = [Row(reg, *vocabularies) for reg in registrations]
+            grew = before != [len(v.tokens) for v in vocabularies]
+            if grew or positions > self._positions_allowed:
+                check_mask_limits(positions, *vocabularies)
+                self._positions_allowed = max_positions(*vocabularies)
+        except BaseException:
+            if before != [len(v.tokens) for v in vocabularies]:
+                for vocab, size in zip(vocabularies, before):
+                    vocab.truncate(size)
+                # A slot prepared meanwhile may have read a name now gone:
+                # slots are prepared again on their next use.
+                self.core.refresh(True)
+            raise
         return rows, grew
 
     def _write(self, i: int, row: Row, *, keep_live: bool, keep_usage: bool, keep_health: bool,
@@ -178,35 +188,57 @@ class Layout:
             core.refresh(grew)
         index = core.index
         backend_ids = c.backend_ids
-        positions: list[int] = []
+        done = 0
+        pending: tuple[str, int | None] | None = None  # the backend being written: its id and position
         try:
             for reg, row in zip(registrations, rows):
                 backend_id = reg.backend_id
+                pending = (backend_id, None)
                 label = self._label_for(backend_id)
-                if holes:
-                    i = holes.pop()
-                    backend_ids[i] = backend_id
-                    self._write(i, row, keep_live=False, keep_usage=False, keep_health=False, label=label,
-                                appended=False)
-                else:
+                appended = not holes
+                if appended:
                     i = c.size
+                    backend_ids.append(None)
                     c.size = i + 1
                     core.resize(i + 1)
-                    backend_ids.append(backend_id)
-                    self._write(i, row, keep_live=False, keep_usage=False, keep_health=False, label=label,
-                                appended=True)
+                else:
+                    i = holes.pop()
+                pending = (backend_id, i)
+                backend_ids[i] = backend_id
+                self._write(i, row, keep_live=False, keep_usage=False, keep_health=False, label=label,
+                            appended=appended)
                 index[backend_id] = i
                 core.set_alive(i, True)
-                positions.append(i)
+                pending = None
+                done += 1
         except BaseException:
             # Only an interruption gets here (everything that can be refused
-            # was checked above): the backends added so far leave again.
-            for reg in registrations[:len(positions)]:
+            # was checked above): the backend being written and those added
+            # before it leave again.
+            if pending is not None:
+                self._abandon(*pending)
+            for reg in registrations[:done]:
                 self.remove(reg.backend_id)
             raise
         finally:
             c.ids_changed()
-        return positions
+        return [index[reg.backend_id] for reg in registrations]
+
+    def _abandon(self, backend_id: str, i: int | None) -> None:
+        """Undo a backend's add cut short: its position (if it had one)
+        becomes a hole, its label stays in the order as a removed id's."""
+        c = self.columns
+        if backend_id in self.core.index:
+            self.remove(backend_id)
+            return
+        if i is not None:
+            self.core.set_alive(i, False)
+            c.backend_ids[i] = None
+            c.holes.append(i)
+            c.dense = False
+        order = self._order
+        if order is not None and backend_id in order.labels and backend_id not in order.gone:
+            order.discard(backend_id)
 
     def remove(self, backend_id: str) -> int:
         """Clear the backend's alive bit and free its position; returns it.
