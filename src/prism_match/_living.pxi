@@ -2,7 +2,8 @@
 # position in a single call: what ``living.Layout`` does per added or
 # replaced backend, and what ``compiled.compile_registry`` reads per loaded
 # one. Included by _core.pyx after CoreRegistry (these functions read its C
-# fields). The plain twin of ``Row`` is ``tests/reference.py registration_row``.
+# fields). The plain twin of ``Row`` is ``plain_row`` in
+# tests/test_living_rows.py; ``IdOrder`` (below) is held to sorted ids there.
 #
 # Holding the GIL throughout and calling no user code, ``write_row`` changes
 # a position wholly between two Python bytecodes: a single match sees the
@@ -11,22 +12,31 @@
 cdef enum:
     _N_INPUT = 12    # len(compiled.INPUT_FLOATS)
 
-# What Row reads from compiled and vocabulary, taken on first use (compiled
-# imports this module).
-_ROW_TABLES = None
+# What Row reads from compiled, schema and vocabulary, taken on first use
+# (compiled imports this module).
+cdef bint _tables_loaded = False
+cdef double _MISSING_INPUT[_N_INPUT]      # compiled.MISSING, INPUT_FLOATS order
+cdef dict _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE
+cdef int _UNKNOWN_CONSISTENCY_CODE
+cdef str _DEFAULT_VERSION, _VERSION_SEP
 
 
-cdef tuple _row_tables():
-    global _ROW_TABLES
-    if _ROW_TABLES is None:
-        from .compiled import CONSISTENCY_CODE, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY
-        from .schema import DEFAULT_VERSION
-        from .vocabulary import VERSION_SEP
-        if len(INPUT_FLOATS) != _N_INPUT:
-            raise RuntimeError("compiled.INPUT_FLOATS and _living.pxi disagree")
-        _ROW_TABLES = (TYPE_CODE, HEALTH_CODE, CONSISTENCY_CODE, UNKNOWN_CONSISTENCY,
-                       tuple(float(MISSING[name]) for name in INPUT_FLOATS), DEFAULT_VERSION, VERSION_SEP)
-    return _ROW_TABLES
+cdef int _load_row_tables() except -1:
+    global _tables_loaded, _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE, _UNKNOWN_CONSISTENCY_CODE
+    global _DEFAULT_VERSION, _VERSION_SEP
+    cdef Py_ssize_t j
+    from .compiled import CONSISTENCY_CODE, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY
+    from .schema import DEFAULT_VERSION
+    from .vocabulary import VERSION_SEP
+    if len(INPUT_FLOATS) != _N_INPUT:
+        raise RuntimeError("compiled.INPUT_FLOATS and _living.pxi disagree")
+    for j in range(_N_INPUT):
+        _MISSING_INPUT[j] = MISSING[INPUT_FLOATS[j]]
+    _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE = TYPE_CODE, HEALTH_CODE, CONSISTENCY_CODE
+    _UNKNOWN_CONSISTENCY_CODE = UNKNOWN_CONSISTENCY
+    _DEFAULT_VERSION, _VERSION_SEP = DEFAULT_VERSION, VERSION_SEP
+    _tables_loaded = True
+    return 0
 
 
 cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
@@ -41,8 +51,36 @@ cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
     return bit
 
 
-cdef inline double _given(object value, double missing) except? -1.0:
-    return missing if value is None else <double>value
+cdef inline double _given(object value, Py_ssize_t j) except? -1.0:
+    return _MISSING_INPUT[j] if value is None else <double>value
+
+
+@cython.final
+cdef class TokenMemo:
+    """The feature bits of names already seen by ``Row``: ``(bare, versioned)``
+    per capability or interface name (the name alone for the default
+    version, else ``(name, version)``). Valid while its vocabulary only
+    grows: one that is cut back (``Vocabulary.truncate``) needs a new memo."""
+
+    cdef dict caps, ifcs
+
+    def __init__(self):
+        self.caps = {}
+        self.ifcs = {}
+
+    def __len__(self):
+        return len(self.caps) + len(self.ifcs)
+
+
+cdef inline tuple _feature_bits(dict memo, dict index, list tokens, str prefix, str name, str version):
+    key = name if version is _DEFAULT_VERSION or version == _DEFAULT_VERSION else (name, version)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        bare = prefix + name
+        found = (_token_bit(index, tokens, bare), _token_bit(index, tokens, bare + _VERSION_SEP + version))
+        if memo is not None:
+            memo[key] = found
+    return <tuple>found
 
 
 @cython.final
@@ -52,73 +90,74 @@ cdef class Row:
     compiled.MISSING says), the codes, the feature tokens it declares (bare
     and versioned per name, in declaration order), its region and
     compliance bits, and its latency entries ``(bare token, versioned token,
-    p99 ms)``. Names new to a vocabulary are added to it."""
+    p99 ms)``. Names new to a vocabulary are added to it; ``memo`` (a
+    TokenMemo of ``features``) skips building the tokens of names seen before."""
 
     cdef double f[_N_INPUT]
     cdef readonly int backend_type, health, consistency
     cdef readonly list tokens, regions, compliance, latency
 
-    def __init__(self, reg, features, regions, compliance):
-        cdef tuple tables = _row_tables()
-        cdef dict type_code = tables[0], health_code = tables[1], consistency_code = tables[2]
-        cdef tuple missing = tables[4]
-        cdef str default_version = tables[5], sep = tables[6]
+    def __init__(self, reg, features, regions, compliance, TokenMemo memo=None):
         cdef dict f_index = features.index
         cdef list f_tokens = features.tokens
+        cdef dict caps_memo = memo.caps if memo is not None else None
+        cdef dict ifcs_memo = memo.ifcs if memo is not None else None
         cdef dict index
-        cdef list names
-        cdef str name, version, bare
-        cdef Py_ssize_t b, e
-        self.tokens = []
-        self.latency = []
+        cdef list names, tokens = [], latency = []
+        cdef tuple bits
+        cdef Py_ssize_t j
+        if not _tables_loaded:
+            _load_row_tables()
         for cap in reg.capabilities:
             if isinstance(cap, str):
-                name, version, p99 = cap, default_version, None
+                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap, _DEFAULT_VERSION)
             else:
-                name, version, p99 = cap.name, cap.version, cap.p99_ms
-            bare = "c:" + name
-            b = _token_bit(f_index, f_tokens, bare)
-            e = _token_bit(f_index, f_tokens, bare + sep + version)
-            self.tokens.append(b)
-            self.tokens.append(e)
-            if p99 is not None:
-                self.latency.append((b, e, <double>p99))
+                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap.name, cap.version)
+                perf = cap.performance  # Capability.p99_ms, read in place
+                if perf is not None:
+                    lat = perf.latency
+                    if lat is not None and lat.p99_ms is not None:
+                        latency.append((bits[0], bits[1], <double>lat.p99_ms))
+            tokens.append(bits[0])
+            tokens.append(bits[1])
         for ifc in reg.interfaces:
             if isinstance(ifc, str):
-                name, version = ifc, default_version
+                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc, _DEFAULT_VERSION)
             else:
-                name, version = ifc.name, ifc.version
-            bare = "i:" + name
-            self.tokens.append(_token_bit(f_index, f_tokens, bare))
-            self.tokens.append(_token_bit(f_index, f_tokens, bare + sep + version))
+                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc.name, ifc.version)
+            tokens.append(bits[0])
+            tokens.append(bits[1])
+        self.tokens = tokens
+        self.latency = latency
         index, names = regions.index, regions.tokens
         self.regions = [_token_bit(index, names, region) for region in reg.regions]
         index, names = compliance.index, compliance.tokens
         self.compliance = [_token_bit(index, names, tag) for tag in reg.compliance]
         cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
         if cap_ is not None:
-            self.f[0] = _given(cap_.max_write_rps, missing[0])
-            self.f[1] = _given(cap_.max_read_rps, missing[1])
-            self.f[4] = _given(cap_.max_storage, missing[4])
-            self.f[6] = _given(cap_.max_namespaces, missing[6])
-            self.f[8] = _given(cap_.max_connections, missing[8])
+            self.f[0] = _given(cap_.max_write_rps, 0)
+            self.f[1] = _given(cap_.max_read_rps, 1)
+            self.f[4] = _given(cap_.max_storage, 4)
+            self.f[6] = _given(cap_.max_namespaces, 6)
+            self.f[8] = _given(cap_.max_connections, 8)
         else:
-            for b in (0, 1, 4, 6, 8):
-                self.f[b] = missing[b]
+            for j in (0, 1, 4, 6, 8):
+                self.f[j] = _MISSING_INPUT[j]
         if cur is not None:
-            self.f[2] = _given(cur.write_rps, missing[2])
-            self.f[3] = _given(cur.read_rps, missing[3])
-            self.f[5] = _given(cur.storage_used, missing[5])
-            self.f[7] = _given(cur.namespace_count, missing[7])
-            self.f[9] = _given(cur.active_connections, missing[9])
+            self.f[2] = _given(cur.write_rps, 2)
+            self.f[3] = _given(cur.read_rps, 3)
+            self.f[5] = _given(cur.storage_used, 5)
+            self.f[7] = _given(cur.namespace_count, 7)
+            self.f[9] = _given(cur.active_connections, 9)
         else:
-            for b in (2, 3, 5, 7, 9):
-                self.f[b] = missing[b]
-        self.f[10] = _given(cost.cost_per_1k_writes, missing[10]) if cost is not None else missing[10]
-        self.f[11] = _given(hl.uptime_percent_24h, missing[11]) if hl is not None else missing[11]
-        self.backend_type = type_code[reg.backend_type]
-        self.health = health_code[reg.health_status]
-        self.consistency = tables[3] if reg.consistency is None else consistency_code[reg.consistency]
+            for j in (2, 3, 5, 7, 9):
+                self.f[j] = _MISSING_INPUT[j]
+        self.f[10] = _given(cost.cost_per_1k_writes, 10) if cost is not None else _MISSING_INPUT[10]
+        self.f[11] = _given(hl.uptime_percent_24h, 11) if hl is not None else _MISSING_INPUT[11]
+        self.backend_type = _TYPE_CODE[reg.backend_type]
+        self.health = _HEALTH_CODE[hl.status if hl is not None else "unknown"]  # Registration.health_status
+        consistency = reg.consistency
+        self.consistency = _UNKNOWN_CONSISTENCY_CODE if consistency is None else _CONSISTENCY_CODE[consistency]
 
     @property
     def floats(self):

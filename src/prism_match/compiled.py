@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ._core import Row
+from ._core import Row, TokenMemo
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .errors import RegistryError
 from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration
@@ -456,7 +456,8 @@ def compile_registry(registrations: list[Registration]) -> Columns:
     """Compile validated registrations (ids already checked unique)."""
     n = len(registrations)
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
-    rows = [Row(reg, features, regions, compliance) for reg in registrations]
+    memo = TokenMemo()
+    rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
 
     def pairs(bits_of) -> tuple[np.ndarray, np.ndarray]:
         counts = np.fromiter((len(bits_of(row)) for row in rows), dtype=np.int64, count=n)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from ._types import MASK_DTYPE
-from ._core import IdOrder, Row, write_row
+from ._core import IdOrder, Row, TokenMemo, write_row
 from .compiled import LABEL_GAP, Columns, check_mask_limits, max_positions
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Layout:
         # (compiled.max_positions): the limits are checked again only when a
         # vocabulary grows or an add goes past it.
         self._positions_allowed = -1
+        self._memo = TokenMemo()  # the feature bits of names seen before (Row)
 
     # --- ids in order --------------------------------------------------------------------
 
@@ -75,10 +76,6 @@ class Layout:
             self._order = order = IdOrder([ids[i] for i in live.tolist()], c.id_label[live].tolist(), LABEL_GAP,
                                           _LABEL_MIN, _LABEL_MAX)
         return order
-
-    def _label_for(self, backend_id: str) -> int:
-        """The order label of an added id (``IdOrder.label_for``)."""
-        return self._ids_in_order().label_for(backend_id, self.columns.store["id_label"], self.core.index)
 
     # --- room ----------------------------------------------------------------------------
 
@@ -146,7 +143,8 @@ class Layout:
         vocabularies = (c.features, c.regions, c.compliance)
         before = [len(v.tokens) for v in vocabularies]
         try:
-            rows = [Row(reg, *vocabularies) for reg in registrations]
+            memo = self._memo
+            rows = [Row(reg, *vocabularies, memo) for reg in registrations]
             grew = before != [len(v.tokens) for v in vocabularies]
             if grew or positions > self._positions_allowed:
                 check_mask_limits(positions, *vocabularies)
@@ -155,22 +153,12 @@ class Layout:
             if before != [len(v.tokens) for v in vocabularies]:
                 for vocab, size in zip(vocabularies, before):
                     vocab.truncate(size)
+                self._memo = TokenMemo()
                 # A slot prepared meanwhile may have read a name now gone:
                 # slots are prepared again on their next use.
                 self.core.refresh(True)
             raise
         return rows, grew
-
-    def _write(self, i: int, row: Row, *, keep_live: bool, keep_usage: bool, keep_health: bool,
-               label: int | None, appended: bool) -> None:
-        """Position ``i`` := ``row`` (room made, pointers taken), its latency
-        entries after the last ones. ``appended``: ``i`` is a new last
-        position, so the entries stay in position order."""
-        c = self.columns
-        c.entries = write_row(self.core, i, row, keep_live, keep_usage, keep_health,
-                              0 if label is None else label, label is not None, c.entries)
-        if not appended:
-            c.dense = False  # a hole reused, or entries left behind by a replace
 
     def add(self, registrations: list[Registration]) -> list[int]:
         """Write each registration into a free position (a hole first, else
@@ -179,44 +167,41 @@ class Layout:
         seen to once for the whole list."""
         c = self.columns
         core = self.core
-        self._ids_in_order()  # made (or rebuilt) before any position changes
+        order = self._ids_in_order()  # made (or made again) before any position changes
         holes = c.holes
         appended = max(0, len(registrations) - len(holes))
         rows, grew = self._rows(registrations, c.size + max(appended, 1))
-        entries = c.entries + sum(len(row.latency) for row in rows)
+        entries = c.entries + sum([len(row.latency) for row in rows])
         if self._room(c.size + appended, entries, grew) or grew:
             core.refresh(grew)
         index = core.index
         backend_ids = c.backend_ids
-        done = 0
-        pending: tuple[str, int | None] | None = None  # the backend being written: its id and position
+        id_label = c.store["id_label"]
+        done, i = 0, -1  # backends added; the position being written (-1: none yet)
         try:
             for reg, row in zip(registrations, rows):
                 backend_id = reg.backend_id
-                pending = (backend_id, None)
-                label = self._label_for(backend_id)
-                appended = not holes
-                if appended:
+                label = order.label_for(backend_id, id_label, index)
+                if holes:
+                    i = holes.pop()
+                    c.dense = False  # a hole reused: latency entries out of position order
+                else:
                     i = c.size
                     backend_ids.append(None)
                     c.size = i + 1
                     core.resize(i + 1)
-                else:
-                    i = holes.pop()
-                pending = (backend_id, i)
                 backend_ids[i] = backend_id
-                self._write(i, row, keep_live=False, keep_usage=False, keep_health=False, label=label,
-                            appended=appended)
+                c.entries = write_row(core, i, row, False, False, False, label, True, c.entries)
                 index[backend_id] = i
                 core.set_alive(i, True)
-                pending = None
+                i = -1
                 done += 1
         except BaseException:
             # Only an interruption gets here (everything that can be refused
             # was checked above): the backend being written and those added
             # before it leave again.
-            if pending is not None:
-                self._abandon(*pending)
+            if done < len(registrations):
+                self._abandon(registrations[done].backend_id, i)
             for reg in registrations[:done]:
                 self.remove(reg.backend_id)
             raise
@@ -224,14 +209,14 @@ class Layout:
             c.ids_changed()
         return [index[reg.backend_id] for reg in registrations]
 
-    def _abandon(self, backend_id: str, i: int | None) -> None:
-        """Undo a backend's add cut short: its position (if it had one)
-        becomes a hole, its label stays in the order as a removed id's."""
+    def _abandon(self, backend_id: str, i: int) -> None:
+        """Undo a backend's add cut short: its position (if it had one, else
+        -1) becomes a hole, its label stays in the order as a removed id's."""
         c = self.columns
         if backend_id in self.core.index:
             self.remove(backend_id)
             return
-        if i is not None:
+        if i >= 0:
             self.core.set_alive(i, False)
             c.backend_ids[i] = None
             c.holes.append(i)
@@ -260,12 +245,15 @@ class Layout:
 
     def replace(self, reg: Registration) -> int:
         """Re-register a backend in its position, keeping its live usage,
-        status and reservations unless the registration states them."""
+        status and reservations unless the registration states them. Its
+        latency entries go after the last ones (the old ones are left
+        behind until a compaction)."""
         c = self.columns
-        i = self.core.index[reg.backend_id]
+        core = self.core
+        i = core.index[reg.backend_id]
         [row], grew = self._rows([reg], c.size)
         if self._room(c.size, c.entries + len(row.latency), grew) or grew:
-            self.core.refresh(grew)
-        self._write(i, row, keep_live=True, keep_usage=reg.current is None, keep_health=reg.health is None,
-                    label=None, appended=False)
+            core.refresh(grew)
+        c.dense = False
+        c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries)
         return i

@@ -344,7 +344,9 @@ class Registry:
             for reg in regs:
                 by_id[reg.backend_id] = reg
             self._records_current = False
-            self._core.record("add", None, regs)
+            # A tuple of Registrations (which the cyclic GC does not track):
+            # the log then holds nothing the collector must scan again.
+            self._core.record("add", None, tuple(regs))
 
     def remove(self, backend_id: str) -> None:
         """Unregister a backend, in constant time: it appears in no answer
