@@ -189,7 +189,7 @@ def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint kee
     cdef score_t* cost_col = <score_t*>_ptr(store["cost_per_1k_writes"])
     cdef object fb_array = store["feature_bits"]
     cdef mask_t* fb = <mask_t*>_ptr(fb_array)
-    cdef Py_ssize_t n_features = len(core.columns.features)
+    cdef Py_ssize_t n_features = len(<list>core.columns.features.tokens)
     cdef Py_ssize_t t, e, stop, word = i >> 6
     cdef mask_t bit = (<mask_t>1) << (i & 63)
     cdef double cost, uptime

@@ -160,11 +160,11 @@ class Layout:
             raise
         return rows, grew
 
-    def add(self, registrations: list[Registration]) -> list[int]:
+    def add(self, registrations: list[Registration]) -> None:
         """Write each registration into a free position (a hole first, else
-        the next one), all or nothing; returns the positions. The ids are
-        new and distinct (checked above). Vocabularies, limits and room are
-        seen to once for the whole list."""
+        the next one), all or nothing. The ids are new and distinct (checked
+        above). Vocabularies, limits and room are seen to once for the whole
+        list."""
         c = self.columns
         core = self.core
         order = self._ids_in_order()  # made (or made again) before any position changes
@@ -207,7 +207,6 @@ class Layout:
             raise
         finally:
             c.ids_changed()
-        return [index[reg.backend_id] for reg in registrations]
 
     def _abandon(self, backend_id: str, i: int) -> None:
         """Undo a backend's add cut short: its position (if it had one, else

@@ -308,7 +308,7 @@ class Registry:
         """A registration, a mapping or a list of them → Registrations,
         validated as the loader validates (a Registration is checked again:
         its constructor checks nothing)."""
-        if isinstance(registration, (Registration, Mapping)):
+        if type(registration) is dict or isinstance(registration, (Registration, Mapping)):
             given: list[Any] = [registration]
         elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
             given = list(registration)
@@ -317,15 +317,18 @@ class Registry:
                                 f"`{type(registration).__name__}`", "add")
         items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r for r in given]
         if strict:
-            # The valid case: one typed conversion of the whole list and the
-            # loader's cross-field rules per item; any problem goes through
-            # the loader for its located report of every problem.
+            # The valid case: one typed conversion (of the whole list: msgspec
+            # makes the list type's decoder on each call, which one item does
+            # not repay) and the loader's cross-field rules per item; any
+            # problem goes through the loader for its located report of every
+            # problem.
             try:
-                regs = msgspec.convert(items, _REGISTRATIONS, dec_hook=decode_hook)
+                regs = [msgspec.convert(items[0], Registration, dec_hook=decode_hook)] if len(items) == 1 else \
+                    msgspec.convert(items, _REGISTRATIONS, dec_hook=decode_hook)
             except (msgspec.ValidationError, RecursionError, TypeError):
                 regs = None
-            if regs is not None and not any(registration_problems(r, allow_inline_secrets) for r in regs) \
-                    and len({r.backend_id for r in regs}) == len(regs):
+            if regs is not None and not any([registration_problems(r, allow_inline_secrets) for r in regs]) \
+                    and (len(regs) == 1 or len({r.backend_id for r in regs}) == len(regs)):
                 return regs
         return load_registrations(items, strict=strict, allow_inline_secrets=allow_inline_secrets)
 
@@ -335,8 +338,9 @@ class Registry:
         list is added all or nothing; an id already registered is an error."""
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
+            index = self._core.index
             taken = [(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
-                     for j, r in enumerate(regs) if r.backend_id in self._core.index]
+                     for j, r in enumerate(regs) if r.backend_id in index]
             if taken:
                 raise RegistryError(taken)
             self._layout.add(regs)  # all or nothing
