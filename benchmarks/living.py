@@ -71,45 +71,64 @@ def _per_item(call, items) -> float:
     return (time.perf_counter() - start) / len(items)
 
 
+CASES = ("add_own", "add_struct", "add_dict", "add_list", "validate_msgspec", "remove")
+
+
+class Steady:
+    """A registry of ``n`` backends in steady state (``BATCH`` backends added
+    and the columns grown), and ``BATCH`` more to add: as dicts, and as
+    validated Registrations."""
+
+    def __init__(self, n: int):
+        self.registry = common.fresh_registry(n)
+        docs = generate_registry(BATCH * 2, seed=2)
+        for j, doc in enumerate(docs):
+            doc["backend_id"] = f"zz-new-{j:05d}"
+        self.registry.add(docs[:BATCH])
+        self.docs = docs[BATCH:]
+        self.structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in self.docs]
+        self.ids = [d["backend_id"] for d in self.docs]
+
+    def per_backend(self, case: str) -> float:
+        """Seconds per backend of one case (``CASES``); the registry is left
+        as it was found (what was added is removed again)."""
+        registry = self.registry
+        if case == "remove":
+            registry.add(self.structs)
+            return _per_item(registry.remove, self.ids)
+        if case == "validate_msgspec":
+            return _per_item(lambda d: msgspec.convert(d, Registration, dec_hook=decode_hook), self.docs)
+        if case == "add_own":
+            registry._validated = lambda r, **_: [r]  # type: ignore[method-assign]
+            try:
+                seconds = _per_item(registry.add, self.structs)
+            finally:
+                del registry._validated
+        elif case == "add_struct":
+            seconds = _per_item(registry.add, self.structs)
+        elif case == "add_dict":
+            seconds = _per_item(registry.add, self.docs)
+        elif case == "add_list":
+            start = time.perf_counter()
+            for first in range(0, len(self.docs), LIST):
+                registry.add(self.docs[first:first + LIST])
+            seconds = (time.perf_counter() - start) / len(self.docs)
+        else:
+            raise ValueError(f"unknown case {case!r}")
+        for backend_id in self.ids:
+            registry.remove(backend_id)
+        return seconds
+
+
 def add_remove(n: int, rounds: int) -> dict[str, float]:
-    """Seconds per backend of each add case and of remove, medians over
-    ``rounds`` (module docstring)."""
-    registry = common.fresh_registry(n)
-    docs = generate_registry(BATCH * 2, seed=2)
-    for j, doc in enumerate(docs):
-        doc["backend_id"] = f"zz-new-{j:05d}"
-    warm, timed = docs[:BATCH], docs[BATCH:]
-    registry.add(warm)
-    structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in timed]
-    ids = [d["backend_id"] for d in timed]
-    validate = registry._validated  # stubbed out for add_own only, then put back
-
-    def own(reg: Registration) -> None:
-        registry.add(reg)
-
-    def remove_all() -> float:
-        return _per_item(registry.remove, ids)
-
-    samples: dict[str, list[float]] = {k: [] for k in ("add_own", "add_struct", "add_dict", "add_list",
-                                                        "validate_msgspec", "remove")}
+    """Seconds per backend of each case (``CASES``, module docstring),
+    medians over ``rounds``; the cases take turns within a round."""
+    steady = Steady(n)
+    samples: dict[str, list[float]] = {case: [] for case in CASES}
     for _ in range(rounds):
-        registry._validated = lambda r, **_: [r]  # type: ignore[method-assign]
-        samples["add_own"].append(_per_item(own, structs))
-        del registry._validated
-        samples["remove"].append(remove_all())
-        samples["add_struct"].append(_per_item(registry.add, structs))
-        remove_all()
-        samples["add_dict"].append(_per_item(registry.add, timed))
-        remove_all()
-        start = time.perf_counter()
-        for first in range(0, len(timed), LIST):
-            registry.add(timed[first:first + LIST])
-        samples["add_list"].append((time.perf_counter() - start) / len(timed))
-        remove_all()
-        samples["validate_msgspec"].append(
-            _per_item(lambda d: msgspec.convert(d, Registration, dec_hook=decode_hook), timed))
-    assert registry._validated == validate
-    return {name: statistics.median(values) for name, values in samples.items()}
+        for case in CASES:
+            samples[case].append(steady.per_backend(case))
+    return {case: statistics.median(values) for case, values in samples.items()}
 
 
 def yardstick() -> float:
