@@ -175,30 +175,30 @@ cdef inline void _set_bits(mask_t* row, Py_ssize_t words, list bits):
 def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint keep_usage, bint keep_health,
               index_t label, bint set_label, index_t start):
     """Position ``i`` := ``row``, every column in one call; returns where
-    its latency entries stop (they are written at ``start``: the caller made
-    room for them, and for ``i`` and every token of ``row``, and refreshed the
-    core's pointers). ``keep_live``: reservations stay; ``keep_usage``: the
-    observed usage stays (write_rps, read_rps, storage_used,
-    namespace_count); ``keep_health``: status and uptime stay.
-    ``set_label``: ``label`` becomes the position's order label.
+    its latency entries stop (they are written at ``start``). The caller
+    made room for ``i`` (``i`` < the core's positions), for every token of
+    ``row`` and for the entries, and refreshed the core's pointers.
+    ``keep_live``: reservations stay; ``keep_usage``: the observed usage
+    stays (write_rps, read_rps, storage_used, namespace_count);
+    ``keep_health``: status and uptime stay. ``set_label``: ``label``
+    becomes the position's order label.
 
     Ends with ``core.recompute_usage(i)``: the single place a written row is
     announced to the core (an add then marks it alive with ``set_alive``)."""
     cdef Reg* r = &core.r
-    store = core.columns.store
-    cdef score_t* cost_col = <score_t*>_ptr(store["cost_per_1k_writes"])
-    cdef object fb_array = store["feature_bits"]
-    cdef mask_t* fb = <mask_t*>_ptr(fb_array)
+    cdef mask_t* fb = <mask_t*>r.feature_bits
     cdef Py_ssize_t n_features = len(<list>core.columns.features.tokens)
     cdef Py_ssize_t t, e, stop, word = i >> 6
     cdef mask_t bit = (<mask_t>1) << (i & 63)
+    cdef score_t* cost_col
     cdef double cost, uptime
-    cdef index_t* lat_token
-    cdef index_t* lat_vtoken
-    cdef score_t* lat_p99
     cdef tuple entry
-    if not 0 <= i < len(store["id_label"]) or n_features > fb_array.shape[0] or word >= r.stride:
+    if not 0 <= i < r.n or word >= r.stride:
         raise IndexError(i)  # the caller makes room first; never reached on the documented path
+    stop = start + len(row.latency)
+    if stop > start and stop > len(core.columns.store["lat_p99_ms"]):
+        raise IndexError(stop)
+    cost_col = <score_t*>_ptr(core.columns.store["cost_per_1k_writes"])
     (<score_t*>r.max_w)[i] = row.f[0]
     (<score_t*>r.max_r)[i] = row.f[1]
     (<score_t*>r.max_storage)[i] = row.f[4]
@@ -233,19 +233,12 @@ def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint kee
         fb[t * r.stride + word] |= bit
     _set_bits(<mask_t*>r.region_rows + i * r.wr, r.wr, row.regions)
     _set_bits(<mask_t*>r.compliance_rows + i * r.wk, r.wk, row.compliance)
-    stop = start + len(row.latency)
-    if stop > start:
-        if stop > len(store["lat_p99_ms"]):
-            raise IndexError(stop)
-        lat_token = <index_t*>_ptr(store["lat_token"])
-        lat_vtoken = <index_t*>_ptr(store["lat_vtoken"])
-        lat_p99 = <score_t*>_ptr(store["lat_p99_ms"])
-        e = start
-        for entry in row.latency:
-            lat_token[e] = entry[0]
-            lat_vtoken[e] = entry[1]
-            lat_p99[e] = entry[2]
-            e += 1
+    e = start
+    for entry in row.latency:
+        (<index_t*>r.lat_token)[e] = entry[0]
+        (<index_t*>r.lat_vtoken)[e] = entry[1]
+        (<score_t*>r.lat_p99)[e] = entry[2]
+        e += 1
     (<index_t*>r.lat_start)[i] = start
     (<index_t*>r.lat_stop)[i] = stop
     if set_label:

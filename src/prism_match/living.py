@@ -140,18 +140,21 @@ class Layout:
         everything as it was, vocabularies included. True when a vocabulary
         grew."""
         c = self.columns
-        vocabularies = (c.features, c.regions, c.compliance)
-        before = [len(v.tokens) for v in vocabularies]
+        features, regions, compliance = c.features, c.regions, c.compliance
+        before = (len(features.tokens), len(regions.tokens), len(compliance.tokens))
         try:
             memo = self._memo
-            rows = [Row(reg, *vocabularies, memo) for reg in registrations]
-            grew = before != [len(v.tokens) for v in vocabularies]
+            if len(registrations) == 1:  # no comprehension (a function call) for the common case
+                rows = [Row(registrations[0], features, regions, compliance, memo)]
+            else:
+                rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
+            grew = before != (len(features.tokens), len(regions.tokens), len(compliance.tokens))
             if grew or positions > self._positions_allowed:
-                check_mask_limits(positions, *vocabularies)
-                self._positions_allowed = max_positions(*vocabularies)
+                check_mask_limits(positions, features, regions, compliance)
+                self._positions_allowed = max_positions(features, regions, compliance)
         except BaseException:
-            if before != [len(v.tokens) for v in vocabularies]:
-                for vocab, size in zip(vocabularies, before):
+            if before != (len(features.tokens), len(regions.tokens), len(compliance.tokens)):
+                for vocab, size in zip((features, regions, compliance), before):
                     vocab.truncate(size)
                 self._memo = TokenMemo()
                 # A slot prepared meanwhile may have read a name now gone:
@@ -167,11 +170,16 @@ class Layout:
         list."""
         c = self.columns
         core = self.core
-        order = self._ids_in_order()  # made (or made again) before any position changes
+        order = self._order
+        if order is None or len(order.gone) > 64 + len(order) // 2:
+            order = self._ids_in_order()  # made (or made again) before any position changes
         holes = c.holes
-        appended = max(0, len(registrations) - len(holes))
-        rows, grew = self._rows(registrations, c.size + max(appended, 1))
-        entries = c.entries + sum([len(row.latency) for row in rows])
+        appended = len(registrations) - len(holes)
+        appended = appended if appended > 0 else 0
+        rows, grew = self._rows(registrations, c.size + (appended or 1))
+        entries = c.entries
+        for row in rows:
+            entries += len(row.latency)
         if self._room(c.size + appended, entries, grew) or grew:
             core.refresh(grew)
         index = core.index

@@ -339,10 +339,11 @@ class Registry:
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
             index = self._core.index
-            taken = [(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
-                     for j, r in enumerate(regs) if r.backend_id in index]
-            if taken:
-                raise RegistryError(taken)
+            if regs[0].backend_id in index if len(regs) == 1 else not index.keys().isdisjoint(
+                    [r.backend_id for r in regs]):
+                raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
+                                                                   "registered")
+                                     for j, r in enumerate(regs) if r.backend_id in index])
             self._layout.add(regs)  # all or nothing
             by_id = self._by_id
             for reg in regs:
