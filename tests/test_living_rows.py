@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import msgspec
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import registries
-from prism_match import RegistryError, compiled, living, load_registry
+from prism_match import RegistryError, compiled, living, load_registry, load_snapshot
 from prism_match._core import IdOrder, Row
 from prism_match.compiled import (CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, LABEL_GAP, MISSING,
                                   RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, USED_COLUMNS)
@@ -259,3 +260,20 @@ def test_an_add_interrupted_half_way_leaves_nothing_added(monkeypatch):
     assert len(registry) == 24
     assert by_name(registry) == by_name(load_registry([d for d in docs_for(20, "a") if d["backend_id"] != "a-0003"]
                                                       + docs_for(5, "c")))
+
+
+def test_new_last_positions_hold_no_old_bits_after_compaction_and_snapshots():
+    """An add into a new last position writes no clearing pass (Columns: no
+    feature bit at or past ``size``): true of compiled, compacted and
+    reloaded columns alike, and of columns grown by adds."""
+    docs = docs_for(150, "a")
+    registry = load_registry(docs[:100])
+    for j in range(0, 100, 3):
+        registry.remove(f"a-{j:04d}")
+    registry.compact()
+    buf = io.BytesIO()
+    registry.save(buf)
+    for current in (registry, load_snapshot(buf.getvalue())):
+        current.add(docs[100:])  # past the holes' count: new last positions, and the store grows
+        expected = [d for j, d in enumerate(docs) if j >= 100 or j % 3]
+        assert by_name(current) == by_name(load_registry(expected))

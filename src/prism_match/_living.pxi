@@ -173,7 +173,7 @@ cdef inline void _set_bits(mask_t* row, Py_ssize_t words, list bits):
 
 
 def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint keep_usage, bint keep_health,
-              index_t label, bint set_label, index_t start):
+              index_t label, bint set_label, index_t start, bint used_before):
     """Position ``i`` := ``row``, every column in one call; returns where
     its latency entries stop (they are written at ``start``). The caller
     made room for ``i`` (``i`` < the core's positions), for every token of
@@ -181,7 +181,10 @@ def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint kee
     ``keep_live``: reservations stay; ``keep_usage``: the observed usage
     stays (write_rps, read_rps, storage_used, namespace_count);
     ``keep_health``: status and uptime stay. ``set_label``: ``label``
-    becomes the position's order label.
+    becomes the position's order label. ``used_before``: the position held
+    a backend (a reused hole, a replace), whose feature bits are cleared
+    first, one word in every feature row; a position never used holds none
+    (``Columns``: no feature bit at or past ``size``).
 
     Ends with ``core.recompute_usage(i)``: the single place a written row is
     announced to the core (an add then marks it alive with ``set_alive``)."""
@@ -225,10 +228,12 @@ def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint kee
         core._res_ns[i] = 0.0
     (<code_t*>r.btype)[i] = <code_t>row.backend_type
     (<code_t*>r.consistency)[i] = <code_t>row.consistency
-    # Bit i of every feature row: cleared (a reused hole or a replaced row
-    # may hold old bits), then set for the row's tokens.
-    for t in range(n_features):
-        fb[t * r.stride + word] &= ~bit
+    # Bit i of every feature row: cleared where a backend held it before
+    # (a word in each of the rows, the costly part of a write in a large
+    # registry), then set for the row's tokens.
+    if used_before:
+        for t in range(n_features):
+            fb[t * r.stride + word] &= ~bit
     for t in row.tokens:
         fb[t * r.stride + word] |= bit
     _set_bits(<mask_t*>r.region_rows + i * r.wr, r.wr, row.regions)

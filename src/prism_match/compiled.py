@@ -132,7 +132,10 @@ class Columns:
     Every column is a view of a ``store`` array with spare room, so adding a
     backend writes into it (amortized constant time, see ``living.py``); the
     kernel reads the store through pointers that ``CoreRegistry.refresh``
-    takes again whenever an array is replaced.
+    takes again whenever an array is replaced. No feature bit is set at or
+    past ``size`` (every builder packs exactly ``size`` positions, spare
+    room is zeros, and the snapshot reader checks it), so an add into a new
+    last position has no old bits to clear.
     """
 
     id_label = _RowView()         # int64[n]: order label of backend_id (byte order)

@@ -190,7 +190,8 @@ class Layout:
             for reg, row in zip(registrations, rows):
                 backend_id = reg.backend_id
                 label = order.label_for(backend_id, id_label, index)
-                if holes:
+                reused = bool(holes)
+                if reused:
                     i = holes.pop()
                     c.dense = False  # a hole reused: latency entries out of position order
                 else:
@@ -199,7 +200,7 @@ class Layout:
                     c.size = i + 1
                     core.resize(i + 1)
                 backend_ids[i] = backend_id
-                c.entries = write_row(core, i, row, False, False, False, label, True, c.entries)
+                c.entries = write_row(core, i, row, False, False, False, label, True, c.entries, reused)
                 index[backend_id] = i
                 core.set_alive(i, True)
                 i = -1
@@ -262,5 +263,5 @@ class Layout:
         if self._room(c.size, c.entries + len(row.latency), grew) or grew:
             core.refresh(grew)
         c.dense = False
-        c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries)
+        c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
         return i
