@@ -308,14 +308,18 @@ class Registry:
         """A registration, a mapping or a list of them → Registrations,
         validated as the loader validates (a Registration is checked again:
         its constructor checks nothing)."""
-        if type(registration) is dict or isinstance(registration, (Registration, Mapping)):
-            given: list[Any] = [registration]
+        if type(registration) is dict:
+            items: list[Any] = [registration]
+        elif isinstance(registration, Registration):
+            items = [msgspec.to_builtins(registration, enc_hook=encode_hook)]
+        elif isinstance(registration, Mapping):
+            items = [registration]
         elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
-            given = list(registration)
+            items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r
+                     for r in registration]
         else:
             raise RegistryError(f"Expected a registration mapping or a list of them, got "
                                 f"`{type(registration).__name__}`", "add")
-        items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r for r in given]
         if strict:
             # The valid case: one typed conversion (of the whole list: msgspec
             # makes the list type's decoder on each call, which one item does
@@ -327,9 +331,14 @@ class Registry:
                     msgspec.convert(items, _REGISTRATIONS, dec_hook=decode_hook)
             except (msgspec.ValidationError, RecursionError, TypeError):
                 regs = None
-            if regs is not None and not any([registration_problems(r, allow_inline_secrets) for r in regs]) \
-                    and (len(regs) == 1 or len({r.backend_id for r in regs}) == len(regs)):
-                return regs
+            if regs is not None:
+                if len(regs) == 1:
+                    valid = not registration_problems(regs[0], allow_inline_secrets)
+                else:
+                    valid = not any([registration_problems(r, allow_inline_secrets) for r in regs]) \
+                        and len({r.backend_id for r in regs}) == len(regs)
+                if valid:
+                    return regs
         return load_registrations(items, strict=strict, allow_inline_secrets=allow_inline_secrets)
 
     def add(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
