@@ -5,10 +5,13 @@ backends, ``remove`` under 2 µs; ``reserve`` of a prepared slot at most 2×
 a prepared ``match`` at 1,000 backends, ``release`` under 1 µs; ``match``
 unchanged after 10% of the backends were removed and as many added.
 asv times one call per sample, so each add/remove class cycles through a
-pool of new ids made in setup (a remove needs a backend that is there).
+pool of new ids made in setup (a remove needs a backend that is there);
+``PerBackend`` tracks µs per backend over 2,000 adds or removes in a row
+(``benchmarks/living.py`` prints the same figures).
 """
 
 from . import common
+from .living import Steady
 
 POOL = 2_000
 
@@ -41,6 +44,40 @@ class AddRemove:
         self.registry.add(doc)
         self.registry.remove(doc["backend_id"])
         self.next += 1
+
+
+class PerBackend:
+    """µs per backend, 2,000 in a row into a registry in steady state:
+    ``add`` of Registrations with the validation step stubbed out (the
+    registry's own work), of Registrations as given, of dicts, of lists of
+    1,000 dicts; ``msgspec.convert`` of one dict alone (the validation
+    floor); ``remove``."""
+
+    params = [1_000, 100_000]
+    param_names = ["backends"]
+    unit = "µs"
+    timeout = 600
+
+    def setup(self, n):
+        self.steady = Steady(n)
+
+    def track_add_own(self, n):
+        return self.steady.per_backend("add_own") * 1e6
+
+    def track_add_registration(self, n):
+        return self.steady.per_backend("add_struct") * 1e6
+
+    def track_add_dict(self, n):
+        return self.steady.per_backend("add_dict") * 1e6
+
+    def track_add_list(self, n):
+        return self.steady.per_backend("add_list") * 1e6
+
+    def track_validate_msgspec(self, n):
+        return self.steady.per_backend("validate_msgspec") * 1e6
+
+    def track_remove(self, n):
+        return self.steady.per_backend("remove") * 1e6
 
 
 class ReserveRelease:

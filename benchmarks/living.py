@@ -1,9 +1,31 @@
-"""The living registry's figures (issue 11), medians of 7 timed loops:
+"""The living registry's figures (issue 11):
 
-    .venv/bin/python benchmarks/living.py
+    .venv/bin/python benchmarks/living.py            # every figure, as text
+    .venv/bin/python benchmarks/living.py --adds     # add and remove only
+    .venv/bin/python benchmarks/living.py --adds --json   # the same, one JSON object
 
-* add and remove per backend at 1,000 and 100,000 backends (steady state:
-  after 2,000 adds, so the first growth and the id order list are paid);
+Times are medians over rounds (5 unless ``--rounds``). Only the public API
+is timed, so the same script measures any commit that has ``add`` and
+``remove`` (run it with another checkout's interpreter for a before/after
+in one session; see ``--json``).
+
+* add and remove per backend at 1,000 and 100,000 backends, in steady state
+  (2,000 backends added first, so the first growth of the columns and the
+  ids' order are paid; each round adds 2,000 backends, then removes them,
+  so adds reuse the holes removes leave):
+
+  - ``add_own``: ``add`` of validated ``Registration`` structs with the
+    validation step stubbed out: the registry's own work (rows, columns,
+    order labels, index, change log);
+  - ``add_struct``: ``add`` of ``Registration`` structs as given (checked
+    again: a Struct's constructor checks nothing);
+  - ``add_dict``: ``add`` of one plain dict (validation included);
+  - ``add_list``: ``add`` of a list of 1,000 dicts, per backend;
+  - ``validate_msgspec``: ``msgspec.convert`` of one dict into a
+    Registration alone, the floor under ``add_dict``;
+  - ``remove``: ``remove`` of one backend;
+  - ``match_top1``: a prepared top-1 match at 1,000 backends, a yardstick
+    of how fast the machine is at the moment of the run;
 * reserve + release of a prepared slot, and release alone, against a
   prepared top-1 match, at 1,000 backends;
 * a prepared top-5 match on a fresh registry and on one where 10% of the
@@ -12,6 +34,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -19,9 +43,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import msgspec  # noqa: E402
+
 from benchmarks import common  # noqa: E402
 from prism_match import load_registry  # noqa: E402
+from prism_match.schema import Registration, decode_hook  # noqa: E402
 from prism_match.synthetic import generate_registry  # noqa: E402
+
+BATCH = 2_000
+LIST = 1_000
 
 
 def median_time(call, n: int) -> float:
@@ -34,22 +64,77 @@ def median_time(call, n: int) -> float:
     return statistics.median(samples)
 
 
-def add_remove(n: int) -> None:
-    registry = load_registry(generate_registry(n, seed=1))
-    docs = generate_registry(4000, seed=2)
-    for j, doc in enumerate(docs):
-        doc["backend_id"] = f"zz-new-{j:05d}"
-    for doc in docs[:2000]:
-        registry.add(doc)
+def _per_item(call, items) -> float:
     start = time.perf_counter()
-    for doc in docs[2000:]:
-        registry.add(doc)
-    add = (time.perf_counter() - start) / 2000
-    start = time.perf_counter()
-    for doc in docs[2000:]:
-        registry.remove(doc["backend_id"])
-    remove = (time.perf_counter() - start) / 2000
-    print(f"{n:>9,} backends: add {add * 1e6:.1f} µs, remove {remove * 1e6:.2f} µs per backend")
+    for item in items:
+        call(item)
+    return (time.perf_counter() - start) / len(items)
+
+
+CASES = ("add_own", "add_struct", "add_dict", "add_list", "validate_msgspec", "remove")
+
+
+class Steady:
+    """A registry of ``n`` backends in steady state (``BATCH`` backends added
+    and the columns grown), and ``BATCH`` more to add: as dicts, and as
+    validated Registrations."""
+
+    def __init__(self, n: int):
+        self.registry = common.fresh_registry(n)
+        docs = generate_registry(BATCH * 2, seed=2)
+        for j, doc in enumerate(docs):
+            doc["backend_id"] = f"zz-new-{j:05d}"
+        self.registry.add(docs[:BATCH])
+        self.docs = docs[BATCH:]
+        self.structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in self.docs]
+        self.ids = [d["backend_id"] for d in self.docs]
+
+    def per_backend(self, case: str) -> float:
+        """Seconds per backend of one case (``CASES``); the registry is left
+        as it was found (what was added is removed again)."""
+        registry = self.registry
+        if case == "remove":
+            registry.add(self.structs)
+            return _per_item(registry.remove, self.ids)
+        if case == "validate_msgspec":
+            return _per_item(lambda d: msgspec.convert(d, Registration, dec_hook=decode_hook), self.docs)
+        if case == "add_own":
+            registry._validated = lambda r, **_: [r]  # type: ignore[method-assign]
+            try:
+                seconds = _per_item(registry.add, self.structs)
+            finally:
+                del registry._validated
+        elif case == "add_struct":
+            seconds = _per_item(registry.add, self.structs)
+        elif case == "add_dict":
+            seconds = _per_item(registry.add, self.docs)
+        elif case == "add_list":
+            start = time.perf_counter()
+            for first in range(0, len(self.docs), LIST):
+                registry.add(self.docs[first:first + LIST])
+            seconds = (time.perf_counter() - start) / len(self.docs)
+        else:
+            raise ValueError(f"unknown case {case!r}")
+        for backend_id in self.ids:
+            registry.remove(backend_id)
+        return seconds
+
+
+def add_remove(n: int, rounds: int) -> dict[str, float]:
+    """Seconds per backend of each case (``CASES``, module docstring),
+    medians over ``rounds``; the cases take turns within a round."""
+    steady = Steady(n)
+    samples: dict[str, list[float]] = {case: [] for case in CASES}
+    for _ in range(rounds):
+        for case in CASES:
+            samples[case].append(steady.per_backend(case))
+    return {case: statistics.median(values) for case, values in samples.items()}
+
+
+def yardstick() -> float:
+    registry = load_registry(generate_registry(1000, seed=3))
+    slot = registry.prepare(common.selectivity_slot("medium"))
+    return median_time(lambda: registry.match(slot, 1), 20000)
 
 
 def reserve_release() -> None:
@@ -86,9 +171,32 @@ def churn(n: int, reps: int) -> None:
           f"({b / a:.2f}×)")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adds", action="store_true", help="add and remove only")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (µs per backend)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    figures: dict[str, float] = {"match_top1": yardstick() * 1e6}
     for size in (1_000, 100_000):
-        add_remove(size)
+        for name, seconds in add_remove(size, args.rounds).items():
+            figures[f"{name}@{size}"] = seconds * 1e6
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"yardstick: a prepared top-1 match at 1,000 backends {figures['match_top1']:.2f} µs")
+        for size in (1_000, 100_000):
+            f = {k.split("@")[0]: v for k, v in figures.items() if k.endswith(f"@{size}")}
+            print(f"{size:>9,} backends, µs per backend: add (registry's own work) {f['add_own']:.2f}, "
+                  f"add Registration {f['add_struct']:.2f}, add dict {f['add_dict']:.2f}, "
+                  f"add list of {LIST:,} dicts {f['add_list']:.2f}, msgspec.convert alone "
+                  f"{f['validate_msgspec']:.2f}; remove {f['remove']:.2f}")
+    if args.adds:
+        return
     reserve_release()
     churn(1_000, 20000)
     churn(1_000_000, 20)
+
+
+if __name__ == "__main__":
+    main()

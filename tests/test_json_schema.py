@@ -66,6 +66,15 @@ def test_the_schema_refuses_what_the_loader_refuses():
     assert not registration.is_valid({**good, "max_write_rsp": 1})                       # a typo
     assert not registration.is_valid({**good, "capacity": {"max_write_rps": -5}})
     assert not registration.is_valid({**good, "capacity": {"max_storage": "lots"}})
+    # Registration names are checked by the Struct (one pass, no regular
+    # expression); the schema still carries the rule as a pattern.
+    named = {**good, "capabilities": ["get", {"name": "set", "version": "v2"}], "interfaces": ["KV"],
+             "regions": ["us-east-1"], "compliance": ["pci"]}
+    assert registration.is_valid(named)
+    for bad in ({**named, "backend_id": "a\x07"}, {**named, "capabilities": ["g\x1bt"]},
+                {**named, "capabilities": [{"name": "set", "version": "v\n"}]}, {**named, "interfaces": ["K\tV"]},
+                {**named, "regions": ["us-east-1\n"]}, {**named, "compliance": ["\x00"]}):
+        assert not registration.is_valid(bad), bad
     slot = validator("slot")
     assert slot.is_valid({"slot_name": "s", "performance": {"max_latency_p99": "25ms"}})
     assert not slot.is_valid({"slot_name": "s", "performance": {"max_latency_p99": "soon"}})

@@ -317,6 +317,32 @@ def test_add_refuses_inline_secrets_as_the_loader_does():
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize("fields, path", [
+    ({"backend_id": "b\x07"}, "$[0].backend_id"),
+    ({"capabilities": ["get", "se\x1ft"]}, "$[0].capabilities[1]"),
+    ({"capabilities": [{"name": "get", "version": "v\x00"}]}, "$[0].capabilities[0].version"),
+    ({"interfaces": [{"name": "KV\t"}]}, "$[0].interfaces[0].name"),
+    ({"regions": ["us-east-1\n"]}, "$[0].regions[0]"),
+    ({"compliance": ["pci", "\x1b[31m"]}, "$[0].compliance[1]"),
+])
+def test_add_refuses_control_characters_in_names_as_the_loader_does(fields, path):
+    registry = load_registry([doc("a")])
+    bad = {**doc("b"), **fields}
+    with pytest.raises(RegistryError) as by_add:
+        registry.add(bad)
+    with pytest.raises(RegistryError) as by_loader:
+        load_registry([bad])
+    [(location, message)] = by_add.value.errors
+    assert by_add.value.errors == by_loader.value.errors
+    assert location == f"<input> {path}" and message.startswith("Expected a name without control characters")
+    assert registry.backend_ids == ["a"] and registry.version == 0
+
+
+def test_a_registration_built_by_hand_checks_its_names():
+    with pytest.raises(ValueError, match=r"without control characters.*\$\.compliance\[0\]"):
+        Registration(backend_id="b", backend_type="postgres", compliance=["\x07"])
+
+
 def test_replace_keeps_live_usage_unless_stated():
     registry = load_registry([doc("a")])
     registry.update("a", write_rps=300)

@@ -5,7 +5,8 @@
 # PreparedSlot (C struct, _prepare.pxi) ; policy -> CorePolicy.
 # Parts: _kernel.pxi (the `noexcept nogil` loops: rules, score, top-k, the
 # diagnosis pass), _prepare.pxi (slot preparation), this file (the objects
-# Python holds: CorePolicy, Match, CoreRegistry) and _batch.pxi (many slots,
+# Python holds: CorePolicy, Match, CoreRegistry), _living.pxi (a registration
+# as a row, written into a position in one call) and _batch.pxi (many slots,
 # placement). Single matches hold the GIL (a ~µs loop), which makes every
 # change made here (update, reserve, release, add, remove) atomic with
 # respect to them; batches run nogil over a LiveSnapshot.
@@ -40,16 +41,16 @@ cdef mask_t _EMPTY = 0
 
 include "_kernel.pxi"
 
-_TYPE_CODE = _HEALTH_CODE = None
-_UNKNOWN_CONSISTENCY = 0
+_SCAN_TYPE_CODE = _SCAN_HEALTH_CODE = None
+_SCAN_UNKNOWN_CONSISTENCY = 0
 
 
 cdef _load_codes():
-    # Lazily: compiled imports this module.
-    global _TYPE_CODE, _HEALTH_CODE, _UNKNOWN_CONSISTENCY
-    if _TYPE_CODE is None:
+    # Lazily: compiled imports this module. (The scan order's rows per code.)
+    global _SCAN_TYPE_CODE, _SCAN_HEALTH_CODE, _SCAN_UNKNOWN_CONSISTENCY
+    if _SCAN_TYPE_CODE is None:
         from .compiled import HEALTH_CODE, TYPE_CODE, UNKNOWN_CONSISTENCY
-        _TYPE_CODE, _HEALTH_CODE, _UNKNOWN_CONSISTENCY = TYPE_CODE, HEALTH_CODE, UNKNOWN_CONSISTENCY
+        _SCAN_TYPE_CODE, _SCAN_HEALTH_CODE, _SCAN_UNKNOWN_CONSISTENCY = TYPE_CODE, HEALTH_CODE, UNKNOWN_CONSISTENCY
 
 
 include "_order.pxi"
@@ -736,4 +737,6 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
     return 0
 
 
+
+include "_living.pxi"
 include "_batch.pxi"

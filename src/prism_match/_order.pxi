@@ -388,8 +388,8 @@ cdef class ScanOrder:
             a["word_bounds"], a["block_bounds"], a["word_rank"], a["block_rank"] = wb, bb, wr, br
         a["features"] = grown("features", max(tokens, 1))
         self.n_features = tokens
-        for name, count in (("btype", len(_TYPE_CODE)), ("health", len(_HEALTH_CODE)),
-                            ("cons_le", _UNKNOWN_CONSISTENCY + 1)):
+        for name, count in (("btype", len(_SCAN_TYPE_CODE)), ("health", len(_SCAN_HEALTH_CODE)),
+                            ("cons_le", _SCAN_UNKNOWN_CONSISTENCY + 1)):
             a[name] = grown(name, count)
         for name, count in (("regions", regions), ("compliance", compliance)):
             if name in a and a[name] is None:

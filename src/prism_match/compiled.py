@@ -35,17 +35,17 @@ import math
 
 import numpy as np
 
+from ._core import Row, TokenMemo
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .errors import RegistryError
-from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, DEFAULT_VERSION, HEALTH_STATUSES, Registration
-from .vocabulary import (Vocabulary, capability_token, interface_token, is_versioned, split_versioned,
-                         versioned)
+from .schema import BACKEND_TYPES, CONSISTENCY_LEVELS, HEALTH_STATUSES, Registration
+from .vocabulary import Vocabulary, is_versioned, split_versioned
 
 __all__ = ["Columns", "Row", "live_registration", "lacks_token", "RESERVED_COLUMNS", "USED_COLUMNS", "LABEL_GAP",
            "compile_registry", "assemble_columns", "HEALTH_CODE", "TYPE_CODE", "CONSISTENCY_CODE",
            "UNKNOWN_CONSISTENCY", "FLOAT_COLUMNS", "INPUT_FLOATS", "MISSING", "bits_from_rows", "set_bits", "pack_bits", "has_bit",
            "cost_score", "avail_score", "MAX_NAMES_PER_BACKEND", "MAX_VOCABULARY", "MAX_MASK_BYTES",
-           "check_mask_limits"]
+           "check_mask_limits", "max_positions"]
 
 MAX_NAMES_PER_BACKEND = 1024
 MAX_VOCABULARY = 1 << 16
@@ -137,7 +137,10 @@ class Columns:
     Every column is a view of a ``store`` array with spare room, so adding a
     backend writes into it (amortized constant time, see ``living.py``); the
     kernel reads the store through pointers that ``CoreRegistry.refresh``
-    takes again whenever an array is replaced.
+    takes again whenever an array is replaced. No feature bit is set at or
+    past ``size`` (every builder packs exactly ``size`` positions, spare
+    room is zeros, and the snapshot reader checks it), so an add into a new
+    last position has no old bits to clear.
     """
 
     id_label = _RowView()         # int64[n]: order label of backend_id (byte order)
@@ -482,50 +485,6 @@ def lacks_token(columns: Columns, bit: int, index: np.ndarray | None = None) -> 
     return ((row[idx >> 6] >> (idx & 63).astype(MASK_DTYPE)) & MASK_DTYPE(1)) == 0
 
 
-class Row:
-    """One registration as the columns hold it: the input floats
-    (INPUT_FLOATS order, missing values as MISSING says), the codes, the
-    feature tokens it declares, its region and compliance bits, and its
-    latency entries (bare token, versioned token, p99 ms)."""
-
-    __slots__ = ("floats", "backend_type", "health", "consistency", "tokens", "regions", "compliance", "latency",
-                 "open_incidents")
-
-    def __init__(self, reg: Registration, features: Vocabulary, regions: Vocabulary, compliance: Vocabulary):
-        tokens: list[int] = []
-        latency: list[tuple[int, int, float]] = []
-        for cap in reg.capabilities:
-            name, version = (cap, DEFAULT_VERSION) if isinstance(cap, str) else (cap.name, cap.version)
-            tok = capability_token(name)
-            bare, exact = features.add(tok), features.add(versioned(tok, version))
-            tokens += (bare, exact)
-            p99 = None if isinstance(cap, str) else cap.p99_ms
-            if p99 is not None:
-                latency.append((bare, exact, p99))
-        for ifc in reg.interfaces:
-            name, version = (ifc, DEFAULT_VERSION) if isinstance(ifc, str) else (ifc.name, ifc.version)
-            tok = interface_token(name)
-            tokens += (features.add(tok), features.add(versioned(tok, version)))
-        self.tokens = tokens
-        self.latency = latency
-        self.regions = [regions.add(region) for region in reg.regions]
-        self.compliance = [compliance.add(tag) for tag in reg.compliance]
-        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
-        given = (cap_ and cap_.max_write_rps, cap_ and cap_.max_read_rps, cur and cur.write_rps,
-                 cur and cur.read_rps, cap_ and cap_.max_storage, cur and cur.storage_used,
-                 cap_ and cap_.max_namespaces, cur and cur.namespace_count, cap_ and cap_.max_connections,
-                 cur and cur.active_connections, cost and cost.cost_per_1k_writes,
-                 hl and hl.uptime_percent_24h)
-        self.floats = [missing if value is None else value for value, missing in zip(given, _MISSING_INPUTS)]
-        self.backend_type = TYPE_CODE[reg.backend_type]
-        self.health = HEALTH_CODE[reg.health_status]
-        self.consistency = UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]
-        self.open_incidents = float(open_incidents(reg))
-
-
-_MISSING_INPUTS = tuple(MISSING[name] for name in INPUT_FLOATS)
-
-
 def open_incidents(reg: Registration, extra: tuple = ()) -> int:
     """How many incidents of ``reg`` (its health block's and the top-level
     list) and of ``extra`` (a health tracker's) have no ``resolved_at``."""
@@ -537,7 +496,8 @@ def compile_registry(registrations: list[Registration]) -> Columns:
     """Compile validated registrations (ids already checked unique)."""
     n = len(registrations)
     features, regions, compliance = Vocabulary(), Vocabulary(), Vocabulary()
-    rows = [Row(reg, features, regions, compliance) for reg in registrations]
+    memo = TokenMemo()
+    rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
 
     def pairs(bits_of) -> tuple[np.ndarray, np.ndarray]:
         counts = np.fromiter((len(bits_of(row)) for row in rows), dtype=np.int64, count=n)
@@ -608,6 +568,20 @@ def check_mask_limits(n: int, features: Vocabulary, regions: Vocabulary, complia
                                        f"({n:,} backends × {len(vocab):,} distinct {what})"))
     if errors:
         raise RegistryError(errors)
+
+
+def max_positions(features: Vocabulary, regions: Vocabulary, compliance: Vocabulary) -> int:
+    """The most positions ``check_mask_limits`` allows under these
+    vocabularies (-1 when a vocabulary is past its own limit): a live
+    registry checks the limits again only when it grows past this or a
+    vocabulary grows."""
+    allowed = MAX_MASK_BYTES  # any count the memory of a registry allows
+    for vocab in (features, regions, compliance):
+        if len(vocab) > MAX_VOCABULARY:
+            return -1
+        if vocab.words > 1:
+            allowed = min(allowed, MAX_MASK_BYTES // (vocab.words * 8))
+    return allowed
 
 
 def rank_ids(ids: list[str]) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Backends join, change and leave a compiled registry without recompiling it.
 
 The columns keep spare room (``Columns.store``): an add writes one row into
-it, growing an array by doubling when full (amortized constant time), and
-the vocabularies grow with new names. A removed backend leaves a hole: its
+it (``_core.write_row``: every column of the position in one call), growing
+an array by doubling when full (amortized constant time), and the
+vocabularies grow with new names. A list of registrations is added as one
+change: its rows are made and the limits and room checked once, before any
+position changes. A removed backend leaves a hole: its
 ``alive`` bit is cleared, so no rule, score or answer sees it again, and the
 next add reuses the position (memory is reclaimed without a pause: nothing
 is moved on the hot path; ``Layout.compact`` renumbers everything at a time
@@ -11,8 +14,8 @@ of the caller's choosing).
 Ties order by ``backend_id`` bytes on every path. The kernel compares order
 labels (``id_label``): ids in byte order get labels ``LABEL_GAP`` apart at
 load, and an added id takes the midpoint of its neighbours' labels (found in
-a sorted list of the live ids); when two neighbours touch, a small window
-around them is spread out again. A replaced backend keeps its position.
+``_core.IdOrder``, the ids in byte order as sorted blocks); when two
+neighbours touch, a small window around them is spread out again. A replaced backend keeps its position.
 
 Everything here runs under the GIL without calling back into user code, so
 single matches see a backend wholly before or wholly after a change; batches
@@ -24,10 +27,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sortedcontainers import SortedList
-
 from ._types import MASK_DTYPE
-from .compiled import INPUT_FLOATS, LABEL_GAP, RESERVED_COLUMNS, Columns, Row, check_mask_limits
+from ._core import IdOrder, Row, TokenMemo, write_row
+from .compiled import LABEL_GAP, Columns, check_mask_limits, max_positions
 
 if TYPE_CHECKING:
     from ._core import CoreRegistry
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Layout"]
 
-_OBSERVED = ("write_rps", "read_rps", "storage_used", "namespace_count", "active_connections")
-_ROWWISE = ("region_rows", "compliance_rows")
 _ENTRIES = ("lat_token", "lat_vtoken", "lat_p99_ms")
 _LABEL_MIN, _LABEL_MAX = -(1 << 62), 1 << 62
 
@@ -52,94 +52,45 @@ class Layout:
         self.columns = columns
         self.core = core
         # Ids in byte order with their labels, made on the first add. A
-        # removed id stays in the list (its label still marks its place in
-        # the order) until the list is rebuilt, so a remove costs no search;
-        # the same id added again takes its label back.
-        self._order: SortedList | None = None
-        self._labels: dict[str, int] = {}
-        self._gone: set[str] = set()
+        # removed id stays in it (its label still marks its place in the
+        # order) until it is made again, so a remove costs no search; the
+        # same id added again takes its label back.
+        self._order: IdOrder | None = None
+        # Positions the bit matrices allow under the vocabularies as they are
+        # (compiled.max_positions): the limits are checked again only when a
+        # vocabulary grows or an add goes past it.
+        self._positions_allowed = -1
+        self._memo = TokenMemo()  # the feature bits of names seen before (Row)
 
     # --- ids in order --------------------------------------------------------------------
 
-    def _ids_in_order(self) -> SortedList:
-        if self._order is None or len(self._gone) > 64 + len(self._order) // 2:
+    def _ids_in_order(self) -> IdOrder:
+        """The ids in byte order with their labels (made on the first add,
+        and again once removed ids make up a third of it)."""
+        order = self._order
+        if order is None or len(order.gone) > 64 + len(order) // 2:
             c = self.columns
-            live = [i for i, b in enumerate(c.backend_ids) if b is not None]
-            labels = c.id_label
-            live.sort(key=lambda i: labels[i])
-            self._order = SortedList(c.backend_ids[i] for i in live)
-            self._labels = {c.backend_ids[i]: int(labels[i]) for i in live}
-            self._gone = set()
-        return self._order
-
-    def _neighbours(self, at: int) -> tuple[int, int]:
-        order, labels = self._order, self._labels
-        assert order is not None
-        lo = labels[order[at - 1]] if at > 0 else _LABEL_MIN
-        hi = labels[order[at]] if at < len(order) else _LABEL_MAX
-        return lo, hi
-
-    def _label_for(self, backend_id: str) -> int:
-        """The order label of an added id: its own again if it was removed
-        (still in the list), else one between its neighbours' (spreading a
-        window of labels out first when they touch)."""
-        order = self._ids_in_order()
-        if backend_id in self._gone:
-            self._gone.discard(backend_id)
-            return self._labels[backend_id]
-        at = order.bisect_left(backend_id)
-        lo, hi = self._neighbours(at)
-        # At either end, step one gap out (ids often arrive in order), else
-        # take the middle.
-        if at == len(order) and at and hi - lo > 2 * LABEL_GAP:
-            label = lo + LABEL_GAP
-        elif at == 0 and len(order) and hi - lo > 2 * LABEL_GAP:
-            label = hi - LABEL_GAP
-        else:
-            if hi - lo < 2:
-                self._spread(at)
-                lo, hi = self._neighbours(at)
-            label = lo + (hi - lo) // 2
-        order.add(backend_id)
-        self._labels[backend_id] = label
-        return label
-
-    def _spread(self, at: int) -> None:
-        """Give the ids around ``at`` evenly spaced labels, widening the
-        window until it has room for them all (amortized: each doubling
-        halves how often it happens). Removed ids in the window get new
-        labels too, in the list only."""
-        order = self._ids_in_order()
-        store = self.columns.store["id_label"]
-        index = self.core.index
-        width = 8
-        while True:
-            first, last = max(0, at - width), min(len(order), at + width)
-            lo, _ = self._neighbours(first)
-            _, hi = self._neighbours(last)
-            count = last - first
-            if hi - lo > 4 * (count + 2) or (first == 0 and last == len(order)):
-                break
-            width *= 2
-        step = (hi - lo) // (count + 2)
-        for j, backend_id in enumerate(order[first:last]):
-            # One gap is left free where the new id goes (between at-1 and at).
-            label = lo + step * (j + 1 + (first + j >= at))
-            self._labels[backend_id] = label
-            if backend_id not in self._gone:
-                store[index[backend_id]] = label
-                self.core.label_written(index[backend_id])
+            live = np.flatnonzero(c.alive_mask)
+            live = live[np.argsort(c.id_label[live], kind="stable")]
+            ids = c.backend_ids
+            self._order = order = IdOrder([ids[i] for i in live.tolist()], c.id_label[live].tolist(), LABEL_GAP,
+                                          _LABEL_MIN, _LABEL_MAX)
+        return order
 
     # --- room ----------------------------------------------------------------------------
 
-    def _room(self, positions: int, entries: int) -> bool:
+    def _room(self, positions: int, entries: int, grew_vocab: bool) -> bool:
         """Make the store hold ``positions`` rows, ``entries`` latency
         entries and every vocabulary's words; True when an array was
-        replaced (the core must take its pointers again)."""
+        replaced (the core must take its pointers again). Nothing to look at
+        while the positions and entries fit and no vocabulary grew."""
         c = self.columns
         store = c.store
-        grown = False
         capacity = len(store["id_label"])
+        pool = len(store["lat_p99_ms"])
+        if positions <= capacity and entries <= pool and not grew_vocab:
+            return False
+        grown = False
         if positions > capacity:
             new = max(positions, 2 * capacity, 64)
             grown_by_id: dict[int, np.ndarray] = {}  # columns sharing an array keep sharing it
@@ -171,7 +122,6 @@ class Layout:
                 wider[:, :rows.shape[1]] = rows
                 store[name] = wider
                 grown = True
-        pool = len(store["lat_p99_ms"])
         if entries > pool:
             new = max(entries, 2 * pool, 64)
             for name in _ENTRIES:
@@ -183,117 +133,137 @@ class Layout:
 
     # --- changes -------------------------------------------------------------------------
 
-    def _row(self, reg: Registration, positions: int) -> tuple[Row, bool]:
-        """``reg`` as a row, its new names added to the vocabularies (within
-        the documented limits, checked before any position changes); True
-        when a vocabulary grew."""
+    def _rows(self, registrations: list[Registration], positions: int) -> tuple[list[Row], bool]:
+        """The registrations as rows, their new names added to the
+        vocabularies; then the documented limits checked for ``positions``
+        positions, before any position changes. A RegistryError leaves
+        everything as it was, vocabularies included. True when a vocabulary
+        grew."""
         c = self.columns
-        before = (len(c.features), len(c.regions), len(c.compliance))
-        row = Row(reg, c.features, c.regions, c.compliance)
-        check_mask_limits(positions, c.features, c.regions, c.compliance)
-        return row, before != (len(c.features), len(c.regions), len(c.compliance))
-
-    def _write(self, i: int, reg: Registration, row: Row, grew_vocab: bool, keep_live: bool,
-               appended: bool) -> None:
-        """Row ``i`` := ``reg``. With ``keep_live``, the observed usage,
-        status and uptime stay as they are unless ``reg`` states them.
-        ``appended``: ``i`` is a new last position (its latency entries then
-        stay in position order)."""
-        c = self.columns
-        store = c.store
-        start = c.entries
-        stop = start + len(row.latency)
-        if self._room(max(c.size, i + 1), stop) or grew_vocab:
-            self.core.refresh(grew_vocab)
-        store = c.store
-        keep_usage = keep_live and reg.current is None
-        keep_health = keep_live and reg.health is None
-        for name, value in zip(INPUT_FLOATS, row.floats):
-            if keep_usage and name in _OBSERVED:
-                continue
-            if keep_health and name == "uptime_percent_24h":
-                continue
-            store[name][i] = value
-        cost = store["cost_per_1k_writes"][i]
-        store["cost_score"][i] = 0.0 if cost != cost else 1.0 / (cost + 1.0)
-        uptime = store["uptime_percent_24h"][i]
-        store["avail_score"][i] = 0.0 if uptime != uptime else uptime / 100.0
-        if not keep_live:
-            for name in RESERVED_COLUMNS:
-                store[name][i] = 0.0
-        store["backend_type"][i] = row.backend_type
-        if not keep_health:
-            store["health"][i] = row.health
-        store["consistency"][i] = row.consistency
-        store["open_incidents"][i] = row.open_incidents
-        word, bit = i >> 6, MASK_DTYPE(1) << MASK_DTYPE(i & 63)
-        fb = store["feature_bits"]
-        fb[:, word] &= ~bit
-        if row.tokens:
-            fb[row.tokens, word] |= bit
-        for name, bits in (("region_rows", row.regions), ("compliance_rows", row.compliance)):
-            out = store[name][i]
-            out[:] = 0
-            for b in bits:
-                out[b >> 6] |= MASK_DTYPE(1) << MASK_DTYPE(b & 63)
-        if row.latency:
-            entries = np.array(row.latency, dtype=np.float64)
-            store["lat_token"][start:stop] = entries[:, 0]
-            store["lat_vtoken"][start:stop] = entries[:, 1]
-            store["lat_p99_ms"][start:stop] = entries[:, 2]
-            c.entries = stop
-        if not appended:
-            c.dense = False  # a hole reused, or entries left behind by a replace
-        store["lat_start"][i] = start
-        store["lat_stop"][i] = stop
-        self.core.recompute_usage(i)
-
-    def add(self, registrations: list[Registration]) -> list[int]:
-        """Write each registration into a free position (a hole first, else
-        the next one); returns the positions. The ids are new (checked above)."""
-        c = self.columns
-        self._ids_in_order()  # made (or rebuilt) before any position changes
-        positions = []
-        for reg in registrations:
-            row, grew = self._row(reg, c.size + 1)
-            appended = not c.holes
-            if appended:
-                i = c.size
-                if self._room(i + 1, c.entries):
-                    self.core.refresh(False)
-                c.size = i + 1
-                self.core.resize(c.size)
-                c.backend_ids.append(reg.backend_id)
+        features, regions, compliance = c.features, c.regions, c.compliance
+        before = (len(features.tokens), len(regions.tokens), len(compliance.tokens))
+        try:
+            memo = self._memo
+            if len(registrations) == 1:  # no comprehension (a function call) for the common case
+                rows = [Row(registrations[0], features, regions, compliance, memo)]
             else:
-                i = c.holes.pop()
-                c.backend_ids[i] = reg.backend_id
-            self._write(i, reg, row, grew, keep_live=False, appended=appended)
-            c.store["id_label"][i] = self._label_for(reg.backend_id)
-            self.core.index[reg.backend_id] = i
-            self.core.set_alive(i, True)
-            positions.append(i)
-        self.core.positions_moved()
-        c.ids_changed()
-        return positions
+                rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
+            grew = before != (len(features.tokens), len(regions.tokens), len(compliance.tokens))
+            if grew or positions > self._positions_allowed:
+                check_mask_limits(positions, features, regions, compliance)
+                self._positions_allowed = max_positions(features, regions, compliance)
+        except BaseException:
+            if before != (len(features.tokens), len(regions.tokens), len(compliance.tokens)):
+                for vocab, size in zip((features, regions, compliance), before):
+                    vocab.truncate(size)
+                self._memo = TokenMemo()
+                # A slot prepared meanwhile may have read a name now gone:
+                # slots are prepared again on their next use.
+                self.core.refresh(True)
+            raise
+        return rows, grew
+
+    def add(self, registrations: list[Registration]) -> None:
+        """Write each registration into a free position (a hole first, else
+        the next one), all or nothing. The ids are new and distinct (checked
+        above). Vocabularies, limits and room are seen to once for the whole
+        list."""
+        c = self.columns
+        core = self.core
+        order = self._order
+        if order is None or len(order.gone) > 64 + len(order) // 2:
+            order = self._ids_in_order()  # made (or made again) before any position changes
+        holes = c.holes
+        appended = len(registrations) - len(holes)
+        appended = appended if appended > 0 else 0
+        rows, grew = self._rows(registrations, c.size + (appended or 1))
+        entries = c.entries
+        for row in rows:
+            entries += len(row.latency)
+        if self._room(c.size + appended, entries, grew) or grew:
+            core.refresh(grew)
+        index = core.index
+        backend_ids = c.backend_ids
+        id_label = c.store["id_label"]
+        done, i = 0, -1  # backends added; the position being written (-1: none yet)
+        try:
+            for reg, row in zip(registrations, rows):
+                backend_id = reg.backend_id
+                label = order.label_for(backend_id, id_label, index, core)
+                reused = bool(holes)
+                if reused:
+                    i = holes.pop()
+                    c.dense = False  # a hole reused: latency entries out of position order
+                else:
+                    i = c.size
+                    backend_ids.append(None)
+                    c.size = i + 1
+                    core.resize(i + 1)
+                backend_ids[i] = backend_id
+                c.entries = write_row(core, i, row, False, False, False, label, True, c.entries, reused)
+                index[backend_id] = i
+                core.set_alive(i, True)
+                i = -1
+                done += 1
+        except BaseException:
+            # Only an interruption gets here (everything that can be refused
+            # was checked above): the backend being written and those added
+            # before it leave again.
+            if done < len(registrations):
+                self._abandon(registrations[done].backend_id, i)
+            for reg in registrations[:done]:
+                self.remove(reg.backend_id)
+            raise
+        finally:
+            core.positions_moved()
+            c.ids_changed()
+
+    def _abandon(self, backend_id: str, i: int) -> None:
+        """Undo a backend's add cut short: its position (if it had one, else
+        -1) becomes a hole, its label stays in the order as a removed id's."""
+        c = self.columns
+        if backend_id in self.core.index:
+            self.remove(backend_id)
+            return
+        if i >= 0:
+            self.core.set_alive(i, False)
+            c.backend_ids[i] = None
+            c.holes.append(i)
+            c.dense = False
+        order = self._order
+        if order is not None and backend_id in order.labels and backend_id not in order.gone:
+            order.discard(backend_id)
 
     def remove(self, backend_id: str) -> int:
-        """Clear the backend's alive bit and free its position; returns it."""
+        """Clear the backend's alive bit and free its position; returns it.
+        An unknown id is a RegistryError (``CoreRegistry.position``)."""
         c = self.columns
-        i = self.core.index.pop(backend_id)
-        self.core.set_alive(i, False)
+        core = self.core
+        i = core.index.pop(backend_id, None) if type(backend_id) is str else None
+        if i is None:
+            core.position(backend_id, "remove")  # raises, unless a str subclass names a backend
+            i = core.index.pop(backend_id)
+        core.set_alive(i, False)
         c.backend_ids[i] = None
         c.holes.append(i)
         c.dense = False
         if self._order is not None:
-            self._gone.add(backend_id)
-        self.core.positions_moved()
+            self._order.discard(backend_id)
+        core.positions_moved()
         c.ids_changed()
         return i
 
     def replace(self, reg: Registration) -> int:
         """Re-register a backend in its position, keeping its live usage,
-        status and reservations unless the registration states them."""
-        i = self.core.index[reg.backend_id]
-        row, grew = self._row(reg, self.columns.size)
-        self._write(i, reg, row, grew, keep_live=True, appended=False)
+        status and reservations unless the registration states them. Its
+        latency entries go after the last ones (the old ones are left
+        behind until a compaction)."""
+        c = self.columns
+        core = self.core
+        i = core.index[reg.backend_id]
+        [row], grew = self._rows([reg], c.size)
+        if self._room(c.size, c.entries + len(row.latency), grew) or grew:
+            core.refresh(grew)
+        c.dense = False
+        c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
         return i

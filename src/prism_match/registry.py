@@ -43,6 +43,7 @@ from .reasons import build_reasons
 from .results import Diagnosis, QueryResult
 from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
+from .vocabulary import is_versioned
 from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ _log = logging.getLogger("prism_match")
 __all__ = ["Registry", "WhatIf", "load_registry", "load_snapshot", "Reservation", "Change", "DEFAULT_LOG_SIZE"]
 
 DEFAULT_LOG_SIZE = 4096
+_REGISTRATIONS = list[Registration]
 
 
 class Reservation(msgspec.Struct, frozen=True):
@@ -369,8 +371,13 @@ class Registry:
         return self._core.version
 
     def _validated(self, registration: Any, *, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
-        if isinstance(registration, Registration):
-            items: Any = [msgspec.to_builtins(registration, enc_hook=encode_hook)]
+        """A registration, a mapping or a list of them → Registrations,
+        validated as the loader validates (a Registration is checked again:
+        its constructor checks nothing)."""
+        if type(registration) is dict:
+            items: list[Any] = [registration]
+        elif isinstance(registration, Registration):
+            items = [msgspec.to_builtins(registration, enc_hook=encode_hook)]
         elif isinstance(registration, Mapping):
             items = [registration]
         elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
@@ -380,16 +387,24 @@ class Registry:
             raise RegistryError(f"Expected a registration mapping or a list of them, got "
                                 f"`{type(registration).__name__}`", "add")
         if strict:
-            # The valid case: one typed conversion and the loader's cross-field
-            # rules per item; any problem goes through the loader for its
-            # located report of every problem.
+            # The valid case: one typed conversion (of the whole list: msgspec
+            # makes the list type's decoder on each call, which one item does
+            # not repay) and the loader's cross-field rules per item; any
+            # problem goes through the loader for its located report of every
+            # problem.
             try:
-                regs = [msgspec.convert(item, Registration, dec_hook=decode_hook) for item in items]
+                regs = [msgspec.convert(items[0], Registration, dec_hook=decode_hook)] if len(items) == 1 else \
+                    msgspec.convert(items, _REGISTRATIONS, dec_hook=decode_hook)
             except (msgspec.ValidationError, RecursionError, TypeError):
                 regs = None
-            if regs is not None and not any(registration_problems(r, allow_inline_secrets) for r in regs) \
-                    and len({r.backend_id for r in regs}) == len(regs):
-                return regs
+            if regs is not None:
+                if len(regs) == 1:
+                    valid = not registration_problems(regs[0], allow_inline_secrets)
+                else:
+                    valid = not any([registration_problems(r, allow_inline_secrets) for r in regs]) \
+                        and len({r.backend_id for r in regs}) == len(regs)
+                if valid:
+                    return regs
         return load_registrations(items, strict=strict, allow_inline_secrets=allow_inline_secrets)
 
     def add(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
@@ -398,25 +413,25 @@ class Registry:
         list is added all or nothing; an id already registered is an error."""
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
-            taken = [(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
-                     for j, r in enumerate(regs) if r.backend_id in self._core.index]
-            if taken:
-                raise RegistryError(taken)
-            done: list[Registration] = []
-            try:
-                for reg in regs:
-                    self._layout.add([reg])
-                    self._by_id[reg.backend_id] = reg
-                    done.append(reg)
-            except BaseException:
-                for reg in done:  # all or nothing
-                    self._layout.remove(reg.backend_id)
-                    self._by_id.pop(reg.backend_id, None)
-                raise
+            index = self._core.index
+            if regs[0].backend_id in index if len(regs) == 1 else not index.keys().isdisjoint(
+                    [r.backend_id for r in regs]):
+                raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
+                                                                   "registered")
+                                     for j, r in enumerate(regs) if r.backend_id in index])
+            known = len(self.columns.features.tokens)
+            self._layout.add(regs)  # all or nothing
+            by_id = self._by_id
+            for reg in regs:
+                by_id[reg.backend_id] = reg
             self._records_current = False
-            self._core.record("add", None, regs)
-            check_vocabulary(self.columns, [c if isinstance(c, str) else c.name for r in regs
-                                            for c in (r.capabilities or ())])
+            # A tuple of Registrations (which the cyclic GC does not track):
+            # the log then holds nothing the collector must scan again.
+            self._core.record("add", None, tuple(regs))
+            tokens = self.columns.features.tokens
+            if len(tokens) > known:  # names new to the registry: checked once, when they arrive
+                check_vocabulary(self.columns, [t[2:] for t in tokens[known:]
+                                                if t.startswith("c:") and not is_versioned(t)])
             self._structure += 1
 
     def remove(self, backend_id: str) -> None:
@@ -424,12 +439,13 @@ class Registry:
         from now on; its reservations are dropped (releasing them later is
         harmless and returns False)."""
         with self._lock:
-            self._core.position(backend_id, "remove")
-            self._layout.remove(backend_id)
+            self._layout.remove(backend_id)  # a RegistryError naming it when unknown
             self._by_id.pop(backend_id, None)
-            self._health_notes.pop(backend_id, None)
-            for rid in self._held.pop(backend_id, ()):
-                del self._reservations[rid]
+            if self._health_notes:
+                self._health_notes.pop(backend_id, None)
+            if self._held:
+                for rid in self._held.pop(backend_id, ()):
+                    del self._reservations[rid]
             self._records_current = False
             self._core.record("remove", backend_id, None)
             self._structure += 1

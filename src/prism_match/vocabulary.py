@@ -101,6 +101,13 @@ class Vocabulary:
             self.tokens.append(token)
         return bit
 
+    def truncate(self, size: int) -> None:
+        """Forget the tokens added after the first ``size`` (the names of an
+        add that was refused)."""
+        for token in self.tokens[size:]:
+            del self.index[token]
+        del self.tokens[size:]
+
     def __len__(self) -> int:
         return len(self.tokens)
 

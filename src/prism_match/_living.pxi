@@ -1,0 +1,442 @@
+# A registration as a row of the columns, and that row written into one
+# position in a single call: what ``living.Layout`` does per added or
+# replaced backend, and what ``compiled.compile_registry`` reads per loaded
+# one. Included by _core.pyx after CoreRegistry (these functions read its C
+# fields). The plain twin of ``Row`` is ``plain_row`` in
+# tests/test_living_rows.py; ``IdOrder`` (below) is held to sorted ids there.
+#
+# Holding the GIL throughout and calling no user code, ``write_row`` changes
+# a position wholly between two Python bytecodes: a single match sees the
+# row before or after, never half of it.
+
+cdef enum:
+    _N_INPUT = 12    # len(compiled.INPUT_FLOATS)
+
+# What Row reads from compiled, schema and vocabulary, taken on first use
+# (compiled imports this module).
+cdef bint _tables_loaded = False
+cdef double _MISSING_INPUT[_N_INPUT]      # compiled.MISSING, INPUT_FLOATS order
+cdef dict _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE
+cdef int _UNKNOWN_CONSISTENCY_CODE
+cdef str _DEFAULT_VERSION, _VERSION_SEP
+
+
+cdef int _load_row_tables() except -1:
+    global _tables_loaded, _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE, _UNKNOWN_CONSISTENCY_CODE
+    global _DEFAULT_VERSION, _VERSION_SEP
+    cdef Py_ssize_t j
+    from .compiled import CONSISTENCY_CODE, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY
+    from .schema import DEFAULT_VERSION
+    from .vocabulary import VERSION_SEP
+    if len(INPUT_FLOATS) != _N_INPUT:
+        raise RuntimeError("compiled.INPUT_FLOATS and _living.pxi disagree")
+    for j in range(_N_INPUT):
+        _MISSING_INPUT[j] = MISSING[INPUT_FLOATS[j]]
+    _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE = TYPE_CODE, HEALTH_CODE, CONSISTENCY_CODE
+    _UNKNOWN_CONSISTENCY_CODE = UNKNOWN_CONSISTENCY
+    _DEFAULT_VERSION, _VERSION_SEP = DEFAULT_VERSION, VERSION_SEP
+    _tables_loaded = True
+    return 0
+
+
+cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
+    # Vocabulary.add, on its public state (``index``: token -> bit, ``tokens``
+    # in bit order), without a Python call per name.
+    found = index.get(token)
+    if found is not None:
+        return <Py_ssize_t>found
+    cdef Py_ssize_t bit = len(tokens)
+    index[token] = bit
+    tokens.append(token)
+    return bit
+
+
+cdef inline double _given(object value, Py_ssize_t j) except? -1.0:
+    return _MISSING_INPUT[j] if value is None else <double>value
+
+
+@cython.final
+cdef class TokenMemo:
+    """The feature bits of names already seen by ``Row``: ``(bare, versioned)``
+    per capability or interface name (the name alone for the default
+    version, else ``(name, version)``). Valid while its vocabulary only
+    grows: one that is cut back (``Vocabulary.truncate``) needs a new memo."""
+
+    cdef dict caps, ifcs
+
+    def __init__(self):
+        self.caps = {}
+        self.ifcs = {}
+
+    def __len__(self):
+        return len(self.caps) + len(self.ifcs)
+
+
+cdef inline tuple _feature_bits(dict memo, dict index, list tokens, str prefix, str name, str version):
+    key = name if version is _DEFAULT_VERSION or version == _DEFAULT_VERSION else (name, version)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        bare = prefix + name
+        found = (_token_bit(index, tokens, bare), _token_bit(index, tokens, bare + _VERSION_SEP + version))
+        if memo is not None:
+            memo[key] = found
+    return <tuple>found
+
+
+@cython.final
+cdef class Row:
+    """One registration as the columns hold it: the input floats
+    (``floats``, compiled.INPUT_FLOATS order, missing values as
+    compiled.MISSING says), the codes, the feature tokens it declares (bare
+    and versioned per name, in declaration order), its region and
+    compliance bits, and its latency entries ``(bare token, versioned token,
+    p99 ms)``. Names new to a vocabulary are added to it; ``memo`` (a
+    TokenMemo of ``features``) skips building the tokens of names seen before."""
+
+    cdef double f[_N_INPUT]
+    cdef readonly int backend_type, health, consistency
+    cdef readonly double open_incidents   # incidents without resolved_at (compiled.open_incidents)
+    cdef readonly list tokens, regions, compliance, latency
+
+    def __init__(self, reg, features, regions, compliance, TokenMemo memo=None):
+        cdef dict f_index = features.index
+        cdef list f_tokens = features.tokens
+        cdef dict caps_memo = memo.caps if memo is not None else None
+        cdef dict ifcs_memo = memo.ifcs if memo is not None else None
+        cdef dict index
+        cdef list names, tokens = [], latency = []
+        cdef tuple bits
+        cdef Py_ssize_t j
+        if not _tables_loaded:
+            _load_row_tables()
+        for cap in reg.capabilities:
+            if isinstance(cap, str):
+                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap, _DEFAULT_VERSION)
+            else:
+                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap.name, cap.version)
+                perf = cap.performance  # Capability.p99_ms, read in place
+                if perf is not None:
+                    lat = perf.latency
+                    if lat is not None and lat.p99_ms is not None:
+                        latency.append((bits[0], bits[1], <double>lat.p99_ms))
+            tokens.append(bits[0])
+            tokens.append(bits[1])
+        for ifc in reg.interfaces:
+            if isinstance(ifc, str):
+                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc, _DEFAULT_VERSION)
+            else:
+                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc.name, ifc.version)
+            tokens.append(bits[0])
+            tokens.append(bits[1])
+        self.tokens = tokens
+        self.latency = latency
+        index, names = regions.index, regions.tokens
+        self.regions = [_token_bit(index, names, region) for region in reg.regions]
+        index, names = compliance.index, compliance.tokens
+        self.compliance = [_token_bit(index, names, tag) for tag in reg.compliance]
+        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
+        if cap_ is not None:
+            self.f[0] = _given(cap_.max_write_rps, 0)
+            self.f[1] = _given(cap_.max_read_rps, 1)
+            self.f[4] = _given(cap_.max_storage, 4)
+            self.f[6] = _given(cap_.max_namespaces, 6)
+            self.f[8] = _given(cap_.max_connections, 8)
+        else:
+            for j in (0, 1, 4, 6, 8):
+                self.f[j] = _MISSING_INPUT[j]
+        if cur is not None:
+            self.f[2] = _given(cur.write_rps, 2)
+            self.f[3] = _given(cur.read_rps, 3)
+            self.f[5] = _given(cur.storage_used, 5)
+            self.f[7] = _given(cur.namespace_count, 7)
+            self.f[9] = _given(cur.active_connections, 9)
+        else:
+            for j in (2, 3, 5, 7, 9):
+                self.f[j] = _MISSING_INPUT[j]
+        self.f[10] = _given(cost.cost_per_1k_writes, 10) if cost is not None else _MISSING_INPUT[10]
+        self.f[11] = _given(hl.uptime_percent_24h, 11) if hl is not None else _MISSING_INPUT[11]
+        self.backend_type = _TYPE_CODE[reg.backend_type]
+        self.health = _HEALTH_CODE[hl.status if hl is not None else "unknown"]  # Registration.health_status
+        consistency = reg.consistency
+        self.consistency = _UNKNOWN_CONSISTENCY_CODE if consistency is None else _CONSISTENCY_CODE[consistency]
+        self.open_incidents = 0.0
+        if hl is not None:
+            for incident in hl.recent_incidents:
+                if incident.resolved_at is None:
+                    self.open_incidents += 1.0
+        for incident in reg.recent_incidents:
+            if incident.resolved_at is None:
+                self.open_incidents += 1.0
+
+    @property
+    def floats(self):
+        """The input floats, compiled.INPUT_FLOATS order."""
+        return [self.f[j] for j in range(_N_INPUT)]
+
+
+cdef inline void _set_bits(mask_t* row, Py_ssize_t words, list bits):
+    cdef Py_ssize_t b
+    memset(row, 0, words * sizeof(mask_t))
+    for b in bits:
+        row[b >> 6] |= (<mask_t>1) << (b & 63)
+
+
+def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint keep_usage, bint keep_health,
+              index_t label, bint set_label, index_t start, bint used_before):
+    """Position ``i`` := ``row``, every column in one call; returns where
+    its latency entries stop (they are written at ``start``). The caller
+    made room for ``i`` (``i`` < the core's positions), for every token of
+    ``row`` and for the entries, and refreshed the core's pointers.
+    ``keep_live``: reservations stay; ``keep_usage``: the observed usage
+    stays (write_rps, read_rps, storage_used, namespace_count,
+    active_connections);
+    ``keep_health``: status and uptime stay. ``set_label``: ``label``
+    becomes the position's order label. ``used_before``: the position held
+    a backend (a reused hole, a replace), whose feature bits are cleared
+    first, one word in every feature row; a position never used holds none
+    (``Columns``: no feature bit at or past ``size``).
+
+    Ends with ``core.recompute_usage(i)``: the single place a written row is
+    announced to the core (an add then marks it alive with ``set_alive``)."""
+    cdef Reg* r = &core.r
+    cdef mask_t* fb = <mask_t*>r.feature_bits
+    cdef Py_ssize_t n_features = len(<list>core.columns.features.tokens)
+    cdef Py_ssize_t t, e, stop, word = i >> 6
+    cdef mask_t bit = (<mask_t>1) << (i & 63)
+    cdef score_t* cost_col
+    cdef double cost, uptime
+    cdef tuple entry
+    if not 0 <= i < r.n or word >= r.stride:
+        raise IndexError(i)  # the caller makes room first; never reached on the documented path
+    stop = start + len(row.latency)
+    if stop > start and stop > len(core.columns.store["lat_p99_ms"]):
+        raise IndexError(stop)
+    cost_col = <score_t*>_ptr(core.columns.store["cost_per_1k_writes"])
+    (<score_t*>r.max_w)[i] = row.f[0]
+    (<score_t*>r.max_r)[i] = row.f[1]
+    (<score_t*>r.max_storage)[i] = row.f[4]
+    (<score_t*>r.max_ns)[i] = row.f[6]
+    (<score_t*>r.max_conn)[i] = row.f[8]
+    (<score_t*>r.open_incidents)[i] = row.open_incidents
+    cost_col[i] = row.f[10]
+    if not keep_usage:
+        core._cur_w[i] = row.f[2]
+        core._cur_r[i] = row.f[3]
+        core._storage_used[i] = row.f[5]
+        core._ns_count[i] = row.f[7]
+        core._conn[i] = row.f[9]
+    if not keep_health:
+        core._uptime[i] = row.f[11]
+        core._health[i] = <code_t>row.health
+    cost = cost_col[i]
+    (<score_t*>r.cost_score)[i] = 0.0 if cost != cost else 1.0 / (cost + 1.0)
+    uptime = core._uptime[i]
+    core._avail_score[i] = 0.0 if uptime != uptime else uptime / 100.0
+    if not keep_live:
+        core._res_w[i] = 0.0
+        core._res_r[i] = 0.0
+        core._res_storage[i] = 0.0
+        core._res_ns[i] = 0.0
+        core._res_conn[i] = 0.0
+    (<code_t*>r.btype)[i] = <code_t>row.backend_type
+    (<code_t*>r.consistency)[i] = <code_t>row.consistency
+    # Bit i of every feature row: cleared where a backend held it before
+    # (a word in each of the rows, the costly part of a write in a large
+    # registry), then set for the row's tokens.
+    if used_before:
+        for t in range(n_features):
+            fb[t * r.stride + word] &= ~bit
+    for t in row.tokens:
+        fb[t * r.stride + word] |= bit
+    _set_bits(<mask_t*>r.region_rows + i * r.wr, r.wr, row.regions)
+    _set_bits(<mask_t*>r.compliance_rows + i * r.wk, r.wk, row.compliance)
+    e = start
+    for entry in row.latency:
+        (<index_t*>r.lat_token)[e] = entry[0]
+        (<index_t*>r.lat_vtoken)[e] = entry[1]
+        (<score_t*>r.lat_p99)[e] = entry[2]
+        e += 1
+    (<index_t*>r.lat_start)[i] = start
+    (<index_t*>r.lat_stop)[i] = stop
+    if set_label:
+        (<index_t*>r.id_rank)[i] = label
+    core.recompute_usage(i)
+    return stop
+
+
+# --- ids in byte order, with their order labels -----------------------------------------
+
+from cpython.unicode cimport PyUnicode_Compare
+
+cdef enum:
+    _LOAD = 512      # ids per block of an IdOrder (a block is split past twice this)
+
+
+cdef inline Py_ssize_t _bisect_ids(list items, str key) except -1:
+    # The first j with items[j] >= key; str order is code point order, which
+    # is the byte order of UTF-8 (the order every path ties by).
+    cdef Py_ssize_t lo = 0, hi = len(items), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if PyUnicode_Compare(<str>items[mid], key) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@cython.final
+cdef class IdOrder:
+    """The ids of a live registry in byte order with their order labels
+    (``living.Layout``): a list of sorted blocks, so that finding an added
+    id's neighbours and inserting it costs two binary searches and a short
+    list insert. A removed id stays in place with its label (``discard``);
+    added back, it takes that label again. ``labels``: id -> label, for
+    every id in the order (removed ones included)."""
+
+    cdef list blocks             # sorted lists of ids, each non-empty
+    cdef list maxes              # the last id of each block
+    cdef readonly dict labels
+    cdef readonly set gone       # ids removed since the order was made
+    cdef Py_ssize_t count
+    cdef object gap, lowest, highest
+
+    def __init__(self, list ids, list labels, gap, lowest, highest):
+        """``ids`` in byte order, ``labels`` increasing with them; new
+        labels are kept strictly inside (``lowest``, ``highest``), ``gap``
+        apart when ids arrive past either end."""
+        cdef Py_ssize_t j
+        self.blocks = [ids[j:j + _LOAD] for j in range(0, len(ids), _LOAD)]
+        self.maxes = [block[len(block) - 1] for block in self.blocks]  # no wraparound in this module
+        self.labels = dict(zip(ids, labels))
+        self.gone = set()
+        self.count = len(ids)
+        self.gap, self.lowest, self.highest = gap, lowest, highest
+
+    def __len__(self):
+        return self.count
+
+    def ids(self):
+        """Every id in the order (removed ones included), in byte order."""
+        return [backend_id for block in self.blocks for backend_id in block]
+
+    def discard(self, str backend_id):
+        """``backend_id`` was removed: it keeps its place and label."""
+        self.gone.add(backend_id)
+
+    cdef _label_at(self, Py_ssize_t b, Py_ssize_t pos):
+        # The label of the id at (block, position), or the bound past either end.
+        cdef Py_ssize_t nb = len(self.blocks)
+        if pos < 0:
+            b -= 1
+            if b < 0:
+                return self.lowest
+            pos = len(<list>self.blocks[b]) - 1
+        elif pos >= len(<list>self.blocks[b]):
+            b += 1
+            if b >= nb:
+                return self.highest
+            pos = 0
+        return self.labels[(<list>self.blocks[b])[pos]]
+
+    def label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None):
+        """The order label of an added id: its own again if it was removed,
+        else one between its neighbours' (at either end one gap out, ids
+        often arrive in order; else the middle, spreading a window of labels
+        out first when the neighbours' touch; live ids whose label changes
+        get it written into ``id_label`` at ``index[id]``, and told to
+        ``core``'s scan order, whose rank bounds follow labels)."""
+        cdef Py_ssize_t nb = len(self.blocks), b, pos
+        cdef list block
+        if backend_id in self.gone:
+            self.gone.discard(backend_id)
+            return self.labels[backend_id]
+        if nb == 0:
+            label = self.lowest + (self.highest - self.lowest) // 2
+            self.blocks.append([backend_id])
+            self.maxes.append(backend_id)
+            self.labels[backend_id] = label
+            self.count = 1
+            return label
+        b = _bisect_ids(self.maxes, backend_id)
+        if b == nb:
+            b = nb - 1
+            pos = len(<list>self.blocks[b])
+        else:
+            pos = _bisect_ids(<list>self.blocks[b], backend_id)
+        lo = self._label_at(b, pos - 1)
+        hi = self._label_at(b, pos)
+        at_end = b == nb - 1 and pos == len(<list>self.blocks[b])
+        at_start = b == 0 and pos == 0
+        if at_end and hi - lo > 2 * self.gap:
+            label = lo + self.gap
+        elif at_start and hi - lo > 2 * self.gap:
+            label = hi - self.gap
+        else:
+            if hi - lo < 2:
+                self._spread(b, pos, id_label, index, core)
+                lo = self._label_at(b, pos - 1)
+                hi = self._label_at(b, pos)
+            label = lo + (hi - lo) // 2
+        block = <list>self.blocks[b]
+        block.insert(pos, backend_id)
+        if pos == len(block) - 1:
+            self.maxes[b] = backend_id
+        if len(block) > 2 * _LOAD:
+            self.blocks.insert(b + 1, block[_LOAD:])
+            del block[_LOAD:]
+            self.maxes.insert(b, block[len(block) - 1])
+        self.labels[backend_id] = label
+        self.count += 1
+        return label
+
+    cdef tuple _window(self, Py_ssize_t b, Py_ssize_t pos, Py_ssize_t width):
+        # Up to ``width`` ids before (b, pos) and from it on, with the label
+        # just outside each side and whether each side reached its end.
+        cdef list before = [], after = []
+        cdef Py_ssize_t bb = b, p = pos - 1, nb = len(self.blocks)
+        while len(before) < width:
+            if p < 0:
+                bb -= 1
+                if bb < 0:
+                    break
+                p = len(<list>self.blocks[bb]) - 1
+            before.append((<list>self.blocks[bb])[p])
+            p -= 1
+        before.reverse()
+        lo = self._label_at(bb, p) if bb >= 0 else self.lowest
+        first = bb < 0 or (bb == 0 and p < 0)
+        bb, p = b, pos
+        while len(after) < width:
+            if p >= len(<list>self.blocks[bb]):
+                bb += 1
+                if bb >= nb:
+                    break
+                p = 0
+            after.append((<list>self.blocks[bb])[p])
+            p += 1
+        hi = self._label_at(bb, p) if bb < nb else self.highest
+        last = bb >= nb or (bb == nb - 1 and p >= len(<list>self.blocks[bb]))
+        return before, after, lo, hi, first and last
+
+    cdef _spread(self, Py_ssize_t b, Py_ssize_t pos, id_label, dict index, CoreRegistry core):
+        # Evenly spaced labels for the ids around (b, pos), widening the
+        # window until it has room for them all (amortized: each doubling
+        # halves how often it happens), one gap left free at (b, pos).
+        # Removed ids in the window get new labels too, in the order only.
+        cdef Py_ssize_t width = 8, j
+        cdef index_t* out = <index_t*>_ptr(id_label)
+        while True:
+            before, after, lo, hi, everything = self._window(b, pos, width)
+            count = len(before) + len(after)
+            if hi - lo > 4 * (count + 2) or everything:
+                break
+            width *= 2
+        step = (hi - lo) // (count + 2)
+        for j, backend_id in enumerate(before + after):
+            label = lo + step * (j + 1 + (j >= len(before)))
+            self.labels[backend_id] = label
+            if backend_id not in self.gone:
+                out[<Py_ssize_t>index[backend_id]] = label
+                if core is not None:
+                    core.label_written(index[backend_id])
