@@ -55,7 +55,10 @@ cdef inline double _given(object value, Py_ssize_t j) except? -1.0:
     return _MISSING_INPUT[j] if value is None else <double>value
 
 
+# TokenMemo, Row and IdOrder hold only ints, strings and containers of
+# them, so no cycle can pass through one: the cyclic GC need not track them.
 @cython.final
+@cython.no_gc
 cdef class TokenMemo:
     """The feature bits of names already seen by ``Row``: ``(bare, versioned)``
     per capability or interface name (the name alone for the default
@@ -84,6 +87,7 @@ cdef inline tuple _feature_bits(dict memo, dict index, list tokens, str prefix, 
 
 
 @cython.final
+@cython.no_gc
 cdef class Row:
     """One registration as the columns hold it: the input floats
     (``floats``, compiled.INPUT_FLOATS order, missing values as
@@ -286,6 +290,7 @@ cdef inline Py_ssize_t _bisect_ids(list items, str key) except -1:
 
 
 @cython.final
+@cython.no_gc
 cdef class IdOrder:
     """The ids of a live registry in byte order with their order labels
     (``living.Layout``): a list of sorted blocks, so that finding an added
