@@ -147,10 +147,12 @@ ID_CHARS = "abz0é"
 @settings(max_examples=200, deadline=None)
 @given(initial=st.lists(st.text(ID_CHARS, min_size=1, max_size=4), unique=True, max_size=30),
        tight=st.booleans(),
-       ops=st.lists(st.tuples(st.booleans(), st.text(ID_CHARS, min_size=1, max_size=4)), max_size=120))
+       ops=st.lists(st.tuples(st.sampled_from(["add", "remove", "purge"]), st.text(ID_CHARS, min_size=1, max_size=4)),
+                    max_size=120))
 def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
     """``tight``: the initial labels are consecutive integers, so most adds
-    between two of them spread a window out first."""
+    between two of them spread a window out first. ``purge`` lets the
+    removed ids go."""
     initial.sort()
     step = 1 if tight else LABEL_GAP
     positions = {backend_id: j for j, backend_id in enumerate(initial)}
@@ -160,9 +162,14 @@ def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
     order = IdOrder(list(initial), [j * step for j in range(len(initial))], LABEL_GAP, -(1 << 62), 1 << 62)
     live = set(initial)
     known = set(initial)  # live or removed: what the order holds
-    taken: dict[str, int] = {}
-    for add, backend_id in ops:
-        if add and backend_id not in live:
+    for op, backend_id in ops:
+        if op == "purge":
+            labels_before = {b: order.labels[b] for b in live}
+            order.purge()
+            known = set(live)
+            assert order.gone == set() and {b: order.labels[b] for b in live} == labels_before
+            assert set(order.labels) == live
+        elif op == "add" and backend_id not in live:
             if backend_id in order.gone:
                 expected = order.labels[backend_id]
             else:
@@ -174,8 +181,7 @@ def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
             id_label[positions[backend_id]] = label
             live.add(backend_id)
             known.add(backend_id)
-            taken[backend_id] = label
-        elif not add and backend_id in live:
+        elif op == "remove" and backend_id in live:
             order.discard(backend_id)
             live.discard(backend_id)
         held = order.ids()
@@ -277,3 +283,31 @@ def test_new_last_positions_hold_no_old_bits_after_compaction_and_snapshots():
         current.add(docs[100:])  # past the holes' count: new last positions, and the store grows
         expected = [d for j, d in enumerate(docs) if j >= 100 or j % 3]
         assert by_name(current) == by_name(load_registry(expected))
+
+
+def test_many_removes_let_the_order_forget_them_and_ties_still_follow_the_ids():
+    """Once removed ids make up a third of the order it lets them go
+    (``IdOrder.purge``); ids added after, new ones and ones that were
+    removed, still take labels in byte order."""
+    docs = docs_for(200, "m")
+    twin = {k: v for k, v in docs[0].items() if k != "backend_id"}  # identical bodies: exact ties
+    docs = [dict(twin, backend_id=d["backend_id"]) if j % 2 else d for j, d in enumerate(docs)]
+    registry = load_registry(docs)
+    registry.add(docs_for(1, "zz"))  # the order is made
+    removed = [d["backend_id"] for d in docs[:180]]
+    for backend_id in removed:
+        registry.remove(backend_id)
+    order = registry._layout._order
+    assert len(order.gone) == 180
+    back = [d for j, d in enumerate(docs[:180]) if j % 6 == 1]
+    new = [dict(twin, backend_id=f"m-{j:04d}x") for j in range(0, 200, 7)]
+    registry.add(back + new)
+    assert len(registry._layout._order.gone) == 0  # let go on that add
+    expected = docs[180:] + docs_for(1, "zz") + back + new
+    assert by_name(registry) == by_name(load_registry(expected))
+    c = registry.columns
+    live = [(registry.engine.core.index[b], b) for b in registry.backend_ids]
+    assert sorted(live, key=lambda p: int(c.id_label[p[0]])) == sorted(live, key=lambda p: p[1].encode())
+    slot = {"slot_name": "s"}
+    assert [(m.backend_id, m.score) for m in registry.match(slot, k=50)] == \
+        [(m.backend_id, m.score) for m in load_registry(expected).match(slot, k=50)]

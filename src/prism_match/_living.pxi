@@ -329,6 +329,20 @@ cdef class IdOrder:
         """``backend_id`` was removed: it keeps its place and label."""
         self.gone.add(backend_id)
 
+    def purge(self):
+        """Forget the removed ids, places and labels (one pass over the ids
+        in C; the live ids keep their labels)."""
+        cdef set gone = self.gone
+        cdef list kept = [backend_id for block in self.blocks for backend_id in <list>block
+                          if backend_id not in gone]
+        cdef Py_ssize_t j
+        for backend_id in gone:
+            del self.labels[backend_id]
+        self.blocks = [kept[j:j + _LOAD] for j in range(0, len(kept), _LOAD)]
+        self.maxes = [block[len(block) - 1] for block in self.blocks]
+        self.count = len(kept)
+        self.gone = set()
+
     cdef _label_at(self, Py_ssize_t b, Py_ssize_t pos):
         # The label of the id at (block, position), or the bound past either end.
         cdef Py_ssize_t nb = len(self.blocks)

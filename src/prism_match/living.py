@@ -65,10 +65,12 @@ class Layout:
     # --- ids in order --------------------------------------------------------------------
 
     def _ids_in_order(self) -> IdOrder:
-        """The ids in byte order with their labels (made on the first add,
-        and again once removed ids make up a third of it)."""
+        """The ids in byte order with their labels (made on the first add;
+        the removed ids it keeps are let go once they make up a third of it)."""
         order = self._order
-        if order is None or len(order.gone) > 64 + len(order) // 2:
+        if order is not None and len(order.gone) > 64 + len(order) // 2:
+            order.purge()
+        elif order is None:
             c = self.columns
             live = np.flatnonzero(c.alive_mask)
             live = live[np.argsort(c.id_label[live], kind="stable")]
