@@ -25,9 +25,11 @@ cdef int _load_row_tables() except -1:
     global _tables_loaded, _TYPE_CODE, _HEALTH_CODE, _CONSISTENCY_CODE, _UNKNOWN_CONSISTENCY_CODE
     global _DEFAULT_VERSION, _VERSION_SEP
     cdef Py_ssize_t j
+    from . import schema
     from .compiled import CONSISTENCY_CODE, HEALTH_CODE, INPUT_FLOATS, MISSING, TYPE_CODE, UNKNOWN_CONSISTENCY
     from .schema import DEFAULT_VERSION
     from .vocabulary import VERSION_SEP
+    _load_fields(schema)
     if len(INPUT_FLOATS) != _N_INPUT:
         raise RuntimeError("compiled.INPUT_FLOATS and _living.pxi disagree")
     for j in range(_N_INPUT):
@@ -37,6 +39,84 @@ cdef int _load_row_tables() except -1:
     _DEFAULT_VERSION, _VERSION_SEP = DEFAULT_VERSION, VERSION_SEP
     _tables_loaded = True
     return 0
+
+
+# --- reading a Registration's fields at their slots -----------------------------------
+#
+# A msgspec Struct keeps its fields in slots, read through member
+# descriptors: an attribute lookup (the type's dictionary, the descriptor,
+# its getter) costs some 140 instructions, and Row reads about thirty. For
+# the exact schema classes Row reads the slot at the descriptor's offset,
+# as the descriptor's getter would; any other object (a subclass, a stand-in)
+# goes through getattr.
+
+from cpython.object cimport PyObject, PyTypeObject
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef enum _F:
+    F_BACKEND_TYPE, F_CAPABILITIES, F_INTERFACES, F_REGIONS, F_COMPLIANCE, F_CONSISTENCY
+    F_CAPACITY, F_CURRENT, F_COST, F_HEALTH, F_RECENT_INCIDENTS
+    F_MAX_WRITE_RPS, F_MAX_READ_RPS, F_MAX_STORAGE, F_MAX_NAMESPACES, F_MAX_CONNECTIONS
+    F_WRITE_RPS, F_READ_RPS, F_STORAGE_USED, F_NAMESPACE_COUNT, F_ACTIVE_CONNECTIONS
+    F_COST_PER_1K_WRITES, F_STATUS, F_UPTIME, F_HEALTH_INCIDENTS
+    F_CAP_NAME, F_CAP_VERSION, F_CAP_PERFORMANCE, F_PERF_LATENCY, F_P99_MS
+    F_IFC_NAME, F_IFC_VERSION, F_RESOLVED_AT
+    _N_FIELDS
+
+# (schema class, field) of each _F, in order.
+_FIELD_SPECS = (
+    ("Registration", "backend_type"), ("Registration", "capabilities"), ("Registration", "interfaces"),
+    ("Registration", "regions"), ("Registration", "compliance"), ("Registration", "consistency"),
+    ("Registration", "capacity"), ("Registration", "current"), ("Registration", "cost"),
+    ("Registration", "health"), ("Registration", "recent_incidents"),
+    ("Capacity", "max_write_rps"), ("Capacity", "max_read_rps"), ("Capacity", "max_storage"),
+    ("Capacity", "max_namespaces"), ("Capacity", "max_connections"),
+    ("Current", "write_rps"), ("Current", "read_rps"), ("Current", "storage_used"),
+    ("Current", "namespace_count"), ("Current", "active_connections"),
+    ("Cost", "cost_per_1k_writes"), ("Health", "status"), ("Health", "uptime_percent_24h"),
+    ("Health", "recent_incidents"),
+    ("Capability", "name"), ("Capability", "version"), ("Capability", "performance"),
+    ("CapabilityPerformance", "latency"), ("Latency", "p99_ms"),
+    ("Interface", "name"), ("Interface", "version"), ("Incident", "resolved_at"),
+)
+cdef PyObject* _FIELD_OWNER[_N_FIELDS]     # the class (kept alive by _FIELD_KEEP)
+cdef Py_ssize_t _FIELD_OFFSET[_N_FIELDS]
+cdef tuple _FIELD_NAME = ()
+cdef list _FIELD_KEEP = []
+
+
+cdef int _load_fields(schema) except -1:
+    global _FIELD_NAME
+    cdef Py_ssize_t f
+    member_descriptor = type(schema.Registration.__dict__["backend_id"])
+    if len(_FIELD_SPECS) != _N_FIELDS:
+        raise RuntimeError("_FIELD_SPECS and the _F enum disagree")
+    for f in range(_N_FIELDS):
+        owner_name, name = _FIELD_SPECS[f]
+        owner = getattr(schema, owner_name)
+        descr = owner.__dict__.get(name)
+        if type(descr) is not member_descriptor:
+            raise RuntimeError(f"{owner_name}.{name} is not a slot")
+        _FIELD_KEEP.append(owner)
+        _FIELD_OWNER[f] = <PyObject*>owner
+        _FIELD_OFFSET[f] = (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
+    _FIELD_NAME = tuple(name for _, name in _FIELD_SPECS)
+    return 0
+
+
+cdef inline object _get(object obj, int f):
+    # ``getattr(obj, name of f)``: the slot itself when obj's class is the field's.
+    cdef PyObject* value
+    if (<PyObject*>obj).ob_type == <PyTypeObject*>_FIELD_OWNER[f]:
+        value = (<PyObject**>((<char*><PyObject*>obj) + _FIELD_OFFSET[f]))[0]
+        if value != NULL:
+            return <object>value
+    return getattr(obj, <str>_FIELD_NAME[f])
 
 
 cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
@@ -113,63 +193,67 @@ cdef class Row:
         cdef Py_ssize_t j
         if not _tables_loaded:
             _load_row_tables()
-        for cap in reg.capabilities:
+        for cap in _get(reg, F_CAPABILITIES):
             if isinstance(cap, str):
                 bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap, _DEFAULT_VERSION)
             else:
-                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", cap.name, cap.version)
-                perf = cap.performance  # Capability.p99_ms, read in place
+                bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", _get(cap, F_CAP_NAME),
+                                     _get(cap, F_CAP_VERSION))
+                perf = _get(cap, F_CAP_PERFORMANCE)  # Capability.p99_ms, read in place
                 if perf is not None:
-                    lat = perf.latency
-                    if lat is not None and lat.p99_ms is not None:
-                        latency.append((bits[0], bits[1], <double>lat.p99_ms))
+                    lat = _get(perf, F_PERF_LATENCY)
+                    if lat is not None:
+                        p99 = _get(lat, F_P99_MS)
+                        if p99 is not None:
+                            latency.append((bits[0], bits[1], <double>p99))
             tokens.append(bits[0])
             tokens.append(bits[1])
-        for ifc in reg.interfaces:
+        for ifc in _get(reg, F_INTERFACES):
             if isinstance(ifc, str):
                 bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc, _DEFAULT_VERSION)
             else:
-                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", ifc.name, ifc.version)
+                bits = _feature_bits(ifcs_memo, f_index, f_tokens, "i:", _get(ifc, F_IFC_NAME),
+                                     _get(ifc, F_IFC_VERSION))
             tokens.append(bits[0])
             tokens.append(bits[1])
         self.tokens = tokens
         self.latency = latency
         index, names = regions.index, regions.tokens
-        self.regions = [_token_bit(index, names, region) for region in reg.regions]
+        self.regions = [_token_bit(index, names, region) for region in _get(reg, F_REGIONS)]
         index, names = compliance.index, compliance.tokens
-        self.compliance = [_token_bit(index, names, tag) for tag in reg.compliance]
-        cap_, cur, cost, hl = reg.capacity, reg.current, reg.cost, reg.health
+        self.compliance = [_token_bit(index, names, tag) for tag in _get(reg, F_COMPLIANCE)]
+        cap_, cur, cost, hl = _get(reg, F_CAPACITY), _get(reg, F_CURRENT), _get(reg, F_COST), _get(reg, F_HEALTH)
         if cap_ is not None:
-            self.f[0] = _given(cap_.max_write_rps, 0)
-            self.f[1] = _given(cap_.max_read_rps, 1)
-            self.f[4] = _given(cap_.max_storage, 4)
-            self.f[6] = _given(cap_.max_namespaces, 6)
-            self.f[8] = _given(cap_.max_connections, 8)
+            self.f[0] = _given(_get(cap_, F_MAX_WRITE_RPS), 0)
+            self.f[1] = _given(_get(cap_, F_MAX_READ_RPS), 1)
+            self.f[4] = _given(_get(cap_, F_MAX_STORAGE), 4)
+            self.f[6] = _given(_get(cap_, F_MAX_NAMESPACES), 6)
+            self.f[8] = _given(_get(cap_, F_MAX_CONNECTIONS), 8)
         else:
             for j in (0, 1, 4, 6, 8):
                 self.f[j] = _MISSING_INPUT[j]
         if cur is not None:
-            self.f[2] = _given(cur.write_rps, 2)
-            self.f[3] = _given(cur.read_rps, 3)
-            self.f[5] = _given(cur.storage_used, 5)
-            self.f[7] = _given(cur.namespace_count, 7)
-            self.f[9] = _given(cur.active_connections, 9)
+            self.f[2] = _given(_get(cur, F_WRITE_RPS), 2)
+            self.f[3] = _given(_get(cur, F_READ_RPS), 3)
+            self.f[5] = _given(_get(cur, F_STORAGE_USED), 5)
+            self.f[7] = _given(_get(cur, F_NAMESPACE_COUNT), 7)
+            self.f[9] = _given(_get(cur, F_ACTIVE_CONNECTIONS), 9)
         else:
             for j in (2, 3, 5, 7, 9):
                 self.f[j] = _MISSING_INPUT[j]
-        self.f[10] = _given(cost.cost_per_1k_writes, 10) if cost is not None else _MISSING_INPUT[10]
-        self.f[11] = _given(hl.uptime_percent_24h, 11) if hl is not None else _MISSING_INPUT[11]
-        self.backend_type = _TYPE_CODE[reg.backend_type]
-        self.health = _HEALTH_CODE[hl.status if hl is not None else "unknown"]  # Registration.health_status
-        consistency = reg.consistency
+        self.f[10] = _given(_get(cost, F_COST_PER_1K_WRITES), 10) if cost is not None else _MISSING_INPUT[10]
+        self.f[11] = _given(_get(hl, F_UPTIME), 11) if hl is not None else _MISSING_INPUT[11]
+        self.backend_type = _TYPE_CODE[_get(reg, F_BACKEND_TYPE)]
+        self.health = _HEALTH_CODE[_get(hl, F_STATUS) if hl is not None else "unknown"]  # Registration.health_status
+        consistency = _get(reg, F_CONSISTENCY)
         self.consistency = _UNKNOWN_CONSISTENCY_CODE if consistency is None else _CONSISTENCY_CODE[consistency]
         self.open_incidents = 0.0
         if hl is not None:
-            for incident in hl.recent_incidents:
-                if incident.resolved_at is None:
+            for incident in _get(hl, F_HEALTH_INCIDENTS):
+                if _get(incident, F_RESOLVED_AT) is None:
                     self.open_incidents += 1.0
-        for incident in reg.recent_incidents:
-            if incident.resolved_at is None:
+        for incident in _get(reg, F_RECENT_INCIDENTS):
+            if _get(incident, F_RESOLVED_AT) is None:
                 self.open_incidents += 1.0
 
     @property
@@ -185,8 +269,9 @@ cdef inline void _set_bits(mask_t* row, Py_ssize_t words, list bits):
         row[b >> 6] |= (<mask_t>1) << (b & 63)
 
 
-def write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint keep_usage, bint keep_health,
-              index_t label, bint set_label, index_t start, bint used_before):
+cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live, bint keep_usage,
+                        bint keep_health, index_t label, bint set_label, index_t start,
+                        bint used_before) except -1:
     """Position ``i`` := ``row``, every column in one call; returns where
     its latency entries stop (they are written at ``start``). The caller
     made room for ``i`` (``i`` < the core's positions), for every token of
@@ -358,7 +443,7 @@ cdef class IdOrder:
             pos = 0
         return self.labels[(<list>self.blocks[b])[pos]]
 
-    def label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None):
+    cpdef label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None):
         """The order label of an added id: its own again if it was removed,
         else one between its neighbours' (at either end one gap out, ids
         often arrive in order; else the middle, spreading a window of labels
@@ -459,3 +544,82 @@ cdef class IdOrder:
                 out[<Py_ssize_t>index[backend_id]] = label
                 if core is not None:
                     core.label_written(index[backend_id])
+
+
+# --- an add, in one call ----------------------------------------------------------------
+
+def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, list registrations,
+             Py_ssize_t positions_allowed):
+    """The work of ``living.Layout.add`` (which see) without a Python frame
+    per step: the registrations as rows (their new names added to the
+    vocabularies), the limits checked when a vocabulary grew or the
+    positions pass ``positions_allowed`` (``layout.check_limits``, which
+    forgets the new names when it refuses), room made when something does
+    not fit (``layout.make_room``), then each registration written into a
+    hole (a reused position: its old feature bits cleared) or a new last
+    position, labelled, indexed and marked alive. Everything that can be
+    refused is refused before any position changes; an interruption undoes
+    what was written (``layout.abandon``, ``layout.remove``)."""
+    features, regions, compliance = columns.features, columns.regions, columns.compliance
+    cdef list f_tokens = features.tokens, r_tokens = regions.tokens, c_tokens = compliance.tokens
+    cdef tuple before = (len(f_tokens), len(r_tokens), len(c_tokens))
+    cdef list holes = columns.holes
+    cdef Py_ssize_t n = len(registrations), size = columns.size
+    cdef Py_ssize_t appended = max(n - len(holes), 0), positions = size + max(appended, 1)
+    cdef Py_ssize_t j, done = 0, i = -1
+    cdef index_t entries
+    cdef list rows
+    cdef bint grew, reused
+    cdef Row row
+    try:
+        rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
+    except BaseException:
+        layout.forget_names(before)
+        raise
+    grew = before != (len(f_tokens), len(r_tokens), len(c_tokens))
+    if grew or positions > positions_allowed:
+        layout.check_limits(positions, before)
+    entries = columns.entries
+    for row in rows:
+        entries += len(row.latency)
+    store = columns.store
+    if grew or size + appended > len(store["id_label"]) or entries > len(store["lat_p99_ms"]):
+        if layout.make_room(size + appended, entries, grew) or grew:
+            core.refresh(grew)
+        store = columns.store
+    cdef dict index = core.index
+    cdef list backend_ids = columns.backend_ids
+    id_label = store["id_label"]
+    entries = columns.entries
+    try:
+        for j in range(n):
+            backend_id = registrations[j].backend_id
+            label = order.label_for(backend_id, id_label, index, core)
+            reused = len(holes) > 0
+            if reused:
+                i = holes.pop()  # claimed: ``abandon`` gives it back
+                columns.dense = False  # a hole reused: latency entries out of position order
+            else:
+                columns.size = size + 1  # nothing is claimed until this is done
+                size += 1
+                i = size - 1
+                backend_ids.append(None)
+                core.resize(size)
+            backend_ids[i] = backend_id
+            entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
+            columns.entries = entries
+            index[backend_id] = i
+            core.set_alive(i, True)
+            i = -1
+            done += 1
+    except BaseException:
+        # Only an interruption gets here: the backend being written and
+        # those added before it leave again.
+        if done < n:
+            layout.abandon(registrations[done].backend_id, i)
+        for j in range(done):
+            layout.remove(registrations[j].backend_id)
+        raise
+    finally:
+        core.positions_moved()
+        columns.ids_changed()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from ._types import MASK_DTYPE
-from ._core import IdOrder, Row, TokenMemo, write_row
+from ._core import IdOrder, Row, TokenMemo, add_rows, write_row
 from .compiled import LABEL_GAP, Columns, check_mask_limits, max_positions
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Layout:
 
     # --- room ----------------------------------------------------------------------------
 
-    def _room(self, positions: int, entries: int, grew_vocab: bool) -> bool:
+    def make_room(self, positions: int, entries: int, grew_vocab: bool) -> bool:
         """Make the store hold ``positions`` rows, ``entries`` latency
         entries and every vocabulary's words; True when an array was
         replaced (the core must take its pointers again). Nothing to look at
@@ -135,92 +135,45 @@ class Layout:
 
     # --- changes -------------------------------------------------------------------------
 
-    def _rows(self, registrations: list[Registration], positions: int) -> tuple[list[Row], bool]:
-        """The registrations as rows, their new names added to the
-        vocabularies; then the documented limits checked for ``positions``
-        positions, before any position changes. A RegistryError leaves
-        everything as it was, vocabularies included. True when a vocabulary
-        grew."""
+    def check_limits(self, positions: int, before: tuple[int, int, int]) -> None:
+        """The documented limits for ``positions`` positions under the
+        vocabularies as they are now; a RegistryError forgets the names
+        added since they had ``before`` tokens each (a refused add leaves
+        them as they were)."""
         c = self.columns
-        features, regions, compliance = c.features, c.regions, c.compliance
-        before = (len(features.tokens), len(regions.tokens), len(compliance.tokens))
         try:
-            memo = self._memo
-            if len(registrations) == 1:  # no comprehension (a function call) for the common case
-                rows = [Row(registrations[0], features, regions, compliance, memo)]
-            else:
-                rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
-            grew = before != (len(features.tokens), len(regions.tokens), len(compliance.tokens))
-            if grew or positions > self._positions_allowed:
-                check_mask_limits(positions, features, regions, compliance)
-                self._positions_allowed = max_positions(features, regions, compliance)
+            check_mask_limits(positions, c.features, c.regions, c.compliance)
         except BaseException:
-            if before != (len(features.tokens), len(regions.tokens), len(compliance.tokens)):
-                for vocab, size in zip((features, regions, compliance), before):
-                    vocab.truncate(size)
-                self._memo = TokenMemo()
-                # A slot prepared meanwhile may have read a name now gone:
-                # slots are prepared again on their next use.
-                self.core.refresh(True)
+            self.forget_names(before)
             raise
-        return rows, grew
+        self._positions_allowed = max_positions(c.features, c.regions, c.compliance)
+
+    def forget_names(self, before: tuple[int, int, int]) -> None:
+        """Cut the vocabularies back to ``before`` tokens each (the names of
+        an add that was refused or interrupted)."""
+        c = self.columns
+        vocabularies = (c.features, c.regions, c.compliance)
+        if before != tuple(len(v.tokens) for v in vocabularies):
+            for vocab, size in zip(vocabularies, before):
+                vocab.truncate(size)
+            self._memo = TokenMemo()
+            # A slot prepared meanwhile may have read a name now gone: slots
+            # are prepared again on their next use.
+            self.core.refresh(True)
 
     def add(self, registrations: list[Registration]) -> None:
         """Write each registration into a free position (a hole first, else
         the next one), all or nothing. The ids are new and distinct (checked
         above). Vocabularies, limits and room are seen to once for the whole
-        list."""
-        c = self.columns
-        core = self.core
+        list, before any position changes (``_core.add_rows`` does the work
+        in one call, calling back ``check_limits``, ``make_room``,
+        ``abandon`` and ``remove`` when it needs them)."""
         order = self._order
         if order is None or len(order.gone) > 64 + len(order) // 2:
             order = self._ids_in_order()  # made (or made again) before any position changes
-        holes = c.holes
-        appended = len(registrations) - len(holes)
-        appended = appended if appended > 0 else 0
-        rows, grew = self._rows(registrations, c.size + (appended or 1))
-        entries = c.entries
-        for row in rows:
-            entries += len(row.latency)
-        if self._room(c.size + appended, entries, grew) or grew:
-            core.refresh(grew)
-        index = core.index
-        backend_ids = c.backend_ids
-        id_label = c.store["id_label"]
-        done, i = 0, -1  # backends added; the position being written (-1: none yet)
-        try:
-            for reg, row in zip(registrations, rows):
-                backend_id = reg.backend_id
-                label = order.label_for(backend_id, id_label, index, core)
-                reused = bool(holes)
-                if reused:
-                    i = holes.pop()
-                    c.dense = False  # a hole reused: latency entries out of position order
-                else:
-                    i = c.size
-                    backend_ids.append(None)
-                    c.size = i + 1
-                    core.resize(i + 1)
-                backend_ids[i] = backend_id
-                c.entries = write_row(core, i, row, False, False, False, label, True, c.entries, reused)
-                index[backend_id] = i
-                core.set_alive(i, True)
-                i = -1
-                done += 1
-        except BaseException:
-            # Only an interruption gets here (everything that can be refused
-            # was checked above): the backend being written and those added
-            # before it leave again.
-            if done < len(registrations):
-                self._abandon(registrations[done].backend_id, i)
-            for reg in registrations[:done]:
-                self.remove(reg.backend_id)
-            raise
-        finally:
-            core.positions_moved()
-            c.ids_changed()
+        add_rows(self, self.core, self.columns, order, self._memo, registrations, self._positions_allowed)
 
-    def _abandon(self, backend_id: str, i: int) -> None:
+    def abandon(self, backend_id: str, i: int) -> None:
         """Undo a backend's add cut short: its position (if it had one, else
         -1) becomes a hole, its label stays in the order as a removed id's."""
         c = self.columns
@@ -229,6 +182,8 @@ class Layout:
             return
         if i >= 0:
             self.core.set_alive(i, False)
+            if i == len(c.backend_ids):  # cut short before its id had a place
+                c.backend_ids.append(None)
             c.backend_ids[i] = None
             c.holes.append(i)
             c.dense = False
@@ -263,8 +218,17 @@ class Layout:
         c = self.columns
         core = self.core
         i = core.index[reg.backend_id]
-        [row], grew = self._rows([reg], c.size)
-        if self._room(c.size, c.entries + len(row.latency), grew) or grew:
+        features, regions, compliance = c.features, c.regions, c.compliance
+        before = (len(features.tokens), len(regions.tokens), len(compliance.tokens))
+        try:
+            row = Row(reg, features, regions, compliance, self._memo)
+        except BaseException:
+            self.forget_names(before)
+            raise
+        grew = before != (len(features.tokens), len(regions.tokens), len(compliance.tokens))
+        if grew or c.size > self._positions_allowed:
+            self.check_limits(c.size, before)
+        if self.make_room(c.size, c.entries + len(row.latency), grew) or grew:
             core.refresh(grew)
         c.dense = False
         c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
