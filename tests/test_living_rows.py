@@ -333,3 +333,19 @@ def test_many_removes_let_the_order_forget_them_and_ties_still_follow_the_ids():
     slot = {"slot_name": "s"}
     assert [(m.backend_id, m.score) for m in registry.match(slot, k=50)] == \
         [(m.backend_id, m.score) for m in load_registry(expected).match(slot, k=50)]
+
+
+def test_remove_says_what_it_cannot_remove_and_takes_a_str_subclass():
+    registry = load_registry(docs_for(3, "r"))
+    version = registry.version
+    with pytest.raises(RegistryError, match=r"Expected a backend_id \(`str`\), got `int` - at remove"):
+        registry.remove(5)  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="Unknown backend `r-9999` - at remove"):
+        registry.remove("r-9999")
+    assert registry.version == version and len(registry) == 3
+
+    class Name(str):
+        pass
+
+    registry.remove(Name("r-0001"))
+    assert registry.backend_ids == ["r-0000", "r-0002"] and registry.version == version + 1
