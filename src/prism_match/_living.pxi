@@ -624,26 +624,3 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
         core.positions_moved()
         columns.ids_changed()
 
-
-def remove_position(CoreRegistry core, columns, IdOrder order, backend_id):
-    """The work of ``living.Layout.remove`` in one call: the backend's index
-    entry dropped, its alive bit cleared, its position made a hole (reused by
-    the next add), its id kept in ``order`` (None before the first add) as a
-    removed one. Returns the position; an unknown id is a RegistryError
-    (``CoreRegistry.position``)."""
-    cdef dict index = core.index
-    cdef object found = index.pop(backend_id, None) if type(backend_id) is str else None
-    cdef Py_ssize_t i
-    if found is None:
-        core.position(backend_id, "remove")  # raises, unless a str subclass names a backend
-        found = index.pop(backend_id)
-    i = found
-    core.set_alive(i, False)
-    (<list>columns.backend_ids)[i] = None
-    (<list>columns.holes).append(i)
-    columns.dense = False
-    if order is not None:
-        order.discard(backend_id)
-    core.positions_moved()
-    columns.ids_changed()
-    return i
