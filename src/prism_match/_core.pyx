@@ -157,6 +157,10 @@ cdef class CoreRegistry:
     cdef SlotVocab _vocab
     cdef Py_ssize_t _vocab_version
     cdef Py_ssize_t _positions_version  # grows when ids move (add, remove): sticky slots find theirs again
+    # What write_row reads, taken by refresh (no Python attribute per written row):
+    cdef score_t* _cost_col        # cost_per_1k_writes
+    cdef Py_ssize_t _entry_room    # the length of the latency entry columns
+    cdef list _feature_tokens      # columns.features.tokens (a list only ever changed in place)
     # Slot mappings seen lately, by content (their msgpack encoding) -> PreparedSlot.
     cdef dict _slots
     cdef tuple _default_health
@@ -238,6 +242,9 @@ cdef class CoreRegistry:
         self._uptime = <score_t*>_ptr(s["uptime_percent_24h"])
         self._avail_score = <score_t*>self.r.avail_score
         self._health = <code_t*>self.r.health
+        self._cost_col = <score_t*>_ptr(s["cost_per_1k_writes"])
+        self._entry_room = len(s["lat_p99_ms"])
+        self._feature_tokens = c.features.tokens
         if self._scan is not None:
             self._scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
         if vocabularies or self._vocab is None:
@@ -625,12 +632,21 @@ cdef class CoreRegistry:
         """Usage of position ``i`` from its observed and reserved columns,
         after its row was written (add, replace): a live backend's row is
         taken into the scan order again (a replace)."""
+        self._recompute_usage(i)
+
+    cdef inline int _recompute_usage(self, Py_ssize_t i) except -1:
+        # recompute_usage without a Python call (write_row's last step).
         self._resum(i)
         if self._scan is not None and _bit(self.r.alive, i):
             self._scan.write(&self.r, i)
+        return 0
 
     def set_alive(self, Py_ssize_t i, bint alive):
         """Mark position ``i`` as holding a backend (its row written), or as a hole."""
+        self._set_alive(i, alive)
+
+    cdef inline int _set_alive(self, Py_ssize_t i, bint alive) except -1:
+        # set_alive without a Python call (add_rows, per added backend).
         cdef mask_t* words = <mask_t*>self.r.alive
         if alive:
             words[i >> 6] |= (<mask_t>1) << (i & 63)
@@ -640,6 +656,7 @@ cdef class CoreRegistry:
             words[i >> 6] &= ~((<mask_t>1) << (i & 63))
             if self._scan is not None:
                 self._scan.drop(i)
+        return 0
 
     def label_written(self, Py_ssize_t i):
         """Position ``i``'s order label changed (ids spread out around an

@@ -183,12 +183,16 @@ cdef class Row:
     cdef readonly list tokens, regions, compliance, latency
 
     def __init__(self, reg, features, regions, compliance, TokenMemo memo=None):
-        cdef dict f_index = features.index
-        cdef list f_tokens = features.tokens
+        self.read(reg, features.index, features.tokens, regions.index, regions.tokens, compliance.index,
+                  compliance.tokens, memo)
+
+    cdef int read(self, reg, dict f_index, list f_tokens, dict r_index, list r_tokens, dict c_index,
+                  list c_tokens, TokenMemo memo) except -1:
+        # __init__'s work on the vocabularies' public state (``index``: token
+        # -> bit, ``tokens``), which add_rows takes once per call.
         cdef dict caps_memo = memo.caps if memo is not None else None
         cdef dict ifcs_memo = memo.ifcs if memo is not None else None
-        cdef dict index
-        cdef list names, tokens = [], latency = []
+        cdef list tokens = [], latency = []
         cdef tuple bits
         cdef Py_ssize_t j
         if not _tables_loaded:
@@ -218,10 +222,8 @@ cdef class Row:
             tokens.append(bits[1])
         self.tokens = tokens
         self.latency = latency
-        index, names = regions.index, regions.tokens
-        self.regions = [_token_bit(index, names, region) for region in _get(reg, F_REGIONS)]
-        index, names = compliance.index, compliance.tokens
-        self.compliance = [_token_bit(index, names, tag) for tag in _get(reg, F_COMPLIANCE)]
+        self.regions = [_token_bit(r_index, r_tokens, region) for region in _get(reg, F_REGIONS)]
+        self.compliance = [_token_bit(c_index, c_tokens, tag) for tag in _get(reg, F_COMPLIANCE)]
         cap_, cur, cost, hl = _get(reg, F_CAPACITY), _get(reg, F_CURRENT), _get(reg, F_COST), _get(reg, F_HEALTH)
         if cap_ is not None:
             self.f[0] = _given(_get(cap_, F_MAX_WRITE_RPS), 0)
@@ -255,6 +257,7 @@ cdef class Row:
         for incident in _get(reg, F_RECENT_INCIDENTS):
             if _get(incident, F_RESOLVED_AT) is None:
                 self.open_incidents += 1.0
+        return 0
 
     @property
     def floats(self):
@@ -289,7 +292,7 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
     announced to the core (an add then marks it alive with ``set_alive``)."""
     cdef Reg* r = &core.r
     cdef mask_t* fb = <mask_t*>r.feature_bits
-    cdef Py_ssize_t n_features = len(<list>core.columns.features.tokens)
+    cdef Py_ssize_t n_features = len(core._feature_tokens)
     cdef Py_ssize_t t, e, stop, word = i >> 6
     cdef mask_t bit = (<mask_t>1) << (i & 63)
     cdef score_t* cost_col
@@ -298,9 +301,9 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
     if not 0 <= i < r.n or word >= r.stride:
         raise IndexError(i)  # the caller makes room first; never reached on the documented path
     stop = start + len(row.latency)
-    if stop > start and stop > len(core.columns.store["lat_p99_ms"]):
+    if stop > start and stop > core._entry_room:
         raise IndexError(stop)
-    cost_col = <score_t*>_ptr(core.columns.store["cost_per_1k_writes"])
+    cost_col = core._cost_col
     (<score_t*>r.max_w)[i] = row.f[0]
     (<score_t*>r.max_r)[i] = row.f[1]
     (<score_t*>r.max_storage)[i] = row.f[4]
@@ -349,7 +352,7 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
     (<index_t*>r.lat_stop)[i] = stop
     if set_label:
         (<index_t*>r.id_rank)[i] = label
-    core.recompute_usage(i)
+    core._recompute_usage(i)
     return stop
 
 
@@ -571,8 +574,13 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
     cdef list rows
     cdef bint grew, reused
     cdef Row row
+    cdef dict f_index = features.index, r_index = regions.index, c_index = compliance.index
     try:
-        rows = [Row(reg, features, regions, compliance, memo) for reg in registrations]
+        rows = []
+        for reg in registrations:
+            row = Row.__new__(Row)
+            row.read(reg, f_index, f_tokens, r_index, r_tokens, c_index, c_tokens, memo)
+            rows.append(row)
     except BaseException:
         layout.forget_names(before)
         raise
@@ -604,12 +612,13 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
                 size += 1
                 i = size - 1
                 backend_ids.append(None)
-                core.resize(size)
+                core.r.n = size
+                core.r.nw = (size + 63) >> 6  # core.resize(size)
             backend_ids[i] = backend_id
             entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
             columns.entries = entries
             index[backend_id] = i
-            core.set_alive(i, True)
+            core._set_alive(i, True)
             i = -1
             done += 1
     except BaseException:
@@ -621,6 +630,6 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
             layout.remove(registrations[j].backend_id)
         raise
     finally:
-        core.positions_moved()
+        core._positions_version += 1  # core.positions_moved()
         columns.ids_changed()
 
