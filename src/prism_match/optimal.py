@@ -122,9 +122,10 @@ class SolverReport(msgspec.Struct, frozen=True):
     that has a candidate and the score solve was skipped for lack of
     time); ``proved_optimal`` is True when both solves proved their optimum
     (within ``mip_gap``, HiGHS's relative gap of the last solve) and the
-    kernel's replay accepted the solver's plan as it was. ``dropped``:
-    pairs of the solver's plans the replay refused (module docstring);
-    ``rounds``: solver runs.
+    kernel's replay accepted that solve's plan as it was (earlier plans it
+    refused were cut off the model, which every valid plan still
+    satisfies). ``dropped``: pairs of the solver's plans the replay refused
+    (module docstring); ``rounds``: solver runs.
     """
 
     status: str
@@ -573,7 +574,7 @@ def assign_optimal(engine: Engine, slots: Any, *, commit: bool = False, allow_un
         unplaced.append(Unplaced(prepared[j].slot_name, prepared[j].optional,
                                  _diagnoser(engine, snap, view, prepared[j], placed, group)))
     report = SolverReport(
-        status=status, proved_optimal=bool(proved) and not dropped, time_limit=time_limit,
+        status=status, proved_optimal=bool(proved), time_limit=time_limit,
         seconds=time.perf_counter() - began, slots=m, candidates=e,
         constraints=solver.constraints if solver is not None else 0,
         greedy_placed=greedy_value[0], optimal_placed=len(bindings), greedy_score=greedy_value[1],
