@@ -47,7 +47,8 @@ def measure(m: int, n: int, time_limit: float, groups: int = 0, cap: int = 0) ->
     plan = registry.assign(slots, allow_unplaced=True, method="optimal", time_limit=time_limit)
     solved = time.perf_counter() - start
     r = plan.report
-    return {"slots": m, "backends": n, "groups": groups, "cap": cap, "candidates": r.candidates, "greedy_placed": r.greedy_placed,
+    return {"slots": m, "backends": n, "groups": groups, "cap": cap, "candidates": r.candidates,
+            "greedy_placed": r.greedy_placed,
             "optimal_placed": r.optimal_placed, "extra": r.extra_placed, "greedy_score": r.greedy_score,
             "optimal_score": r.optimal_score, "greedy_s": statistics.median(samples), "optimal_s": solved,
             "status": r.status, "proved": r.proved_optimal}

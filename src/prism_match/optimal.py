@@ -321,7 +321,8 @@ def _group_rows(rows: _Rows, prepared: list[PreparedSlot], groups: GroupCounts, 
             continue
         slots = slot_of[pairs]
         requirements = {j: prepared[j].requirement for j in np.unique(slots).tolist()}
-        _cap_rows(rows, pairs, backend_of[pairs], slots, {j: _limit(q.max_per_backend) for j, q in requirements.items()})
+        per_backend_cap = {j: _limit(q.max_per_backend) for j, q in requirements.items()}
+        _cap_rows(rows, pairs, backend_of[pairs], slots, per_backend_cap)
         at, region = np.nonzero(member[backend_of[pairs]])
         _cap_rows(rows, pairs[at], region, slots[at], {j: _limit(q.max_per_region) for j, q in requirements.items()})
         skew = max(_limit(q.max_skew) for q in requirements.values())
@@ -581,8 +582,8 @@ def assign_optimal(engine: Engine, slots: Any, *, commit: bool = False, allow_un
         optimal_score=float(sum(b.score for b in bindings)),
         greedy_score_as_placed=float(greedy_own[greedy_chosen >= 0].sum()), mip_gap=gap, dropped=dropped,
         rounds=rounds)
-    result = OptimalAssignment(bindings, unplaced, utilisation_table(view, {k: v[:n] for k, v in placed.items()}), False,
-                                report=report)
+    table = utilisation_table(view, {key: used[:n] for key, used in placed.items()})
+    result = OptimalAssignment(bindings, unplaced, table, False, report=report)
     if not result.ok and not allow_unplaced:
         raise PlacementError(result)
     if commit:
