@@ -371,7 +371,8 @@ class _Solver:
         lp = highspy.HighsLp()
         lp.num_col_ = columns
         lp.num_row_ = len(upper)
-        lp.col_cost_ = np.concatenate([np.ones(e), np.zeros(len(spreads))])
+        self.cost = np.concatenate([np.ones(e), np.zeros(len(spreads))])
+        lp.col_cost_ = self.cost
         lp.col_lower_ = np.zeros(columns)
         lp.col_upper_ = np.concatenate([np.ones(e), [float(len(s.slots)) for s in spreads]])
         lp.row_lower_ = np.full(len(upper), -highspy.kHighsInf)
@@ -390,11 +391,22 @@ class _Solver:
         h, highspy = self.h, self.highspy
         for name, option in options.items():
             h.setOptionValue(name, option)
+        began = time.perf_counter()
         h.setOptionValue("time_limit", max(limit, 1e-3))
         solution = highspy.HighsSolution()
         solution.col_value = incumbent
         h.setSolution(solution)
         h.run()
+        if h.getInfo().primal_solution_status and not math.isclose(
+                float(self.cost @ np.asarray(h.getSolution().col_value)), h.getInfo().objective_function_value,
+                rel_tol=1e-9, abs_tol=1e-9):
+            # HiGHS 1.16 hands back the incumbent given to setSolution, with
+            # the optimum's objective, when its presolve solves the MIP
+            # outright; solved again without presolve, the values are the optimum's.
+            h.setOptionValue("presolve", "off")
+            h.setOptionValue("time_limit", max(limit - (time.perf_counter() - began), 1e-3))
+            h.run()
+            h.setOptionValue("presolve", "choose")
         status = h.getModelStatus()
         found = np.asarray(h.getSolution().col_value)[:self.e] > 0.5 if h.getInfo().primal_solution_status \
             else incumbent[:self.e] > 0.5
@@ -404,7 +416,8 @@ class _Solver:
     def score_objective(self, pair_score: np.ndarray, at_least: int) -> None:
         """Second objective: the total score, holding ``at_least`` slots placed."""
         every = np.arange(self.e, dtype=np.int32)
-        self.h.changeColsCost(self.e, every, pair_score.astype(np.float64))
+        self.cost[:self.e] = pair_score
+        self.h.changeColsCost(self.e, every, self.cost[:self.e].copy())
         self.h.addRow(float(at_least), self.highspy.kHighsInf, self.e, every, np.ones(self.e))
 
     def cut(self, x: np.ndarray) -> None:
