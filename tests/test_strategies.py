@@ -231,6 +231,27 @@ def test_reserve_honours_the_group_against_live_reservations():
     assert registry.reserve(replica).backend_id == first.backend_id
 
 
+
+def test_explain_and_a_named_reserve_name_the_group_rule_against_live_reservations():
+    registry = load_registry([backend("a"), backend("b", regions=["eu-west-1"])])
+    replica = {"slot_name": "cache", "max_per_backend": 2}
+    assert registry.explain(replica).eligible == 2
+    for _ in range(2):
+        registry.reserve(replica, "a")
+    diagnosis = registry.explain(replica)
+    assert (diagnosis.eligible, diagnosis.rejected) == (1, {"group_backend_limit": 1})
+    assert "group_backend_limit(at most 2 of group `cache` per backend)" in str(diagnosis)
+    with pytest.raises(PlacementError, match=r"Backend `a` is not eligible: group_backend_limit"):
+        registry.reserve(replica, "a")
+    # The region cap and another group: counted per group, per region.
+    regional = {"slot_name": "db", "max_per_region": 1}
+    registry.reserve(regional, "b")
+    assert registry.explain(regional).rejected == {"group_region_limit": 1}
+    assert registry.explain({"slot_name": "other", "max_per_backend": 1}).eligible == 2
+    # A slot that caps no group is explained as before (match's rules only).
+    assert registry.explain({"slot_name": "cache"}).eligible == 2
+
+
 # --- 3. ranked and weighted preferences -----------------------------------------------------
 
 def test_a_ranked_region_list_scores_first_choice_most():

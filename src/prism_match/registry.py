@@ -238,8 +238,19 @@ class Registry:
         return self._core.match(slot, self.engine.core_policy, k if k <= n else n)
 
     def explain(self, slot: Any) -> Diagnosis:
-        """How many backends each rule rejected, with what was required."""
-        return diagnosis.explain(self.engine, self.engine.prepare(slot))
+        """How many backends each rule rejected, with what was required. A
+        slot that caps its group (``max_per_backend``, ``max_per_region``,
+        ``max_skew``) is also held to them against the live reservations of
+        the same group, as ``reserve`` holds it, so the group rules are named
+        among the rejections."""
+        prepared = self.engine.prepare(slot)
+        if not prepared.requirement.grouped:
+            return diagnosis.explain(self.engine, prepared)
+        with self._lock:
+            group = self._group_counts(prepared.requirement.group_name)
+            snap = _snapshot(self.engine)
+        bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy, None, group)
+        return diagnosis.diagnose(prepared, self.columns, bits, counts, int(eligible))
 
     def query(self, query: Any) -> QueryResult:
         """Every eligible backend, best first, and ``total_count``. A mapping
