@@ -57,6 +57,16 @@ class Placed:
     namespaces: int = 0
     connections: float = 0.0
 
+    def take(self, slot: SlotRequirement) -> None:
+        """One placement of ``slot``: its amounts, one namespace and its
+        connections."""
+        min_w, min_r, need_s = _needs(slot)
+        self.write_rps += min_w
+        self.read_rps += min_r
+        self.storage += need_s
+        self.namespaces += 1
+        self.connections += float(slot.min_connections or 0)
+
 
 @dataclass
 class Group:
@@ -215,13 +225,7 @@ def assign(regs: list[Registration], slots: list[SlotRequirement], policy: Match
             plan.unplaced.append((slot.slot_name, rejected))
             continue
         best_score, best = min(candidates, key=lambda c: (-c[0], reference.id_order(c[1])))
-        min_w, min_r, need_s = _needs(slot)
-        taken = plan.placed[best]
-        taken.write_rps += min_w
-        taken.read_rps += min_r
-        taken.storage += need_s
-        taken.namespaces += 1
-        taken.connections += float(slot.min_connections or 0)
+        plan.placed[best].take(slot)
         if group is not None:
             group.add(by_id[best])
         plan.bindings.append((slot.slot_name, best, best_score))

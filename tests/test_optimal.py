@@ -56,13 +56,7 @@ def replay_is_feasible(registry, policy, slots, bindings) -> bool:
             if group is not None and slot.max_skew is not None else 0.0
         if reference_assign.eligible(by_id[b.backend_id], slot, plan.placed[b.backend_id], policy, group, low):
             return False
-        w, r, s = reference_assign._needs(slot)
-        taken = plan.placed[b.backend_id]
-        taken.write_rps += w
-        taken.read_rps += r
-        taken.storage += s
-        taken.namespaces += 1
-        taken.connections += float(slot.min_connections or 0)
+        plan.placed[b.backend_id].take(slot)
         if group is not None:
             group.add(by_id[b.backend_id])
     return True
@@ -370,13 +364,7 @@ def best_valid_plan(registry, policy, slots) -> tuple[int, float]:
             if reference_assign.eligible(reg, slot, plan.placed[reg.backend_id], policy, group, low):
                 continue
             after = copy.deepcopy((plan, groups))
-            w, r, s = reference_assign._needs(slot)
-            taken = after[0].placed[reg.backend_id]
-            taken.write_rps += w
-            taken.read_rps += r
-            taken.storage += s
-            taken.namespaces += 1
-            taken.connections += float(slot.min_connections or 0)
+            after[0].placed[reg.backend_id].take(slot)
             if group is not None:
                 after[1][slot.group_name].add(reg)
             walk(j + 1, after[0], after[1], count + 1, total + static[j][reg.backend_id])
