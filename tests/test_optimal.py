@@ -25,9 +25,9 @@ import reference
 import reference_assign
 from conftest import RATES, policies_or_default, registries, slot_for
 from prism_match import PlacementError, RegistryError, load_registry
-from prism_match.policy import DEFAULT_POLICY
 from prism_match.engine import validate_slot
 from prism_match.optimal import OptimalAssignment, SolverReport
+from prism_match.policy import DEFAULT_POLICY
 from test_assign import assign_cases, consumed, within
 
 SETTINGS = settings(max_examples=60, deadline=None,
