@@ -356,3 +356,51 @@ def test_outside_the_first_preferred_region_the_next_ranked_one_still_scores():
     slot = {"slot_name": "s", "preferred_region": ["a", "b"]}
     assert [m.backend_id for m in registry.match(slot, 1)] == ["y"]
     assert_same_answers(registry, slot, 1)
+
+
+def word_key_ranges(registry) -> list[tuple[float, float]]:
+    """(max, min) of the static keys of each scan word's live backends, in
+    scan order (words with no live backend left out)."""
+    scan, store, policy = registry.engine.core.scan_order, registry.columns.store, registry.policy
+    a = scan.arrays
+    n = scan.n_slots
+    alive = np.unpackbits(a["alive"].view(np.uint8), bitorder="little")[:n].astype(bool)
+    key = policy.w_cost * store["cost_score"] + policy.w_avail * store["avail_score"]
+    perm = a["perm"][:n]
+    out = []
+    for w in range(0, n, 64):
+        live = perm[w:w + 64][alive[w:w + 64]]
+        if len(live):
+            out.append((float(key[live].max()), float(key[live].min())))
+    return out
+
+
+def test_added_backends_take_free_slots_where_their_key_ranks():
+    # 20 groups of 32 backends, one static key each, laid out best first:
+    # ten words, each holding two whole groups. Every group loses its last
+    # 4 backends and gets 4 new ones with its key, added in shuffled order
+    # (a removed position, reused by an add, held a slot of another group):
+    # each new backend must land in a free slot of its own group's words,
+    # so the words stay sorted by key, as a fresh order's are.
+    body = BODIES[0]
+    docs = []
+    for g in range(20):
+        for j in range(32):
+            docs.append(dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 1)
+    ranges = word_key_ranges(registry)
+    assert all(low >= high for (_, low), (high, _) in zip(ranges, ranges[1:]))  # fresh: sorted by word
+    for g in range(20):
+        for j in range(28, 32):
+            registry.remove(f"g{g:02d}-{j:02d}")
+    added = [dict(body, backend_id=f"new-g{g:02d}-{j}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+             for g in range(20) for j in range(4)]
+    random.Random(7).shuffle(added)
+    for doc in added[:40]:
+        registry.add(doc)
+    registry.add(added[40:])
+    check_scan_order(registry)
+    ranges = word_key_ranges(registry)
+    assert all(low >= high for (_, low), (high, _) in zip(ranges, ranges[1:]))
+    assert_same_answers(registry, {"slot_name": "s"}, 50)

@@ -267,6 +267,7 @@ cdef class CoreRegistry:
         blocks so that small registries have many)."""
         cdef ScanOrder scan
         cdef index_t[::1] perm_view
+        cdef index_t w, words
         if block_words <= 0:
             block_words = self._scan.block_words if self._scan is not None else BLOCK_WORDS
         if self._scan is not None and self._scan.block_words == block_words \
@@ -287,9 +288,14 @@ cdef class CoreRegistry:
             perm = np.concatenate([first, positions[~live]])
             scan.arrays["perm"][:n] = perm
             scan.arrays["slot_of"][perm] = positions
+            # Dead positions go last with the lowest key, so the keys descend.
+            scan.arrays["skey"][:n] = np.where(live[perm], key[perm], -np.inf)
         scan.n_slots = n
+        words = (self.r.n + 63) >> 6
         with nogil:
             _build_rows(&self.r, &scan.o, scan.slot_of, scan.n_features)
+            for w in range(words):
+                scan.note_free(w)
         self._scan = scan
 
     @property

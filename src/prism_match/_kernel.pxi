@@ -11,11 +11,14 @@ cdef extern from *:
     #if defined(_MSC_VER)
     #include <intrin.h>
     static inline int pm_ctz64(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    static inline int pm_clz64(unsigned long long x) { unsigned long i; _BitScanReverse64(&i, x); return 63 - (int)i; }
     #else
     static inline int pm_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int pm_clz64(unsigned long long x) { return __builtin_clzll(x); }
     #endif
     """
-    int pm_ctz64(unsigned long long x) noexcept nogil
+    int pm_ctz64(unsigned long long x) noexcept nogil  # x != 0
+    int pm_clz64(unsigned long long x) noexcept nogil  # x != 0
 
 
 cdef struct Reg:

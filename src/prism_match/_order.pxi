@@ -24,8 +24,12 @@
 # stale bound is loose, never wrong; they are recomputed exactly when cheap
 # (when a batch snapshots the columns, and on every rebuild).
 #
-# Live changes: an added backend takes the scan slot of the hole it fills, or
-# a new last one (positions and scan slots stay one to one); a removed one
+# Live changes: an added backend takes a free scan slot near where its key
+# ranks (a removed backend's, found by a binary search on the slots' keys and
+# a look at the alive words around it), else the slot of the hole it fills,
+# or a new last one; positions and scan slots stay one to one (a slot taken
+# is swapped with the hole's). So a registry that loses and gains backends
+# keeps its words sorted enough for their bounds to prune. A removed backend
 # clears its alive bit; a replaced one rewrites its bits; an update of status
 # flips two bits, of uptime raises a bound.
 
@@ -303,6 +307,8 @@ cdef class ScanOrder:
     cdef Order o
     cdef readonly dict arrays
     cdef index_t* slot_of
+    cdef score_t* skey              # [slots]: the key of the backend a slot was given to (descending, mostly)
+    cdef mask_t* free_words         # [stride / 64 + 1]: bit w set when word w has a free slot (< n_slots)
     cdef readonly double w_cost, w_avail
     cdef readonly index_t n_slots
     cdef index_t n_features
@@ -321,6 +327,8 @@ cdef class ScanOrder:
         self.o.block_stride = a["block_bounds"].shape[1]
         self.o.perm = <const index_t*>_ptr(a["perm"])
         self.slot_of = <index_t*>_ptr(a["slot_of"])
+        self.skey = <score_t*>_ptr(a["skey"])
+        self.free_words = <mask_t*>_ptr(a["free_words"])
         self.o.alive = <const mask_t*>_ptr(a["alive"])
         self.o.features = <const mask_t*>_ptr(a["features"])
         self.o.btype = <const mask_t*>_ptr(a["btype"])
@@ -371,11 +379,17 @@ cdef class ScanOrder:
             alive = np.zeros(new_stride, dtype=np.uint64)
             perm = np.full(new_stride * 64, -1, dtype=np.int64)
             slot_of = np.full(new_stride * 64, -1, dtype=np.int64)
+            skey = np.full(new_stride * 64, -np.inf)
             if a:
                 alive[:stride] = a["alive"]
                 perm[:stride * 64] = a["perm"]
                 slot_of[:stride * 64] = a["slot_of"]
-            a["alive"], a["perm"], a["slot_of"] = alive, perm, slot_of
+                skey[:stride * 64] = a["skey"]
+            free_words = np.zeros(new_stride // 64 + 1, dtype=np.uint64)
+            if a:
+                free_words[:a["free_words"].shape[0]] = a["free_words"]
+            a["alive"], a["perm"], a["slot_of"], a["skey"] = alive, perm, slot_of, skey
+            a["free_words"] = free_words
             wb = np.full((4, new_stride), -np.inf)
             bb = np.full((4, new_stride // self.o.block_words + 1), -np.inf)
             wr = np.full(new_stride, _NO_RANK, dtype=np.int64)
@@ -406,21 +420,128 @@ cdef class ScanOrder:
         cdef index_t j = self.slot_of[i]
         _write_bits(r, &self.o, i, j)
         (<mask_t*>self.o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
+        self.note_free(j >> 6)
         self.raise_bounds(r, i)
 
     cdef void put(self, const Reg* r, index_t i) noexcept nogil:
-        """Position ``i`` became live: it keeps the scan slot it had (a hole
-        filled) or takes the next one."""
+        """Position ``i`` became live: it takes the free scan slot nearest to
+        where its key ranks (``_near_free``), swapping slots with that slot's
+        dead position; else it keeps the slot it had (a hole filled) or takes
+        the next one."""
+        cdef index_t j, f, q
+        cdef index_t* perm = <index_t*>self.o.perm
+        cdef score_t key = self.w_cost * r.cost_score[i] + self.w_avail * r.avail_score[i]
         if self.slot_of[i] < 0:
             self.slot_of[i] = self.n_slots
-            (<index_t*>self.o.perm)[self.n_slots] = i
+            perm[self.n_slots] = i
             self.n_slots += 1
+        j = self.slot_of[i]
+        f = self._near_free(key, j)
+        if f != j:
+            q = perm[f]
+            perm[f] = i
+            perm[j] = q
+            self.slot_of[i] = f
+            self.slot_of[q] = j
+            self.note_free(j >> 6)
+        self.skey[self.slot_of[i]] = key
         self.write(r, i)
+
+    cdef index_t _near_free(self, score_t key, index_t j) noexcept nogil:
+        # The slot an added backend of ``key`` takes: ``j`` (the slot its
+        # position holds, itself free) when j's word is no later than the
+        # words of the slots whose key equals it (a run of ties may be long);
+        # else a free slot in those words; else in the nearest word before
+        # them (whose bounds already cover the key); else in the nearest word
+        # after them, which is no later than j's.
+        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, w, before, after
+        while lo < hi:  # the first slot whose key is not above ``key``
+            mid = (lo + hi) >> 1
+            if self.skey[mid] > key:
+                lo = mid + 1
+            else:
+                hi = mid
+        first = lo
+        hi = self.n_slots
+        while lo < hi:  # the first slot whose key is below it
+            mid = (lo + hi) >> 1
+            if self.skey[mid] >= key:
+                lo = mid + 1
+            else:
+                hi = mid
+        past = lo
+        wa = min(first, self.n_slots - 1) >> 6
+        wb = max(wa, (past - 1) >> 6)
+        if wa <= (j >> 6) <= wb:
+            return j
+        w = self._free_word(wa, wb)
+        if w >= 0:
+            return self._free_in(w)
+        before = self._free_word_before(wa)
+        after = self._free_word(wb + 1, (self.n_slots - 1) >> 6)
+        if before >= 0 and (after < 0 or wa - before <= after - wb):
+            w = before
+        else:
+            w = after
+        if w < 0 or _word_distance(j >> 6, wa if (j >> 6) < wa else wb) <= _word_distance(w, wa if w < wa else wb):
+            return j
+        return self._free_in(w)
+
+    cdef index_t _free_word(self, index_t wa, index_t wb) noexcept nogil:
+        # The first word in [wa, wb] with a free slot (-1: none), 64 words
+        # at a time through ``free_words``.
+        cdef index_t s = wa >> 6, stop = wb >> 6
+        cdef mask_t bits
+        while s <= stop:
+            bits = self.free_words[s]
+            if s == wa >> 6:
+                bits &= ~(((<mask_t>1) << (wa & 63)) - 1)
+            if s == stop and (wb & 63) != 63:
+                bits &= ((<mask_t>1) << ((wb & 63) + 1)) - 1
+            if bits:
+                return (s << 6) + pm_ctz64(bits)
+            s += 1
+        return -1
+
+    cdef index_t _free_word_before(self, index_t wa) noexcept nogil:
+        # The last word before ``wa`` with a free slot (-1: none).
+        cdef index_t s = (wa - 1) >> 6
+        cdef mask_t bits
+        if wa <= 0:
+            return -1
+        while s >= 0:
+            bits = self.free_words[s]
+            if s == (wa - 1) >> 6 and ((wa - 1) & 63) != 63:
+                bits &= ((<mask_t>1) << (((wa - 1) & 63) + 1)) - 1
+            if bits:
+                return (s << 6) + 63 - pm_clz64(bits)
+            s -= 1
+        return -1
+
+    cdef inline void note_free(self, index_t w) noexcept nogil:
+        # Word w's bit in ``free_words`` := whether it has a free slot.
+        if self._free_in(w) >= 0:
+            self.free_words[w >> 6] |= (<mask_t>1) << (w & 63)
+        else:
+            self.free_words[w >> 6] &= ~((<mask_t>1) << (w & 63))
+
+    cdef inline index_t _free_in(self, index_t w) noexcept nogil:
+        # The first free scan slot of word ``w`` (-1: none, or w out of range).
+        # A slot at or past n_slots has no position and is never taken.
+        cdef index_t last = (self.n_slots - 1) >> 6
+        cdef mask_t free
+        if w < 0 or w > last:
+            return -1
+        free = ~self.o.alive[w]
+        if w == last and (self.n_slots & 63):
+            free &= ((<mask_t>1) << (self.n_slots & 63)) - 1
+        return (w << 6) + pm_ctz64(free) if free else -1
 
     cdef void drop(self, index_t i) noexcept nogil:
         cdef index_t j = self.slot_of[i]
         if j >= 0:
             (<mask_t*>self.o.alive)[j >> 6] &= ~((<mask_t>1) << (j & 63))
+            self.note_free(j >> 6)
 
     cdef void set_health(self, index_t i, code_t old, code_t new) noexcept nogil:
         cdef index_t j = self.slot_of[i]
@@ -528,6 +649,10 @@ cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept no
                 word &= word - 1
                 if b < o.n_compliance:
                     rows[b * st + w] |= bit
+
+
+cdef inline index_t _word_distance(index_t a, index_t b) noexcept nogil:
+    return a - b if a >= b else b - a
 
 
 cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_tokens) noexcept nogil:
