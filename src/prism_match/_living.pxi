@@ -138,7 +138,7 @@ cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
     return bit
 
 
-cdef inline double _stated(object value):
+cdef inline double _stated(object value) except? -1.0:
     return NAN if value is None else <double>value
 
 
