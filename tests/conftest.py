@@ -86,7 +86,18 @@ def _feature(names: list[str], latency: bool) -> st.SearchStrategy:
         lambda n, v, p: {"name": n, "version": v, "performance": {"latency": {"p99_ms": p}}},
         name, st.sampled_from(VERSIONS),
         st.one_of(st.sampled_from(LATENCIES_MS), st.floats(min_value=0, max_value=200)))
-    return st.one_of(plain, timed, timed)  # latency data is common enough to matter
+    # Issue 13's per-capability performance: every field present or not, the
+    # batch fields inside `performance`, beside it (G2) or both.
+    small = st.one_of(st.sampled_from(LATENCIES_MS), st.floats(min_value=0, max_value=200))
+    counts = st.sampled_from((0, 100, 500, 1000))
+    latency = st.fixed_dictionaries({}, optional={"p50_ms": small, "p95_ms": small, "p99_ms": small,
+                                                  "p999_ms": small})
+    batch = {"supports_batch": st.booleans(), "max_batch_size": counts, "max_concurrent_operations": counts}
+    perf = st.fixed_dictionaries({}, optional={"latency": latency, "max_write_rps": rates, "max_read_rps": rates,
+                                               **batch})
+    rich = st.builds(lambda n, v, p, b: {"name": n, "version": v, "performance": p, **b},
+                     name, st.sampled_from(VERSIONS), perf, st.fixed_dictionaries({}, optional=batch))
+    return st.one_of(plain, timed, timed, rich, rich)  # performance data is common enough to matter
 
 
 INCIDENTS = ([{"started_at": "2026-01-01T00:00:00Z"}],
@@ -157,7 +168,8 @@ FILTERS = ("capabilities", "interfaces", "performance", "preferred_region", "reg
            "backend_types", "health_statuses", "min_storage", "consistency", "min_connections", "preferences",
            "current_backend")
 PERFORMANCE = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-               "requires_atomic_writes", "min_storage")
+               "requires_atomic_writes", "min_storage", "max_latency_p50", "max_latency_p95", "max_latency_p999",
+               "requires_batch", "min_batch_size", "min_concurrency", "per_capability_throughput")
 
 
 @st.composite
@@ -187,7 +199,11 @@ def slot_for(draw, case: RegistryCase) -> dict:
         "performance": st.fixed_dictionaries({k: v for k, v in {
             "min_write_rps": rates, "min_read_rps": rates, "max_latency_p99": st.sampled_from(BOUNDS),
             "requires_transactions": st.booleans(), "requires_atomic_writes": st.booleans(),
-            "min_storage": sizes}.items() if k in perf_keys}),
+            "min_storage": sizes, "max_latency_p50": st.sampled_from(BOUNDS),
+            "max_latency_p95": st.sampled_from(BOUNDS), "max_latency_p999": st.sampled_from(BOUNDS),
+            "requires_batch": st.booleans(), "min_batch_size": st.sampled_from((0, 100, 500, 1000)),
+            "min_concurrency": st.sampled_from((0, 50, 100)),
+            "per_capability_throughput": st.booleans()}.items() if k in perf_keys}),
         # One region, or a ranked list (the strategies of issue 13).
         "preferred_region": st.one_of(st.sampled_from(regions),
                                       st.lists(st.sampled_from(regions), min_size=1, max_size=4)),

@@ -32,6 +32,8 @@ CODES = (
     "missing_interface", "missing_capability", "insufficient_write_capacity",
     "insufficient_read_capacity", "latency_too_high", "health_status", "region", "compliance",
     "backend_type", "insufficient_storage", "consistency", "insufficient_connections",
+    "latency_percentile_too_high", "no_batch_support", "insufficient_concurrency",
+    "insufficient_capability_throughput",
 )
 
 # The keyword arguments of ``Registry.update`` (SPEC §5).
@@ -244,7 +246,80 @@ def eligible(reg: Registration, slot: SlotRequirement, policy: MatchPolicy = DEF
                 if policy.capacity_basis == "available" else st["max_connections"]
             if not have >= need:
                 codes.append("insufficient_connections")
+    codes.extend(_capability_codes(reg, slot, req_caps))
     return codes
+
+
+def _capability_performance(cap: Any) -> dict[str, Any]:
+    """What a declared capability states per capability (unstated: absent);
+    a batch field inside ``performance`` wins over the same field beside it."""
+    if isinstance(cap, str):
+        return {}
+    perf, out = cap.performance, {}
+    if perf is not None and perf.latency is not None:
+        for name in ("p50_ms", "p95_ms", "p99_ms", "p999_ms"):
+            if getattr(perf.latency, name) is not None:
+                out[name] = float(getattr(perf.latency, name))
+    for name in ("max_write_rps", "max_read_rps"):
+        if perf is not None and getattr(perf, name) is not None:
+            out[name] = float(getattr(perf, name))
+    for name in ("supports_batch", "max_batch_size", "max_concurrent_operations"):
+        value = getattr(perf, name) if perf is not None else None
+        if value is None:
+            value = getattr(cap, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _capability_codes(reg: Registration, slot: SlotRequirement,
+                      req_caps: list[tuple[str, str | None]]) -> list[str]:
+    """Issue 13's per-capability rules. The relevant capabilities are those
+    the slot requires (every one when it requires none). A latency or a
+    throughput limit a capability does not state passes. Batch support and
+    concurrency must be proven: a relevant capability that states some
+    per-capability performance must state them, and a required capability
+    none of whose declarations states any (with no capability required: a
+    backend none of whose capabilities does) proves nothing and fails."""
+    perf = slot.performance
+    if perf is None:
+        return []
+    bounds = {"p50_ms": perf.max_latency_p50, "p95_ms": perf.max_latency_p95, "p999_ms": perf.max_latency_p999}
+    needs_batch = perf.requires_batch or perf.min_batch_size is not None
+    min_batch = perf.min_batch_size or 0
+    min_conc = perf.min_concurrency or 0
+    min_w, min_r = _minimums(slot)
+    failed: set[str] = set()
+    stating: list[tuple[str, str]] = []   # relevant capabilities that state something
+    for cap in reg.capabilities:
+        declared = _declared([cap])[0]
+        if req_caps and not any(_satisfies(declared, r) for r in req_caps):
+            continue
+        stated = _capability_performance(cap)
+        if not stated:
+            continue
+        stating.append(declared)
+        if any(bound is not None and name in stated and stated[name] > float(bound)
+               for name, bound in bounds.items()):
+            failed.add("latency_percentile_too_high")
+        if needs_batch and (stated.get("supports_batch") is not True
+                            or (min_batch > 0 and not stated.get("max_batch_size", -1) >= min_batch)):
+            failed.add("no_batch_support")
+        if min_conc > 0 and not stated.get("max_concurrent_operations", -1) >= min_conc:
+            failed.add("insufficient_concurrency")
+        if perf.per_capability_throughput and (stated.get("max_write_rps", float("inf")) < min_w
+                                               or stated.get("max_read_rps", float("inf")) < min_r):
+            failed.add("insufficient_capability_throughput")
+    # A required capability the backend does not declare is missing_capability's to say.
+    declared_caps = _declared(reg.capabilities)
+    covered = all(any(_satisfies(d, r) for d in stating) for r in req_caps
+                  if any(_satisfies(d, r) for d in declared_caps)) if req_caps else bool(stating)
+    if not covered:
+        if needs_batch:
+            failed.add("no_batch_support")
+        if min_conc > 0:
+            failed.add("insufficient_concurrency")
+    return [code for code in CODES if code in failed]
 
 
 # --- SPEC §4 ------------------------------------------------------------------------------

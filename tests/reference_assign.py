@@ -182,8 +182,9 @@ def eligible(reg: Registration, slot: SlotRequirement, placed: Placed,
     return sorted(codes, key=order.__getitem__)
 
 
-ALL_CODES = (*reference.CODES[:-1], "namespaces_exhausted", reference.CODES[-1], "group_backend_limit",
-             "group_region_limit", "group_region_skew")
+_SPEC = reference.CODES.index("insufficient_connections")  # the codes before it are SPEC §3's
+ALL_CODES = (*reference.CODES[:_SPEC], "namespaces_exhausted", "insufficient_connections", "group_backend_limit",
+             "group_region_limit", "group_region_skew", *reference.CODES[_SPEC + 1:])
 
 
 def score(reg: Registration, slot: SlotRequirement, placed: Placed, policy: MatchPolicy = DEFAULT_POLICY) -> float:

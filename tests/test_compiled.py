@@ -144,12 +144,19 @@ def test_columns_and_missing_data_encodings(case):
         expected_consistency = UNKNOWN_CONSISTENCY if reg.consistency is None \
             else CONSISTENCY_LEVELS.index(reg.consistency)
         assert c.consistency[i] == expected_consistency
-        # Latency CSR: one entry per capability that declares p99.
+        # Latency CSR: one entry per capability that states any per-capability
+        # performance (issue 13), NaN (shown as None) where it states none.
         lo, hi = c.lat_indptr[i], c.lat_indptr[i + 1]
-        got = sorted((c.features.tokens[t], c.features.tokens[v], p)
-                     for t, v, p in zip(c.lat_token[lo:hi], c.lat_vtoken[lo:hi], c.lat_p99_ms[lo:hi]))
-        want = sorted((capability_token(cap.name), versioned(capability_token(cap.name), cap.version), cap.p99_ms)
-                      for cap in reg.capability_list() if cap.p99_ms is not None)
+        got = sorted(((c.features.tokens[c.lat_token[e]], c.features.tokens[c.lat_vtoken[e]],
+                      *(None if math.isnan(v) else float(v) for v in
+                        (c.lat_p99_ms[e], c.lat_p50_ms[e], c.lat_p95_ms[e], c.lat_p999_ms[e], c.lat_max_write_rps[e],
+                         c.lat_max_read_rps[e])),
+                      None if c.lat_batch[e] < 0 else bool(c.lat_batch[e] == 1),
+                      *(None if math.isnan(v) else float(v) for v in (c.lat_max_batch_size[e], c.lat_concurrency[e])))
+                     for e in range(lo, hi)), key=repr)
+        want = sorted(((capability_token(cap.name), versioned(capability_token(cap.name), cap.version),
+                        *(v if v is None or isinstance(v, bool) else float(v) for v in cap.performance_entry()))
+                       for cap in reg.capability_list() if cap.performance_entry() is not None), key=repr)
         assert got == want
     assert c.lat_indptr[0] == 0 and c.lat_indptr[-1] == len(c.lat_p99_ms)
     # id_rank is each id's place in UTF-8 byte order.
@@ -219,8 +226,8 @@ def test_to_polars_has_one_row_per_backend():
     table = load_registry(docs).to_polars()
     assert table.height == 2
     assert table.columns == ["backend_id", "backend_type", "health_status", "consistency", "capabilities",
-                             "interfaces", "regions", "compliance", "capability_p99_ms", *FLOAT_COLUMNS,
-                             *RESERVED_COLUMNS, *OPTIONAL_COLUMNS]
+                             "interfaces", "regions", "compliance", "capability_p99_ms", "capability_performance",
+                             *FLOAT_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS]
     pg, bare = table.row(0, named=True), table.row(1, named=True)
     assert pg["backend_id"] == "pg" and pg["backend_type"] == "postgres" and pg["health_status"] == "healthy"
     assert pg["capabilities"] == ["get@v1", "set@v2"] and pg["interfaces"] == ["KV@v1"]

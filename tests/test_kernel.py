@@ -41,7 +41,7 @@ def expected_kernel_view(columns, details, index=None) -> dict:
     """The C struct ``CoreRegistry.prepare`` should build, derived from the
     plain-Python preparation (``prepare.slot_details``)."""
     caps = [r for r in details.requirements if r.kind == "capability"]
-    bounded = math.isfinite(details.max_latency_ms)
+    bounded = math.isfinite(details.max_latency_ms) or details.capability_bounds
     rule_of = {"interface": BY_CODE["missing_interface"].bit, "capability": BY_CODE["missing_capability"].bit}
     kind_of = {r.bit: r.kind for r in details.requirements if r.bit is not None}
     always = 0
@@ -80,6 +80,14 @@ def expected_kernel_view(columns, details, index=None) -> dict:
         "max_per_backend": details.max_per_backend,
         "max_per_region": details.max_per_region,
         "max_skew": details.max_skew,
+        "cap_rules": details.capability_bounds,
+        "max_p50": details.max_latency_p50_ms,
+        "max_p95": details.max_latency_p95_ms,
+        "max_p999": details.max_latency_p999_ms,
+        "needs_batch": details.needs_batch,
+        "min_batch": details.min_batch_size,
+        "min_conc": details.min_concurrency,
+        "cap_throughput": details.per_capability_throughput,
     }
 
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from conftest import registries
 from prism_match import RegistryError, compiled, load_registry, load_snapshot
 from prism_match._core import IdOrder, Row
-from prism_match.compiled import (CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, LABEL_GAP, MISSING,
+from prism_match.compiled import (ENTRY_COLUMNS, CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, LABEL_GAP, MISSING,
                                   RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, USED_COLUMNS)
 from prism_match.schema import DEFAULT_VERSION, Registration, decode_hook
 from prism_match.synthetic import generate_registry
@@ -47,9 +47,12 @@ def plain_row(reg: Registration, features: Vocabulary, regions: Vocabulary, comp
         name, version = (cap, DEFAULT_VERSION) if isinstance(cap, str) else (cap.name, cap.version)
         bare, exact = features.add(capability_token(name)), features.add(versioned(capability_token(name), version))
         tokens += (bare, exact)
-        p99 = None if isinstance(cap, str) else cap.p99_ms
-        if p99 is not None:
-            latency.append((bare, exact, float(p99)))
+        stated = None if isinstance(cap, str) else cap.performance_entry()
+        if stated is not None:
+            # (p99, p50, p95, p999, max_write_rps, max_read_rps, supports_batch, max_batch_size, concurrency)
+            nums = [math.nan if v is None else float(v) for v in stated]
+            batch = stated[6]
+            latency.append((bare, exact, *nums[:6], -1 if batch is None else int(batch), *nums[7:]))
     for ifc in reg.interfaces:
         name, version = (ifc, DEFAULT_VERSION) if isinstance(ifc, str) else (ifc.name, ifc.version)
         tokens += (features.add(interface_token(name)), features.add(versioned(interface_token(name), version)))
@@ -69,6 +72,11 @@ def plain_row(reg: Registration, features: Vocabulary, regions: Vocabulary, comp
             "consistency": UNKNOWN_CONSISTENCY if reg.consistency is None else CONSISTENCY_CODE[reg.consistency]}
 
 
+def entries(latency: list[tuple]) -> list[tuple]:
+    """Latency entries comparable with their NaNs (unstated values)."""
+    return [tuple(repr(float(x)) if isinstance(x, float) else x for x in e) for e in latency]
+
+
 def same_floats(a: list[float], b: list[float]) -> bool:
     return all((x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
@@ -81,8 +89,8 @@ def test_row_matches_the_plain_reading(case):
     for reg in regs:
         row, expected = Row(reg, *mine), plain_row(reg, *plain)
         assert same_floats(row.floats, expected["floats"])
-        assert (row.tokens, row.latency, row.regions, row.compliance) == \
-            (expected["tokens"], expected["latency"], expected["regions"], expected["compliance"])
+        assert (row.tokens, entries(row.latency), row.regions, row.compliance) == \
+            (expected["tokens"], entries(expected["latency"]), expected["regions"], expected["compliance"])
         assert (row.backend_type, row.health, row.consistency) == \
             (expected["backend_type"], expected["health"], expected["consistency"])
     assert [v.tokens for v in mine] == [v.tokens for v in plain]
@@ -93,8 +101,8 @@ def test_row_matches_the_plain_reading(case):
         stand_in = SimpleNamespace(**{f: getattr(reg, f) for f in reg.__struct_fields__})
         a, b = Row(reg, *mine), Row(stand_in, *mine)
         assert same_floats(a.floats, b.floats)
-        assert (a.tokens, a.latency, a.regions, a.compliance, a.backend_type, a.health, a.consistency) == \
-            (b.tokens, b.latency, b.regions, b.compliance, b.backend_type, b.health, b.consistency)
+        assert (a.tokens, entries(a.latency), a.regions, a.compliance, a.backend_type, a.health, a.consistency) == \
+            (b.tokens, entries(b.latency), b.regions, b.compliance, b.backend_type, b.health, b.consistency)
 
 
 # --- a registry grown by adds holds what one compiled at once holds ------------------------
@@ -116,7 +124,8 @@ def by_name(registry) -> dict[str, dict]:
             "tokens": sorted(c.features.tokens[t] for t in c.tokens_of(i)),
             "regions": sorted(c.regions.tokens[b] for b in np.flatnonzero(regions).tolist()),
             "compliance": sorted(c.compliance.tokens[b] for b in np.flatnonzero(tags).tolist()),
-            "latency": sorted((c.features.tokens[int(c.lat_vtoken[e])], float(c.lat_p99_ms[e]))
+            "latency": sorted((c.features.tokens[int(c.lat_vtoken[e])],
+                               *(repr(float(getattr(c, name)[e])) for name in ENTRY_COLUMNS[2:]))
                               for e in range(int(c.lat_start[i]), int(c.lat_stop[i]))),
         }
     return out

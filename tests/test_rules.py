@@ -116,6 +116,25 @@ EXAMPLES = {
     # The rule added through the table (rules.py's four steps): `bad` declares too few.
     "insufficient_connections": ([backend("ok", capacity={"max_connections": 500}),
                                   backend("bad", capacity={"max_connections": 499.5})], {"min_connections": 500}),
+    # Issue 13's per-capability rules. Only the last entry of `bad` breaks the bound.
+    "latency_percentile_too_high": (
+        [backend("ok", capabilities=[{"name": "get", "performance": {"latency": {"p95_ms": 25, "p999_ms": 1000}}}]),
+         backend("bad", capabilities=[{"name": "get", "performance": {"latency": {"p95_ms": 5}}},
+                                      {"name": "set", "performance": {"latency": {"p999_ms": 1000.5}}}])],
+        {"performance": {"max_latency_p95": "25ms", "max_latency_p999": "1s"}}),
+    # Inside `performance` wins over beside it (G2).
+    "no_batch_support": ([backend("ok", capabilities=[{"name": "get", "supports_batch": True}, "set"]),
+                          backend("bad", capabilities=[{"name": "get", "supports_batch": True,
+                                                        "performance": {"supports_batch": False}}])],
+                         {"capabilities": ["get"], "performance": {"requires_batch": True}}),
+    "insufficient_concurrency": (
+        [backend("ok", capabilities=[{"name": "get", "max_concurrent_operations": 100}]),
+         backend("bad", capabilities=[{"name": "get", "performance": {"max_concurrent_operations": 99}}])],
+        {"capabilities": ["get"], "performance": {"min_concurrency": 100}}),
+    "insufficient_capability_throughput": (
+        [backend("ok", capabilities=[{"name": "get", "performance": {"max_read_rps": 1000}}]),
+         backend("bad", capabilities=[{"name": "get", "performance": {"max_read_rps": 999.5}}])],
+        {"capabilities": ["get"], "performance": {"min_read_rps": 1000, "per_capability_throughput": True}}),
 }
 
 

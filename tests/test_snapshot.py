@@ -174,7 +174,7 @@ def test_a_file_that_is_not_a_snapshot_is_an_error(tmp_path):
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.arange(3))
     with pytest.raises(RegistryError, match=r"^Not a prism_match snapshot \(expected format "
-                                            r"`prism_match\.snapshot/2`\) - at .*foreign\.npz$"):
+                                            r"`prism_match\.snapshot/3`\) - at .*foreign\.npz$"):
         load_snapshot(foreign)
     single = tmp_path / "single.npy"
     np.save(single, np.arange(3))

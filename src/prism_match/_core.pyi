@@ -137,7 +137,10 @@ class Row:
     @property
     def compliance(self) -> list[int]: ...
     @property
-    def latency(self) -> list[tuple[int, int, float]]: ...
+    def latency(self) -> list[tuple[int, int, float, float, float, float, float, float, int, float, float]]:
+        """(bare token, versioned token, p99, p50, p95, p999, max_write_rps,
+        max_read_rps, supports_batch -1/0/1, max_batch_size,
+        max_concurrent_operations), NaN where not stated."""
 
 class IdOrder:
     """The ids of a live registry in byte order with their order labels."""

@@ -15,7 +15,7 @@
 # (the general slot path, the reasons builder) is passed in at construction.
 
 cimport cython
-from libc.math cimport INFINITY, isnan
+from libc.math cimport INFINITY, NAN, isnan
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cython.parallel cimport prange
@@ -61,7 +61,7 @@ def rule_bits():
     return (RULE_MISSING_INTERFACE, RULE_MISSING_CAPABILITY, RULE_WRITE_CAPACITY, RULE_READ_CAPACITY,
             RULE_LATENCY, RULE_HEALTH, RULE_REGION, RULE_COMPLIANCE, RULE_BACKEND_TYPE, RULE_STORAGE,
             RULE_CONSISTENCY, RULE_NAMESPACES, RULE_CONNECTIONS, RULE_GROUP_BACKEND, RULE_GROUP_REGION,
-            RULE_GROUP_SKEW)
+            RULE_GROUP_SKEW, RULE_LATENCY_PERCENTILE, RULE_BATCH, RULE_CONCURRENCY, RULE_CAPABILITY_THROUGHPUT)
 
 
 cdef class CorePolicy:
@@ -223,6 +223,14 @@ cdef class CoreRegistry:
         self.r.lat_token = <const index_t*>_ptr(s["lat_token"])
         self.r.lat_vtoken = <const index_t*>_ptr(s["lat_vtoken"])
         self.r.lat_p99 = <const score_t*>_ptr(s["lat_p99_ms"])
+        self.r.lat_p50 = <const score_t*>_ptr(s["lat_p50_ms"])
+        self.r.lat_p95 = <const score_t*>_ptr(s["lat_p95_ms"])
+        self.r.lat_p999 = <const score_t*>_ptr(s["lat_p999_ms"])
+        self.r.lat_max_w = <const score_t*>_ptr(s["lat_max_write_rps"])
+        self.r.lat_max_r = <const score_t*>_ptr(s["lat_max_read_rps"])
+        self.r.lat_batch = <const signed char*>_ptr(s["lat_batch"])
+        self.r.lat_max_batch = <const score_t*>_ptr(s["lat_max_batch_size"])
+        self.r.lat_conc = <const score_t*>_ptr(s["lat_concurrency"])
         self.r.open_incidents = <const score_t*>_ptr(s["open_incidents"])
         self._cur_w = <score_t*>_ptr(s["write_rps"])
         self._cur_r = <score_t*>_ptr(s["read_rps"])

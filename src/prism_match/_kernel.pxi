@@ -52,6 +52,16 @@ cdef struct Reg:
     const index_t* lat_vtoken
     const score_t* lat_p99
     const score_t* open_incidents   # [n]: incidents without resolved_at
+    # The rest of an entry (issue 13's per-capability performance): NaN when
+    # unstated; lat_batch -1 unstated, 0 no, 1 yes.
+    const score_t* lat_p50
+    const score_t* lat_p95
+    const score_t* lat_p999
+    const score_t* lat_max_w
+    const score_t* lat_max_r
+    const signed char* lat_batch
+    const score_t* lat_max_batch
+    const score_t* lat_conc
 
 
 cdef struct Slot:
@@ -83,6 +93,14 @@ cdef struct Slot:
     score_t max_per_backend         # group limits, INFINITY: none
     score_t max_per_region
     score_t max_skew
+    # Per-capability performance (issue 13), over the entries lat_mask (or
+    # lat_all) makes relevant; cap_rules: any of them is set.
+    bint cap_rules
+    score_t max_p50, max_p95, max_p999  # INFINITY: no bound
+    bint needs_batch                # requires_batch or min_batch_size
+    score_t min_batch               # 0: no size asked
+    score_t min_conc                # 0: no bound
+    bint cap_throughput             # per_capability_throughput
 
 
 cdef struct Policy:
@@ -254,6 +272,56 @@ cdef inline rules_t _failed(const Reg* r, const Slot* s, const Policy* p, const 
                     and r.lat_p99[e] > s.max_lat_ms:
                 failed |= RULE_LATENCY
                 break
+    if s.cap_rules:
+        failed |= _capability_failed(r, s, i)
+    return failed
+
+
+cdef inline rules_t _capability_failed(const Reg* r, const Slot* s, index_t i) noexcept nogil:
+    """Issue 13's per-capability rules over backend i's relevant entries
+    (those of a required capability, or every one when the slot requires
+    none). A latency or throughput an entry does not state passes; batch
+    and concurrency must be proven: a relevant entry that does not state
+    them fails, and so does a required capability with no entry at all (a
+    slot requiring none: a backend with no entry)."""
+    cdef rules_t failed = 0
+    cdef rules_t proven = (RULE_BATCH if s.needs_batch else 0) | (RULE_CONCURRENCY if s.min_conc > 0 else 0)
+    cdef index_t e, j, k
+    cdef bint found, any_entry = False
+    for e in range(r.lat_start[i], r.lat_stop[i]):
+        if not (s.lat_all or _bit(s.lat_mask, r.lat_token[e]) or _bit(s.lat_mask, r.lat_vtoken[e])):
+            continue
+        any_entry = True
+        # NaN (unstated) compares false: it passes.
+        if r.lat_p50[e] > s.max_p50 or r.lat_p95[e] > s.max_p95 or r.lat_p999[e] > s.max_p999:
+            failed |= RULE_LATENCY_PERCENTILE
+        if s.needs_batch and (r.lat_batch[e] != 1 or (s.min_batch > 0 and not (r.lat_max_batch[e] >= s.min_batch))):
+            failed |= RULE_BATCH
+        if s.min_conc > 0 and not (r.lat_conc[e] >= s.min_conc):
+            failed |= RULE_CONCURRENCY
+        if s.cap_throughput and (r.lat_max_w[e] < s.min_w or r.lat_max_r[e] < s.min_r):
+            failed |= RULE_CAPABILITY_THROUGHPUT
+    if proven and (failed & proven) != proven:
+        # Coverage: a declared required capability with no entry states
+        # nothing, so it proves nothing.
+        if s.lat_all:
+            if not any_entry:
+                failed |= proven
+        else:
+            for j in range(s.n_req):
+                if s.req_rule[j] != RULE_MISSING_CAPABILITY:
+                    continue
+                k = s.req_tokens[j]
+                if not ((r.feature_bits[k * r.stride + (i >> 6)] >> (i & 63)) & 1):
+                    continue  # not declared: missing_capability's to say
+                found = False
+                for e in range(r.lat_start[i], r.lat_stop[i]):
+                    if r.lat_token[e] == k or r.lat_vtoken[e] == k:
+                        found = True
+                        break
+                if not found:
+                    failed |= proven
+                    break
     return failed
 
 

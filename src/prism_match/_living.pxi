@@ -66,6 +66,8 @@ cdef enum _F:
     F_COST_PER_1K_WRITES, F_STATUS, F_UPTIME, F_HEALTH_INCIDENTS
     F_CAP_NAME, F_CAP_VERSION, F_CAP_PERFORMANCE, F_PERF_LATENCY, F_P99_MS
     F_IFC_NAME, F_IFC_VERSION, F_RESOLVED_AT
+    F_P50_MS, F_P95_MS, F_P999_MS, F_PERF_MAX_WRITE, F_PERF_MAX_READ
+    F_PERF_BATCH, F_PERF_BATCH_SIZE, F_PERF_CONCURRENCY, F_CAP_BATCH, F_CAP_BATCH_SIZE, F_CAP_CONCURRENCY
     _N_FIELDS
 
 # (schema class, field) of each _F, in order.
@@ -83,6 +85,11 @@ _FIELD_SPECS = (
     ("Capability", "name"), ("Capability", "version"), ("Capability", "performance"),
     ("CapabilityPerformance", "latency"), ("Latency", "p99_ms"),
     ("Interface", "name"), ("Interface", "version"), ("Incident", "resolved_at"),
+    ("Latency", "p50_ms"), ("Latency", "p95_ms"), ("Latency", "p999_ms"),
+    ("CapabilityPerformance", "max_write_rps"), ("CapabilityPerformance", "max_read_rps"),
+    ("CapabilityPerformance", "supports_batch"), ("CapabilityPerformance", "max_batch_size"),
+    ("CapabilityPerformance", "max_concurrent_operations"),
+    ("Capability", "supports_batch"), ("Capability", "max_batch_size"), ("Capability", "max_concurrent_operations"),
 )
 cdef PyObject* _FIELD_OWNER[_N_FIELDS]     # the class (kept alive by _FIELD_KEEP)
 cdef Py_ssize_t _FIELD_OFFSET[_N_FIELDS]
@@ -131,6 +138,36 @@ cdef inline Py_ssize_t _token_bit(dict index, list tokens, str token) except -1:
     return bit
 
 
+cdef inline double _stated(object value) except? -1.0:
+    return NAN if value is None else <double>value
+
+
+cdef object _capability_entry(object cap, tuple bits):
+    # Capability.performance_entry, read in place, with the tokens in front:
+    # None when the capability states nothing per-capability.
+    cdef object perf = _get(cap, F_CAP_PERFORMANCE)
+    cdef object lat = None, batch = None, size = None, conc = None
+    cdef object p99 = None, p50 = None, p95 = None, p999 = None, mw = None, mr = None
+    if perf is not None:
+        lat = _get(perf, F_PERF_LATENCY)
+        if lat is not None:
+            p99, p50, p95, p999 = _get(lat, F_P99_MS), _get(lat, F_P50_MS), _get(lat, F_P95_MS), _get(lat, F_P999_MS)
+        mw, mr = _get(perf, F_PERF_MAX_WRITE), _get(perf, F_PERF_MAX_READ)
+        batch, size, conc = _get(perf, F_PERF_BATCH), _get(perf, F_PERF_BATCH_SIZE), _get(perf, F_PERF_CONCURRENCY)
+    # G2: beside ``performance`` when not inside it.
+    if batch is None:
+        batch = _get(cap, F_CAP_BATCH)
+    if size is None:
+        size = _get(cap, F_CAP_BATCH_SIZE)
+    if conc is None:
+        conc = _get(cap, F_CAP_CONCURRENCY)
+    if p99 is None and p50 is None and p95 is None and p999 is None and mw is None and mr is None \
+            and batch is None and size is None and conc is None:
+        return None
+    return (bits[0], bits[1], _stated(p99), _stated(p50), _stated(p95), _stated(p999), _stated(mw), _stated(mr),
+            -1 if batch is None else (1 if batch else 0), _stated(size), _stated(conc))
+
+
 cdef inline double _given(object value, Py_ssize_t j) except? -1.0:
     return _MISSING_INPUT[j] if value is None else <double>value
 
@@ -173,9 +210,13 @@ cdef class Row:
     (``floats``, compiled.INPUT_FLOATS order, missing values as
     compiled.MISSING says), the codes, the feature tokens it declares (bare
     and versioned per name, in declaration order), its region and
-    compliance bits, and its latency entries ``(bare token, versioned token,
-    p99 ms)``. Names new to a vocabulary are added to it; ``memo`` (a
-    TokenMemo of ``features``) skips building the tokens of names seen before."""
+    compliance bits, and its latency entries: one per capability that
+    states any per-capability performance, ``(bare token, versioned token,
+    p99, p50, p95, p999 ms, max_write_rps, max_read_rps, supports_batch,
+    max_batch_size, max_concurrent_operations)`` as ``_capability_entry``
+    makes it (``schema.Capability.performance_entry``'s reading). Names new
+    to a vocabulary are added to it; ``memo`` (a TokenMemo of ``features``)
+    skips building the tokens of names seen before."""
 
     cdef double f[_N_INPUT]
     cdef readonly int backend_type, health, consistency
@@ -203,13 +244,9 @@ cdef class Row:
             else:
                 bits = _feature_bits(caps_memo, f_index, f_tokens, "c:", _get(cap, F_CAP_NAME),
                                      _get(cap, F_CAP_VERSION))
-                perf = _get(cap, F_CAP_PERFORMANCE)  # Capability.p99_ms, read in place
-                if perf is not None:
-                    lat = _get(perf, F_PERF_LATENCY)
-                    if lat is not None:
-                        p99 = _get(lat, F_P99_MS)
-                        if p99 is not None:
-                            latency.append((bits[0], bits[1], <double>p99))
+                entry = _capability_entry(cap, bits)
+                if entry is not None:
+                    latency.append(entry)
             tokens.append(bits[0])
             tokens.append(bits[1])
         for ifc in _get(reg, F_INTERFACES):
@@ -347,6 +384,14 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
         (<index_t*>r.lat_token)[e] = entry[0]
         (<index_t*>r.lat_vtoken)[e] = entry[1]
         (<score_t*>r.lat_p99)[e] = entry[2]
+        (<score_t*>r.lat_p50)[e] = entry[3]
+        (<score_t*>r.lat_p95)[e] = entry[4]
+        (<score_t*>r.lat_p999)[e] = entry[5]
+        (<score_t*>r.lat_max_w)[e] = entry[6]
+        (<score_t*>r.lat_max_r)[e] = entry[7]
+        (<signed char*>r.lat_batch)[e] = <signed char>entry[8]
+        (<score_t*>r.lat_max_batch)[e] = entry[9]
+        (<score_t*>r.lat_conc)[e] = entry[10]
         e += 1
     (<index_t*>r.lat_start)[i] = start
     (<index_t*>r.lat_stop)[i] = stop

@@ -62,6 +62,8 @@ cdef struct _SlotKey:
     index_t pref_region, wr, wk, wf
     index_t n_pref, n_aff, current_pos
     score_t aff_total, max_per_backend, max_per_region, max_skew
+    bint cap_rules, needs_batch, cap_throughput
+    score_t max_p50, max_p95, max_p999, min_batch, min_conc
 
 
 @cython.final
@@ -188,14 +190,19 @@ cdef class PreparedSlot:
         h.max_per_backend = s.max_per_backend
         h.max_per_region = s.max_per_region
         h.max_skew = s.max_skew
+        h.cap_rules = s.cap_rules
+        h.needs_batch = s.needs_batch
+        h.cap_throughput = s.cap_throughput
+        h.max_p50, h.max_p95, h.max_p999 = s.max_p50, s.max_p95, s.max_p999
+        h.min_batch, h.min_conc = s.min_batch, s.min_conc
         return b"".join((
             (<char*>&h)[:sizeof(h)],
             (<char*>s.req_tokens)[:s.n_req * sizeof(index_t)] if s.n_req else b"",
             (<char*>s.req_rule)[:s.n_req * sizeof(index_t)] if s.n_req else b"",
             (<char*>s.region_any)[:self.wr * sizeof(mask_t)] if s.region_filter and self.wr else b"",
             (<char*>s.compliance_all)[:self.wk * sizeof(mask_t)] if s.compliance_filter and self.wk else b"",
-            (<char*>s.lat_mask)[:self.wf * sizeof(mask_t)] if s.max_lat_ms < INFINITY and not s.lat_all
-            and self.wf else b"",
+            (<char*>s.lat_mask)[:self.wf * sizeof(mask_t)] if (s.max_lat_ms < INFINITY or s.cap_rules)
+            and not s.lat_all and self.wf else b"",
             (<char*>s.pref_bits)[:s.n_pref * sizeof(index_t)] if s.n_pref else b"",
             (<char*>s.pref_value)[:s.n_pref * sizeof(score_t)] if s.n_pref else b"",
             (<char*>s.aff_kind)[:s.n_aff * sizeof(index_t)] if s.n_aff else b"",
@@ -232,6 +239,14 @@ cdef class PreparedSlot:
             "max_per_backend": self.s.max_per_backend,
             "max_per_region": self.s.max_per_region,
             "max_skew": self.s.max_skew,
+            "cap_rules": bool(self.s.cap_rules),
+            "max_p50": self.s.max_p50,
+            "max_p95": self.s.max_p95,
+            "max_p999": self.s.max_p999,
+            "needs_batch": bool(self.s.needs_batch),
+            "min_batch": self.s.min_batch,
+            "min_conc": self.s.min_conc,
+            "cap_throughput": bool(self.s.cap_throughput),
         }
 
 
@@ -338,6 +353,24 @@ cdef int _prepare_preferences(PreparedSlot ps, SlotVocab v, object requirement) 
     return 0
 
 
+cdef int _prepare_capability_bounds(Slot* s, object perf) except -1:
+    """Issue 13's per-capability bounds; each inert at its default."""
+    s.max_p50 = s.max_p95 = s.max_p999 = INFINITY
+    s.needs_batch = s.cap_throughput = False
+    s.min_batch = s.min_conc = 0.0
+    if perf is not None:
+        s.max_p50 = _limit(perf.max_latency_p50)
+        s.max_p95 = _limit(perf.max_latency_p95)
+        s.max_p999 = _limit(perf.max_latency_p999)
+        s.needs_batch = perf.requires_batch or perf.min_batch_size is not None
+        s.min_batch = perf.min_batch_size if perf.min_batch_size is not None else 0.0
+        s.min_conc = perf.min_concurrency if perf.min_concurrency is not None else 0.0
+        s.cap_throughput = perf.per_capability_throughput
+    s.cap_rules = (s.max_p50 < INFINITY or s.max_p95 < INFINITY or s.max_p999 < INFINITY or s.needs_batch
+                   or s.min_conc > 0 or s.cap_throughput)
+    return 0
+
+
 cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, tuple default_health,
                                unsigned int default_health_mask, object core=None,
                                Py_ssize_t positions_version=0):
@@ -378,8 +411,10 @@ cdef PreparedSlot prepare_slot(SlotVocab v, object columns, object requirement, 
     s.max_lat_ms = value if value is not None else INFINITY
     value = requirement.min_connections
     s.min_conn = value if value is not None else 0.0
+    _prepare_capability_bounds(s, perf)
 
-    lat = lat_mask if s.max_lat_ms < INFINITY else NULL  # latency applies to required capabilities
+    # The per-capability bounds apply to required capabilities.
+    lat = lat_mask if s.max_lat_ms < INFINITY or s.cap_rules else NULL
     for item in ifcs:
         failed |= _require(v.feature_bit(v.ifc_bits, item, False), RULE_MISSING_INTERFACE, tokens, rules, &n, NULL)
     for item in caps:

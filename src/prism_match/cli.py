@@ -451,9 +451,13 @@ def _query_from_flags(args: argparse.Namespace) -> dict[str, Any]:
                 if getattr(args, key) is not None}
     if capacity:
         query["min_capacity"] = capacity
-    for key in ("preferred_region", "consistency", "max_latency_p99"):
+    for key in ("preferred_region", "consistency", "max_latency_p99", "max_latency_p50", "max_latency_p95",
+                "max_latency_p999", "min_batch_size", "min_concurrency"):
         if getattr(args, key) is not None:
             query[key] = getattr(args, key)
+    for key in ("requires_batch", "per_capability_throughput"):
+        if getattr(args, key):
+            query[key] = True
     return query
 
 
@@ -1071,6 +1075,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preferred-region", metavar="REGION", help="scored, not filtered")
     p.add_argument("--consistency", metavar="LEVEL", help="strong, bounded_staleness, session or eventual")
     p.add_argument("--max-latency-p99", metavar="DURATION", help="e.g. 25ms")
+    for pct in ("p50", "p95", "p999"):
+        p.add_argument(f"--max-latency-{pct}", metavar="DURATION",
+                       help=f"bound on each required capability's {pct} (unstated passes)")
+    p.add_argument("--requires-batch", action="store_true",
+                   help="each required capability states supports_batch: true (unstated fails)")
+    p.add_argument("--min-batch-size", type=int, metavar="N", help="implies --requires-batch; max_batch_size >= N")
+    p.add_argument("--min-concurrency", type=int, metavar="N",
+                   help="each required capability's max_concurrent_operations >= N (unstated fails)")
+    p.add_argument("--per-capability-throughput", action="store_true",
+                   help="a required capability's own max_write_rps/max_read_rps must hold the minimums too")
     p.add_argument("--explain", action="store_true", help="add the diagnosis")
     _formats(p, all_formats)
 

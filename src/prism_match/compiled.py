@@ -102,8 +102,18 @@ _ROW_COLUMNS = {
     **{name: (SCORE_DTYPE, 0.0) for name in USED_COLUMNS},
     "open_incidents": (SCORE_DTYPE, 0.0),
 }
-# Latency entries (a pool the rows point into with lat_start:lat_stop).
-_ENTRY_COLUMNS = {"lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE}
+# Latency entries (a pool the rows point into with lat_start:lat_stop): one
+# per capability that states any per-capability performance (issue 13).
+# CAPABILITY_PERF: the entry columns beside the tokens and p99, each with
+# its dtype and what an unstated value is (NaN; supports_batch -1).
+BATCH_DTYPE = np.int8
+CAPABILITY_PERF = {"lat_p50_ms": (SCORE_DTYPE, math.nan), "lat_p95_ms": (SCORE_DTYPE, math.nan),
+                   "lat_p999_ms": (SCORE_DTYPE, math.nan), "lat_max_write_rps": (SCORE_DTYPE, math.nan),
+                   "lat_max_read_rps": (SCORE_DTYPE, math.nan), "lat_batch": (BATCH_DTYPE, -1),
+                   "lat_max_batch_size": (SCORE_DTYPE, math.nan), "lat_concurrency": (SCORE_DTYPE, math.nan)}
+_ENTRY_COLUMNS = {"lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE, "lat_p99_ms": SCORE_DTYPE,
+                  **{name: dtype for name, (dtype, _) in CAPABILITY_PERF.items()}}
+ENTRY_COLUMNS = tuple(_ENTRY_COLUMNS)
 # Order labels: ids in byte order get labels LABEL_GAP apart, so an added id
 # fits between two neighbours without renumbering the others.
 LABEL_GAP = 1 << 24
@@ -176,16 +186,27 @@ class Columns:
     lat_stop = _RowView()
     lat_token = _EntryView()      # int64[e]: feature bit of ``c:name``
     lat_vtoken = _EntryView()     # int64[e]: feature bit of ``c:name@version``
-    lat_p99_ms = _EntryView()     # float64[e]
+    lat_p99_ms = _EntryView()     # float64[e], NaN: not stated
+    lat_p50_ms = _EntryView()     # float64[e], NaN: not stated (so are the others)
+    lat_p95_ms = _EntryView()
+    lat_p999_ms = _EntryView()
+    lat_max_write_rps = _EntryView()  # the capability's own throughput limits
+    lat_max_read_rps = _EntryView()
+    lat_batch = _EntryView()      # int8[e]: supports_batch, -1 not stated, 0 no, 1 yes
+    lat_max_batch_size = _EntryView()
+    lat_concurrency = _EntryView()    # max_concurrent_operations
 
     def __init__(self, *, backend_ids: list[str], features: Vocabulary, regions: Vocabulary,
                  compliance: Vocabulary, feature_bits: np.ndarray, region_rows: np.ndarray,
                  compliance_rows: np.ndarray, lat_indptr: np.ndarray, lat_token: np.ndarray,
                  lat_vtoken: np.ndarray, lat_p99_ms: np.ndarray, id_rank: np.ndarray | None = None,
-                 feature_rows: np.ndarray | None = None, **rows: np.ndarray):
+                 feature_rows: np.ndarray | None = None, capability_perf: dict[str, np.ndarray] | None = None,
+                 **rows: np.ndarray):
         """Dense columns (no holes, one row per id, as the builders make them).
         ``feature_rows`` is accepted and dropped (the transposed bits hold the
-        same); ``id_rank`` (byte-order ranks) is recomputed when missing."""
+        same); ``id_rank`` (byte-order ranks) is recomputed when missing;
+        ``capability_perf`` holds the CAPABILITY_PERF entry columns (any
+        missing one: every entry unstated)."""
         n = len(backend_ids)
         self.backend_ids: list[str | None] = list(backend_ids)
         self.features, self.regions, self.compliance = features, regions, compliance
@@ -205,6 +226,14 @@ class Columns:
         store["lat_stop"] = indptr[1:].copy()
         for name, given in (("lat_token", lat_token), ("lat_vtoken", lat_vtoken), ("lat_p99_ms", lat_p99_ms)):
             store[name] = np.ascontiguousarray(given, dtype=_ENTRY_COLUMNS[name])
+        extra = capability_perf or {}
+        unknown_entries = set(extra) - set(CAPABILITY_PERF)
+        if unknown_entries:
+            raise TypeError(f"unknown entry columns: {sorted(unknown_entries)}")
+        for name, (dtype, unstated) in CAPABILITY_PERF.items():
+            given = extra.get(name)
+            store[name] = np.full(self.entries, unstated, dtype=dtype) if given is None else \
+                np.array(given, dtype=dtype)  # a copy: an add writes it
         # Until something is reserved, usage is the observed usage: the used
         # columns are the observed arrays themselves and the reserved ones
         # share one zero array (``hold_reservations`` separates them).
@@ -385,7 +414,7 @@ class Columns:
             region_rows=self.region_rows[live], compliance_rows=self.compliance_rows[live],
             lat_indptr=np.concatenate([[0], np.cumsum(counts)]).astype(INDEX_DTYPE),
             lat_token=self.lat_token[entry], lat_vtoken=self.lat_vtoken[entry], lat_p99_ms=self.lat_p99_ms[entry],
-            **rows)
+            capability_perf={name: getattr(self, name)[entry] for name in CAPABILITY_PERF}, **rows)
 
 
 # Dense temporaries are bounded: a block of at most this many booleans is
@@ -520,7 +549,9 @@ def compile_registry(registrations: list[Registration]) -> Columns:
         floats=floats, lat_indptr=np.concatenate([[0], np.cumsum(lat_counts)]).astype(np.int64),
         lat_token=np.array([e[0] for e in lat], dtype=np.int64),
         lat_vtoken=np.array([e[1] for e in lat], dtype=np.int64),
-        lat_p99_ms=np.array([e[2] for e in lat], dtype=SCORE_DTYPE))
+        lat_p99_ms=np.array([e[2] for e in lat], dtype=SCORE_DTYPE),
+        capability_perf={name: np.array([e[3 + j] for e in lat], dtype=dtype)
+                         for j, (name, (dtype, _)) in enumerate(CAPABILITY_PERF.items())})
 
 
 Pairs = tuple[np.ndarray, np.ndarray]  # (backend, bit), int64 each
@@ -531,7 +562,8 @@ def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, 
                      backend_type: np.ndarray, health: np.ndarray, consistency: np.ndarray,
                      floats: dict[str, np.ndarray], lat_indptr: np.ndarray, lat_token: np.ndarray,
                      lat_vtoken: np.ndarray, lat_p99_ms: np.ndarray,
-                     feature_rows: np.ndarray | None = None) -> Columns:
+                     feature_rows: np.ndarray | None = None,
+                     capability_perf: dict[str, np.ndarray] | None = None) -> Columns:
     """The end both builders share (``compile_registry`` and
     ``frames.columns_from_polars``): the masks packed from (backend, bit)
     pairs, the id ranks, the derived scores. ``floats`` holds the
@@ -550,6 +582,7 @@ def assemble_columns(ids: list[str], features: Vocabulary, regions: Vocabulary, 
         cost_score=cost_score(floats["cost_per_1k_writes"]),
         avail_score=avail_score(floats["uptime_percent_24h"]),
         lat_indptr=lat_indptr, lat_token=lat_token, lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99_ms,
+        capability_perf=capability_perf,
     )
 
 
@@ -628,6 +661,27 @@ def live_registration(reg: Registration, columns: Columns, i: int) -> Registrati
     return reg
 
 
+_LATENCY_FIELDS = (("p50_ms", "lat_p50_ms"), ("p95_ms", "lat_p95_ms"), ("p99_ms", "lat_p99_ms"),
+                   ("p999_ms", "lat_p999_ms"))
+_PERF_FIELDS = (("max_write_rps", "lat_max_write_rps"), ("max_read_rps", "lat_max_read_rps"),
+                ("max_batch_size", "lat_max_batch_size"), ("max_concurrent_operations", "lat_concurrency"))
+
+
+def capability_performance(columns: Columns, e: int) -> dict:
+    """Entry ``e`` as a capability's ``performance`` mapping (only what it states)."""
+    c = columns
+    latency = {key: float(getattr(c, name)[e]) for key, name in _LATENCY_FIELDS
+               if not math.isnan(getattr(c, name)[e])}
+    out: dict = {"latency": latency} if latency else {}
+    for key, name in _PERF_FIELDS:
+        value = float(getattr(c, name)[e])
+        if not math.isnan(value):
+            out[key] = int(value) if key in ("max_batch_size", "max_concurrent_operations") else value
+    if c.lat_batch[e] >= 0:
+        out["supports_batch"] = bool(c.lat_batch[e])
+    return out
+
+
 def registration_from_columns(columns: Columns, i: int) -> Registration:
     """A Registration rebuilt from row ``i`` (for registries built from a
     table): what the columns hold, nothing more (no connection, no prices
@@ -654,7 +708,7 @@ def registration_from_columns(columns: Columns, i: int) -> Registration:
         name = bare[2:]
         for cap in caps:
             if cap["name"] == name and cap["version"] == version:
-                cap["performance"] = {"latency": {"p99_ms": float(c.lat_p99_ms[e])}}
+                cap["performance"] = capability_performance(c, e)
 
     def num(name: str) -> float | None:
         value = float(getattr(c, name)[i])

@@ -5,7 +5,12 @@ of a million backends goes through them in about a second. The table is one
 row per backend: ``backend_id``, ``backend_type``, ``health_status``,
 ``consistency``, list columns ``capabilities`` / ``interfaces``
 (``name@version``), ``regions``, ``compliance``, ``capability_p99_ms`` (list
-of ``{capability, p99_ms}``), and the float columns of compiled.FLOAT_COLUMNS
+of ``{capability, p99_ms}``: the capabilities that state a p99),
+``capability_performance`` (list of ``{capability, p50_ms, p95_ms, p99_ms,
+p999_ms, max_write_rps, max_read_rps, supports_batch, max_batch_size,
+max_concurrent_operations}``, null where not stated: every capability that
+states any of it; ``from_polars`` reads it in place of ``capability_p99_ms``
+when both are given), and the float columns of compiled.FLOAT_COLUMNS
 (missing data as null). ``from_polars`` accepts that table or a subset of it
 (only ``backend_id`` and ``backend_type`` are required), checked as strictly
 as a document and reported in the same grammar (``frame row 3 column
@@ -24,7 +29,7 @@ import polars as pl
 
 from ._types import CODE_DTYPE, SCORE_DTYPE
 from .compiled import (
-    CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MAX_NAMES_PER_BACKEND, MISSING, OPTIONAL_COLUMNS,
+    BATCH_DTYPE, CAPABILITY_PERF, CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, MAX_NAMES_PER_BACKEND, MISSING, OPTIONAL_COLUMNS,
     RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, Columns, set_bits, assemble_columns, has_bit,
 )
 from .errors import RegistryError
@@ -86,18 +91,47 @@ def columns_to_polars(c: Columns) -> pl.DataFrame:
         b, t = b[by_name], t[by_name]
         data[name] = _list_column(n, b, [vocab.tokens[i] for i in t], name)
     owner = np.repeat(np.arange(n), np.diff(c.lat_indptr))
-    lat = pl.DataFrame({"row": owner.astype(np.int64),
-                        "capability": pl.Series([shown(tokens[i]) for i in c.lat_vtoken], dtype=pl.String),
-                        "p99_ms": c.lat_p99_ms})
+    stated = ~np.isnan(c.lat_p99_ms)  # an entry may state other things than p99
+    lat = pl.DataFrame({"row": owner[stated].astype(np.int64),
+                        "capability": pl.Series([shown(tokens[i]) for i in c.lat_vtoken[stated]], dtype=pl.String),
+                        "p99_ms": c.lat_p99_ms[stated]})
     lat = lat.group_by("row", maintain_order=True).agg(pl.struct("capability", "p99_ms").alias("capability_p99_ms"))
     data["capability_p99_ms"] = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(
         lat, on="row", how="left")["capability_p99_ms"]
+    data["capability_performance"] = _performance_column(c, n, owner, tokens)
     frame = pl.DataFrame(data)
     floats = {name: getattr(c, name).copy() for name in (*FLOAT_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS)}
     frame = frame.with_columns(**{k: pl.Series(v) for k, v in floats.items()})
     return frame.with_columns(
         pl.when(pl.col(k).is_nan() | pl.col(k).is_infinite()).then(None).otherwise(pl.col(k)).alias(k)
         for k in _NULLABLE)
+
+
+# capability_performance's struct fields: name -> (entry column, polars dtype).
+_PERF_FIELDS = {"p50_ms": ("lat_p50_ms", pl.Float64), "p95_ms": ("lat_p95_ms", pl.Float64),
+                "p99_ms": ("lat_p99_ms", pl.Float64), "p999_ms": ("lat_p999_ms", pl.Float64),
+                "max_write_rps": ("lat_max_write_rps", pl.Float64), "max_read_rps": ("lat_max_read_rps", pl.Float64),
+                "supports_batch": ("lat_batch", pl.Boolean), "max_batch_size": ("lat_max_batch_size", pl.Int64),
+                "max_concurrent_operations": ("lat_concurrency", pl.Int64)}
+
+
+def _performance_column(c: Columns, n: int, owner: np.ndarray, tokens: list[str]) -> pl.Series:
+    """Each row's capability entries as a list of structs, null where not stated."""
+    fields: dict[str, pl.Series] = {}
+    for key, (name, dtype) in _PERF_FIELDS.items():
+        values = getattr(c, name)
+        if name == "lat_batch":
+            fields[key] = pl.Series(key, values == 1, dtype=pl.Boolean).set(pl.Series(values < 0), None)
+        else:
+            series = pl.Series(key, values, dtype=pl.Float64, nan_to_null=True)
+            fields[key] = series.cast(dtype, strict=False) if dtype != pl.Float64 else series
+    entries = pl.DataFrame({"row": owner.astype(np.int64),
+                            "capability": pl.Series([shown(tokens[i]) for i in c.lat_vtoken], dtype=pl.String),
+                            **fields})
+    grouped = entries.group_by("row", maintain_order=True).agg(
+        pl.struct("capability", *_PERF_FIELDS).alias("capability_performance"))
+    return pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(grouped, on="row", how="left")[
+        "capability_performance"]
 
 
 def _codes(frame: pl.DataFrame, column: str, mapping: dict[str, int], default: int | None,
@@ -211,7 +245,11 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
     ib, it = _token_pairs(frame, "interfaces", "i:", features, errors)
     region_pairs = _plain_pairs(frame, "regions", regions, errors)
     compliance_pairs = _plain_pairs(frame, "compliance", compliance, errors)
-    lat_indptr, lat_token, lat_vtoken, lat_p99 = _latency(frame, features, errors)
+    entry_column = "capability_performance" if "capability_performance" in frame.columns else "capability_p99_ms"
+    if entry_column == "capability_performance":
+        lat_indptr, lat_token, lat_vtoken, lat_p99, capability_perf = _performance(frame, features, errors)
+    else:
+        (lat_indptr, lat_token, lat_vtoken, lat_p99), capability_perf = _latency(frame, features, errors), None
     fb, ft = np.concatenate([cb, ib]), np.concatenate([ct, it])
     feature_rows = set_bits((n, features.words), fb, ft)
     if len(lat_vtoken) and not errors:
@@ -219,20 +257,22 @@ def columns_from_polars(frame: pl.DataFrame) -> Columns:
         declared = has_bit(feature_rows, lat_vtoken, owner)
         if not declared.all():
             row = int(owner[np.flatnonzero(~declared)[0]])
-            errors.append((f"frame row {row} column `capability_p99_ms`",
-                           "Latency given for a capability the backend does not declare"))
+            errors.append((f"frame row {row} column `{entry_column}`",
+                           "Latency given for a capability the backend does not declare"
+                           if entry_column == "capability_p99_ms" else
+                           "Performance given for a capability the backend does not declare"))
     if errors:
         raise RegistryError(errors[:100])
     return assemble_columns(
         ids_series.to_list(), features, regions, compliance, feature_pairs=(fb, ft), feature_rows=feature_rows,
         region_pairs=region_pairs, compliance_pairs=compliance_pairs, backend_type=btype, health=health,
         consistency=consistency, floats=floats, lat_indptr=lat_indptr, lat_token=lat_token,
-        lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99)
+        lat_vtoken=lat_vtoken, lat_p99_ms=lat_p99, capability_perf=capability_perf)
 
 
 _NAME_LISTS = ("capabilities", "interfaces", "regions", "compliance")
 _TEXT_COLUMNS = ("backend_id", "backend_type", "health_status", "consistency")
-_KNOWN_COLUMNS = (*_TEXT_COLUMNS, *_NAME_LISTS, "capability_p99_ms", *FLOAT_COLUMNS, *RESERVED_COLUMNS,
+_KNOWN_COLUMNS = (*_TEXT_COLUMNS, *_NAME_LISTS, "capability_p99_ms", "capability_performance", *FLOAT_COLUMNS, *RESERVED_COLUMNS,
                   *OPTIONAL_COLUMNS)
 _TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
@@ -313,6 +353,19 @@ def _list_dtype_errors(frame: pl.DataFrame) -> list[tuple[str, str]]:
                 and (fields["p99_ms"].is_numeric() or fields["p99_ms"] == pl.Null)):
             errors.append(("frame column `capability_p99_ms`",
                            f"Expected a list of `{{capability: str, p99_ms: float}}`, got `{dtype}`"))
+    dtype = frame.schema.get("capability_performance")
+    if dtype is not None and dtype != pl.Null:
+        inner = dtype.inner if isinstance(dtype, pl.List) else None
+        fields = {f.name: f.dtype for f in inner.fields} if isinstance(inner, pl.Struct) else {}
+        unknown = [name for name in fields if name != "capability" and name not in _PERF_FIELDS]
+        wrong = [name for name, kind in fields.items() if name in _PERF_FIELDS and kind != pl.Null
+                 and not (kind == pl.Boolean if name == "supports_batch" else kind.is_numeric())]
+        if fields.get("capability") not in (pl.String, pl.Null) or unknown or wrong:
+            what = f"; unknown field `{unknown[0][:40]}`" if unknown else (
+                f"; field `{wrong[0]}` is `{fields[wrong[0]]}`" if wrong else "")
+            errors.append(("frame column `capability_performance`",
+                           f"Expected a list of `{{capability: str, p50_ms, ..., supports_batch: bool, ...}}`, "
+                           f"got `{dtype}`{what}"))
     return errors
 
 
@@ -329,6 +382,66 @@ def _plain_pairs(frame: pl.DataFrame, column: str, vocab: Vocabulary,
         errors.append((f"frame column `{column}`", "Expected non-empty names, got ``"))
     bit = np.array([vocab.add(x) for x in distinct], dtype=np.int64)
     return items["row"].to_numpy(), bit[codes]
+
+
+def _entry_tokens(names: pl.Series, features: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """(bare, versioned) feature bits of ``name`` / ``name@version`` items; -1 unknown."""
+    if not len(names):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes, distinct = _codes_of(names)
+    parts = [split_requirement(x) for x in distinct]
+    bare_bit = np.array([features.index.get("c:" + name, -1) for name, _ in parts], dtype=np.int64)
+    exact_bit = np.array([features.index.get(versioned("c:" + name, version or DEFAULT_VERSION), -1)
+                          for name, version in parts], dtype=np.int64)
+    return bare_bit[codes], exact_bit[codes]
+
+
+def _performance(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, str]]):
+    """``capability_performance`` → (indptr, token, vtoken, p99, the CAPABILITY_PERF columns)."""
+    n = frame.height
+    column = "capability_performance"
+    items = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col(column))
+             .explode(column).drop_nulls(column))
+    items = items.unnest(column) if items.schema[column] != pl.Null else pl.DataFrame({"row": items["row"]})
+    rows = items["row"].to_numpy()
+    if "capability" not in items.columns or items["capability"].is_null().any():
+        bad = 0 if "capability" not in items.columns else int(items["capability"].is_null().arg_true()[0])
+        if len(rows):
+            errors.append((f"frame row {rows[bad]} column `{column}`",
+                           "Expected `{capability, ...}` entries with a capability, got a null"))
+        names = pl.Series([], dtype=pl.String)
+    else:
+        names = items["capability"].cast(pl.String)
+        _control_errors(names, items["row"], column, errors)
+    values: dict[str, np.ndarray] = {}
+    for key, (name, _) in _PERF_FIELDS.items():
+        if key not in items.columns:
+            values[name] = np.full(len(rows), -1 if name == "lat_batch" else np.nan)
+            continue
+        series = items[key]
+        if name == "lat_batch":
+            values[name] = np.where(series.is_null().to_numpy(), -1,
+                                    series.cast(pl.Int8).fill_null(0).to_numpy()).astype(BATCH_DTYPE)
+            continue
+        got = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
+        bad = ~np.isnan(got) & ~(np.isfinite(got) & (got >= 0))
+        if key in ("max_batch_size", "max_concurrent_operations"):
+            bad |= ~np.isnan(got) & (np.mod(got, 1) != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            errors.append((f"frame row {rows[i]} column `{column}`",
+                           f"Expected `{key}` to be a finite number >= 0"
+                           f"{' and whole' if key in ('max_batch_size', 'max_concurrent_operations') else ''}, "
+                           f"got `{got[i]}`"))
+        values[name] = got.astype(SCORE_DTYPE)
+    token, vtoken = _entry_tokens(names, features) if len(names) == len(rows) else \
+        (np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64))
+    if ((token < 0) | (vtoken < 0)).any():
+        errors.append((f"frame column `{column}`", "Performance given for a capability the backend does not declare"))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    p99 = values.pop("lat_p99_ms")
+    return indptr, token, vtoken, p99, {name: values[name] for name in CAPABILITY_PERF}
 
 
 def _latency(frame: pl.DataFrame, features: Vocabulary, errors: list[tuple[str, str]]):

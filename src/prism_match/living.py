@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ._types import MASK_DTYPE
 from ._core import IdOrder, Row, TokenMemo, add_rows, write_row
-from .compiled import LABEL_GAP, Columns, check_mask_limits, max_positions
+from .compiled import ENTRY_COLUMNS, LABEL_GAP, Columns, check_mask_limits, max_positions
 
 if TYPE_CHECKING:
     from ._core import CoreRegistry
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Layout"]
 
-_ENTRIES = ("lat_token", "lat_vtoken", "lat_p99_ms")
+_ENTRIES = ENTRY_COLUMNS
 _LABEL_MIN, _LABEL_MAX = -(1 << 62), 1 << 62
 
 

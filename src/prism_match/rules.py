@@ -115,6 +115,17 @@ def _statuses(scope: RuleScope) -> str:
     return ", ".join(sorted(seen, key=HEALTH_STATUSES.index))
 
 
+def _percentiles(scope: RuleScope) -> str:
+    slot = scope.slot
+    bounds = ((name, getattr(slot, f"max_latency_{name}_ms")) for name in ("p50", "p95", "p999"))
+    return ", ".join(f"need {name} <= {bound:g}ms" for name, bound in bounds if bound < float("inf"))
+
+
+def _batch(scope: RuleScope) -> str:
+    size = scope.slot.min_batch_size
+    return f"need batches of {_num(size)}" if size > 0 else "need batch support"
+
+
 def _no_hint(scope: RuleScope) -> list[str]:
     return []
 
@@ -176,6 +187,23 @@ RULES: tuple[Rule, ...] = (
                    f"`{s.slot.requirement.group_name}`", _no_hint,
          "Placing here would spread the slot's group over regions more unevenly than max_skew allows "
          "(or the backend serves no region)"),
+    # Per-capability performance (issue 13): over the capabilities the slot
+    # requires (every one when it requires none), as latency_too_high reads.
+    Rule("latency_percentile_too_high", 1 << 16, _percentiles, _no_hint,
+         "A relevant capability's p50, p95 or p999 latency is above the slot's bound "
+         "(a latency not stated passes)"),
+    Rule("no_batch_support", 1 << 17, _batch, _no_hint,
+         "A relevant capability does not state supports_batch: true (or a max_batch_size of at least "
+         "min_batch_size); unstated fails"),
+    Rule("insufficient_concurrency", 1 << 18,
+         lambda s: f"need {_num(s.slot.min_concurrency)} concurrent operations", _no_hint,
+         "A relevant capability's max_concurrent_operations is below the slot's min_concurrency; unstated fails"),
+    Rule("insufficient_capability_throughput", 1 << 19,
+         lambda s: "need " + " / ".join(f"{_num(v)} {kind}" for kind, v in (("write", s.slot.min_write_rps),
+                                                                            ("read", s.slot.min_read_rps)) if v > 0)
+         + " rps per capability", _no_hint,
+         "A relevant capability's own max_write_rps or max_read_rps is below the slot's minimum "
+         "(per_capability_throughput; a limit not stated passes)"),
 )
 
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}

@@ -265,6 +265,25 @@ class Capability(Base, kw_only=True):
         perf = self.performance
         return perf.latency.p99_ms if perf is not None and perf.latency is not None else None
 
+    def performance_entry(self) -> tuple[float | None, ...] | None:
+        """What the per-capability rules read, or None when the capability
+        states none of it: ``(p99, p50, p95, p999, max_write_rps,
+        max_read_rps, supports_batch, max_batch_size,
+        max_concurrent_operations)``, None where unstated. A batch field
+        inside ``performance`` wins over the same field beside it (G2)."""
+        perf = self.performance
+        lat = perf.latency if perf is not None else None
+
+        def batch(name: str):
+            inner = getattr(perf, name) if perf is not None else None
+            return inner if inner is not None else getattr(self, name)
+
+        entry = (lat.p99_ms if lat is not None else None, lat.p50_ms if lat is not None else None,
+                 lat.p95_ms if lat is not None else None, lat.p999_ms if lat is not None else None,
+                 perf.max_write_rps if perf is not None else None, perf.max_read_rps if perf is not None else None,
+                 batch("supports_batch"), batch("max_batch_size"), batch("max_concurrent_operations"))
+        return entry if any(value is not None for value in entry) else None
+
 
 class Operation(Base, kw_only=True):
     name: Name
@@ -556,12 +575,32 @@ RequiredName = Union[SlotName, NameRef]
 
 
 class SlotPerformance(Base, kw_only=True):
+    """A slot's performance needs. The per-capability bounds (issue 13) apply
+    to each capability the slot requires (every capability of a backend when
+    it requires none): a latency a capability does not state passes, as
+    p99's always has; ``requires_batch``, ``min_batch_size`` (implies batch)
+    and ``min_concurrency`` must be proven, so an unstated value fails; with
+    ``per_capability_throughput`` a capability's own ``max_write_rps`` /
+    ``max_read_rps``, when stated, must also hold the slot's minimum."""
+
     min_write_rps: NonNegative = 0.0
     min_read_rps: NonNegative = 0.0
     max_latency_p99: DurationMs | None = None
     requires_transactions: bool = False
     requires_atomic_writes: bool = False
     min_storage: Size | None = None
+    max_latency_p50: DurationMs | None = None
+    max_latency_p95: DurationMs | None = None
+    max_latency_p999: DurationMs | None = None
+    requires_batch: bool = False
+    min_batch_size: Count | None = None
+    min_concurrency: Count | None = None
+    per_capability_throughput: bool = False
+
+    @property
+    def needs_batch(self) -> bool:
+        """``requires_batch``, or a ``min_batch_size`` (which implies it)."""
+        return self.requires_batch or self.min_batch_size is not None
 
 
 Positive = Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]   # a preference's weight
@@ -645,6 +684,14 @@ class Query(Base, kw_only=True):
     preferred_region: SlotName | list[SlotName] | None = None
     consistency: Consistency | None = None
     max_latency_p99: DurationMs | None = None
+    # Issue 13's per-capability bounds (SlotPerformance says what each means).
+    max_latency_p50: DurationMs | None = None
+    max_latency_p95: DurationMs | None = None
+    max_latency_p999: DurationMs | None = None
+    requires_batch: bool = False
+    min_batch_size: Count | None = None
+    min_concurrency: Count | None = None
+    per_capability_throughput: bool = False
 
     __post_init__ = _names_checked("required_capabilities", "required_interfaces", "regions", "compliance",
                                    "preferred_region")
@@ -656,7 +703,11 @@ class Query(Base, kw_only=True):
             capabilities=self.required_capabilities,
             interfaces=self.required_interfaces,
             performance=SlotPerformance(min_write_rps=cap.min_write_rps, min_read_rps=cap.min_read_rps,
-                                        max_latency_p99=self.max_latency_p99),
+                                        max_latency_p99=self.max_latency_p99,
+                                        max_latency_p50=self.max_latency_p50, max_latency_p95=self.max_latency_p95,
+                                        max_latency_p999=self.max_latency_p999, requires_batch=self.requires_batch,
+                                        min_batch_size=self.min_batch_size, min_concurrency=self.min_concurrency,
+                                        per_capability_throughput=self.per_capability_throughput),
             min_storage=cap.min_storage,
             regions=self.regions,
             health_statuses=self.health_statuses,

@@ -80,6 +80,7 @@ def rule_masks(columns: Columns, slot: PreparedSlot, policy: MatchPolicy,
         masks["insufficient_read_capacity"] = c.max_read_rps < slot.min_read_rps
         storage_ok = c.max_storage >= slot.min_storage
     masks["latency_too_high"] = _latency_rejects(c, slot)
+    masks.update(_capability_rejects(c, slot))
     masks["health_status"] = ~np.isin(c.health, np.fromiter(slot.health_codes, dtype=np.int64))
     if slot.region_bits is None:
         masks["region"] = np.zeros(n, dtype=bool)
@@ -162,6 +163,55 @@ def _latency_rejects(c: Columns, slot: PreparedSlot) -> np.ndarray:
         flagged = np.ones(len(p99), dtype=bool)
     bad = flagged & (p99 > slot.max_latency_ms)
     out[owner[bad]] = True
+    return out
+
+
+def _capability_rejects(c: Columns, slot: PreparedSlot) -> dict[str, np.ndarray]:
+    """Issue 13's per-capability rules (see ``_capability_failed`` in the
+    kernel): per relevant entry, then the coverage of the proven ones."""
+    codes = ("latency_percentile_too_high", "no_batch_support", "insufficient_concurrency",
+             "insufficient_capability_throughput")
+    out = {code: np.zeros(c.n, dtype=bool) for code in codes}
+    if not slot.details.capability_bounds:
+        return out
+    counts = c.lat_stop - c.lat_start
+    owner = np.repeat(np.arange(c.n), counts)
+    entry = np.concatenate([np.arange(a, b) for a, b in zip(c.lat_start, c.lat_stop)]).astype(np.int64) \
+        if c.n and not c.dense else np.arange(c.entries)
+    token, vtoken = c.lat_token[entry], c.lat_vtoken[entry]
+    caps = [r.bit for r in slot.requirements if r.kind == "capability" and r.bit is not None]
+    requires_any = any(r.kind == "capability" for r in slot.requirements)
+    relevant = (np.isin(token, caps) | np.isin(vtoken, caps)) if requires_any else np.ones(len(entry), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        slow = ((c.lat_p50_ms[entry] > slot.max_latency_p50_ms) | (c.lat_p95_ms[entry] > slot.max_latency_p95_ms)
+                | (c.lat_p999_ms[entry] > slot.max_latency_p999_ms))
+        no_batch = np.zeros(len(entry), dtype=bool)
+        if slot.needs_batch:
+            no_batch = c.lat_batch[entry] != 1
+            if slot.min_batch_size > 0:
+                no_batch |= ~(c.lat_max_batch_size[entry] >= slot.min_batch_size)
+        few = ~(c.lat_concurrency[entry] >= slot.min_concurrency) if slot.min_concurrency > 0 else \
+            np.zeros(len(entry), dtype=bool)
+        narrow = ((c.lat_max_write_rps[entry] < slot.min_write_rps) | (c.lat_max_read_rps[entry] < slot.min_read_rps)) \
+            if slot.per_capability_throughput else np.zeros(len(entry), dtype=bool)
+    for code, bad in (("latency_percentile_too_high", slow), ("no_batch_support", no_batch),
+                      ("insufficient_concurrency", few), ("insufficient_capability_throughput", narrow)):
+        out[code][owner[relevant & bad]] = True
+    proven = [code for code, on in (("no_batch_support", slot.needs_batch),
+                                    ("insufficient_concurrency", slot.min_concurrency > 0)) if on]
+    if proven:
+        # Coverage: every required capability (any, when none is required)
+        # needs an entry of its own, else it proves nothing.
+        uncovered = np.zeros(c.n, dtype=bool)
+        if requires_any:
+            for bit in caps:
+                has = np.zeros(c.n, dtype=bool)
+                has[owner[(token == bit) | (vtoken == bit)]] = True
+                uncovered |= ~has & ~lacks_token(c, bit)  # not declared: missing_capability's to say
+        else:
+            uncovered = np.bincount(owner[relevant], minlength=c.n)[:c.n] == 0
+        for code in proven:
+            out[code] |= uncovered
     return out
 
 

@@ -66,6 +66,21 @@ class SlotDetails:
     max_per_region: float = math.inf
     max_skew: float = math.inf
     current_backend: str | None = None
+    # Per-capability performance (issue 13; inert at its defaults).
+    max_latency_p50_ms: float = math.inf
+    max_latency_p95_ms: float = math.inf
+    max_latency_p999_ms: float = math.inf
+    needs_batch: bool = False           # requires_batch, or a min_batch_size
+    min_batch_size: float = 0.0         # 0: no size asked
+    min_concurrency: float = 0.0        # 0: no bound
+    per_capability_throughput: bool = False
+
+    @property
+    def capability_bounds(self) -> bool:
+        """True when a per-capability rule other than p99 applies."""
+        return (self.max_latency_p50_ms < math.inf or self.max_latency_p95_ms < math.inf
+                or self.max_latency_p999_ms < math.inf or self.needs_batch or self.min_concurrency > 0
+                or self.per_capability_throughput)
 
 
 def _requirement(kind: str, item, vocab: Vocabulary) -> Requirement:
@@ -152,4 +167,18 @@ def slot_details(columns: Columns, slot: SlotRequirement, default_health: tuple[
         preferred_ranked=ranked, affinity=affinity, affinity_total=affinity_total,
         max_per_backend=limit(slot.max_per_backend), max_per_region=limit(slot.max_per_region),
         max_skew=limit(slot.max_skew), current_backend=slot.current_backend,
+        **_capability_bounds(perf),
     )
+
+
+def _capability_bounds(perf) -> dict:
+    if perf is None:
+        return {}
+
+    def bound(value: float | None) -> float:
+        return math.inf if value is None else float(value)
+
+    return {"max_latency_p50_ms": bound(perf.max_latency_p50), "max_latency_p95_ms": bound(perf.max_latency_p95),
+            "max_latency_p999_ms": bound(perf.max_latency_p999), "needs_batch": perf.needs_batch,
+            "min_batch_size": float(perf.min_batch_size or 0), "min_concurrency": float(perf.min_concurrency or 0),
+            "per_capability_throughput": perf.per_capability_throughput}

@@ -39,7 +39,8 @@ log = logging.getLogger("prism_match")
 # frames into such strings by default). Names never hold these characters.
 LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
 _PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-                       "requires_atomic_writes")
+                       "requires_atomic_writes", "max_latency_p50", "max_latency_p95", "max_latency_p999",
+                       "requires_batch", "min_batch_size", "min_concurrency", "per_capability_throughput")
 _LIST_SPLIT = re.compile(r"[\s,;|\[\]'\"]+")
 _DOCUMENT_SUFFIXES = {".yaml", ".yml", ".json"}
 _TABLE_READERS = {".csv": "read_csv", ".ndjson": "read_ndjson", ".jsonl": "read_ndjson", ".parquet": "read_parquet"}

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._types import CODE_DTYPE, INDEX_DTYPE, MASK_DTYPE, RANK_DTYPE, SCORE_DTYPE
 from .compiled import (
-    FLOAT_COLUMNS, OPTIONAL_COLUMNS, RESERVED_COLUMNS, Columns, avail_score, check_mask_limits, cost_score, pack_bits, rank_ids,
+    BATCH_DTYPE, CAPABILITY_PERF, FLOAT_COLUMNS, OPTIONAL_COLUMNS, RESERVED_COLUMNS, Columns, avail_score, check_mask_limits, cost_score, pack_bits, rank_ids,
 )
 from .errors import RegistryError
 from .output import checked_path, open_output
@@ -62,7 +62,10 @@ __all__ = ["save_snapshot", "read_snapshot", "FORMAT", "MEMBERS", "Member", "STO
 STORED_COLUMNS = ("id_rank", "feature_rows", "feature_bits", "region_rows", "compliance_rows", "backend_type",
                   "health", "consistency", *FLOAT_COLUMNS, "lat_indptr", "lat_token", "lat_vtoken", "lat_p99_ms")
 
-FORMAT = "prism_match.snapshot/2"
+FORMAT = "prism_match.snapshot/3"
+# Formats read: /2 had no per-capability performance beyond p99 (its entries
+# load with every other value unstated) and no entry without a p99.
+_READABLE = (FORMAT, "prism_match.snapshot/2")
 _VOCABS = ("features", "regions", "compliance")
 _MANIFEST = "manifest"
 _MAX_MANIFEST = 4096
@@ -290,11 +293,16 @@ def _lat_tokens(versioned: bool):
     return check
 
 
+def _batch_codes(values: np.ndarray, k: Known) -> str | None:
+    bad = (values < -1) | (values > 1)
+    return f"holds `{int(values[bad][0])}`, out of range" if bad.any() else None
+
+
 def _column(name: str) -> Member:
     dtypes = {"feature_rows": MASK_DTYPE, "feature_bits": MASK_DTYPE, "region_rows": MASK_DTYPE,
               "compliance_rows": MASK_DTYPE, "backend_type": CODE_DTYPE, "health": CODE_DTYPE,
               "consistency": CODE_DTYPE, "id_rank": RANK_DTYPE, "lat_indptr": INDEX_DTYPE,
-              "lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE}
+              "lat_token": INDEX_DTYPE, "lat_vtoken": INDEX_DTYPE, "lat_batch": BATCH_DTYPE}
     shapes: dict[str, Callable[[Known], tuple[int, ...]]] = {
         "feature_rows": _words("features"), "region_rows": _words("regions"),
         "compliance_rows": _words("compliance"),
@@ -303,6 +311,7 @@ def _column(name: str) -> Member:
         # lat_indptr delimits the latency entries as ids.off delimits the id bytes
         "lat_token": lambda k: (k["lat.bytes"],), "lat_vtoken": lambda k: (k["lat.bytes"],),
         "lat_p99_ms": lambda k: (k["lat.bytes"],),
+        **{name: (lambda k: (k["lat.bytes"],)) for name in CAPABILITY_PERF},
     }
     checks: dict[str, Callable[[np.ndarray, Known], str | None]] = {
         "feature_rows": _padding_clear("features"), "region_rows": _padding_clear("regions"),
@@ -310,7 +319,8 @@ def _column(name: str) -> Member:
         "backend_type": _codes(len(BACKEND_TYPES)), "health": _codes(len(HEALTH_STATUSES)),
         "consistency": _codes(len(CONSISTENCY_LEVELS) + 1),
         "lat_indptr": _offsets("lat", lambda k: k["n"]),
-        "lat_token": _lat_tokens(False), "lat_vtoken": _lat_tokens(True), "lat_p99_ms": _floats(),
+        "lat_token": _lat_tokens(False), "lat_vtoken": _lat_tokens(True), "lat_p99_ms": _floats(nan=True),
+        **{name: _floats(nan=True) for name in CAPABILITY_PERF if name != "lat_batch"}, "lat_batch": _batch_codes,
         "max_storage": _floats(nan=True), "max_namespaces": _floats(inf=True), "max_connections": _floats(nan=True),
         "cost_per_1k_writes": _floats(nan=True), "uptime_percent_24h": _floats(0.0, 100.0, nan=True),
         "cost_score": _floats(0.0, 1.0), "avail_score": _floats(0.0, 1.0),
@@ -327,7 +337,7 @@ def _string_members(prefix: str, key: str, length: Callable[[Known], int] | None
 
 
 def _format_check(value: np.ndarray, k: Known) -> str | None:
-    return None if value.tobytes() == FORMAT.encode() else "unknown format"
+    return None if value.tobytes() in tuple(f.encode() for f in _READABLE) else "unknown format"
 
 
 def _ids_known(off: np.ndarray, k: Known) -> str | None:
@@ -356,6 +366,8 @@ MEMBERS: tuple[Member, ...] = (
     *(_column(name) for name in STORED_COLUMNS),
     *(Member(f"col.{name}", np.dtype(SCORE_DTYPE), _n, _floats(), required=False)
       for name in (*RESERVED_COLUMNS, *OPTIONAL_COLUMNS)),
+    # Absent from a /2 snapshot: every entry unstated.
+    *(dataclasses.replace(_column(name), required=False) for name in CAPABILITY_PERF),
     Member("extra.version", np.dtype(np.int64), lambda k: (1,), _non_negative, required=False),
     Member("extra.reservations", np.dtype("u1"), lambda k: (-1,), _bounded_bytes, required=False),
     Member("reg.off", np.dtype(np.int64), lambda k: (k["n"] + 1,), _offsets("records", lambda k: k["n"]),
@@ -407,7 +419,7 @@ def save_snapshot(columns: Columns, records: tuple[np.ndarray, np.ndarray] | Non
     arrays["ids.buf"], arrays["ids.off"] = _pack_strings(c.backend_ids)  # type: ignore[arg-type]
     for name in _VOCABS:
         arrays[f"vocab.{name}.buf"], arrays[f"vocab.{name}.off"] = _pack_strings(getattr(c, name).tokens)
-    for name in (*STORED_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS):
+    for name in (*STORED_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS, *CAPABILITY_PERF):
         arrays[f"col.{name}"] = np.ascontiguousarray(getattr(c, name))
     arrays.update(extras or {})
     if records is not None:
@@ -607,6 +619,7 @@ def read_snapshot(path: str | os.PathLike | bytes | BinaryIO) -> tuple[Columns, 
                               for column in (*STORED_COLUMNS, *RESERVED_COLUMNS, *OPTIONAL_COLUMNS)
                               if f"col.{column}" in arrays}
     fields["backend_ids"] = known["ids.names"]
+    fields["capability_perf"] = {name: arrays[f"col.{name}"] for name in CAPABILITY_PERF if f"col.{name}" in arrays}
     columns = Columns(**fields, **{v: Vocabulary(known[f"{v}.names"]) for v in _VOCABS})
     check_mask_limits(columns.n, columns.features, columns.regions, columns.compliance)
     problem = _cross_check(columns, arrays)
