@@ -24,11 +24,13 @@
 # stale bound is loose, never wrong; they are recomputed exactly when cheap
 # (when a batch snapshots the columns, and on every rebuild).
 #
-# Live changes: an added backend takes a free scan slot near where its key
-# ranks (a removed backend's, found by a binary search on the slots' keys and
-# a look at the alive words around it), else the slot of the hole it fills,
-# or a new last one; positions and scan slots stay one to one (a slot taken
-# is swapped with the hole's). So a registry that loses and gains backends
+# Live changes: an added backend takes the free scan slot (a removed
+# backend's) nearest to where a fresh order would put it: a binary search on
+# the slots' keys finds the run of its key, one on the words' least ranks
+# the word of its id within the run, and ``free_words`` the nearest word with
+# a free slot, 64 words at a time. Positions and scan slots stay one to one
+# (the slot taken is swapped with the one its position held; a new position
+# first takes a new last slot). So a registry that loses and gains backends
 # keeps its words sorted enough for their bounds to prune. A removed backend
 # clears its alive bit; a replaced one rewrites its bits; an update of status
 # flips two bits, of uptime raises a bound.
@@ -436,7 +438,7 @@ cdef class ScanOrder:
             perm[self.n_slots] = i
             self.n_slots += 1
         j = self.slot_of[i]
-        f = self._near_free(key, j)
+        f = self._near_free(key, r.id_rank[i], j)
         if f != j:
             q = perm[f]
             perm[f] = i
@@ -447,14 +449,14 @@ cdef class ScanOrder:
         self.skey[self.slot_of[i]] = key
         self.write(r, i)
 
-    cdef index_t _near_free(self, score_t key, index_t j) noexcept nogil:
-        # The slot an added backend of ``key`` takes: ``j`` (the slot its
-        # position holds, itself free) when j's word is no later than the
-        # words of the slots whose key equals it (a run of ties may be long);
-        # else a free slot in those words; else in the nearest word before
-        # them (whose bounds already cover the key); else in the nearest word
-        # after them, which is no later than j's.
-        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, w, before, after
+    cdef index_t _near_free(self, score_t key, index_t rank, index_t j) noexcept nogil:
+        # The slot an added backend (static ``key``, id ``rank``) takes:
+        # among the words of the slots whose key equals its own (a run of
+        # ties, in id order as a fresh order lays it out), the free slot
+        # nearest to the word where its rank falls; else in the nearest word
+        # before or after the run; ``j`` (the slot its position holds, itself
+        # free) when j's word is as near, or no other slot is free.
+        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, w, back, ahead
         while lo < hi:  # the first slot whose key is not above ``key``
             mid = (lo + hi) >> 1
             if self.skey[mid] > key:
@@ -472,18 +474,25 @@ cdef class ScanOrder:
         past = lo
         wa = min(first, self.n_slots - 1) >> 6
         wb = max(wa, (past - 1) >> 6)
-        if wa <= (j >> 6) <= wb:
-            return j
-        w = self._free_word(wa, wb)
-        if w >= 0:
-            return self._free_in(w)
-        before = self._free_word_before(wa)
-        after = self._free_word(wb + 1, (self.n_slots - 1) >> 6)
-        if before >= 0 and (after < 0 or wa - before <= after - wb):
-            w = before
+        lo, hi = wa + 1, wb + 1
+        while lo < hi:  # the first word of the run whose least rank is after ``rank``
+            mid = (lo + hi) >> 1
+            if self.o.word_rank[mid] <= rank:
+                lo = mid + 1
+            else:
+                hi = mid
+        target = lo - 1
+        back = self._free_word_before(target + 1)
+        ahead = self._free_word(target + 1, wb)
+        if back < wa and ahead < 0:  # the run is full: the nearest word outside it
+            ahead = self._free_word(wb + 1, (self.n_slots - 1) >> 6)
+        elif back < wa:
+            back = -1
+        if back >= 0 and (ahead < 0 or target - back <= ahead - target):
+            w = back
         else:
-            w = after
-        if w < 0 or _word_distance(j >> 6, wa if (j >> 6) < wa else wb) <= _word_distance(w, wa if w < wa else wb):
+            w = ahead
+        if w < 0 or _word_distance(j >> 6, target) <= _word_distance(w, target):
             return j
         return self._free_in(w)
 
