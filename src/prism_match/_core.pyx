@@ -648,18 +648,17 @@ cdef class CoreRegistry:
         taken into the scan order again (a replace)."""
         self._recompute_usage(i)
 
-    cdef inline int _recompute_usage(self, Py_ssize_t i) except -1:
+    cdef inline void _recompute_usage(self, Py_ssize_t i) noexcept:
         # recompute_usage without a Python call (write_row's last step).
         self._resum(i)
         if self._scan is not None and _bit(self.r.alive, i):
             self._scan.write(&self.r, i)
-        return 0
 
     def set_alive(self, Py_ssize_t i, bint alive):
         """Mark position ``i`` as holding a backend (its row written), or as a hole."""
         self._set_alive(i, alive)
 
-    cdef inline int _set_alive(self, Py_ssize_t i, bint alive) except -1:
+    cdef inline void _set_alive(self, Py_ssize_t i, bint alive) noexcept:
         # set_alive without a Python call (add_rows, per added backend).
         cdef mask_t* words = <mask_t*>self.r.alive
         if alive:
@@ -670,7 +669,6 @@ cdef class CoreRegistry:
             words[i >> 6] &= ~((<mask_t>1) << (i & 63))
             if self._scan is not None:
                 self._scan.drop(i)
-        return 0
 
     def label_written(self, Py_ssize_t i):
         """Position ``i``'s order label changed (ids spread out around an
@@ -766,7 +764,6 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
             pl.domain_min = domain_min(r, s, p, pl, scratch)
         PyMem_Free(scratch)
     return 0
-
 
 
 include "_living.pxi"

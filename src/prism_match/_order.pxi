@@ -382,16 +382,14 @@ cdef class ScanOrder:
             perm = np.full(new_stride * 64, -1, dtype=np.int64)
             slot_of = np.full(new_stride * 64, -1, dtype=np.int64)
             skey = np.full(new_stride * 64, -np.inf)
+            free_words = np.zeros(new_stride // 64 + 1, dtype=np.uint64)
             if a:
                 alive[:stride] = a["alive"]
                 perm[:stride * 64] = a["perm"]
                 slot_of[:stride * 64] = a["slot_of"]
                 skey[:stride * 64] = a["skey"]
-            free_words = np.zeros(new_stride // 64 + 1, dtype=np.uint64)
-            if a:
                 free_words[:a["free_words"].shape[0]] = a["free_words"]
-            a["alive"], a["perm"], a["slot_of"], a["skey"] = alive, perm, slot_of, skey
-            a["free_words"] = free_words
+            a["alive"], a["perm"], a["slot_of"], a["skey"], a["free_words"] = alive, perm, slot_of, skey, free_words
             wb = np.full((4, new_stride), -np.inf)
             bb = np.full((4, new_stride // self.o.block_words + 1), -np.inf)
             wr = np.full(new_stride, _NO_RANK, dtype=np.int64)

@@ -15,7 +15,8 @@ Ties order by ``backend_id`` bytes on every path. The kernel compares order
 labels (``id_label``): ids in byte order get labels ``LABEL_GAP`` apart at
 load, and an added id takes the midpoint of its neighbours' labels (found in
 ``_core.IdOrder``, the ids in byte order as sorted blocks); when two
-neighbours touch, a small window around them is spread out again. A replaced backend keeps its position.
+neighbours touch, a small window around them is spread out again. A
+replaced backend keeps its position.
 
 Everything here runs under the GIL without calling back into user code, so
 single matches see a backend wholly before or wholly after a change; batches
