@@ -270,6 +270,18 @@ def test_namespace_limits_hold():
     assert len(result.unplaced) == 2
 
 
+def test_a_backend_already_over_its_namespaces_leaves_the_model_feasible():
+    # `over` holds more namespaces than its maximum, so it is no candidate; its
+    # count row once had no pair in it and a bound of −1, and HiGHS called the
+    # whole model infeasible (found by the brute-force property in CI).
+    backends = [dict(_backend("fine", 1e6, 0.001)),
+                dict(_backend("over", 1e6, 0.001), capacity={"max_write_rps": 1e6, "max_namespaces": 0},
+                     current={"namespace_count": 1})]
+    result = load_registry(backends).assign([{"slot_name": "s", "capabilities": ["get"]}], method="optimal")
+    assert result.report.status == "Optimal" and result.report.proved_optimal
+    assert [b.backend_id for b in result.bindings] == ["fine"]
+
+
 def test_an_empty_registry_or_slot_list_is_answered():
     registry = load_registry(TIGHT)
     empty = registry.assign([], method="optimal")

@@ -201,8 +201,9 @@ class _Capacities:
                                          np.maximum(columns.max_storage - used_storage, 0.0))
             self.left_conn = np.where(np.isnan(columns.max_connections), np.inf,
                                       np.maximum(columns.max_connections - snap.connections, 0.0))
-            # A count: at most floor(max − count) placements (+inf: no limit).
-            self.left_ns = np.floor(columns.max_namespaces - used_ns)
+            # A count: at most floor(max − count) placements (+inf: no limit);
+            # a backend already over its count takes none (never a negative bound).
+            self.left_ns = np.maximum(np.floor(columns.max_namespaces - used_ns), 0.0)
 
     def resources(self, slot_of: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(demand float64[E] of each pair, what is left float64[n]) per resource."""
@@ -251,7 +252,8 @@ def _capacity_rows(rows: _Rows, m: int, slot_of: np.ndarray, backend_of: np.ndar
         total = np.bincount(backend_of, weights=demand, minlength=n)
         with np.errstate(invalid="ignore"):
             tight |= total > left * (1.0 - 1e-9)
-        binding = np.flatnonzero(total > left)          # rows that can bind (inf never does)
+        # Rows that can bind (inf never does); a backend no pair demands gets none.
+        binding = np.flatnonzero((total > left) & (total > 0))
         if not len(binding):
             continue
         row_of_backend = np.full(n, -1, dtype=np.int64)
