@@ -65,7 +65,7 @@ def _source(name: str) -> str:
 extensions = [
     Extension(
         f"prism_match.{name}",
-        [_source(f"{name}.pyx")],  # _core.pyx includes _kernel.pxi, _order.pxi, _prepare.pxi and _batch.pxi
+        [_source(f"{name}.pyx")],  # _core.pyx includes the .pxi files beside it
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,

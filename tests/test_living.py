@@ -7,19 +7,21 @@ reserves from several threads at once without ever overcommitting.
 
 from __future__ import annotations
 
+import collections
 import io
 import threading
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
 import reference
 import reference_assign
 from prism_match import MatchPolicy, PlacementError, RegistryError, Reservation, load_registry, load_snapshot
+from prism_match._core import ChangeLog
 from prism_match.engine import validate_slot
 from prism_match.schema import Current, Health, Registration, decode_hook
 
@@ -428,6 +430,29 @@ def test_a_bounded_log_says_when_it_forgot():
     assert [c.version for c in registry.changes(since=1)] == [2, 3]
     with pytest.raises(RegistryError, match="no longer kept"):
         registry.changes(since=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.lists(st.sampled_from(["add", "update", "reserve", "release"]), max_size=17))
+def test_the_change_log_ring_keeps_what_a_bounded_deque_keeps(capacity, kinds):
+    # The ring written in place (no tuple per change) against its plain twin.
+    log, twin = ChangeLog(capacity), collections.deque(maxlen=capacity)
+    for version, kind in enumerate(kinds, start=1):
+        entry = (version, kind, f"b{version % 3}", {"n": version})
+        log.append(entry)
+        twin.append(entry)
+        assert list(log) == list(twin) and len(log) == len(twin)
+        assert log.first_version == twin[0][0]
+
+
+def test_a_wrapped_log_replays_reserves_and_releases_in_order():
+    registry = load_registry([doc("a"), doc("b")], log_size=3)
+    held = [registry.reserve(SLOT) for _ in range(4)]
+    registry.release(held[0])
+    registry.release(held[0])  # harmless, logs nothing
+    changes = registry.changes(since=registry.version - 3)
+    assert [(c.version, c.kind) for c in changes] == [(3, "reserve"), (4, "reserve"), (5, "release")]
+    assert changes[0].data == held[2] and changes[2].data == held[0].id
 
 
 def test_a_snapshot_keeps_live_usage_reservations_and_version():

@@ -122,6 +122,9 @@ cdef class Match:
         raise TypeError("Match objects refer to their registry; use .as_dict()")
 
 
+include "_changelog.pxi"
+
+
 cdef class CoreRegistry:
     """Raw pointers into the compiled columns, the live-state writers, and
     the hot path of preparing (``resolve``) and matching (``match``).
@@ -168,14 +171,17 @@ cdef class CoreRegistry:
     # Every change gets the next version; the log (a bounded deque, or None)
     # keeps the latest as (version, kind, backend_id, payload).
     cdef readonly Py_ssize_t version
-    cdef public object log
+    cdef public ChangeLog log      # None: no log kept
     cdef ScanOrder _scan           # None until order_by: then every top-k scans in its order
+    cdef public CorePolicy policy  # the engine's (Engine.set_policy), read by the reservation book
+    cdef list _ids                 # columns.backend_ids (a list only ever changed in place)
     # False: top-k scans every position in order, skipping nothing (the
     # benchmarks' "before", and a switch for the tests).
     cdef public bint use_scan_order
 
     def __init__(self, columns, general_prepare, reasons_of, log=None, Py_ssize_t version=0):
         self.columns = columns
+        self._ids = columns.backend_ids
         self.log = log
         self.version = version
         self._index = None  # built on first use: a snapshot of 1M backends need not pay for it to match
@@ -418,7 +424,7 @@ cdef class CoreRegistry:
         cdef Match m
         _components(&self.r, &slot.s, &policy.p, pl, i, &perf, &region, &aw, &ar)
         m = Match.__new__(Match)
-        m.backend_id = self.columns.backend_ids[i]
+        m.backend_id = self._ids[i]
         m.index = i
         m.score = score
         m.performance = perf
@@ -548,15 +554,12 @@ cdef class CoreRegistry:
         if self.log is not None:
             # The values as given (NaN / -1: not given); ``update_fields``
             # turns them into keyword arguments when the log is read.
-            self.log.append((self.version, "update", self.columns.backend_ids[i], (w, r, st, ns, code, up, cn)))
+            self.log.push(self.version, "update", self._ids[i], (w, r, st, ns, code, up, cn))
 
     def record(self, str kind, backend_id, payload):
         """A change made above the core (add, remove, replace, reserve,
         release, health): its version, logged like an update's."""
-        self.version += 1
-        if self.log is not None:
-            self.log.append((self.version, kind, backend_id, payload))
-        return self.version
+        return self._logged(kind, backend_id, payload)
 
     def add_usage(self, score_t[::1] write_rps, score_t[::1] read_rps, score_t[::1] storage_used,
                   score_t[::1] namespace_count, score_t[::1] connections=None):
@@ -607,18 +610,20 @@ cdef class CoreRegistry:
             if not size:
                 return None, 0
         m = self._match(slot, policy, &pl, hi, hs)
-        self._res_w[hi] += slot.s.min_w
-        self._res_r[hi] += slot.s.min_r
-        self._res_storage[hi] += slot.s.min_storage
-        self._res_ns[hi] += 1
-        self._res_conn[hi] += slot.s.min_conn
-        self._resum(hi)
+        self._take(&slot.s, hi)
         return m, 0
 
-    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last, double conn=0.0):
-        """Give back what a reservation took from position ``i``; ``last``:
-        it was the backend's last reservation, so what is reserved returns
-        to exactly zero (no rounding left over)."""
+    cdef inline void _take(self, const Slot* s, index_t i) noexcept:
+        # What one placement of ``s`` consumes, reserved on position ``i``.
+        self._res_w[i] += s.min_w
+        self._res_r[i] += s.min_r
+        self._res_storage[i] += s.min_storage
+        self._res_ns[i] += 1
+        self._res_conn[i] += s.min_conn
+        self._resum(i)
+
+    cdef inline void _give_back(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last,
+                                double conn) noexcept:
         if last:
             self._res_w[i] = 0.0
             self._res_r[i] = 0.0
@@ -632,6 +637,19 @@ cdef class CoreRegistry:
             self._res_ns[i] = max(self._res_ns[i] - ns, 0.0)
             self._res_conn[i] = max(self._res_conn[i] - conn, 0.0)
         self._resum(i)
+
+    cdef inline Py_ssize_t _logged(self, str kind, object backend_id, object payload) except -1:
+        # ``record`` without a Python call.
+        self.version += 1
+        if self.log is not None:
+            self.log.push(self.version, kind, backend_id, payload)
+        return self.version
+
+    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last, double conn=0.0):
+        """Give back what a reservation took from position ``i``; ``last``:
+        it was the backend's last reservation, so what is reserved returns
+        to exactly zero (no rounding left over)."""
+        self._give_back(i, w, r, storage, ns, last, conn)
 
     def hold(self, Py_ssize_t i, double w, double r, double storage, double ns, double conn=0.0):
         """Reserve fixed amounts on position ``i`` (a replayed reservation)."""
@@ -767,4 +785,5 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
 
 
 include "_living.pxi"
+include "_reserve.pxi"
 include "_batch.pxi"

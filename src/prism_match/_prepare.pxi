@@ -89,6 +89,7 @@ cdef class PreparedSlot:
     cdef readonly Py_ssize_t vocab_version  # the vocabularies it was prepared against
     cdef index_t wr, wk, wf              # their mask words then
     cdef object _details
+    cdef tuple _taken                    # what a reservation records, made on first reserve (_reserve.pxi)
 
     def __cinit__(self):
         self._heap = NULL

@@ -89,6 +89,7 @@ class Engine:
             raise RegistryError(f"Expected a MatchPolicy, got `{type(policy).__name__}`", "policy")
         self.policy = policy
         self.core_policy: CorePolicy = policy.core()
+        self.core.policy = self.core_policy
         self.core.set_default_health(policy.health_statuses)  # forgets slots prepared under the old ones
         self.core.order_by(policy.w_cost, policy.w_avail)  # the scan order for these weights (kept if the same)
         self._reprepared: dict[int, tuple[PreparedSlot, PreparedSlot]] = {}

@@ -16,9 +16,7 @@ replay (``changes`` / ``apply``). Nothing below this module imports it.
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
-import itertools
 import logging
 import os
 import threading
@@ -31,7 +29,7 @@ import msgspec
 import numpy as np
 
 from . import batch, diagnosis, patterns, placement, score_table
-from ._core import Match, update_fields
+from ._core import ChangeLog, Match, ReservationBook, update_fields
 from .catalogue import check_vocabulary, pattern_capabilities
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
@@ -57,7 +55,7 @@ DEFAULT_LOG_SIZE = 4096
 _REGISTRATIONS = list[Registration]
 
 
-class Reservation(msgspec.Struct, frozen=True):
+class Reservation(msgspec.Struct, frozen=True, gc=False):
     """One placement held by ``Registry.reserve``: what it took from which
     backend. Give it back with ``Registry.release``."""
 
@@ -103,16 +101,14 @@ class Registry:
             {r.backend_id: r for r in registrations} if registrations is not None else {})
         self._records = records
         self._record_pos: dict[str, int] | None = None
-        self._log: collections.deque | None = collections.deque(maxlen=log_size) if log_size else None
+        self._log: ChangeLog | None = ChangeLog(log_size) if log_size else None
         self._log_start = version  # changes after this version are in the log (while it has not overflowed)
         self._records_current = records is not None  # records still match the registrations one to one
+        self._lock = threading.RLock()  # changes (add, remove, replace, reserve, release) one at a time
+        self._book = ReservationBook(self._lock, Reservation, self._reserve_general)
         self._attach(columns, version)
         self.policy = policy
-        self._reservations: dict[int, Reservation] = {}
-        self._held: dict[str, set[int]] = {}  # backend_id -> ids of its reservations
-        self._next_reservation = itertools.count(1)
         self._health_notes: dict[str, _HealthNote] = {}
-        self._lock = threading.RLock()  # Python-level changes (add, remove, replace, release) one at a time
         self._structure = 0  # grows with add, remove, replace, compact: what-if views taken before are stale
 
     def _attach(self, columns: Columns, version: int) -> None:
@@ -124,9 +120,13 @@ class Registry:
         self.columns = columns
         self._core = self.engine.core
         self._layout = Layout(columns, self._core)
-        # The compiled method itself, with no Python frame in between (SPEC
-        # §5: constant time); the class's ``update`` documents it.
+        self._book.attach(self._core)
+        # The compiled methods themselves, with no Python frame in between
+        # (SPEC §5: constant time); the class's methods document them.
         self.update = self._core.update  # type: ignore[method-assign]
+        if type(self).reserve is Registry.reserve:  # not a read-only view
+            self.reserve = self._book.reserve  # type: ignore[method-assign]
+            self.release = self._book.release  # type: ignore[method-assign]
 
     # --- the compiled fast paths, as methods with their documentation -----------------------
 
@@ -454,9 +454,8 @@ class Registry:
             self._by_id.pop(backend_id, None)
             if self._health_notes:
                 self._health_notes.pop(backend_id, None)
-            if self._held:
-                for rid in self._held.pop(backend_id, ()):
-                    del self._reservations[rid]
+            if self._book.ids_of:
+                self._book.forget_backend(backend_id)
             self._records_current = False
             self._core.record("remove", backend_id, None)
             self._structure += 1
@@ -487,7 +486,13 @@ class Registry:
         A slot that caps its group (``max_per_backend``, ``max_per_region``,
         ``max_skew``) is held to them against the live reservations of the
         same group. Raises PlacementError with the diagnosis when nothing
-        fits (or what the named backend lacks)."""
+        fits (or what the named backend lacks).
+
+        (The registry's ``reserve`` is its ReservationBook's, which runs
+        the common case in C and this method for the rest.)"""
+        return self._reserve_general(slot, backend_id)
+
+    def _reserve_general(self, slot: Any, backend_id: str | None) -> Reservation:
         prepared = self.engine.prepare(slot)
         at = -1 if backend_id is None else self._core.position(backend_id, "reserve")
         requirement = prepared.requirement
@@ -498,11 +503,10 @@ class Registry:
             if match is None:
                 raise self._unplaceable(prepared, backend_id, failed, group)
             w, r, storage = prepared.amounts
-            reservation = Reservation(next(self._next_reservation), prepared.slot_name, match.backend_id,
+            reservation = Reservation(self._book.next_id, prepared.slot_name, match.backend_id,
                                       match.score, w, r, storage, group=requirement.group_name,
                                       connections=float(requirement.min_connections or 0.0))
-            self._reservations[reservation.id] = reservation
-            self._held.setdefault(match.backend_id, set()).add(reservation.id)
+            self._book.hold(reservation)
             self._core.record("reserve", match.backend_id, reservation)
         return reservation
 
@@ -512,7 +516,7 @@ class Registry:
         from .score_table import region_members
 
         c = self.columns
-        positions = np.array([self._core.index[r.backend_id] for r in self._reservations.values()
+        positions = np.array([self._core.index[r.backend_id] for r in self._book.held.values()
                               if r.group == group], dtype=np.int64)
         per_backend = np.bincount(positions, minlength=max(c.n, 1)).astype(float)
         per_region = np.zeros(max(c.store["region_rows"].shape[1] * 64, 1))
@@ -543,26 +547,14 @@ class Registry:
 
     def release(self, reservation: Reservation | int) -> bool:
         """Give a reservation's amounts back. True when released now; False
-        when it was released already or its backend was removed (harmless)."""
-        rid = reservation.id if isinstance(reservation, Reservation) else reservation
-        with self._lock:
-            held = self._reservations.pop(rid, None)
-            if held is None:
-                return False
-            ids = self._held[held.backend_id]
-            ids.discard(rid)
-            last = not ids
-            if last:
-                del self._held[held.backend_id]
-            self._core.release(self._core.index[held.backend_id], held.write_rps, held.read_rps, held.storage,
-                               held.namespaces, last, held.connections)
-            self._core.record("release", held.backend_id, held.id)
-        return True
+        when it was released already or its backend was removed (harmless).
+        (The registry's ``release`` is its ReservationBook's.)"""
+        return self._book.release(reservation)
 
     @property
     def reservations(self) -> list[Reservation]:
         """The reservations held now, oldest first."""
-        return list(self._reservations.values())
+        return list(self._book.held.values())
 
     def changes(self, since: int = 0) -> list[Change]:
         """What changed after version ``since``, oldest first. The log keeps
@@ -573,7 +565,7 @@ class Registry:
         since = int(since)
         if self._log is None:
             raise RegistryError("This registry keeps no change log (log_size=0)", "changes")
-        first = self._log[0][0] - 1 if self._log else self.version
+        first = self._log.first_version - 1 if len(self._log) else self.version
         if since < max(first, self._log_start):
             raise RegistryError(f"Changes after version {since} are no longer kept (the log holds those after "
                                 f"version {max(first, self._log_start)}); load a newer snapshot", "changes")
@@ -621,9 +613,7 @@ class Registry:
             self._hold_reservations()
             i = self._core.position(held.backend_id, "apply")
             self._core.hold(i, held.write_rps, held.read_rps, held.storage, held.namespaces, held.connections)
-            self._reservations[held.id] = held
-            self._held.setdefault(held.backend_id, set()).add(held.id)
-            self._next_reservation = itertools.count(max(held.id + 1, next(self._next_reservation)))
+            self._book.hold(held)
             self._core.record("reserve", held.backend_id, held)
 
     def compact(self) -> None:
@@ -659,7 +649,7 @@ class Registry:
         encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
         extras = {
             "extra.version": np.array([self.version], dtype=np.int64),
-            "extra.reservations": np.frombuffer(encoder.encode(list(self._reservations.values())), dtype=np.uint8),
+            "extra.reservations": np.frombuffer(encoder.encode(list(self._book.held.values())), dtype=np.uint8),
         }
         save_snapshot(dense, records, path, extras)
 
@@ -685,8 +675,7 @@ class WhatIf(Registry):
             overlay.write_static(columns, self._core.index[bid], fields)
         for bid in removed:
             self._layout.remove(bid)
-        self._held = {b: set(ids) for b, ids in base._held.items() if b not in removed}
-        self._reservations = {rid: r for rid, r in base._reservations.items() if r.backend_id not in removed}
+        self._book.copy_from(base._book, set(removed))
         self._health_notes = {b: note for b, note in base._health_notes.items() if b not in removed}
         self.update = self._read_only  # type: ignore[assignment]
 
@@ -818,8 +807,5 @@ def load_snapshot(path: str | os.PathLike | bytes, *, policy: MatchPolicy = DEFA
             if r.backend_id not in registry:
                 raise RegistryError(f"Snapshot is damaged: a reservation names unknown backend "
                                     f"`{r.backend_id[:60]}`", "snapshot")
-            registry._reservations[r.id] = r
-            registry._held.setdefault(r.backend_id, set()).add(r.id)
-        if held:
-            registry._next_reservation = itertools.count(max(r.id for r in held) + 1)
+            registry._book.hold(r)
     return registry
