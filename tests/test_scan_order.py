@@ -404,3 +404,60 @@ def test_added_backends_take_free_slots_where_their_key_ranks():
     ranges = word_key_ranges(registry)
     assert all(low >= high for (_, low), (high, _) in zip(ranges, ranges[1:]))
     assert_same_answers(registry, {"slot_name": "s"}, 50)
+
+
+def live_slot_keys(registry) -> np.ndarray:
+    """The static key of each live scan slot, in scan order."""
+    scan, store, policy = registry.engine.core.scan_order, registry.columns.store, registry.policy
+    a, n = scan.arrays, scan.n_slots
+    alive = np.unpackbits(a["alive"].view(np.uint8), bitorder="little")[:n].astype(bool)
+    key = policy.w_cost * store["cost_score"] + policy.w_avail * store["avail_score"]
+    return key[a["perm"][:n][alive]]
+
+
+@pytest.mark.parametrize("extra_per_even_group", [8, 4])
+def test_a_full_run_makes_room_by_moving_one_backend_per_run_between(extra_per_even_group):
+    # 20 groups of 32 backends, one key each; every group loses 4, then the
+    # even groups get twice as many new ones and the odd groups (8: none; 4:
+    # half). An even group's run fills up, and the next add must free the
+    # slot right beside it by moving one backend of each run between it and
+    # the nearest free slot to the other end of its run: every live slot
+    # stays sorted by key, not just every word.
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(20) for j in range(32)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 1)
+    for g in range(20):
+        for j in range(0, 32, 8):
+            registry.remove(f"g{g:02d}-{j:02d}")
+    added = [dict(body, backend_id=f"new-g{g:02d}-{j}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+             for g in range(20) for j in range(extra_per_even_group if g % 2 == 0 else 8 - extra_per_even_group)]
+    random.Random(3).shuffle(added)
+    for doc in added:
+        registry.add(doc)
+    check_scan_order(registry)
+    keys = live_slot_keys(registry)
+    assert len(keys) == 640 and np.all(keys[:-1] >= keys[1:])
+    for slot in ({"slot_name": "s"}, {"slot_name": "t", "capabilities": ["get"]}):
+        assert_same_answers(registry, slot, 50)
+
+
+def test_an_add_no_cascade_can_reach_takes_a_free_slot_among_higher_keys():
+    # 40 groups of 16; only the first and the last group have a free slot,
+    # and a middle group gains one backend: more runs lie between it and
+    # either than a cascade moves, so it takes the free slot before its run
+    # (among higher keys, where it raises no word's bound), though the one
+    # after is nearer; every answer stays exact.
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(40) for j in range(16)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 1)
+    registry.remove("g00-03")
+    registry.remove("g39-03")
+    registry.add(dict(body, backend_id="new-g20", cost={"cost_per_1k_writes": 0.21}))
+    check_scan_order(registry)
+    perm = registry.engine.core.scan_order.perm
+    assert int(np.flatnonzero(perm == registry.engine.core.index["new-g20"])[0]) == 3  # g00-03's slot
+    assert_same_answers(registry, {"slot_name": "s"}, 700)

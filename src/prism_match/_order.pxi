@@ -38,6 +38,7 @@
 cdef enum:
     BLOCK_WORDS = 64        # words per block by default: 4,096 scan slots
     MAX_LISTED = 32         # region / compliance names a slot may list and still be filtered as rows
+    _CASCADE = 16           # runs of keys an added backend's cascade moves one backend each of, at most
 
 cdef index_t _NO_RANK = 0x7FFFFFFFFFFFFFFF  # a word with no backend: every rank is after it
 
@@ -424,37 +425,44 @@ cdef class ScanOrder:
         self.raise_bounds(r, i)
 
     cdef void put(self, const Reg* r, index_t i) noexcept nogil:
-        """Position ``i`` became live: it takes the free scan slot nearest to
-        where its key ranks (``_near_free``), swapping slots with that slot's
-        dead position; else it keeps the slot it had (a hole filled) or takes
-        the next one."""
+        """Position ``i`` became live: it takes a free scan slot where its
+        key ranks (``_place``), swapping slots with that slot's dead
+        position; else it keeps the slot it had (a hole filled) or takes the
+        next one."""
         cdef index_t j, f, q
         cdef index_t* perm = <index_t*>self.o.perm
         cdef score_t key = self.w_cost * r.cost_score[i] + self.w_avail * r.avail_score[i]
         if self.slot_of[i] < 0:
             self.slot_of[i] = self.n_slots
             perm[self.n_slots] = i
+            self.skey[self.n_slots] = -INFINITY  # a free slot past every key: the keys stay sorted
             self.n_slots += 1
-        j = self.slot_of[i]
-        f = self._near_free(key, r.id_rank[i], j)
+        f = self._place(r, key, r.id_rank[i], self.slot_of[i])
+        j = self.slot_of[i]  # (a cascade may have moved it)
         if f != j:
             q = perm[f]
             perm[f] = i
             perm[j] = q
             self.slot_of[i] = f
-            self.slot_of[q] = j
+            if q >= 0:
+                self.slot_of[q] = j
             self.note_free(j >> 6)
         self.skey[self.slot_of[i]] = key
         self.write(r, i)
 
-    cdef index_t _near_free(self, score_t key, index_t rank, index_t j) noexcept nogil:
-        # The slot an added backend (static ``key``, id ``rank``) takes:
-        # among the words of the slots whose key equals its own (a run of
-        # ties, in id order as a fresh order lays it out), the free slot
-        # nearest to the word where its rank falls; else in the nearest word
-        # before or after the run; ``j`` (the slot its position holds, itself
-        # free) when j's word is as near, or no other slot is free.
-        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, w, back, ahead
+    cdef index_t _place(self, const Reg* r, score_t key, index_t rank, index_t j) noexcept nogil:
+        # The free slot an added backend (static ``key``, id ``rank``) takes,
+        # ``j`` being the slot its position holds (free):
+        # 1. in the run of slots whose key equals its own (or right beside
+        #    it), the free slot nearest to the word where its rank falls, as
+        #    a fresh order lays ties out by id;
+        # 2. the run full: the slot right beside it, freed by a cascade that
+        #    moves one backend per run of keys between it and the nearest
+        #    free slot (each to the other end of its run, so keys stay
+        #    sorted), when at most _CASCADE runs lie between;
+        # 3. else the nearest free slot before the run (among higher keys,
+        #    where it raises no bound), or after it when none is.
+        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, ahead, back, n_after, n_before
         while lo < hi:  # the first slot whose key is not above ``key``
             mid = (lo + hi) >> 1
             if self.skey[mid] > key:
@@ -480,19 +488,149 @@ cdef class ScanOrder:
             else:
                 hi = mid
         target = lo - 1
-        back = self._free_word_before(target + 1)
-        ahead = self._free_word(target + 1, wb)
-        if back < wa and ahead < 0:  # the run is full: the nearest word outside it
-            ahead = self._free_word(wb + 1, (self.n_slots - 1) >> 6)
-        elif back < wa:
+        # 1. Within [first - 1, past]: beside the run keeps the keys sorted too.
+        lo = first - 1 if first > 0 else 0
+        hi = past if past < self.n_slots else self.n_slots - 1
+        ahead = self._free_at_or_after(max(target << 6, lo))
+        if ahead > hi:
+            ahead = -1
+        back = self._free_before(min((target + 1) << 6, hi + 1))
+        if back < lo:
             back = -1
-        if back >= 0 and (ahead < 0 or target - back <= ahead - target):
-            w = back
-        else:
-            w = ahead
-        if w < 0 or _word_distance(j >> 6, target) <= _word_distance(w, target):
+        if ahead >= 0 and (back < 0 or (ahead >> 6) - target <= target - (back >> 6)):
+            return ahead
+        if back >= 0:
+            return back
+        # 2. The run is full: a cascade from the nearest free slot on either side.
+        ahead = self._free_at_or_after(past)
+        back = self._free_before(first)
+        n_after = self._runs(past, ahead) if ahead >= 0 else _CASCADE + 1
+        n_before = self._runs(back + 1, first) if back >= 0 else _CASCADE + 1
+        # From before first: each run then gives up its last backend (its
+        # latest id) to its front, so no word's least id rank drops and ties
+        # still prune by rank; from after, each gives up its first (earliest).
+        if n_before <= _CASCADE:
+            return self._cascade_ahead(r, back, first)
+        if n_after <= _CASCADE:
+            return self._cascade_back(r, past, ahead)
+        # 3. Beside no run of its key: the nearest free slot before the run,
+        # among higher keys, where it raises no bound (a word's bound is its
+        # best); after the run only when none is free before.
+        if back < 0:
+            back = ahead
+        if back < 0 or (j < first and first - j <= first - back) or (back >= past and j >= past and j <= back):
             return j
-        return self._free_in(w)
+        return back
+
+    cdef index_t _runs(self, index_t a, index_t b) noexcept nogil:
+        # The number of runs of equal keys in the live slots [a, b), counted
+        # up to _CASCADE + 1.
+        cdef index_t count = 0
+        while a < b and count <= _CASCADE:
+            a = self._run_end(a, b)
+            count += 1
+        return count
+
+    cdef inline index_t _run_end(self, index_t a, index_t b) noexcept nogil:
+        # The first slot in (a, b) whose key is below slot a's (b: none).
+        cdef index_t lo = a + 1, hi = b, mid
+        cdef score_t key = self.skey[a]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.skey[mid] >= key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    cdef inline index_t _run_start(self, index_t a, index_t b) noexcept nogil:
+        # The first slot in [a, b - 1] whose key equals slot b - 1's.
+        cdef index_t lo = a, hi = b - 1, mid
+        cdef score_t key = self.skey[b - 1]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.skey[mid] > key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    cdef index_t _cascade_back(self, const Reg* r, index_t past, index_t free) noexcept nogil:
+        # Free slot ``past`` from the free slot ``free`` after it: the live
+        # slots between are runs of keys; the first backend of each run,
+        # last run first, moves to the free slot just after its run.
+        cdef index_t start
+        while free > past:
+            start = self._run_start(past, free)
+            self._move(r, start, free)
+            free = start
+        return past
+
+    cdef index_t _cascade_ahead(self, const Reg* r, index_t free, index_t first) noexcept nogil:
+        # Free slot ``first - 1`` from the free slot ``free`` before it: the
+        # last backend of each run between, first run first, moves to the
+        # free slot just before its run.
+        cdef index_t end
+        while free < first - 1:
+            end = self._run_end(free + 1, first)
+            self._move(r, end - 1, free)
+            free = end - 1
+        return first - 1
+
+    cdef void _move(self, const Reg* r, index_t a, index_t b) noexcept nogil:
+        # The live backend in slot ``a`` moves to the free slot ``b`` with
+        # its key; ``a`` takes b's position (dead, or the one being added).
+        cdef index_t* perm = <index_t*>self.o.perm
+        cdef index_t p = perm[a], q = perm[b]
+        perm[b] = p
+        self.slot_of[p] = b
+        perm[a] = q
+        if q >= 0:
+            self.slot_of[q] = a
+        self.skey[b] = self.skey[a]
+        _write_bits(r, &self.o, p, b)
+        (<mask_t*>self.o.alive)[b >> 6] |= (<mask_t>1) << (b & 63)
+        (<mask_t*>self.o.alive)[a >> 6] &= ~((<mask_t>1) << (a & 63))
+        self.note_free(a >> 6)
+        self.note_free(b >> 6)
+        self.raise_bounds(r, p)
+
+    cdef index_t _free_at_or_after(self, index_t s) noexcept nogil:
+        # The first free slot at or after ``s`` (-1: none).
+        cdef index_t w = s >> 6, last = (self.n_slots - 1) >> 6
+        cdef mask_t free
+        if s < 0 or w > last:
+            return -1
+        free = self._free_mask(w) & ~(((<mask_t>1) << (s & 63)) - 1)
+        if free:
+            return (w << 6) + pm_ctz64(free)
+        w = self._free_word(w + 1, last) if w < last else -1
+        return self._free_in(w) if w >= 0 else -1
+
+    cdef index_t _free_before(self, index_t s) noexcept nogil:
+        # The last free slot before ``s`` (-1: none).
+        cdef index_t w
+        cdef mask_t free
+        if s <= 0:
+            return -1
+        s = min(s, self.n_slots)
+        w = (s - 1) >> 6
+        free = self._free_mask(w)
+        if ((s - 1) & 63) != 63:
+            free &= ((<mask_t>1) << (((s - 1) & 63) + 1)) - 1
+        if not free:
+            w = self._free_word_before(w)
+            if w < 0:
+                return -1
+            free = self._free_mask(w)
+        return (w << 6) + 63 - pm_clz64(free)
+
+    cdef inline mask_t _free_mask(self, index_t w) noexcept nogil:
+        # Word w's free slots (below n_slots).
+        cdef mask_t free = ~self.o.alive[w]
+        if w == (self.n_slots - 1) >> 6 and (self.n_slots & 63):
+            free &= ((<mask_t>1) << (self.n_slots & 63)) - 1
+        return free
 
     cdef index_t _free_word(self, index_t wa, index_t wb) noexcept nogil:
         # The first word in [wa, wb] with a free slot (-1: none), 64 words
