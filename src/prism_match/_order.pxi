@@ -24,14 +24,18 @@
 # stale bound is loose, never wrong; they are recomputed exactly when cheap
 # (when a batch snapshots the columns, and on every rebuild).
 #
-# Live changes: an added backend takes the free scan slot (a removed
-# backend's) nearest to where a fresh order would put it: a binary search on
-# the slots' keys finds the run of its key, one on the words' least ranks
-# the word of its id within the run, and ``free_words`` the nearest word with
-# a free slot, 64 words at a time. Positions and scan slots stay one to one
-# (the slot taken is swapped with the one its position held; a new position
-# first takes a new last slot). So a registry that loses and gains backends
-# keeps its words sorted enough for their bounds to prune. A removed backend
+# Live changes: an added backend takes a free scan slot (a removed
+# backend's) where a fresh order would put it: a binary search on the
+# slots' keys finds the run of its key, one on the words' least ranks the
+# word of its id within the run, and ``free_words`` the nearest free slot
+# in or beside the run, 64 words at a time. When the run is full, a cascade
+# frees the slot beside it: one backend of each run of keys between it and
+# the nearest free slot moves to the other end of its run (at most
+# _CASCADE runs), so the keys stay sorted slot by slot (ScanOrder._place).
+# Positions and scan slots stay one to one (the slot taken is swapped with
+# the one its position held; a new position first takes a new last slot).
+# So a registry that loses and gains backends keeps its words and blocks
+# sorted for their bounds to prune. A removed backend
 # clears its alive bit; a replaced one rewrites its bits; an update of status
 # flips two bits, of uptime raises a bound.
 
