@@ -677,13 +677,10 @@ cdef class ScanOrder:
     cdef inline index_t _free_in(self, index_t w) noexcept nogil:
         # The first free scan slot of word ``w`` (-1: none, or w out of range).
         # A slot at or past n_slots has no position and is never taken.
-        cdef index_t last = (self.n_slots - 1) >> 6
         cdef mask_t free
-        if w < 0 or w > last:
+        if w < 0 or w > (self.n_slots - 1) >> 6:
             return -1
-        free = ~self.o.alive[w]
-        if w == last and (self.n_slots & 63):
-            free &= ((<mask_t>1) << (self.n_slots & 63)) - 1
+        free = self._free_mask(w)
         return (w << 6) + pm_ctz64(free) if free else -1
 
     cdef void drop(self, index_t i) noexcept nogil:

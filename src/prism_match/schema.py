@@ -574,21 +574,16 @@ class NameRef(Base, kw_only=True):
 RequiredName = Union[SlotName, NameRef]
 
 
-class SlotPerformance(Base, kw_only=True):
-    """A slot's performance needs. The per-capability bounds (issue 13) apply
-    to each capability the slot requires (every capability of a backend when
-    it requires none): a latency a capability does not state passes, as
-    p99's always has; ``requires_batch``, ``min_batch_size`` (implies batch)
-    and ``min_concurrency`` must be proven, so an unstated value fails; with
+class CapabilityBounds(Base, kw_only=True):
+    """The per-capability bounds (issue 13), shared by a slot's
+    ``performance`` and a query. They apply to each capability the slot
+    requires (every capability of a backend when it requires none): a
+    latency a capability does not state passes, as p99's always has;
+    ``requires_batch``, ``min_batch_size`` (implies batch) and
+    ``min_concurrency`` must be proven, so an unstated value fails; with
     ``per_capability_throughput`` a capability's own ``max_write_rps`` /
     ``max_read_rps``, when stated, must also hold the slot's minimum."""
 
-    min_write_rps: NonNegative = 0.0
-    min_read_rps: NonNegative = 0.0
-    max_latency_p99: DurationMs | None = None
-    requires_transactions: bool = False
-    requires_atomic_writes: bool = False
-    min_storage: Size | None = None
     max_latency_p50: DurationMs | None = None
     max_latency_p95: DurationMs | None = None
     max_latency_p999: DurationMs | None = None
@@ -601,6 +596,22 @@ class SlotPerformance(Base, kw_only=True):
     def needs_batch(self) -> bool:
         """``requires_batch``, or a ``min_batch_size`` (which implies it)."""
         return self.requires_batch or self.min_batch_size is not None
+
+    def capability_bounds(self) -> dict[str, Any]:
+        """The bounds as keyword arguments (a query's, for its slot)."""
+        return {name: getattr(self, name) for name in CapabilityBounds.__struct_fields__}
+
+
+class SlotPerformance(CapabilityBounds, kw_only=True):
+    """A slot's performance needs, and the per-capability bounds
+    (CapabilityBounds says what each means)."""
+
+    min_write_rps: NonNegative = 0.0
+    min_read_rps: NonNegative = 0.0
+    max_latency_p99: DurationMs | None = None
+    requires_transactions: bool = False
+    requires_atomic_writes: bool = False
+    min_storage: Size | None = None
 
 
 Positive = Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]   # a preference's weight
@@ -671,8 +682,8 @@ class MinCapacity(Base, kw_only=True):
     min_storage: Size | None = None
 
 
-class Query(Base, kw_only=True):
-    """The seed's "Backend Querying" request."""
+class Query(CapabilityBounds, kw_only=True):
+    """The seed's "Backend Querying" request, with the per-capability bounds."""
 
     required_capabilities: list[RequiredName] = []
     required_interfaces: list[RequiredName] = []
@@ -684,14 +695,6 @@ class Query(Base, kw_only=True):
     preferred_region: SlotName | list[SlotName] | None = None
     consistency: Consistency | None = None
     max_latency_p99: DurationMs | None = None
-    # Issue 13's per-capability bounds (SlotPerformance says what each means).
-    max_latency_p50: DurationMs | None = None
-    max_latency_p95: DurationMs | None = None
-    max_latency_p999: DurationMs | None = None
-    requires_batch: bool = False
-    min_batch_size: Count | None = None
-    min_concurrency: Count | None = None
-    per_capability_throughput: bool = False
 
     __post_init__ = _names_checked("required_capabilities", "required_interfaces", "regions", "compliance",
                                    "preferred_region")
@@ -703,11 +706,7 @@ class Query(Base, kw_only=True):
             capabilities=self.required_capabilities,
             interfaces=self.required_interfaces,
             performance=SlotPerformance(min_write_rps=cap.min_write_rps, min_read_rps=cap.min_read_rps,
-                                        max_latency_p99=self.max_latency_p99,
-                                        max_latency_p50=self.max_latency_p50, max_latency_p95=self.max_latency_p95,
-                                        max_latency_p999=self.max_latency_p999, requires_batch=self.requires_batch,
-                                        min_batch_size=self.min_batch_size, min_concurrency=self.min_concurrency,
-                                        per_capability_throughput=self.per_capability_throughput),
+                                        max_latency_p99=self.max_latency_p99, **self.capability_bounds()),
             min_storage=cap.min_storage,
             regions=self.regions,
             health_statuses=self.health_statuses,
