@@ -363,7 +363,7 @@ cdef int _prepare_capability_bounds(Slot* s, object perf) except -1:
         s.max_p50 = _limit(perf.max_latency_p50)
         s.max_p95 = _limit(perf.max_latency_p95)
         s.max_p999 = _limit(perf.max_latency_p999)
-        s.needs_batch = perf.requires_batch or perf.min_batch_size is not None
+        s.needs_batch = perf.needs_batch
         s.min_batch = perf.min_batch_size if perf.min_batch_size is not None else 0.0
         s.min_conc = perf.min_concurrency if perf.min_concurrency is not None else 0.0
         s.cap_throughput = perf.per_capability_throughput

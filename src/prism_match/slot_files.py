@@ -38,9 +38,8 @@ log = logging.getLogger("prism_match")
 # as JSON or Python (``["get", "set"]``; Dask turns list columns of pandas
 # frames into such strings by default). Names never hold these characters.
 LIST_FIELDS = ("capabilities", "interfaces", "regions", "compliance", "backend_types", "health_statuses")
-_PERFORMANCE_FIELDS = ("min_write_rps", "min_read_rps", "max_latency_p99", "requires_transactions",
-                       "requires_atomic_writes", "max_latency_p50", "max_latency_p95", "max_latency_p999",
-                       "requires_batch", "min_batch_size", "min_concurrency", "per_capability_throughput")
+# Bare column names that go into ``performance`` (``min_storage`` is the slot's own).
+_PERFORMANCE_FIELDS = frozenset(SlotPerformance.__struct_fields__) - {"min_storage"}
 _LIST_SPLIT = re.compile(r"[\s,;|\[\]'\"]+")
 _DOCUMENT_SUFFIXES = {".yaml", ".yml", ".json"}
 _TABLE_READERS = {".csv": "read_csv", ".ndjson": "read_ndjson", ".jsonl": "read_ndjson", ".parquet": "read_parquet"}
