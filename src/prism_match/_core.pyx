@@ -624,6 +624,10 @@ cdef class CoreRegistry:
 
     cdef inline void _give_back(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last,
                                 double conn) noexcept:
+        # What a reservation took from position ``i``, given back (the
+        # reservation book's release); ``last``: it was the backend's last
+        # reservation, so what is reserved returns to exactly zero (no
+        # rounding left over).
         if last:
             self._res_w[i] = 0.0
             self._res_r[i] = 0.0
@@ -644,12 +648,6 @@ cdef class CoreRegistry:
         if self.log is not None:
             self.log.push(self.version, kind, backend_id, payload)
         return self.version
-
-    def release(self, Py_ssize_t i, double w, double r, double storage, double ns, bint last, double conn=0.0):
-        """Give back what a reservation took from position ``i``; ``last``:
-        it was the backend's last reservation, so what is reserved returns
-        to exactly zero (no rounding left over)."""
-        self._give_back(i, w, r, storage, ns, last, conn)
 
     def hold(self, Py_ssize_t i, double w, double r, double storage, double ns, double conn=0.0):
         """Reserve fixed amounts on position ``i`` (a replayed reservation)."""
