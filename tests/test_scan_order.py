@@ -113,6 +113,7 @@ def check_scan_order(registry) -> None:
             assert a["word_bounds"][row, w] >= value
             assert a["block_bounds"][row, blk] >= value
         assert a["word_rank"][w] <= s["id_label"][i]
+        assert a["srank"][j] == s["id_label"][i]  # the slot's own rank, read before the backend's columns
         assert a["block_rank"][blk] <= s["id_label"][i]
     assert stride * 64 >= n
 
@@ -461,3 +462,85 @@ def test_an_add_no_cascade_can_reach_takes_a_free_slot_among_higher_keys():
     perm = registry.engine.core.scan_order.perm
     assert int(np.flatnonzero(perm == registry.engine.core.index["new-g20"])[0]) == 3  # g00-03's slot
     assert_same_answers(registry, {"slot_name": "s"}, 700)
+
+
+def exact_ranks(registry) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's and each block's least id rank over the live scan slots."""
+    scan, store = registry.engine.core.scan_order, registry.columns.store
+    a, n, bw = scan.arrays, scan.n_slots, scan.block_words
+    nw = (n + 63) // 64
+    alive = np.unpackbits(a["alive"].view(np.uint8), bitorder="little")[:nw * 64].astype(bool)
+    perm = np.full(nw * 64, 0)
+    perm[:n] = a["perm"][:n]
+    ranks = np.where(alive, store["id_label"][perm], np.iinfo(np.int64).max).reshape(nw, 64).min(axis=1)
+    blocks = np.full(-(-nw // bw) * bw, np.iinfo(np.int64).max)
+    blocks[:nw] = ranks
+    return ranks, blocks.reshape(-1, bw).min(axis=1)
+
+
+def test_a_word_losing_its_least_id_rank_takes_the_next_one():
+    # Every backend that leaves a word (removed, or moved away by a
+    # cascade) and held its least id rank gives the word, and its block,
+    # the next least: a stale lower rank would make every tie at the top
+    # visit the word. 20 runs of 64 (one word each, 2 words a block); the
+    # earliest id of every run leaves, then runs fill up again so that
+    # cascades move backends between words.
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(20) for j in range(64)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 2)
+    scan = registry.engine.core.scan_order
+    for g in range(20):
+        registry.remove(f"g{g:02d}-00")
+        registry.remove(f"g{g:02d}-01")
+    words, blocks = exact_ranks(registry)
+    nw, nb = len(words), len(blocks)
+    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
+    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    for g in range(0, 20, 2):  # even runs gain four: two into their holes, two by cascades
+        for j in range(4):
+            registry.add(dict(body, backend_id=f"g{g:02d}-z{j}", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
+    check_scan_order(registry)
+    words, blocks = exact_ranks(registry)
+    nw, nb = len(words), len(blocks)
+    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
+    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    assert_same_answers(registry, {"slot_name": "s"}, 5)
+    # Ids squeezed in one after another between two neighbours: their labels
+    # touch, and a window of ids around them (live ones) is labelled again,
+    # some later than before; ranks stay exact.
+    labels = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
+    for j in range(1, 40):
+        registry.add(dict(body, backend_id="g07-10" + "a" * j, cost={"cost_per_1k_writes": 0.08}))
+    after = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
+    assert any(after[b] > labels[b] for b in labels if b in after)  # a window was spread out
+    check_scan_order(registry)
+    words, blocks = exact_ranks(registry)
+    nw, nb = len(words), len(blocks)
+    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
+    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    assert_same_answers(registry, {"slot_name": "s"}, 5)
+
+
+def test_ids_arriving_in_increasing_order_after_a_full_last_word_lie_in_increasing_order():
+    # One run of 640 tied backends (10 words); every 10th of the first nine
+    # words leaves; new ids after every id in the run (its last word full)
+    # then take the run's free slots front to back, so they lie in
+    # increasing order: a top-k over the tie then evaluates at most k of
+    # them before the winners (nearest-first laid them out decreasing).
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"b{j:03d}") for j in range(640)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 2)
+    for j in range(0, 576, 10):
+        registry.remove(f"b{j:03d}")
+    new = [f"z{j:02d}" for j in range(40)]
+    for backend_id in new:
+        registry.add(dict(body, backend_id=backend_id))
+    check_scan_order(registry)
+    scan, index = registry.engine.core.scan_order, registry.engine.core.index
+    slot_of = {int(p): s for s, p in enumerate(scan.perm)}
+    slots = [slot_of[index[b]] for b in new]
+    assert slots == sorted(slots)
+    assert_same_answers(registry, {"slot_name": "s"}, 5)

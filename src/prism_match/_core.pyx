@@ -684,13 +684,14 @@ cdef class CoreRegistry:
         else:
             words[i >> 6] &= ~((<mask_t>1) << (i & 63))
             if self._scan is not None:
-                self._scan.drop(i)
+                self._scan.drop(&self.r, i)
 
     def label_written(self, Py_ssize_t i):
         """Position ``i``'s order label changed (ids spread out around an
-        added one): the scan order's rank bounds take it."""
+        added one): the scan order's least ranks of its word and block are
+        taken again (the label may have grown)."""
         if self._scan is not None and 0 <= i < self.r.n:
-            self._scan.raise_bounds(&self.r, i)
+            self._scan.relabel(&self.r, i)
 
     def forget_index(self):
         """Positions changed (add/remove/replace): rebuild the id index on next use."""

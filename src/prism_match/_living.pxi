@@ -678,3 +678,28 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
         core._positions_version += 1  # core.positions_moved()
         columns.ids_changed()
 
+
+
+# --- a remove, in one call --------------------------------------------------------------
+
+def remove_row(CoreRegistry core, columns, IdOrder order, backend_id):
+    """The work of ``living.Layout.remove`` (which see) without a Python
+    call per step: the position of ``backend_id`` out of the index, its
+    alive bit cleared (in the scan order too), its id let go and its
+    position a hole; the order keeps the id's place as a removed one's.
+    Returns the position, or None when the id is not in the index (the
+    caller says so)."""
+    cdef dict index = core.index
+    i = index.pop(backend_id, None)
+    if i is None:
+        return None
+    core._set_alive(<Py_ssize_t>i, False)
+    (<list>columns.backend_ids)[<Py_ssize_t>i] = None
+    (<list>columns.holes).append(i)
+    columns.dense = False
+    if order is not None:
+        order.gone.add(backend_id)
+    core._positions_version += 1  # core.positions_moved()
+    columns._ids = None  # columns.ids_changed()
+    columns._rank_cache = None
+    return i

@@ -22,7 +22,10 @@
 # slot listing more names than MAX_LISTED) costs speed, never correctness.
 # The same for bounds: live changes only raise them (constant time), and a
 # stale bound is loose, never wrong; they are recomputed exactly when cheap
-# (when a batch snapshots the columns, and on every rebuild).
+# (when a batch snapshots the columns, and on every rebuild). The least id
+# ranks are kept exact, since ties prune by them: when the backend holding
+# a word's least rank leaves it (removed, moved, relabelled), the word's is
+# taken again from its live slots, and its block's from its words.
 #
 # Live changes: an added backend takes a free scan slot (a removed
 # backend's) where a fresh order would put it: a binary search on the
@@ -54,6 +57,7 @@ DEF _ROW_BUDGET = 64 * 1024 * 1024
 cdef struct Order:
     index_t stride                  # words per row (capacity)
     const index_t* perm             # [>= n]: scan slot -> position
+    const index_t* srank            # [>= n]: scan slot -> its backend's id rank (live slots)
     const mask_t* alive             # [stride]
     const mask_t* features          # [Tf, stride]
     const mask_t* btype             # [n_type, stride]
@@ -172,13 +176,20 @@ cdef inline bint _below(const Slot* s, const Policy* p, const score_t* bounds, c
     can be eligible and win: its maximum capacity is under the slot's
     minimum, or (the heap full) its score bound is below the worst kept
     score, or equal to it with every id rank inside after the worst's."""
-    cdef score_t max_w = bounds[2 * stride + at], max_r = bounds[3 * stride + at], bound
-    if max_w < s.min_w or max_r < s.min_r:
+    cdef score_t bound
+    if bounds[2 * stride + at] < s.min_w or bounds[3 * stride + at] < s.min_r:
         return True
     if size < k:
         return False
-    bound = _score_upper(s, p, _perf_upper(s, p, max_w, max_r), bounds[at], bounds[stride + at], region)
+    bound = _word_upper(s, p, bounds, stride, at, region)
     return bound < hs[0] or (bound == hs[0] and ranks[at] > hr[0])
+
+
+cdef inline score_t _word_upper(const Slot* s, const Policy* p, const score_t* bounds, index_t stride, index_t at,
+                                score_t region) noexcept nogil:
+    """The score bound of the word or block ``at``: no backend inside scores more."""
+    return _score_upper(s, p, _perf_upper(s, p, bounds[2 * stride + at], bounds[3 * stride + at]), bounds[at],
+                        bounds[stride + at], region)
 
 
 cdef inline index_t _scan_word(const Reg* r, const Order* o, const Slot* s, const Policy* p, const Placed* pl,
@@ -186,11 +197,23 @@ cdef inline index_t _scan_word(const Reg* r, const Order* o, const Slot* s, cons
                                score_t* hs, index_t* hr, index_t* hi) noexcept nogil:
     """Push the eligible backends of one candidate word (scan slots base+bit)
     through the heap; returns its new size."""
-    cdef index_t i
-    cdef score_t perf, region, aw, ar, sc, bound
+    cdef index_t i, b
+    cdef score_t perf, region, aw, ar, sc, bound, word_bound = INFINITY
+    cdef bint bounded = False
     while word:
-        i = o.perm[base + pm_ctz64(word)]
+        b = base + pm_ctz64(word)
         word &= word - 1
+        if size == k:
+            # The heap full and the word's bound no better than its worst: a
+            # backend after the worst by id cannot enter, which the slot's
+            # own rank tells without reading the backend's columns (in
+            # position order, so a read each that misses the cache).
+            if not bounded:
+                word_bound = _word_upper(s, p, o.word_bounds, o.stride, base >> 6, region_max)
+                bounded = True
+            if word_bound <= hs[0] and o.srank[b] > hr[0]:
+                continue
+        i = o.perm[b]
         if size == k:
             bound = _score_upper(s, p, _perf_upper(s, p, r.max_w[i], r.max_r[i]), r.cost_score[i],
                                  r.avail_score[i], region_max)
@@ -333,6 +356,7 @@ cdef class ScanOrder:
         self.o.stride = a["alive"].shape[0]
         self.o.block_stride = a["block_bounds"].shape[1]
         self.o.perm = <const index_t*>_ptr(a["perm"])
+        self.o.srank = <const index_t*>_ptr(a["srank"])
         self.slot_of = <index_t*>_ptr(a["slot_of"])
         self.skey = <score_t*>_ptr(a["skey"])
         self.free_words = <mask_t*>_ptr(a["free_words"])
@@ -385,16 +409,19 @@ cdef class ScanOrder:
         if changed or not a:
             alive = np.zeros(new_stride, dtype=np.uint64)
             perm = np.full(new_stride * 64, -1, dtype=np.int64)
+            srank = np.full(new_stride * 64, _NO_RANK, dtype=np.int64)
             slot_of = np.full(new_stride * 64, -1, dtype=np.int64)
             skey = np.full(new_stride * 64, -np.inf)
             free_words = np.zeros(new_stride // 64 + 1, dtype=np.uint64)
             if a:
                 alive[:stride] = a["alive"]
                 perm[:stride * 64] = a["perm"]
+                srank[:stride * 64] = a["srank"]
                 slot_of[:stride * 64] = a["slot_of"]
                 skey[:stride * 64] = a["skey"]
                 free_words[:a["free_words"].shape[0]] = a["free_words"]
             a["alive"], a["perm"], a["slot_of"], a["skey"], a["free_words"] = alive, perm, slot_of, skey, free_words
+            a["srank"] = srank
             wb = np.full((4, new_stride), -np.inf)
             bb = np.full((4, new_stride // self.o.block_words + 1), -np.inf)
             wr = np.full(new_stride, _NO_RANK, dtype=np.int64)
@@ -424,6 +451,7 @@ cdef class ScanOrder:
         slot's bits cleared first), live."""
         cdef index_t j = self.slot_of[i]
         _write_bits(r, &self.o, i, j)
+        (<index_t*>self.o.srank)[j] = r.id_rank[i]
         (<mask_t*>self.o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
         self.note_free(j >> 6)
         self.raise_bounds(r, i)
@@ -504,6 +532,17 @@ cdef class ScanOrder:
         if ahead >= 0 and (back < 0 or (ahead >> 6) - target <= target - (back >> 6)):
             return ahead
         if back >= 0:
+            if target == wb and (back >> 6) != target:
+                # Its rank falls in the run's last word, which has no free
+                # slot: the run's first free slot rather than the nearest,
+                # so that ids arriving in increasing order (names numbered
+                # on) lie in increasing order. A tie met before the winners
+                # then costs an evaluation only while the heap fills (the
+                # later ones are after its worst); nearest-first lays them
+                # out decreasing, and each is evaluated. (A cascade to the
+                # run's end instead moves the next runs' earliest ids out
+                # of place, which costs more: 4x at 1M backends.)
+                return self._free_at_or_after(lo)
             return back
         # 2. The run is full: a cascade from the nearest free slot on either side.
         ahead = self._free_at_or_after(past)
@@ -592,12 +631,15 @@ cdef class ScanOrder:
         if q >= 0:
             self.slot_of[q] = a
         self.skey[b] = self.skey[a]
+        (<index_t*>self.o.srank)[b] = r.id_rank[p]
         _write_bits(r, &self.o, p, b)
         (<mask_t*>self.o.alive)[b >> 6] |= (<mask_t>1) << (b & 63)
         (<mask_t*>self.o.alive)[a >> 6] &= ~((<mask_t>1) << (a & 63))
         self.note_free(a >> 6)
         self.note_free(b >> 6)
         self.raise_bounds(r, p)
+        if (a >> 6) != (b >> 6):
+            self._rank_left(r, a >> 6, r.id_rank[p])
 
     cdef index_t _free_at_or_after(self, index_t s) noexcept nogil:
         # The first free slot at or after ``s`` (-1: none).
@@ -683,11 +725,51 @@ cdef class ScanOrder:
         free = self._free_mask(w)
         return (w << 6) + pm_ctz64(free) if free else -1
 
-    cdef void drop(self, index_t i) noexcept nogil:
+    cdef void drop(self, const Reg* r, index_t i) noexcept nogil:
         cdef index_t j = self.slot_of[i]
         if j >= 0:
             (<mask_t*>self.o.alive)[j >> 6] &= ~((<mask_t>1) << (j & 63))
             self.note_free(j >> 6)
+            self._rank_left(r, j >> 6, r.id_rank[i])
+
+    cdef inline void _rank_left(self, const Reg* r, index_t w, index_t rank) noexcept nogil:
+        # A backend of id ``rank`` left word ``w``: when it held the word's
+        # least rank, the word's (and its block's) least rank is taken again
+        # from the live slots, so ties keep pruning by rank after removes
+        # and moves (a stale, lower rank would make every tie at the top
+        # visit the word).
+        if rank == self.o.word_rank[w]:
+            self.retake_rank(r, w)
+
+    cdef void relabel(self, const Reg* r, index_t i) noexcept nogil:
+        # Position ``i``'s id rank changed (ids spread out around an added
+        # one): its slot's rank, and its word's and block's least ranks.
+        cdef index_t j = self.slot_of[i]
+        if j >= 0:
+            (<index_t*>self.o.srank)[j] = r.id_rank[i]
+            self.retake_rank(r, j >> 6)
+
+    cdef void retake_rank(self, const Reg* r, index_t w) noexcept nogil:
+        # Word ``w``'s least id rank from its live slots, and its block's
+        # when that changes what the block holds.
+        cdef index_t* word_rank = <index_t*>self.o.word_rank
+        cdef index_t* block_rank = <index_t*>self.o.block_rank
+        cdef index_t least = _NO_RANK, old = word_rank[w], b = w // self.o.block_words, v, stop
+        cdef mask_t word = self.o.alive[w]
+        while word:
+            v = r.id_rank[self.o.perm[(w << 6) + pm_ctz64(word)]]
+            word &= word - 1
+            if v < least:
+                least = v
+        word_rank[w] = least
+        if least <= block_rank[b]:
+            block_rank[b] = least
+        elif old == block_rank[b]:
+            stop = min((b + 1) * self.o.block_words, self.o.stride)
+            for v in range(b * self.o.block_words, stop):
+                if word_rank[v] < least:
+                    least = word_rank[v]
+            block_rank[b] = least
 
     cdef void set_health(self, index_t i, code_t old, code_t new) noexcept nogil:
         cdef index_t j = self.slot_of[i]
@@ -720,7 +802,7 @@ cdef class ScanOrder:
         out.n_slots = self.n_slots
         out.arrays = dict(self.arrays)
         out.n_features = self.n_features
-        for name in ("alive", "health", "word_bounds", "block_bounds", "word_rank", "block_rank"):
+        for name in ("alive", "health", "srank", "word_bounds", "block_bounds", "word_rank", "block_rank"):
             out.arrays[name] = self.arrays[name].copy()
         out.take()
         _tighten(r, &out.o)
@@ -822,5 +904,6 @@ cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_
             word &= word - 1
             j = slot_of[i]
             (<mask_t*>o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
+            (<index_t*>o.srank)[j] = r.id_rank[i]
             _write_coded(r, o, i, j)
     _tighten(r, o)
