@@ -544,3 +544,31 @@ def test_ids_arriving_in_increasing_order_after_a_full_last_word_lie_in_increasi
     slots = [slot_of[index[b]] for b in new]
     assert slots == sorted(slots)
     assert_same_answers(registry, {"slot_name": "s"}, 5)
+
+
+def test_a_registry_that_grows_with_no_hole_has_its_order_built_again():
+    # Every backend its own key (a cost of its own), 1,000 of them; 300
+    # added among the first third of the keys: with no free slot near its
+    # run, each lands beside no run of its key, at the order's tail.
+    # Past 256 such adds (and a sixteenth of the positions) the order is
+    # built again, sorted, instead of leaving a tail of mixed keys that
+    # every match scans.
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"b{j:04d}", cost={"cost_per_1k_writes": 0.001 * (2 * j + 1)})
+            for j in range(1000)]
+    registry = load_registry(docs)
+    core = registry.engine.core
+    core.order_by(1.0, 0.0, 2)
+    first = core.scan_order
+    for j in range(300):
+        registry.add(dict(body, backend_id=f"n{j:04d}", cost={"cost_per_1k_writes": 0.001 * (2 * j + 2)}))
+    scan = core.scan_order
+    assert scan is not first and scan.misplaced < 256  # built again, once past the count
+    assert scan.block_words == 2
+    check_scan_order(registry)
+    for slot in ({"slot_name": "s"}, {"slot_name": "t", "capabilities": ["get"]}):
+        assert_same_answers(registry, slot, 20)
+    # Built again right now, every live slot is sorted by key.
+    core.order_by(1.0, 0.0, 2, force=True)
+    keys = live_slot_keys(registry)
+    assert np.all(keys[:-1] >= keys[1:]) and core.scan_order.misplaced == 0

@@ -677,6 +677,7 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
     finally:
         core._positions_version += 1  # core.positions_moved()
         columns.ids_changed()
+    core._relayout_if_misplaced()
 
 
 

@@ -38,12 +38,15 @@
 # Positions and scan slots stay one to one (the slot taken is swapped with
 # the one its position held; a new position first takes a new last slot).
 # So a registry that loses and gains backends keeps its words and blocks
-# sorted for their bounds to prune. A removed backend
+# sorted for their bounds to prune. One that grows with no hole to fill
+# puts what no cascade reaches beside no run of its key (at the tail);
+# once a sixteenth of the positions came that way, the order is built again. A removed backend
 # clears its alive bit; a replaced one rewrites its bits; an update of status
 # flips two bits, of uptime raises a bound.
 
 cdef enum:
     BLOCK_WORDS = 64        # words per block by default: 4,096 scan slots
+    RELAYOUT_MIN = 256      # misplaced adds that never make the order be built again (nor a sixteenth of the positions)
     MAX_LISTED = 32         # region / compliance names a slot may list and still be filtered as rows
     _CASCADE = 16           # runs of keys an added backend's cascade moves one backend each of, at most
 
@@ -341,6 +344,7 @@ cdef class ScanOrder:
     cdef mask_t* free_words         # [stride / 64 + 1]: bit w set when word w has a free slot (< n_slots)
     cdef readonly double w_cost, w_avail
     cdef readonly index_t n_slots
+    cdef readonly index_t misplaced  # adds placed beside no run of their key since the order was built
     cdef index_t n_features
 
     def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
@@ -558,7 +562,9 @@ cdef class ScanOrder:
             return self._cascade_back(r, past, ahead)
         # 3. Beside no run of its key: the nearest free slot before the run,
         # among higher keys, where it raises no bound (a word's bound is its
-        # best); after the run only when none is free before.
+        # best); after the run only when none is free before. Counted: past
+        # a sixteenth of the positions, the order is built again (add_rows).
+        self.misplaced += 1
         if back < 0:
             back = ahead
         if back < 0 or (j < first and first - j <= first - back) or (back >= past and j >= past and j <= back):
