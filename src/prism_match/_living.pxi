@@ -680,7 +680,6 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
     core._relayout_if_misplaced()
 
 
-
 # --- a remove, in one call --------------------------------------------------------------
 
 def remove_row(CoreRegistry core, columns, IdOrder order, backend_id):

@@ -40,9 +40,9 @@
 # So a registry that loses and gains backends keeps its words and blocks
 # sorted for their bounds to prune. One that grows with no hole to fill
 # puts what no cascade reaches beside no run of its key (at the tail);
-# once a sixteenth of the positions came that way, the order is built again. A removed backend
-# clears its alive bit; a replaced one rewrites its bits; an update of status
-# flips two bits, of uptime raises a bound.
+# once a sixteenth of the positions came that way, the order is built
+# again. A removed backend clears its alive bit; a replaced one rewrites its
+# bits; an update of status flips two bits, of uptime raises a bound.
 
 cdef enum:
     BLOCK_WORDS = 64        # words per block by default: 4,096 scan slots
