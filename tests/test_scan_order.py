@@ -114,6 +114,8 @@ def check_scan_order(registry) -> None:
             assert a["block_bounds"][row, blk] >= value
         assert a["word_rank"][w] <= s["id_label"][i]
         assert a["srank"][j] == s["id_label"][i]  # the slot's own rank, read before the backend's columns
+        # Room for one more namespace, from the usage reservations included.
+        assert bit(a["ns_room"][0], j) == (not s["max_namespaces"][i] - s["used_namespaces"][i] < 1)
         assert a["block_rank"][blk] <= s["id_label"][i]
     assert stride * 64 >= n
 
@@ -572,3 +574,26 @@ def test_a_registry_that_grows_with_no_hole_has_its_order_built_again():
     core.order_by(1.0, 0.0, 2, force=True)
     keys = live_slot_keys(registry)
     assert np.all(keys[:-1] >= keys[1:]) and core.scan_order.misplaced == 0
+
+
+def test_reservations_that_use_up_namespaces_clear_the_room_bits_placing_filters_on():
+    # 300 tied backends with room for two namespaces each: reserving takes
+    # them in id order, two each; a backend with no room left is filtered
+    # out 64 at a time (its bit cleared), and gets it back on release. The
+    # same sequence as the plain scan, which reads every backend's columns.
+    docs = [{"backend_id": f"b{i:03d}", "backend_type": "redis", "capabilities": ["get"],
+             "capacity": {"max_write_rps": 1000, "max_namespaces": 2}} for i in range(300)]
+    ordered, plain = load_registry(docs), load_registry(docs)
+    ordered.engine.core.order_by(1.0, 0.0, 2)
+    plain.engine.core.use_scan_order = False
+    slot = {"slot_name": "s", "capabilities": ["get"]}
+    taken = [ordered.reserve(slot) for _ in range(450)]
+    assert [r.backend_id for r in taken] == [plain.reserve(slot).backend_id for _ in range(450)]
+    assert [r.backend_id for r in taken[:4]] == ["b000", "b000", "b001", "b001"]
+    check_scan_order(ordered)
+    room = ordered.engine.core.scan_order.arrays["ns_room"][0]
+    assert sum(bin(int(w)).count("1") for w in room) == 75  # b225..b299
+    for r in taken[:10]:
+        ordered.release(r)
+    check_scan_order(ordered)
+    assert ordered.reserve(slot).backend_id == "b000"

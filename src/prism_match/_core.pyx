@@ -509,6 +509,8 @@ cdef class CoreRegistry:
         self._used_storage[i] = self._storage_used[i] + self._res_storage[i]
         self._used_ns[i] = self._ns_count[i] + self._res_ns[i]
         self._used_conn[i] = self._conn[i] + self._res_conn[i]
+        if self._scan is not None and _bit(self.r.alive, i):
+            self._scan.set_ns_room(&self.r, i)
 
     def position(self, backend_id, str where):
         """The position of a live backend, or a RegistryError naming it."""

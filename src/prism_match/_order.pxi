@@ -66,6 +66,7 @@ cdef struct Order:
     const mask_t* btype             # [n_type, stride]
     const mask_t* health            # [n_health, stride]
     const mask_t* cons_le           # [n_cons, stride]: consistency code <= row
+    const mask_t* ns_room           # [stride]: room for one more namespace (max_namespaces - used >= 1)
     const mask_t* regions           # [n_regions, stride] (NULL: not kept)
     const mask_t* compliance        # [n_compliance, stride] (NULL: not kept)
     index_t n_features              # feature tokens in use (rows may be more)
@@ -88,6 +89,7 @@ cdef struct Filter:
     index_t regions[MAX_LISTED]
     index_t compliance[MAX_LISTED]
     index_t pref                    # preferred region row, or -1 (no split)
+    bint placing                    # the namespace rule applies (reserve, assign): ns_room filters
 
 
 cdef inline index_t _listed(const mask_t* words, index_t nwords, index_t limit, index_t* out) noexcept nogil:
@@ -161,6 +163,8 @@ cdef inline mask_t _ordered_candidates(const Order* o, const Slot* s, const Filt
         word &= acc
     if f.cons >= 0:
         word &= o.cons_le[f.cons * st + w]
+    if f.placing:
+        word &= o.ns_room[w]
     if word and f.n_regions:
         acc = 0
         for j in range(f.n_regions):
@@ -255,6 +259,7 @@ cdef index_t topk_ordered(const Reg* r, const Order* o, const Slot* s, const Pol
     _filter(r, o, s, p, &f)
     if f.empty:
         return 0
+    f.placing = pl != NULL and not pl.bind_only
     for b in range((r.nw + o.block_words - 1) // o.block_words):
         if _below(s, p, o.block_bounds, o.block_rank, o.block_stride, b, region_max, size, k, hs, hr):
             continue
@@ -369,6 +374,7 @@ cdef class ScanOrder:
         self.o.btype = <const mask_t*>_ptr(a["btype"])
         self.o.health = <const mask_t*>_ptr(a["health"])
         self.o.cons_le = <const mask_t*>_ptr(a["cons_le"])
+        self.o.ns_room = <const mask_t*>_ptr(a["ns_room"])
         self.o.n_features = self.n_features
         self.o.n_type = a["btype"].shape[0]
         self.o.n_health = a["health"].shape[0]
@@ -439,7 +445,7 @@ cdef class ScanOrder:
         a["features"] = grown("features", max(tokens, 1))
         self.n_features = tokens
         for name, count in (("btype", len(_SCAN_TYPE_CODE)), ("health", len(_SCAN_HEALTH_CODE)),
-                            ("cons_le", _SCAN_UNKNOWN_CONSISTENCY + 1)):
+                            ("cons_le", _SCAN_UNKNOWN_CONSISTENCY + 1), ("ns_room", 1)):
             a[name] = grown(name, count)
         for name, count in (("regions", regions), ("compliance", compliance)):
             if name in a and a[name] is None:
@@ -777,6 +783,18 @@ cdef class ScanOrder:
                     least = word_rank[v]
             block_rank[b] = least
 
+    cdef inline void set_ns_room(self, const Reg* r, index_t i) noexcept nogil:
+        # Position i's namespace room bit from its columns (its usage changed).
+        cdef index_t j = self.slot_of[i]
+        cdef mask_t bit
+        if j < 0:
+            return
+        bit = (<mask_t>1) << (j & 63)
+        if r.max_ns[i] - r.ns_count[i] < 1:
+            (<mask_t*>self.o.ns_room)[j >> 6] &= ~bit
+        else:
+            (<mask_t*>self.o.ns_room)[j >> 6] |= bit
+
     cdef void set_health(self, index_t i, code_t old, code_t new) noexcept nogil:
         cdef index_t j = self.slot_of[i]
         cdef mask_t bit = (<mask_t>1) << (j & 63)
@@ -808,7 +826,7 @@ cdef class ScanOrder:
         out.n_slots = self.n_slots
         out.arrays = dict(self.arrays)
         out.n_features = self.n_features
-        for name in ("alive", "health", "srank", "word_bounds", "block_bounds", "word_rank", "block_rank"):
+        for name in ("alive", "health", "ns_room", "srank", "word_bounds", "block_bounds", "word_rank", "block_rank"):
             out.arrays[name] = self.arrays[name].copy()
         out.take()
         _tighten(r, &out.o)
@@ -861,6 +879,12 @@ cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept no
             rows[c * st + w] |= bit
         else:
             rows[c * st + w] &= ~bit
+    # A backend with no room for one more namespace fails the namespace
+    # rule whatever a batch has placed (a NaN limit is no limit).
+    if r.max_ns[i] - r.ns_count[i] < 1:
+        (<mask_t*>o.ns_room)[w] &= ~bit
+    else:
+        (<mask_t*>o.ns_room)[w] |= bit
     if o.regions != NULL:
         rows = <mask_t*>o.regions
         for c in range(o.n_regions):
