@@ -1,4 +1,5 @@
-"""A living registry: add, remove, reserve, release, and match after churn.
+"""A living registry: add, remove, reserve, release, and match after churn
+and after growth.
 
 Targets (issue 11): ``add`` of one backend under 10 µs amortized at 100,000
 backends, ``remove`` under 2 µs; ``reserve`` of a prepared slot at most 2×
@@ -9,6 +10,8 @@ pool of new ids made in setup (a remove needs a backend that is there);
 ``PerBackend`` tracks µs per backend over 2,000 adds or removes in a row
 (``benchmarks/living.py`` prints the same figures).
 """
+
+from prism_match import load_registry
 
 from . import common
 from .living import Steady
@@ -111,6 +114,28 @@ class MatchAfterChurn:
                 self.registry.remove(bid)
             docs = common.documents(n // 10 + 1, seed=common.SEED + 2)
             self.registry.add([dict(d, backend_id=f"zz-churn-{j:07d}") for j, d in enumerate(docs[:len(ids[::10])])])
+        self.slot = self.registry.prepare(common.selectivity_slot("medium"))
+
+    def time_match(self, n, state):
+        self.registry.match(self.slot, 5)
+
+
+class MatchAfterGrowth:
+    """A prepared top-5 match on a registry loaded with half its backends
+    and grown to ``backends`` by adds one at a time (no hole to fill: the
+    scan order is built again each time a sixteenth of it came in beside no
+    run of its key), against one loaded whole."""
+
+    params = ([1_000, 100_000], ["whole", "grown"])
+    param_names = ["backends", "registry"]
+    timeout = 600
+
+    def setup(self, n, state):
+        docs = common.documents(n)
+        self.registry = load_registry(docs if state == "whole" else docs[:n // 2])
+        if state == "grown":
+            for doc in docs[n // 2:]:
+                self.registry.add(doc)
         self.slot = self.registry.prepare(common.selectivity_slot("medium"))
 
     def time_match(self, n, state):
