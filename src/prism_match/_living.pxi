@@ -458,7 +458,7 @@ cdef class IdOrder:
         """Every id in the order (removed ones included), in byte order."""
         return [backend_id for block in self.blocks for backend_id in block]
 
-    def discard(self, str backend_id):
+    cpdef discard(self, str backend_id):
         """``backend_id`` was removed: it keeps its place and label."""
         self.gone.add(backend_id)
 
@@ -698,8 +698,7 @@ def remove_row(CoreRegistry core, columns, IdOrder order, backend_id):
     (<list>columns.holes).append(i)
     columns.dense = False
     if order is not None:
-        order.gone.add(backend_id)
+        order.discard(backend_id)
     core._positions_version += 1  # core.positions_moved()
-    columns._ids = None  # columns.ids_changed()
-    columns._rank_cache = None
+    columns.ids_changed()
     return i

@@ -786,14 +786,8 @@ cdef class ScanOrder:
     cdef inline void set_ns_room(self, const Reg* r, index_t i) noexcept nogil:
         # Position i's namespace room bit from its columns (its usage changed).
         cdef index_t j = self.slot_of[i]
-        cdef mask_t bit
-        if j < 0:
-            return
-        bit = (<mask_t>1) << (j & 63)
-        if r.max_ns[i] - r.ns_count[i] < 1:
-            (<mask_t*>self.o.ns_room)[j >> 6] &= ~bit
-        else:
-            (<mask_t*>self.o.ns_room)[j >> 6] |= bit
+        if j >= 0:
+            _write_ns_room(r, &self.o, i, j)
 
     cdef void set_health(self, index_t i, code_t old, code_t new) noexcept nogil:
         cdef index_t j = self.slot_of[i]
@@ -859,6 +853,17 @@ cdef void _write_bits(const Reg* r, Order* o, index_t i, index_t j) noexcept nog
     _write_coded(r, o, i, j)
 
 
+cdef inline void _write_ns_room(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
+    # Slot j's namespace room bit from position i's columns: a backend with
+    # no room for one more namespace fails the namespace rule whatever a
+    # batch has placed (a NaN limit is no limit).
+    cdef mask_t bit = (<mask_t>1) << (j & 63)
+    if r.max_ns[i] - r.ns_count[i] < 1:
+        (<mask_t*>o.ns_room)[j >> 6] &= ~bit
+    else:
+        (<mask_t*>o.ns_room)[j >> 6] |= bit
+
+
 cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
     # The rows of codes, regions and compliance tags (all but the features).
     cdef index_t w = j >> 6, t, b, st = o.stride, c
@@ -879,12 +884,7 @@ cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept no
             rows[c * st + w] |= bit
         else:
             rows[c * st + w] &= ~bit
-    # A backend with no room for one more namespace fails the namespace
-    # rule whatever a batch has placed (a NaN limit is no limit).
-    if r.max_ns[i] - r.ns_count[i] < 1:
-        (<mask_t*>o.ns_room)[w] &= ~bit
-    else:
-        (<mask_t*>o.ns_room)[w] |= bit
+    _write_ns_room(r, o, i, j)
     if o.regions != NULL:
         rows = <mask_t*>o.regions
         for c in range(o.n_regions):
