@@ -409,6 +409,17 @@ def test_added_backends_take_free_slots_where_their_key_ranks():
     assert_same_answers(registry, {"slot_name": "s"}, 50)
 
 
+def grouped_registry(groups: int, per_group: int, block_words: int):
+    """``groups`` runs of ``per_group`` tied backends (``gGG-JJ``), group g
+    costing 0.01 * (g + 1), so the lower groups scan first; blocks of
+    ``block_words`` words."""
+    docs = [dict(BODIES[0], backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(groups) for j in range(per_group)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, block_words)
+    return registry
+
+
 def live_slot_keys(registry) -> np.ndarray:
     """The static key of each live scan slot, in scan order."""
     scan, store, policy = registry.engine.core.scan_order, registry.columns.store, registry.policy
@@ -427,10 +438,7 @@ def test_a_full_run_makes_room_by_moving_one_backend_per_run_between(extra_per_e
     # the nearest free slot to the other end of its run: every live slot
     # stays sorted by key, not just every word.
     body = BODIES[0]
-    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
-            for g in range(20) for j in range(32)]
-    registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 1)
+    registry = grouped_registry(20, 32, 1)
     for g in range(20):
         for j in range(0, 32, 8):
             registry.remove(f"g{g:02d}-{j:02d}")
@@ -453,10 +461,7 @@ def test_an_add_no_cascade_can_reach_takes_a_free_slot_among_higher_keys():
     # (among higher keys, where it raises no word's bound), though the one
     # after is nearer; every answer stays exact.
     body = BODIES[0]
-    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
-            for g in range(40) for j in range(16)]
-    registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 1)
+    registry = grouped_registry(40, 16, 1)
     registry.remove("g00-03")
     registry.remove("g39-03")
     registry.add(dict(body, backend_id="new-g20", cost={"cost_per_1k_writes": 0.21}))
@@ -480,6 +485,13 @@ def exact_ranks(registry) -> tuple[np.ndarray, np.ndarray]:
     return ranks, blocks.reshape(-1, bw).min(axis=1)
 
 
+def assert_exact_ranks(registry) -> None:
+    words, blocks = exact_ranks(registry)
+    a = registry.engine.core.scan_order.arrays
+    assert np.array_equal(a["word_rank"][:len(words)], words)
+    assert np.array_equal(a["block_rank"][:len(blocks)], blocks)
+
+
 def test_a_word_losing_its_least_id_rank_takes_the_next_one():
     # Every backend that leaves a word (removed, or moved away by a
     # cascade) and held its least id rank gives the word, and its block,
@@ -488,26 +500,16 @@ def test_a_word_losing_its_least_id_rank_takes_the_next_one():
     # earliest id of every run leaves, then runs fill up again so that
     # cascades move backends between words.
     body = BODIES[0]
-    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
-            for g in range(20) for j in range(64)]
-    registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 2)
-    scan = registry.engine.core.scan_order
+    registry = grouped_registry(20, 64, 2)
     for g in range(20):
         registry.remove(f"g{g:02d}-00")
         registry.remove(f"g{g:02d}-01")
-    words, blocks = exact_ranks(registry)
-    nw, nb = len(words), len(blocks)
-    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
-    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    assert_exact_ranks(registry)
     for g in range(0, 20, 2):  # even runs gain four: two into their holes, two by cascades
         for j in range(4):
             registry.add(dict(body, backend_id=f"g{g:02d}-z{j}", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
     check_scan_order(registry)
-    words, blocks = exact_ranks(registry)
-    nw, nb = len(words), len(blocks)
-    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
-    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    assert_exact_ranks(registry)
     assert_same_answers(registry, {"slot_name": "s"}, 5)
     # Ids squeezed in one after another between two neighbours: their labels
     # touch, and a window of ids around them (live ones) is labelled again,
@@ -518,10 +520,7 @@ def test_a_word_losing_its_least_id_rank_takes_the_next_one():
     after = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
     assert any(after[b] > labels[b] for b in labels if b in after)  # a window was spread out
     check_scan_order(registry)
-    words, blocks = exact_ranks(registry)
-    nw, nb = len(words), len(blocks)
-    assert np.array_equal(scan.arrays["word_rank"][:nw], words)
-    assert np.array_equal(scan.arrays["block_rank"][:nb], blocks)
+    assert_exact_ranks(registry)
     assert_same_answers(registry, {"slot_name": "s"}, 5)
 
 
