@@ -248,13 +248,19 @@ class ScanOrderMachine(RuleBasedStateMachine):
     rows and bounds hold every live backend, and its answers are the plain
     scan's."""
 
-    @initialize(n=st.integers(65, 200), seed=st.integers(0, 1000), block_words=st.sampled_from((1, 2)))
-    def load(self, n: int, seed: int, block_words: int) -> None:
+    @initialize(n=st.integers(65, 200), seed=st.integers(0, 1000), block_words=st.sampled_from((1, 2)),
+                tied=st.booleans())
+    def load(self, n: int, seed: int, block_words: int, tied: bool) -> None:
+        # ``tied``: a run of 300 or more backends of one key first (long
+        # enough to be laid out again, ``thin`` and ``add_last``).
         rng = random.Random(seed)
-        docs = [dict(rng.choice(BODIES), backend_id=f"b{j * 7:05d}") for j in range(n)]
+        bodies = [BODIES[0]] * (300 + n) + [rng.choice(BODIES) for _ in range(n)] if tied else \
+            [rng.choice(BODIES) for _ in range(n)]
+        docs = [dict(body, backend_id=f"b{j * 7:05d}") for j, body in enumerate(bodies)]
         self.registry = load_registry(docs)
         self.registry.engine.core.order_by(0.3, 0.2, block_words)
         self.held: list = []
+        self.last = 0
 
     @rule(body=st.sampled_from(BODIES + [NEW_BODY]), suffix=ID_CHARS, near=st.integers(0, 10**6))
     def add(self, body: dict, suffix: str, near: int) -> None:
@@ -262,6 +268,19 @@ class ScanOrderMachine(RuleBasedStateMachine):
         bid = (sorted(ids)[near % len(ids)] if ids else "b") + suffix  # right after an existing id
         if bid not in self.registry:
             self.registry.add(dict(body, backend_id=bid))
+
+    @rule(body=st.sampled_from(BODIES[:2]))
+    def add_last(self, body: dict) -> None:
+        # An id after every other (numbered on, as a fleet names new ones).
+        self.last += 1
+        self.registry.add(dict(body, backend_id=f"zz{self.last:04d}"))
+
+    @precondition(lambda self: len(self.registry) > 100)
+    @rule(start=st.integers(0, 20), step=st.integers(3, 12))
+    def thin(self, start: int, step: int) -> None:
+        # Every step-th backend (by id) from ``start`` leaves, 40 at most.
+        for backend_id in sorted(self.registry.backend_ids)[start::step][:40]:
+            self.registry.remove(backend_id)
 
     @precondition(lambda self: len(self.registry) > 1)
     @rule(near=st.integers(0, 10**6))
@@ -471,6 +490,33 @@ def test_an_add_no_cascade_can_reach_takes_a_free_slot_among_higher_keys():
     assert_same_answers(registry, {"slot_name": "s"}, 700)
 
 
+def test_an_add_beside_no_run_of_its_key_takes_a_free_slot_whose_word_covers_it():
+    # 40 groups of 16 (four a word), group 2 with ten times the capacity of
+    # the others. Free slots in word 2 (g10) and word 0 (g02); a backend of
+    # a key of its own far down the order (no cascade reaches it) and group
+    # 2's capacity goes to word 0, whose bounds already cover its values,
+    # not to the nearer word 2, whose capacity bound it would raise (every
+    # match wanting that capacity would then visit word 2's block).
+    body = BODIES[0]
+    big = {"max_write_rps": 500000, "max_read_rps": 500000}
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)},
+                 **({"capacity": big} if g == 2 else {}))
+            for g in range(40) for j in range(16)]
+    registry = load_registry(docs)
+    registry.engine.core.order_by(1.0, 0.0, 1)
+    slot_of = {int(p): s for s, p in enumerate(registry.engine.core.scan_order.perm)}
+    free = {b: slot_of[registry.engine.core.index[b]] for b in ("g02-03", "g10-03")}
+    registry.remove("g02-03")
+    registry.remove("g10-03")
+    registry.add(dict(body, backend_id="new", cost={"cost_per_1k_writes": 0.355}, capacity=big))
+    check_scan_order(registry)
+    perm = registry.engine.core.scan_order.perm
+    at = int(np.flatnonzero(perm == registry.engine.core.index["new"])[0])
+    assert at == free["g02-03"] and free["g10-03"] > at
+    assert_same_answers(registry, {"slot_name": "s", "performance": {"min_write_rps": 100000}}, 20)
+    assert_same_answers(registry, {"slot_name": "s"}, 700)
+
+
 def exact_ranks(registry) -> tuple[np.ndarray, np.ndarray]:
     """Each word's and each block's least id rank over the live scan slots."""
     scan, store = registry.engine.core.scan_order, registry.columns.store
@@ -525,16 +571,17 @@ def test_a_word_losing_its_least_id_rank_takes_the_next_one():
 
 
 def test_ids_arriving_in_increasing_order_after_a_full_last_word_lie_in_increasing_order():
-    # One run of 640 tied backends (10 words); every 10th of the first nine
-    # words leaves; new ids after every id in the run (its last word full)
-    # then take the run's free slots front to back, so they lie in
-    # increasing order: a top-k over the tie then evaluates at most k of
-    # them before the winners (nearest-first laid them out decreasing).
+    # One run of 640 tied backends (10 words); every 20th of the first nine
+    # words leaves (fewer than a sixteenth of the run: it is not laid out
+    # again); new ids after every id in the run (its last word full) then
+    # take the run's free slots front to back, so they lie in increasing
+    # order: a top-k over the tie then evaluates at most k of them before
+    # the winners (nearest-first laid them out decreasing).
     body = BODIES[0]
     docs = [dict(body, backend_id=f"b{j:03d}") for j in range(640)]
     registry = load_registry(docs)
     registry.engine.core.order_by(1.0, 0.0, 2)
-    for j in range(0, 576, 10):
+    for j in range(0, 576, 20):
         registry.remove(f"b{j:03d}")
     new = [f"z{j:02d}" for j in range(40)]
     for backend_id in new:
@@ -544,6 +591,62 @@ def test_ids_arriving_in_increasing_order_after_a_full_last_word_lie_in_increasi
     slot_of = {int(p): s for s, p in enumerate(scan.perm)}
     slots = [slot_of[index[b]] for b in new]
     assert slots == sorted(slots)
+    assert scan.compactions == 0
+    assert_same_answers(registry, {"slot_name": "s"}, 5)
+
+
+def run_in_scan_order(registry) -> list[str]:
+    """The live backend ids in scan order."""
+    scan, core = registry.engine.core.scan_order, registry.engine.core
+    name_of = {i: b for b, i in core.index.items()}
+    alive = np.unpackbits(scan.arrays["alive"].view(np.uint8), bitorder="little")[:scan.n_slots].astype(bool)
+    return [name_of[int(p)] for p in scan.perm[alive]]
+
+
+@pytest.mark.parametrize("one_by_one", [True, False])
+def test_a_run_with_a_sixteenth_free_is_laid_out_again_before_a_late_id_goes_in(one_by_one):
+    # One run of 640 tied backends; every 10th leaves (a tenth of the run
+    # free, spread through it). The first id after every id in the run
+    # finds its last word full: the run is laid out again as a fresh order
+    # lays it (its ids sorted, its free slots at its end), once; the new ids
+    # then go to its end in order, after the winners of the tie, and the
+    # whole run reads in id order, as a registry loaded with these backends
+    # would.
+    body = BODIES[0]
+    registry = load_registry([dict(body, backend_id=f"b{j:03d}") for j in range(640)])
+    registry.engine.core.order_by(1.0, 0.0, 2)
+    for j in range(0, 640, 10):
+        registry.remove(f"b{j:03d}")
+    new = [dict(body, backend_id=f"z{j:02d}") for j in range(50)]
+    if one_by_one:
+        for doc in new:
+            registry.add(doc)
+    else:
+        registry.add(new)
+    scan = registry.engine.core.scan_order
+    assert scan.compactions == 1
+    ids = run_in_scan_order(registry)
+    assert ids == sorted(ids) and len(ids) == 626
+    check_scan_order(registry)
+    assert_exact_ranks(registry)
+    assert_same_answers(registry, {"slot_name": "s"}, 5)
+    assert_same_answers(registry, {"slot_name": "s"}, 700)
+
+
+def test_a_short_run_is_not_laid_out_again():
+    # A run of 200 (under four words) with a tenth free: late ids take its
+    # free slots front to back, and nothing else moves.
+    body = BODIES[0]
+    registry = load_registry([dict(body, backend_id=f"b{j:03d}") for j in range(200)])
+    registry.engine.core.order_by(1.0, 0.0, 2)
+    for j in range(0, 200, 10):
+        registry.remove(f"b{j:03d}")
+    before = run_in_scan_order(registry)
+    for j in range(5):
+        registry.add(dict(body, backend_id=f"z{j:02d}"))
+    assert registry.engine.core.scan_order.compactions == 0
+    assert [b for b in run_in_scan_order(registry) if not b.startswith("z")] == before
+    check_scan_order(registry)
     assert_same_answers(registry, {"slot_name": "s"}, 5)
 
 

@@ -17,6 +17,7 @@
 cimport cython
 from libc.math cimport INFINITY, NAN, isnan
 from libc.string cimport memset
+from libc.stdlib cimport malloc, free, qsort
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cython.parallel cimport prange
 from ._typedefs cimport mask_t, index_t, score_t, code_t, rules_t

@@ -12,13 +12,16 @@ cdef extern from *:
     #include <intrin.h>
     static inline int pm_ctz64(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
     static inline int pm_clz64(unsigned long long x) { unsigned long i; _BitScanReverse64(&i, x); return 63 - (int)i; }
+    static inline int pm_popcount64(unsigned long long x) { return (int)__popcnt64(x); }
     #else
     static inline int pm_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int pm_clz64(unsigned long long x) { return __builtin_clzll(x); }
+    static inline int pm_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
     #endif
     """
     int pm_ctz64(unsigned long long x) noexcept nogil  # x != 0
     int pm_clz64(unsigned long long x) noexcept nogil  # x != 0
+    int pm_popcount64(unsigned long long x) noexcept nogil
 
 
 cdef struct Reg:

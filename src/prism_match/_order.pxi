@@ -48,6 +48,9 @@ cdef enum:
     BLOCK_WORDS = 64        # words per block by default: 4,096 scan slots
     RELAYOUT_MIN = 256      # misplaced adds that never make the order be built again (nor a sixteenth of the positions)
     MAX_LISTED = 32         # region / compliance names a slot may list and still be filtered as rows
+    _COMPACT_FREE = 16      # a run with a free slot in every _COMPACT_FREE is laid out again before a late id goes in
+    _COMPACT_MIN = 256      # ... when it spans that many slots (a shorter one costs little out of order)
+    _COVER_TRIES = 16       # words with a free slot an add beside no run of its key looks at for one whose bounds cover it
     _CASCADE = 16           # runs of keys an added backend's cascade moves one backend each of, at most
 
 cdef index_t _NO_RANK = 0x7FFFFFFFFFFFFFFF  # a word with no backend: every rank is after it
@@ -337,6 +340,16 @@ cdef void _tighten(const Reg* r, const Order* o) noexcept nogil:
                words[2 * o.stride + w], words[3 * o.stride + w], word_rank[w])
 
 
+cdef struct RankedPosition:
+    index_t rank
+    index_t position
+
+
+cdef int _by_rank(const void* a, const void* b) noexcept nogil:
+    cdef index_t x = (<const RankedPosition*>a).rank, y = (<const RankedPosition*>b).rank
+    return (x > y) - (x < y)
+
+
 @cython.final
 cdef class ScanOrder:
     """The scan order of one registry (see the top of _order.pxi): numpy
@@ -350,6 +363,7 @@ cdef class ScanOrder:
     cdef readonly double w_cost, w_avail
     cdef readonly index_t n_slots
     cdef readonly index_t misplaced  # adds placed beside no run of their key since the order was built
+    cdef readonly index_t compactions  # runs laid out again (``_compact_run``) since the order was built
     cdef index_t n_features
 
     def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
@@ -479,7 +493,7 @@ cdef class ScanOrder:
             perm[self.n_slots] = i
             self.skey[self.n_slots] = -INFINITY  # a free slot past every key: the keys stay sorted
             self.n_slots += 1
-        f = self._place(r, key, r.id_rank[i], self.slot_of[i])
+        f = self._place(r, i, key, r.id_rank[i], self.slot_of[i])
         j = self.slot_of[i]  # (a cascade may have moved it)
         if f != j:
             q = perm[f]
@@ -492,7 +506,7 @@ cdef class ScanOrder:
         self.skey[self.slot_of[i]] = key
         self.write(r, i)
 
-    cdef index_t _place(self, const Reg* r, score_t key, index_t rank, index_t j) noexcept nogil:
+    cdef index_t _place(self, const Reg* r, index_t i, score_t key, index_t rank, index_t j) noexcept nogil:
         # The free slot an added backend (static ``key``, id ``rank``) takes,
         # ``j`` being the slot its position holds (free):
         # 1. in the run of slots whose key equals its own (or right beside
@@ -504,7 +518,7 @@ cdef class ScanOrder:
         #    sorted), when at most _CASCADE runs lie between;
         # 3. else the nearest free slot before the run (among higher keys,
         #    where it raises no bound), or after it when none is.
-        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, ahead, back, n_after, n_before
+        cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, ahead, back, n_after, n_before, holes, f
         while lo < hi:  # the first slot whose key is not above ``key``
             mid = (lo + hi) >> 1
             if self.skey[mid] > key:
@@ -552,6 +566,16 @@ cdef class ScanOrder:
                 # out decreasing, and each is evaluated. (A cascade to the
                 # run's end instead moves the next runs' earliest ids out
                 # of place, which costs more: 4x at 1M backends.)
+                # With a sixteenth of the run free (and the run four words
+                # or more), the run is laid out again first
+                # (``_compact_run``): its ids sorted, its free slots at its
+                # end, where this id and the next ones go in order, after
+                # the winners of a tie.
+                holes = self._free_count(first, past) if past - first >= _COMPACT_MIN else 0
+                if holes > 0 and holes * _COMPACT_FREE >= past - first:
+                    f = self._compact_run(r, key, first, past)
+                    if f >= 0:
+                        return f
                 return self._free_at_or_after(lo)
             return back
         # 2. The run is full: a cascade from the nearest free slot on either side.
@@ -571,11 +595,107 @@ cdef class ScanOrder:
         # best); after the run only when none is free before. Counted: past
         # a sixteenth of the positions, the order is built again (add_rows).
         self.misplaced += 1
+        if back >= 0:
+            # A lower key can still have a higher value in one of the four
+            # bounds (availability, capacity): among the nearest words with
+            # a free slot before the run, one whose bounds already cover the
+            # backend's, when there is one (it then raises no block's bound,
+            # which would make every match visit the block).
+            f = self._free_covering(r, i, first, _COVER_TRIES)
+            if f >= 0:
+                return f
         if back < 0:
             back = ahead
         if back < 0 or (j < first and first - j <= first - back) or (back >= past and j >= past and j <= back):
             return j
         return back
+
+    cdef index_t _free_covering(self, const Reg* r, index_t i, index_t before, index_t tries) noexcept nogil:
+        # The last free slot before ``before`` in a word whose bounds cover
+        # position i's values, looking at ``tries`` words with a free slot
+        # at most (-1: none). A word's bounds are under its block's, so the
+        # block's cover them too.
+        cdef index_t s, w
+        cdef const score_t* b = self.o.word_bounds
+        cdef index_t st = self.o.stride
+        while tries > 0:
+            s = self._free_before(before)
+            if s < 0:
+                return -1
+            w = s >> 6
+            if (b[w] >= r.cost_score[i] and b[st + w] >= r.avail_score[i] and b[2 * st + w] >= r.max_w[i]
+                    and b[3 * st + w] >= r.max_r[i]):
+                return s
+            before = w << 6
+            tries -= 1
+        return -1
+
+    cdef index_t _free_count(self, index_t a, index_t b) noexcept nogil:
+        # The number of free slots in [a, b).
+        cdef index_t w, last = (b - 1) >> 6, count = 0
+        cdef mask_t free
+        if a >= b:
+            return 0
+        for w in range(a >> 6, last + 1):
+            free = self._free_mask(w)
+            if w == a >> 6:
+                free &= ~(((<mask_t>1) << (a & 63)) - 1)
+            if w == last and (b & 63):
+                free &= ((<mask_t>1) << (b & 63)) - 1
+            count += pm_popcount64(free)
+        return count
+
+    cdef index_t _compact_run(self, const Reg* r, score_t key, index_t first, index_t past) noexcept nogil:
+        # The run of ``key`` in slots [first, past) laid out as a fresh
+        # order lays it: its live backends sorted by id rank from ``first``,
+        # its free slots after them. Returns the first free slot (-1: no
+        # memory for the sort, or a backend of another key among them, put
+        # there by step 3 of ``_place``). Work proportional to the run, not
+        # to the registry; called once a sixteenth of the run is free, so it
+        # is amortized over as many adds that then go in order to its end.
+        cdef index_t n = past - first, live = 0, dead = past - first, s, p, w
+        cdef index_t* perm = <index_t*>self.o.perm
+        cdef index_t* srank = <index_t*>self.o.srank
+        cdef mask_t* alive = <mask_t*>self.o.alive
+        cdef mask_t bit
+        cdef RankedPosition* sorted_ = <RankedPosition*>malloc(n * sizeof(RankedPosition))
+        if sorted_ == NULL:
+            return -1
+        for s in range(first, past):
+            p = perm[s]
+            if (alive[s >> 6] >> (s & 63)) & 1:
+                if self.skey[s] != key:  # a backend of another key put here (step 3): not one run
+                    free(sorted_)
+                    return -1
+                sorted_[live].rank = r.id_rank[p]
+                sorted_[live].position = p
+                live += 1
+            else:
+                dead -= 1
+                sorted_[dead].position = p  # a dead position (or none) keeps riding with a free slot
+        qsort(sorted_, live, sizeof(RankedPosition), _by_rank)
+        self.compactions += 1
+        for s in range(first, past):
+            p = sorted_[s - first].position
+            self.skey[s] = key  # (a free slot may have kept another key's)
+            if perm[s] == p and (s - first < live) == ((alive[s >> 6] >> (s & 63)) & 1):
+                continue  # already in its place
+            perm[s] = p
+            if p >= 0:
+                self.slot_of[p] = s
+            bit = (<mask_t>1) << (s & 63)
+            if s - first < live:
+                srank[s] = r.id_rank[p]
+                _write_bits(r, &self.o, p, s)
+                alive[s >> 6] |= bit
+                self.raise_bounds(r, p)
+            else:
+                alive[s >> 6] &= ~bit
+        free(sorted_)
+        for w in range(first >> 6, ((past - 1) >> 6) + 1):
+            self.note_free(w)
+            self.retake_rank(r, w)
+        return first + live
 
     cdef index_t _runs(self, index_t a, index_t b) noexcept nogil:
         # The number of runs of equal keys in the live slots [a, b), counted
