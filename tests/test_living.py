@@ -514,3 +514,82 @@ def test_threads_reserving_at_once_never_overcommit():
     assert len({h.id for h in taken}) == len(taken)
     frame = registry.to_polars()
     assert frame["reserved_write_rps"].to_list() == [800.0] * 5
+
+
+def churned_registry():
+    """640 backends of one body in one run of the scan order, every 10th
+    removed (a run a late id lays out again), and 300 of another body."""
+    body = {k: v for k, v in doc("x").items() if k != "backend_id"}
+    other = dict(body, capacity={"max_write_rps": 9000, "max_read_rps": 9000})
+    registry = load_registry([dict(body, backend_id=f"b{j:03d}") for j in range(640)]
+                             + [dict(other, backend_id=f"c{j:03d}") for j in range(300)])
+    registry.engine.core.order_by(1.0, 0.0, 2)
+    for j in range(0, 640, 10):
+        registry.remove(f"b{j:03d}")
+    return registry, body
+
+
+BATCH_SLOTS = [{"slot_name": f"s{j}", "performance": {"min_write_rps": 100 * j}} for j in range(40)]
+
+
+def test_a_progress_callback_cannot_change_the_registry_under_its_batch(monkeypatch):
+    # The batch reads positions and scan slots that an add (filling holes,
+    # laying a run out again) or a remove would change under it: from the
+    # batch's own thread the change is refused, and the batch's answer is
+    # the registry's as the batch began.
+    import prism_match.batch as batch
+
+    monkeypatch.setattr(batch, "CHUNK", 8)
+    registry, body = churned_registry()
+    expected = registry.match_many(BATCH_SLOTS, 5)
+    refused: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        for change in (lambda: registry.add(dict(body, backend_id=f"z{done:03d}")),
+                       lambda: registry.remove("b001"), lambda: registry.replace(dict(body, backend_id="b002")),
+                       registry.compact):
+            with pytest.raises(RegistryError, match="while match_many runs") as info:
+                change()
+            refused.append(info.value.errors[0][0])
+
+    assert registry.match_many(BATCH_SLOTS, 5, progress=progress).equals(expected)
+    assert refused == ["add", "remove", "replace", "compact"] * 5
+    assert "z008" not in registry and "b001" in registry
+    registry.add(dict(body, backend_id="z999"))  # after the batch, changes go through
+    assert "z999" in registry
+
+
+def test_changes_from_another_thread_wait_for_a_running_batch(monkeypatch):
+    # Another thread's adds and removes (which fill holes and lay a run out
+    # again) wait for the batch to end: every answer in it is the registry's
+    # as the batch began, none mixes positions from before and after.
+    import prism_match.batch as batch
+
+    monkeypatch.setattr(batch, "CHUNK", 8)
+    registry, body = churned_registry()
+    expected = registry.match_many(BATCH_SLOTS, 5)
+    started, changed = threading.Event(), threading.Event()
+
+    def changer() -> None:
+        started.wait()
+        registry.add([dict(body, backend_id=f"z{j:02d}") for j in range(50)])
+        for j in range(1, 640, 10):
+            registry.remove(f"b{j:03d}")
+        changed.set()
+
+    seen: list[bool] = []
+
+    def progress(done: int, total: int) -> None:
+        started.set()
+        seen.append(changed.wait(0.05))  # the other thread is let run; it cannot change anything yet
+
+    thread = threading.Thread(target=changer)
+    thread.start()
+    got = registry.match_many(BATCH_SLOTS, 5, progress=progress)
+    thread.join()
+    assert got.equals(expected)
+    assert seen == [False] * 5 and changed.is_set()
+    assert registry.engine.core.scan_order.compactions == 1  # the run was laid out again, after the batch
+    after = registry.match_many(BATCH_SLOTS, 5)
+    assert not after.equals(expected)
+    assert after["backend_id"].is_in([f"b{j:03d}" for j in range(1, 640, 10)]).sum() == 0

@@ -110,6 +110,7 @@ class Registry:
         self.policy = policy
         self._health_notes: dict[str, _HealthNote] = {}
         self._structure = 0  # grows with add, remove, replace, compact: what-if views taken before are stale
+        self._batches = 0  # match_many runs holding the lock (a progress callback may not add, remove, ...)
 
     def _attach(self, columns: Columns, version: int) -> None:
         """Build the engine over ``columns`` (at load, and after compact)."""
@@ -277,8 +278,21 @@ class Registry:
         polars DataFrame of requirements), in parallel; ``strict=False``
         ignores unknown columns, ``diagnose``/``reasons`` add those columns.
         See batch.match_many."""
-        return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
-                                diagnose=diagnose, reasons=reasons)
+        with self._lock:  # one view: adds, removes and replaces wait for the batch (as for assign)
+            self._batches += 1
+            try:
+                return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
+                                        diagnose=diagnose, reasons=reasons)
+            finally:
+                self._batches -= 1
+
+    def _no_batch(self, where: str) -> None:
+        # Under the lock: a change from the thread running a batch (its
+        # progress callback) would change the positions and scan slots the
+        # batch reads from under it.
+        if self._batches:
+            raise RegistryError("The registry cannot change while match_many runs (here from its progress "
+                                "callback); change it after the batch", where)
 
     def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False, method: str = "greedy",
                time_limit: float | None = None, current: Mapping[str, str] | None = None) -> placement.Assignment:
@@ -424,6 +438,8 @@ class Registry:
         list is added all or nothing; an id already registered is an error."""
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
+            if self._batches:
+                self._no_batch("add")
             index = self._core.index
             if regs[0].backend_id in index if len(regs) == 1 else not index.keys().isdisjoint(
                     [r.backend_id for r in regs]):
@@ -450,6 +466,8 @@ class Registry:
         from now on; its reservations are dropped (releasing them later is
         harmless and returns False)."""
         with self._lock:
+            if self._batches:
+                self._no_batch("remove")
             self._layout.remove(backend_id)  # a RegistryError naming it when unknown
             self._by_id.pop(backend_id, None)
             if self._health_notes:
@@ -468,6 +486,8 @@ class Registry:
             raise RegistryError("Expected one registration, got a list", "replace")
         [reg] = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
+            if self._batches:
+                self._no_batch("replace")
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
             self._by_id[reg.backend_id] = reg
@@ -621,6 +641,8 @@ class Registry:
         spare room (an O(n) pause, when the caller chooses; adds and removes
         never need it)."""
         with self._lock:
+            if self._batches:
+                self._no_batch("compact")
             for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
                 self._registration(bid)
             self._records, self._records_current = None, False
