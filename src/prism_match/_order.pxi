@@ -516,8 +516,10 @@ cdef class ScanOrder:
         #    moves one backend per run of keys between it and the nearest
         #    free slot (each to the other end of its run, so keys stay
         #    sorted), when at most _CASCADE runs lie between;
-        # 3. else the nearest free slot before the run (among higher keys,
-        #    where it raises no bound), or after it when none is.
+        # 3. else a free slot before the run (among higher keys): in the
+        #    nearest of _COVER_TRIES words with one whose bounds already
+        #    cover the backend's values, else the nearest; after the run
+        #    only when none is free before.
         cdef index_t lo = 0, hi = self.n_slots, mid, first, past, wa, wb, target, ahead, back, n_after, n_before, holes, f
         while lo < hi:  # the first slot whose key is not above ``key``
             mid = (lo + hi) >> 1
@@ -590,17 +592,18 @@ cdef class ScanOrder:
             return self._cascade_ahead(r, back, first)
         if n_after <= _CASCADE:
             return self._cascade_back(r, past, ahead)
-        # 3. Beside no run of its key: the nearest free slot before the run,
-        # among higher keys, where it raises no bound (a word's bound is its
-        # best); after the run only when none is free before. Counted: past
-        # a sixteenth of the positions, the order is built again (add_rows).
+        # 3. Beside no run of its key: a free slot before the run, among
+        # higher keys; after the run only when none is free before. Counted:
+        # past a sixteenth of the positions, the order is built again
+        # (add_rows).
         self.misplaced += 1
         if back >= 0:
             # A lower key can still have a higher value in one of the four
             # bounds (availability, capacity): among the nearest words with
             # a free slot before the run, one whose bounds already cover the
             # backend's, when there is one (it then raises no block's bound,
-            # which would make every match visit the block).
+            # which would make every match visit the block); else the
+            # nearest.
             f = self._free_covering(r, i, first, _COVER_TRIES)
             if f >= 0:
                 return f

@@ -286,13 +286,13 @@ class Registry:
             finally:
                 self._batches -= 1
 
-    def _no_batch(self, where: str) -> None:
-        # Under the lock: a change from the thread running a batch (its
-        # progress callback) would change the positions and scan slots the
-        # batch reads from under it.
-        if self._batches:
-            raise RegistryError("The registry cannot change while match_many runs (here from its progress "
-                                "callback); change it after the batch", where)
+    @staticmethod
+    def _during_batch(where: str) -> RegistryError:
+        # A change from the thread running a batch (its progress callback,
+        # the lock being reentrant) would move the positions and scan slots
+        # the batch reads from under it.
+        return RegistryError("The registry cannot change while match_many runs (here from its progress "
+                             "callback); change it after the batch", where)
 
     def assign(self, slots: Any, *, commit: bool = False, allow_unplaced: bool = False, method: str = "greedy",
                time_limit: float | None = None, current: Mapping[str, str] | None = None) -> placement.Assignment:
@@ -439,7 +439,7 @@ class Registry:
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
             if self._batches:
-                self._no_batch("add")
+                raise self._during_batch("add")
             index = self._core.index
             if regs[0].backend_id in index if len(regs) == 1 else not index.keys().isdisjoint(
                     [r.backend_id for r in regs]):
@@ -467,7 +467,7 @@ class Registry:
         harmless and returns False)."""
         with self._lock:
             if self._batches:
-                self._no_batch("remove")
+                raise self._during_batch("remove")
             self._layout.remove(backend_id)  # a RegistryError naming it when unknown
             self._by_id.pop(backend_id, None)
             if self._health_notes:
@@ -487,7 +487,7 @@ class Registry:
         [reg] = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
             if self._batches:
-                self._no_batch("replace")
+                raise self._during_batch("replace")
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
             self._by_id[reg.backend_id] = reg
@@ -642,7 +642,7 @@ class Registry:
         never need it)."""
         with self._lock:
             if self._batches:
-                self._no_batch("compact")
+                raise self._during_batch("compact")
             for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
                 self._registration(bid)
             self._records, self._records_current = None, False
