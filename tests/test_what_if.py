@@ -150,6 +150,25 @@ def test_fifty_percent_more_capacity_places_more():
     assert diff.placed and all(isinstance(m, SlotMove) and m.before is None for m in diff.placed)
 
 
+def test_changed_limits_reach_the_scan_orders_rows_and_bounds():
+    # The view's scan order is built before the changes are written: each
+    # changed backend's rows (its room for a namespace) and bounds (its
+    # capacity) are taken again, or placement and pruning would read the
+    # old limits (found by Hypothesis: a backend with no namespace room
+    # given one stayed unplaceable).
+    docs = [{"backend_id": "full", "backend_type": "kafka", "capacity": {"max_namespaces": 0}},
+            {"backend_id": "small", "backend_type": "redis", "capacity": {"max_write_rps": 100}}]
+    registry = load_registry(docs)
+    view = registry.what_if({"full": {"max_namespaces": 1}, "small": {"max_write_rps": 10000}})
+    expected = load_registry([dict(docs[0], capacity={"max_namespaces": 1}),
+                              dict(docs[1], capacity={"max_write_rps": 10000})])
+    slot = {"slot_name": "s", "backend_types": ["kafka"]}
+    assert [b.backend_id for b in view.assign([slot]).bindings] == ["full"]
+    fast = {"slot_name": "f", "performance": {"min_write_rps": 5000}}
+    assert [m.backend_id for m in view.match(fast, 2)] == [m.backend_id for m in expected.match(fast, 2)] == ["small"]
+    assert [b.backend_id for b in registry.assign([slot], allow_unplaced=True).bindings] == []
+
+
 def test_a_removed_backend_is_in_no_answer():
     registry = load_registry(DOCS)
     view = registry.what_if(remove=["kafka-a"])

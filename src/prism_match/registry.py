@@ -694,7 +694,11 @@ class WhatIf(Registry):
             live = {("uptime" if f == "uptime" else f): v for f, v in fields.items() if f in overlay.LIVE_FIELDS}
             if live:
                 self._core.update(bid, **live)
-            overlay.write_static(columns, self._core.index[bid], fields)
+            i = self._core.index[bid]
+            overlay.write_static(columns, i, fields)
+            # The scan order was built from the columns as they were: the
+            # position's rows (its namespace room) and bounds from the new values.
+            self._core.recompute_usage(i)
         for bid in removed:
             self._layout.remove(bid)
         self._book.copy_from(base._book, set(removed))
