@@ -485,7 +485,7 @@ cdef class ScanOrder:
         key ranks (``_place``), swapping slots with that slot's dead
         position; else it keeps the slot it had (a hole filled) or takes the
         next one."""
-        cdef index_t j, f, q
+        cdef index_t j, f, q, misplaced
         cdef index_t* perm = <index_t*>self.o.perm
         cdef score_t key = self.w_cost * r.cost_score[i] + self.w_avail * r.avail_score[i]
         if self.slot_of[i] < 0:
@@ -493,6 +493,7 @@ cdef class ScanOrder:
             perm[self.n_slots] = i
             self.skey[self.n_slots] = -INFINITY  # a free slot past every key: the keys stay sorted
             self.n_slots += 1
+        misplaced = self.misplaced
         f = self._place(r, i, key, r.id_rank[i], self.slot_of[i])
         j = self.slot_of[i]  # (a cascade may have moved it)
         if f != j:
@@ -503,7 +504,12 @@ cdef class ScanOrder:
             if q >= 0:
                 self.slot_of[q] = j
             self.note_free(j >> 6)
-        self.skey[self.slot_of[i]] = key
+        if self.misplaced == misplaced:
+            self.skey[self.slot_of[i]] = key
+        # else placed beside no run of its key (step 3): its slot keeps the
+        # key of the run it sits in, so ``skey`` stays sorted and the binary
+        # searches of the next adds find their runs (one slot out of order
+        # sends a search thousands of slots astray).
         self.write(r, i)
 
     cdef index_t _place(self, const Reg* r, index_t i, score_t key, index_t rank, index_t j) noexcept nogil:
@@ -652,10 +658,12 @@ cdef class ScanOrder:
         # The run of ``key`` in slots [first, past) laid out as a fresh
         # order lays it: its live backends sorted by id rank from ``first``,
         # its free slots after them. Returns the first free slot (-1: no
-        # memory for the sort, or a backend of another key among them, put
-        # there by step 3 of ``_place``). Work proportional to the run, not
-        # to the registry; called once a sixteenth of the run is free, so it
-        # is amortized over as many adds that then go in order to its end.
+        # memory for the sort). A backend of another key put among them by
+        # step 3 of ``_place`` (its slot keeps the run's key) is sorted with
+        # them: it stays in the stretch of slots it sat in. Work in
+        # proportion to the run, not to the registry; called once a
+        # sixteenth of the run is free, so it is amortized over as many adds
+        # that then go in order to its end.
         cdef index_t n = past - first, live = 0, dead = past - first, s, p, w
         cdef index_t* perm = <index_t*>self.o.perm
         cdef index_t* srank = <index_t*>self.o.srank
@@ -667,9 +675,6 @@ cdef class ScanOrder:
         for s in range(first, past):
             p = perm[s]
             if (alive[s >> 6] >> (s & 63)) & 1:
-                if self.skey[s] != key:  # a backend of another key put here (step 3): not one run
-                    free(sorted_)
-                    return -1
                 sorted_[live].rank = r.id_rank[p]
                 sorted_[live].position = p
                 live += 1
