@@ -307,6 +307,7 @@ cdef class CoreRegistry:
             # Dead positions go last with the lowest key, so the keys descend.
             scan.arrays["skey"][:n] = np.where(live[perm], key[perm], -np.inf)
         scan.n_slots = n
+        scan.built_slots = n
         words = (self.r.n + 63) >> 6
         # The rows from the columns and the order put in place with the GIL
         # held throughout: an update (which writes into the order in place)

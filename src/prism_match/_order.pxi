@@ -364,6 +364,7 @@ cdef class ScanOrder:
     cdef readonly index_t n_slots
     cdef readonly index_t misplaced  # adds placed beside no run of their key since the order was built
     cdef readonly index_t compactions  # runs laid out again (``_compact_run``) since the order was built
+    cdef readonly index_t built_slots  # slots when the order was built: later ones are its tail
     cdef index_t n_features
 
     def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
@@ -504,12 +505,17 @@ cdef class ScanOrder:
             if q >= 0:
                 self.slot_of[q] = j
             self.note_free(j >> 6)
-        if self.misplaced == misplaced:
-            self.skey[self.slot_of[i]] = key
-        # else placed beside no run of its key (step 3): its slot keeps the
-        # key of the run it sits in, so ``skey`` stays sorted and the binary
-        # searches of the next adds find their runs (one slot out of order
-        # sends a search thousands of slots astray).
+        j = self.slot_of[i]
+        if self.misplaced == misplaced or j >= self.built_slots:
+            self.skey[j] = key
+        # else placed beside no run of its key (step 3) inside the order as
+        # built: its slot keeps the key of the run it sits in, so ``skey``
+        # stays sorted there and the binary searches of the next adds find
+        # their runs (one slot out of order sends a search thousands of
+        # slots astray). The tail of slots added since the order was built
+        # (a registry growing with no hole) keeps its backends' keys: adds
+        # that find their key there are grouped beside it until the order
+        # is built again.
         self.write(r, i)
 
     cdef index_t _place(self, const Reg* r, index_t i, score_t key, index_t rank, index_t j) noexcept nogil:
@@ -946,6 +952,7 @@ cdef class ScanOrder:
         out.w_avail = self.w_avail
         out.o.block_words = self.o.block_words
         out.n_slots = self.n_slots
+        out.built_slots = self.built_slots
         out.arrays = dict(self.arrays)
         out.n_features = self.n_features
         for name in ("alive", "health", "ns_room", "srank", "word_bounds", "block_bounds", "word_rank", "block_rank"):
