@@ -689,16 +689,16 @@ class WhatIf(Registry):
         self._base = base
         self._stamp = base._structure
         self._changes = changes
+        # The new limits are written before the engine is built over the
+        # columns (the positions are the base's), so its scan order's rows
+        # and bounds are made from them.
+        for bid, fields in changes.items():
+            overlay.write_static(columns, base._core.index[bid], fields)
         super().__init__(None, columns=columns, policy=base.policy, log_size=0, version=base.version)
         for bid, fields in changes.items():
             live = {("uptime" if f == "uptime" else f): v for f, v in fields.items() if f in overlay.LIVE_FIELDS}
             if live:
                 self._core.update(bid, **live)
-            i = self._core.index[bid]
-            overlay.write_static(columns, i, fields)
-            # The scan order was built from the columns as they were: the
-            # position's rows (its namespace room) and bounds from the new values.
-            self._core.recompute_usage(i)
         for bid in removed:
             self._layout.remove(bid)
         self._book.copy_from(base._book, set(removed))
