@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prism_match import MatchPolicy, PlacementError, load_registry
+from prism_match._core import SCAN_CASCADE_RUNS
 from prism_match.schema import HEALTH_STATUSES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -255,16 +256,19 @@ class ScanOrderMachine(RuleBasedStateMachine):
     scan's."""
 
     @initialize(n=st.integers(65, 200), seed=st.integers(0, 1000), block_words=st.sampled_from((1, 2)),
-                tied=st.booleans())
-    def load(self, n: int, seed: int, block_words: int, tied: bool) -> None:
+                tied=st.booleans(), cascade=st.sampled_from((0, 1, SCAN_CASCADE_RUNS)))
+    def load(self, n: int, seed: int, block_words: int, tied: bool, cascade: int) -> None:
         # ``tied``: a run of 300 or more backends of one key first (long
         # enough to be laid out again, ``thin`` and ``add_last``).
+        # ``cascade``: the runs a cascade may cross (few: adds beside no run
+        # of their key are common).
         rng = random.Random(seed)
         bodies = [BODIES[0]] * (300 + n) + [rng.choice(BODIES) for _ in range(n)] if tied else \
             [rng.choice(BODIES) for _ in range(n)]
         docs = [dict(body, backend_id=f"b{j * 7:05d}") for j, body in enumerate(bodies)]
         self.registry = load_registry(docs)
         self.registry.engine.core.order_by(0.3, 0.2, block_words)
+        self.registry.engine.core.scan_order.cascade_runs = cascade
         self.held: list = []
         self.last = 0
 
@@ -480,43 +484,66 @@ def test_a_full_run_makes_room_by_moving_one_backend_per_run_between(extra_per_e
 
 
 def test_an_add_no_cascade_can_reach_takes_a_free_slot_among_higher_keys():
-    # 40 groups of 16; only the first and the last group have a free slot,
-    # and a middle group gains one backend: more runs lie between it and
-    # either than a cascade moves, so it takes the free slot before its run
-    # (among higher keys, where it raises no word's bound), though the one
-    # after is nearer; every answer stays exact.
+    # 2R + 20 groups of 16 (R: the runs a cascade reaches); only the first
+    # and the last group have a free slot, and a middle group gains one
+    # backend: more runs lie between it and either than a cascade moves, so
+    # it takes the free slot before its run (among higher keys, where it
+    # raises no word's bound), though the one after is nearer; every answer
+    # stays exact.
     body = BODIES[0]
-    registry = grouped_registry(40, 16, 1)
+    groups, middle = 2 * SCAN_CASCADE_RUNS + 20, SCAN_CASCADE_RUNS + 10
+    registry = grouped_registry(groups, 16, 1)
     registry.remove("g00-03")
-    registry.remove("g39-03")
-    registry.add(dict(body, backend_id="new-g20", cost={"cost_per_1k_writes": 0.21}))
+    registry.remove(f"g{groups - 1:02d}-03")
+    registry.add(dict(body, backend_id="new-middle", cost={"cost_per_1k_writes": 0.01 * (middle + 1)}))
     check_scan_order(registry)
-    perm = registry.engine.core.scan_order.perm
-    assert int(np.flatnonzero(perm == registry.engine.core.index["new-g20"])[0]) == 3  # g00-03's slot
+    scan = registry.engine.core.scan_order
+    assert scan.misplaced == 1
+    assert int(np.flatnonzero(scan.perm == registry.engine.core.index["new-middle"])[0]) == 3  # g00-03's slot
+    assert_same_answers(registry, {"slot_name": "s"}, 700)
+
+
+def test_a_cascade_reaches_as_many_runs_as_it_may():
+    # The same with the gaining group R runs after the first one: the
+    # cascade from the free slot before it moves one backend of each run
+    # between, and the new backend lies in its own run.
+    body = BODIES[0]
+    groups = 2 * SCAN_CASCADE_RUNS + 20
+    registry = grouped_registry(groups, 16, 1)
+    registry.remove("g00-03")
+    registry.remove(f"g{groups - 1:02d}-03")
+    registry.add(dict(body, backend_id="new-reached", cost={"cost_per_1k_writes": 0.01 * SCAN_CASCADE_RUNS}))
+    check_scan_order(registry)
+    assert registry.engine.core.scan_order.misplaced == 0
+    keys = live_slot_keys(registry)
+    assert np.all(keys[:-1] >= keys[1:])
     assert_same_answers(registry, {"slot_name": "s"}, 700)
 
 
 def test_an_add_beside_no_run_of_its_key_takes_a_free_slot_whose_word_covers_it():
-    # 40 groups of 16 (four a word), group 2 with ten times the capacity of
-    # the others. Free slots in word 2 (g10) and word 0 (g02); a backend of
-    # a key of its own far down the order (no cascade reaches it) and group
-    # 2's capacity goes to word 0, whose bounds already cover its values,
-    # not to the nearer word 2, whose capacity bound it would raise (every
-    # match wanting that capacity would then visit word 2's block).
+    # R + 40 groups of 16 (four a word; R: the runs a cascade reaches),
+    # group 2 with ten times the capacity of the others. Free slots in word
+    # 2 (g10) and word 0 (g02); a backend of a key of its own far down the
+    # order (no cascade reaches it) and group 2's capacity goes to word 0,
+    # whose bounds already cover its values, not to the nearer word 2,
+    # whose capacity bound it would raise (every match wanting that
+    # capacity would then visit word 2's block).
     body = BODIES[0]
     big = {"max_write_rps": 500000, "max_read_rps": 500000}
+    groups, below = SCAN_CASCADE_RUNS + 40, SCAN_CASCADE_RUNS + 15  # the new key: between group below and the next
     docs = [dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)},
                  **({"capacity": big} if g == 2 else {}))
-            for g in range(40) for j in range(16)]
+            for g in range(groups) for j in range(16)]
     registry = load_registry(docs)
     registry.engine.core.order_by(1.0, 0.0, 1)
     slot_of = {int(p): s for s, p in enumerate(registry.engine.core.scan_order.perm)}
     free = {b: slot_of[registry.engine.core.index[b]] for b in ("g02-03", "g10-03")}
     registry.remove("g02-03")
     registry.remove("g10-03")
-    registry.add(dict(body, backend_id="new", cost={"cost_per_1k_writes": 0.355}, capacity=big))
+    registry.add(dict(body, backend_id="new", cost={"cost_per_1k_writes": 0.01 * (below + 1) + 0.005}, capacity=big))
     check_scan_order(registry)
     perm = registry.engine.core.scan_order.perm
+    assert registry.engine.core.scan_order.misplaced == 1
     at = int(np.flatnonzero(perm == registry.engine.core.index["new"])[0])
     assert at == free["g02-03"] and free["g10-03"] > at
     assert_same_answers(registry, {"slot_name": "s", "performance": {"min_write_rps": 100000}}, 20)

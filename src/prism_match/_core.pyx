@@ -295,6 +295,8 @@ cdef class CoreRegistry:
         s = c.store
         n = self.r.n
         scan = ScanOrder(w_cost, w_avail, block_words)
+        if self._scan is not None:
+            scan.cascade_runs = self._scan.cascade_runs
         scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
         if n:
             live = np.unpackbits(s["alive"][:self.r.nw].view(np.uint8), bitorder="little")[:n].astype(bool)

@@ -34,7 +34,13 @@
 # in or beside the run, 64 words at a time. When the run is full, a cascade
 # frees the slot beside it: one backend of each run of keys between it and
 # the nearest free slot moves to the other end of its run (at most
-# _CASCADE runs), so the keys stay sorted slot by slot (ScanOrder._place).
+# _CASCADE runs, ``cascade_runs``), so the keys stay sorted slot by slot
+# (ScanOrder._place). A move costs a few hundred ns; reaching far matters
+# when holes run out (the last adds of a churn find every hole near their
+# run taken): a backend put among lower keys instead raises its block's
+# bounds, and every match whose threshold is under its key visits that
+# block (1.15x a fresh registry's top-5 after a 10% churn with a reach of
+# 16 runs; the same as fresh with 64, at 100,000 and 1,000,000 backends).
 # Positions and scan slots stay one to one (the slot taken is swapped with
 # the one its position held; a new position first takes a new last slot).
 # So a registry that loses and gains backends keeps its words and blocks
@@ -51,9 +57,11 @@ cdef enum:
     _COMPACT_FREE = 16      # a run with a free slot in every _COMPACT_FREE is laid out again before a late id goes in
     _COMPACT_MIN = 256      # ... when it spans that many slots (a shorter one costs little out of order)
     _COVER_TRIES = 16       # words with a free slot an add beside no run of its key looks at for one whose bounds cover it
-    _CASCADE = 16           # runs of keys an added backend's cascade moves one backend each of, at most
+    _CASCADE = 64           # runs of keys an added backend's cascade moves one backend each of, at most
 
 cdef index_t _NO_RANK = 0x7FFFFFFFFFFFFFFF  # a word with no backend: every rank is after it
+
+SCAN_CASCADE_RUNS = _CASCADE  # how far a cascade reaches by default, in runs of keys (ScanOrder.cascade_runs)
 
 # Region and compliance rows cost (names x backends / 8) bytes each; past
 # this they are not kept and the per-backend check does their work.
@@ -365,6 +373,7 @@ cdef class ScanOrder:
     cdef readonly index_t misplaced  # adds placed beside no run of their key since the order was built
     cdef readonly index_t compactions  # runs laid out again (``_compact_run``) since the order was built
     cdef readonly index_t built_slots  # slots when the order was built: later ones are its tail
+    cdef public index_t cascade_runs  # runs of keys a cascade may cross (_CASCADE; kept when the order is built again)
     cdef index_t n_features
 
     def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
@@ -373,6 +382,7 @@ cdef class ScanOrder:
         self.w_cost = w_cost
         self.w_avail = w_avail
         self.o.block_words = block_words
+        self.cascade_runs = _CASCADE
         self.arrays = {}
 
     cdef void take(self):
@@ -527,7 +537,7 @@ cdef class ScanOrder:
         # 2. the run full: the slot right beside it, freed by a cascade that
         #    moves one backend per run of keys between it and the nearest
         #    free slot (each to the other end of its run, so keys stay
-        #    sorted), when at most _CASCADE runs lie between;
+        #    sorted), when at most ``cascade_runs`` runs lie between;
         # 3. else a free slot before the run (among higher keys): in the
         #    nearest of _COVER_TRIES words with one whose bounds already
         #    cover the backend's values, else the nearest; after the run
@@ -595,14 +605,14 @@ cdef class ScanOrder:
         # 2. The run is full: a cascade from the nearest free slot on either side.
         ahead = self._free_at_or_after(past)
         back = self._free_before(first)
-        n_after = self._runs(past, ahead) if ahead >= 0 else _CASCADE + 1
-        n_before = self._runs(back + 1, first) if back >= 0 else _CASCADE + 1
+        n_after = self._runs(past, ahead) if ahead >= 0 else self.cascade_runs + 1
+        n_before = self._runs(back + 1, first) if back >= 0 else self.cascade_runs + 1
         # From before first: each run then gives up its last backend (its
         # latest id) to its front, so no word's least id rank drops and ties
         # still prune by rank; from after, each gives up its first (earliest).
-        if n_before <= _CASCADE:
+        if n_before <= self.cascade_runs:
             return self._cascade_ahead(r, back, first)
-        if n_after <= _CASCADE:
+        if n_after <= self.cascade_runs:
             return self._cascade_back(r, past, ahead)
         # 3. Beside no run of its key: a free slot before the run, among
         # higher keys; after the run only when none is free before. Counted:
@@ -713,9 +723,9 @@ cdef class ScanOrder:
 
     cdef index_t _runs(self, index_t a, index_t b) noexcept nogil:
         # The number of runs of equal keys in the live slots [a, b), counted
-        # up to _CASCADE + 1.
+        # up to ``cascade_runs`` + 1.
         cdef index_t count = 0
-        while a < b and count <= _CASCADE:
+        while a < b and count <= self.cascade_runs:
             a = self._run_end(a, b)
             count += 1
         return count
