@@ -25,7 +25,10 @@ in one session; see ``--json``).
     Registration alone, the floor under ``add_dict``;
   - ``remove``: ``remove`` of one backend;
   - ``match_top1``: a prepared top-1 match at 1,000 backends, a yardstick
-    of how fast the machine is at the moment of the run;
+    of how fast the machine is at the moment of the run; each case is also
+    given in yardsticks (``case/yardstick``: each round's time over a
+    yardstick sample taken just before it, median over rounds), since the
+    machine's speed swings by 2x within minutes;
 * reserve of a prepared slot and release, each alone (2,000 reservations
   taken, then given back), against a prepared top-1 match, at 1,000 backends;
 * a prepared top-5 match on a fresh registry and on one where 10% of the
@@ -123,21 +126,42 @@ class Steady:
         return seconds
 
 
-def add_remove(n: int, rounds: int) -> dict[str, float]:
+class Yardstick:
+    """A prepared top-1 match at 1,000 backends: how fast the machine is at
+    the moment (it swings by 2x here within minutes, so each figure is also
+    given as a ratio to a yardstick sample taken just before it)."""
+
+    def __init__(self) -> None:
+        self.registry = load_registry(generate_registry(1000, seed=3))
+        self.slot = self.registry.prepare(common.selectivity_slot("medium"))
+
+    def sample(self, calls: int = 2000) -> float:
+        return median_time(lambda: self.registry.match(self.slot, 1), calls)
+
+
+def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, float]:
     """Seconds per backend of each case (``CASES``, module docstring),
-    medians over ``rounds``; the cases take turns within a round."""
+    medians over ``rounds``; the cases take turns within a round. With
+    ``yard``, also ``case/yardstick``: the median over rounds of each
+    round's time over a yardstick sample taken just before it."""
     steady = Steady(n)
     samples: dict[str, list[float]] = {case: [] for case in CASES}
+    ratios: dict[str, list[float]] = {case: [] for case in CASES}
     for _ in range(rounds):
         for case in CASES:
-            samples[case].append(steady.per_backend(case))
-    return {case: statistics.median(values) for case, values in samples.items()}
+            reference = yard.sample() if yard is not None else None
+            seconds = steady.per_backend(case)
+            samples[case].append(seconds)
+            if reference is not None:
+                ratios[case].append(seconds / reference)
+    out = {case: statistics.median(values) for case, values in samples.items()}
+    if yard is not None:
+        out.update({f"{case}/yardstick": statistics.median(values) for case, values in ratios.items()})
+    return out
 
 
 def yardstick() -> float:
-    registry = load_registry(generate_registry(1000, seed=3))
-    slot = registry.prepare(common.selectivity_slot("medium"))
-    return median_time(lambda: registry.match(slot, 1), 20000)
+    return Yardstick().sample(20000)
 
 
 def reserve_release(rounds: int = 7) -> None:
@@ -201,10 +225,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (µs per backend)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    figures: dict[str, float] = {"match_top1": yardstick() * 1e6}
+    yard = Yardstick()
+    figures: dict[str, float] = {"match_top1": yard.sample(20000) * 1e6}
     for size in (1_000, 100_000):
-        for name, seconds in add_remove(size, args.rounds).items():
-            figures[f"{name}@{size}"] = seconds * 1e6
+        for name, value in add_remove(size, args.rounds, yard).items():
+            figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6
     if args.json:
         print(json.dumps(figures))
     else:
@@ -215,6 +240,9 @@ def main() -> None:
                   f"add Registration {f['add_struct']:.2f}, add dict {f['add_dict']:.2f}, "
                   f"add list of {LIST:,} dicts {f['add_list']:.2f}, msgspec.convert alone "
                   f"{f['validate_msgspec']:.2f}; remove {f['remove']:.2f}")
+            print(f"{'':>9}  the same in yardsticks taken just before each: add (registry's own work) "
+                  f"{f['add_own/yardstick']:.1f}, add dict {f['add_dict/yardstick']:.1f}; "
+                  f"remove {f['remove/yardstick']:.1f}")
     if args.adds:
         return
     reserve_release()
