@@ -593,3 +593,58 @@ def test_changes_from_another_thread_wait_for_a_running_batch(monkeypatch):
     after = registry.match_many(BATCH_SLOTS, 5)
     assert not after.equals(expected)
     assert after["backend_id"].is_in([f"b{j:03d}" for j in range(1, 640, 10)]).sum() == 0
+
+
+def test_explain_and_match_from_another_thread_beside_adds():
+    # One thread explains and matches a slot again and again while another
+    # adds and removes backends (the columns and the scan order grow under
+    # it). Each diagnosis is of a registry as it was between two changes:
+    # only the rules the slot constrains reject, no more eligible than live;
+    # each match names live-or-just-removed backends that pass the slot.
+    # Before: the explain pass ran without the GIL beside the adds (a
+    # consistency rejection for a slot stating none, an IndexError naming
+    # it), sized its output before a Python call let another thread add
+    # positions (heap corruption: the process aborted), and the arrays the
+    # core and the scan order point into were freed while their
+    # replacements were being made, in Python code another thread could
+    # interrupt (a match then crashed).
+    from prism_match.synthetic import generate_registry
+
+    docs = generate_registry(6000, seed=5)
+    registry = load_registry(docs[:500])
+    slot = {"slot_name": "s", "interfaces": ["KeyValueBasicInterface"], "performance": {"min_write_rps": 10}}
+    allowed = {"missing_interface", "health_status", "insufficient_write_capacity"}
+    stop = threading.Event()
+    seen: list = []
+    errors: list[BaseException] = []
+
+    matched: set[str] = set()
+
+    def explainer() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(registry.explain(slot))
+                matched.update(m.backend_id for m in registry.match(slot, 5))
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+                return
+
+    thread = threading.Thread(target=explainer)
+    thread.start()
+    try:
+        for j, doc in enumerate(docs[500:]):
+            registry.add(dict(doc, backend_id=f"zz{j:05d}"))
+            if j % 3 == 0:
+                registry.remove(f"zz{j:05d}")
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert len(seen) >= 3 and matched
+    added = {f"zz{j:05d}" for j in range(len(docs) - 500)}
+    assert matched <= {d["backend_id"] for d in docs[:500]} | added
+    for diagnosis in seen:
+        assert set(diagnosis.rejected) <= allowed
+        assert diagnosis.eligible <= diagnosis.total and 500 <= diagnosis.total <= len(registry)
+    reloaded = load_registry([registry[b] for b in registry.backend_ids])
+    assert registry.explain(slot) == reloaded.explain(slot)

@@ -53,13 +53,19 @@ cdef class LiveSnapshot:
 
 
 cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, object placed,
-                         object group=None, object conn=None):
+                         object group=None, object conn=None, bint live=False):
+    # ``live``: ``r`` is the live registry's, which adds, removes and
+    # replaces write from other threads (with the GIL): the pass keeps the
+    # GIL, so none of them runs while it reads (released, it read positions
+    # half written: tests/test_living.py, explain beside adds). A
+    # snapshot's pass releases it: its callers hold the registry's lock,
+    # which those changes take.
     cdef Placed pl
     cdef const Placed* ppl = NULL
     cdef score_t[::1] w, rr, st, ns, gb, gr, cn
     cdef rules_t[::1] out
     cdef index_t[::1] counts
-    cdef index_t eligible
+    cdef index_t eligible, n
     tally = np.zeros(N_RULES, dtype=np.int64)
     out = np.zeros(max(r.n, 1), dtype=np.uint32)
     counts = tally
@@ -79,9 +85,18 @@ cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, obj
         gb, gr = group
         _set_group(r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
         ppl = &pl
-    with nogil:
+    while r.n > out.shape[0]:
+        # Positions added while this ran Python code (an allocation may
+        # collect garbage, and a finalizer let another thread add): the
+        # pass writes one entry per position.
+        out = np.zeros(r.n, dtype=np.uint32)
+    n = r.n  # (nothing between here and the pass lets another thread run)
+    if live:
         eligible = failure_bits(r, &slot.s, &policy.p, ppl, &out[0], &counts[0])
-    bits = np.asarray(out)[:r.n]
+    else:
+        with nogil:
+            eligible = failure_bits(r, &slot.s, &policy.p, ppl, &out[0], &counts[0])
+    bits = np.asarray(out)[:n]
     return bits, tally, eligible
 
 

@@ -483,9 +483,10 @@ cdef class CoreRegistry:
     def failure_bits(self, PreparedSlot slot, CorePolicy policy):
         """``(bits, counts, eligible)``: uint32[n] failed-rule bits of every
         position (0 for holes and eligible backends), int64[N_RULES] backends
-        per rule bit, and the number of eligible live backends. One nogil
-        pass (explain, check_binding)."""
-        return _failure_bits(&self.r, slot, policy, None)
+        per rule bit, and the number of eligible live backends. One pass
+        (explain, check_binding), holding the GIL so that a change made from
+        another thread lands wholly before or after it."""
+        return _failure_bits(&self.r, slot, policy, None, None, None, True)  # live
 
     def match_at(self, PreparedSlot slot, CorePolicy policy, Py_ssize_t i):
         """The Match of the backend at position ``i`` (scored as ``match``

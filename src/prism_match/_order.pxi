@@ -426,6 +426,10 @@ cdef class ScanOrder:
         """Make every array hold ``positions`` scan slots and the rows of
         every vocabulary (doubling); new rows and words start empty."""
         a = self.arrays
+        # The old arrays stay alive until ``take`` points ``o`` at the new
+        # ones: a match from another thread may run in the middle of this
+        # (it holds Python calls) and read through ``o``.
+        retired = dict(a)
         cdef Py_ssize_t stride = a["alive"].shape[0] if a else 0
         cdef Py_ssize_t need = max((positions + 63) >> 6, 1)
         cdef Py_ssize_t new_stride = stride if need <= stride else max(need, 2 * stride)
@@ -481,6 +485,7 @@ cdef class ScanOrder:
             else:
                 a[name] = grown(name, max(count, 1))
         self.take()
+        del retired
 
     cdef void write(self, const Reg* r, index_t i) noexcept nogil:
         """Scan slot of position ``i`` := the backend's rows and bounds (its

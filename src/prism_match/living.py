@@ -93,6 +93,11 @@ class Layout:
         pool = len(store["lat_p99_ms"])
         if positions <= capacity and entries <= pool and not grew_vocab:
             return False
+        # The core points into these arrays without holding them: they stay
+        # alive here until it has taken the new ones (below). This is Python
+        # code, so another thread may match or explain in the middle of it,
+        # through the core's pointers; the arrays it reads must not be freed.
+        retired = list(store.values())
         grown = False
         if positions > capacity:
             new = max(positions, 2 * capacity, 64)
@@ -132,6 +137,9 @@ class Layout:
                 bigger[:pool] = store[name]
                 store[name] = bigger
             grown = True
+        if grown:
+            self.core.refresh(grew_vocab)  # (the caller may take them again: harmless)
+        del retired
         return grown
 
     # --- changes -------------------------------------------------------------------------

@@ -246,11 +246,11 @@ class Registry:
         among the rejections."""
         prepared = self.engine.prepare(slot)
         if not prepared.requirement.grouped:
-            return diagnosis.explain(self.engine, prepared)
-        with self._lock:
+            return diagnosis.explain(self.engine, prepared)  # (its pass keeps the GIL: changes land before or after)
+        with self._lock:  # the snapshot shares positions and rows with the live registry; its pass releases the GIL
             group = self._group_counts(prepared.requirement.group_name)
             snap = _snapshot(self.engine)
-        bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy, None, group)
+            bits, counts, eligible = snap.failure_bits(prepared, self.engine.core_policy, None, group)
         return diagnosis.diagnose(prepared, self.columns, bits, counts, int(eligible))
 
     def query(self, query: Any) -> QueryResult:
@@ -350,7 +350,8 @@ class Registry:
 
     def bind_pattern(self, pattern: Any) -> patterns.PatternBinding:
         """Bind every slot of a pattern; see patterns.bind_pattern."""
-        return patterns.bind_pattern(self.engine, pattern)
+        with self._lock:  # a grouped slot's pass reads a snapshot sharing the live positions
+            return patterns.bind_pattern(self.engine, pattern)
 
     def check_binding(self, pattern: Any, binding: Mapping[str, str]) -> dict[str, list]:
         """What each explicitly bound backend lacks; see patterns.check_binding."""
