@@ -86,9 +86,9 @@ cdef tuple _failure_bits(const Reg* r, PreparedSlot slot, CorePolicy policy, obj
         _set_group(r, &slot.s, &policy.p, &pl, &gb[0], &gr[0])
         ppl = &pl
     while r.n > out.shape[0]:
-        # Positions added while this ran Python code (an allocation may
-        # collect garbage, and a finalizer let another thread add): the
-        # pass writes one entry per position.
+        # Positions added by another thread while this made Python calls
+        # (the allocations above can let it run): the pass writes one entry
+        # per position, so the output is made again to fit.
         out = np.zeros(r.n, dtype=np.uint32)
     n = r.n  # (nothing between here and the pass lets another thread run)
     if live:
