@@ -160,10 +160,6 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
     return out
 
 
-def yardstick() -> float:
-    return Yardstick().sample(20000)
-
-
 def reserve_release(rounds: int = 7) -> None:
     """Reserve and release alone, each timed over a run of ``HELD``
     reservations (reserve them all, then release them all), medians over

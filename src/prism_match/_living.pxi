@@ -637,8 +637,8 @@ def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, 
         entries += len(row.latency)
     store = columns.store
     if grew or size + appended > len(store["id_label"]) or entries > len(store["lat_p99_ms"]):
-        if layout.make_room(size + appended, entries, grew) or grew:
-            core.refresh(grew)
+        if not layout.make_room(size + appended, entries, grew) and grew:
+            core.refresh(grew)  # a name added, no array replaced (make_room refreshed when it replaced one)
         store = columns.store
     cdef dict index = core.index
     cdef list backend_ids = columns.backend_ids

@@ -85,8 +85,9 @@ class Layout:
     def make_room(self, positions: int, entries: int, grew_vocab: bool) -> bool:
         """Make the store hold ``positions`` rows, ``entries`` latency
         entries and every vocabulary's words; True when an array was
-        replaced (the core must take its pointers again). Nothing to look at
-        while the positions and entries fit and no vocabulary grew."""
+        replaced, which the core has then taken its pointers again for
+        (``refresh``, while the old arrays were still held). Nothing to look
+        at while the positions and entries fit and no vocabulary grew."""
         c = self.columns
         store = c.store
         capacity = len(store["id_label"])
@@ -138,7 +139,7 @@ class Layout:
                 store[name] = bigger
             grown = True
         if grown:
-            self.core.refresh(grew_vocab)  # (the caller may take them again: harmless)
+            self.core.refresh(grew_vocab)
         del retired
         return grown
 
@@ -228,8 +229,8 @@ class Layout:
         grew = before != (len(features.tokens), len(regions.tokens), len(compliance.tokens))
         if grew or c.size > self._positions_allowed:
             self.check_limits(c.size, before)
-        if self.make_room(c.size, c.entries + len(row.latency), grew) or grew:
-            core.refresh(grew)
+        if not self.make_room(c.size, c.entries + len(row.latency), grew) and grew:
+            core.refresh(grew)  # a name added, no array replaced
         c.dense = False
         c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
         return i
