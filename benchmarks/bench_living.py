@@ -14,7 +14,7 @@ pool of new ids made in setup (a remove needs a backend that is there);
 from prism_match import load_registry
 
 from . import common
-from .living import Steady
+from .living import Steady, churn_adds
 
 POOL = 2_000
 
@@ -81,6 +81,26 @@ class PerBackend:
 
     def track_remove(self, n):
         return self.steady.per_backend("remove") * 1e6
+
+
+class RandomChurn:
+    """µs per add and per remove in a random churn (``living.churn_adds``):
+    a random backend leaves and a new one joins, 2,000 times; means, so
+    every cascade, label spread and relayout is in them."""
+
+    params = [1_000, 100_000]
+    param_names = ["backends"]
+    unit = "µs"
+    timeout = 600
+
+    def setup(self, n):
+        self.figures = churn_adds(n, 1)
+
+    def track_add(self, n):
+        return self.figures["churn_add"] * 1e6
+
+    def track_remove(self, n):
+        return self.figures["churn_remove"] * 1e6
 
 
 class ReserveRelease:

@@ -29,6 +29,13 @@ in one session; see ``--json``).
     given in yardsticks (``case/yardstick``: each round's time over a
     yardstick sample taken just before it, median over rounds), since the
     machine's speed swings by 2x within minutes;
+* add and remove in a random churn at 100,000 backends (``churn_add``,
+  ``churn_remove``): a random backend leaves and a new one joins, a
+  generated body (its key in any run of the scan order) with a new id
+  numbered on in its fleet (several fleets growing at once); the mean of
+  each round (amortized: every cascade, label spread and relayout of the
+  round is in it), validation stubbed out as in ``add_own``, the median
+  over rounds; also in yardsticks;
 * reserve of a prepared slot and release, each alone (2,000 reservations
   taken, then given back), against a prepared top-1 match, at 1,000 backends;
 * a prepared top-5 match on a fresh registry and on one where 10% of the
@@ -160,6 +167,49 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
     return out
 
 
+def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH) -> dict[str, float]:
+    """Seconds per add and per remove in a random churn (module docstring):
+    ``count`` leave-and-join pairs a round, on one registry throughout."""
+    import random
+
+    registry = common.fresh_registry(n)
+    slot = registry.prepare(common.selectivity_slot("medium"))
+    registry.match(slot, 5)  # the scan order built, as a serving registry has it
+    docs = generate_registry(rounds * count, seed=11)
+    for j, doc in enumerate(docs):
+        doc["backend_id"] = f"{doc['backend_type']}-9{j:06d}"  # after the fleet's loaded ids, in order
+    structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
+    rng = random.Random(5)
+    ids = list(registry.backend_ids)
+    registry._validated = lambda r, **_: [r]  # type: ignore[method-assign]
+    out: dict[str, list[float]] = {"churn_add": [], "churn_remove": [], "churn_add/yardstick": [],
+                                   "churn_remove/yardstick": []}
+    clock = time.perf_counter
+    try:
+        for r in range(rounds):
+            reference = yard.sample() if yard is not None else None
+            adding, removing = 0.0, 0.0
+            for reg in structs[r * count:(r + 1) * count]:
+                k = rng.randrange(len(ids))
+                ids[k], ids[-1] = ids[-1], ids[k]
+                gone = ids.pop()
+                start = clock()
+                registry.remove(gone)
+                middle = clock()
+                registry.add(reg)
+                adding += clock() - middle
+                removing += middle - start
+                ids.append(reg.backend_id)
+            out["churn_add"].append(adding / count)
+            out["churn_remove"].append(removing / count)
+            if reference is not None:
+                out["churn_add/yardstick"].append(adding / count / reference)
+                out["churn_remove/yardstick"].append(removing / count / reference)
+    finally:
+        del registry._validated
+    return {name: statistics.median(values) for name, values in out.items() if values}
+
+
 def reserve_release(rounds: int = 7) -> None:
     """Reserve and release alone, each timed over a run of ``HELD``
     reservations (reserve them all, then release them all), medians over
@@ -226,6 +276,8 @@ def main() -> None:
     for size in (1_000, 100_000):
         for name, value in add_remove(size, args.rounds, yard).items():
             figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6
+    for name, value in churn_adds(100_000, args.rounds, yard).items():
+        figures[f"{name}@100000"] = value if name.endswith("/yardstick") else value * 1e6
     if args.json:
         print(json.dumps(figures))
     else:
@@ -239,6 +291,11 @@ def main() -> None:
             print(f"{'':>9}  the same in yardsticks taken just before each: add (registry's own work) "
                   f"{f['add_own/yardstick']:.1f}, add dict {f['add_dict/yardstick']:.1f}; "
                   f"remove {f['remove/yardstick']:.1f}")
+        c = {name: figures[f"{name}@100000"] for name in ("churn_add", "churn_remove", "churn_add/yardstick",
+                                                          "churn_remove/yardstick")}
+        print(f"  100,000 backends in a random churn, µs each (mean of a round, median over rounds): "
+              f"add (registry's own work) {c['churn_add']:.2f} ({c['churn_add/yardstick']:.1f} yardsticks), "
+              f"remove {c['churn_remove']:.2f} ({c['churn_remove/yardstick']:.1f})")
     if args.adds:
         return
     reserve_release()

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from conftest import registries
 from prism_match import RegistryError, compiled, load_registry, load_snapshot
-from prism_match._core import IdOrder, Row
+from prism_match._core import ID_ORDER_RECENT, IdOrder, Row
 from prism_match.compiled import (ENTRY_COLUMNS, CONSISTENCY_CODE, FLOAT_COLUMNS, HEALTH_CODE, INPUT_FLOATS, LABEL_GAP, MISSING,
                                   RESERVED_COLUMNS, TYPE_CODE, UNKNOWN_CONSISTENCY, USED_COLUMNS)
 from prism_match.schema import DEFAULT_VERSION, Registration, decode_hook
@@ -217,7 +217,26 @@ def test_id_order_arrivals_past_either_end_step_one_gap_out():
     column = np.zeros(4, dtype=np.int64)
     assert order.label_for("z", column, {}) == LABEL_GAP
     assert order.label_for("a", column, {}) == -LABEL_GAP
-    assert order.label_for("n", column, {}) == LABEL_GAP // 2
+    # "n" falls beside "z", added lately: a sixteenth of the room before it.
+    assert order.label_for("n", column, {}) == LABEL_GAP - LABEL_GAP // 16
+
+
+def test_id_order_gives_room_after_ids_added_lately_else_the_midpoint():
+    order = IdOrder(["m", "z"], [0, LABEL_GAP], LABEL_GAP, -(1 << 62), 1 << 62)
+    column = np.zeros(4, dtype=np.int64)
+    assert order.label_for("n", column, {}) == LABEL_GAP // 2  # beside no id added lately
+    # Beside "n", added lately: a sixteenth of the room on (ids numbered on
+    # then find room after it); between two such, after the one before.
+    assert order.label_for("o", column, {}) == LABEL_GAP // 2 + LABEL_GAP // 32
+    assert order.label_for("nz", column, {}) == LABEL_GAP // 2 + LABEL_GAP // 512
+    # Once ID_ORDER_RECENT more ids were added elsewhere, "o" is not recent.
+    for j in range(ID_ORDER_RECENT):
+        order.label_for(f"zz{j:03d}", column, {})
+    lo, hi = order.labels["o"], LABEL_GAP
+    assert order.label_for("p", column, {}) == lo + (hi - lo) // 2
+    # Before one added lately ("p") and after none: a sixteenth of the room back.
+    hi = order.labels["p"]
+    assert order.label_for("oz", column, {}) == hi - (hi - lo) // 16
 
 
 def test_id_order_splits_long_blocks_and_keeps_its_order():

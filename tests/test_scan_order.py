@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prism_match import MatchPolicy, PlacementError, load_registry
-from prism_match._core import SCAN_CASCADE_RUNS
+from prism_match._core import ID_ORDER_RECENT, SCAN_CASCADE_RUNS, SCAN_GAP_EVERY
 from prism_match.schema import HEALTH_STATUSES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,13 +49,19 @@ def grown_docs(case, n: int, seed: int) -> list[dict[str, Any]]:
     return docs
 
 
+# One scan slot in so many left free when the order is built: none, every
+# other slot, a few a word, the default (one a word).
+GAPS = st.sampled_from((0, 2, 5, SCAN_GAP_EVERY))
+
+
 @st.composite
 def big_registries(draw, policy: MatchPolicy | None = None):
     case = draw(registries(min_backends=1))
     docs = grown_docs(case, draw(st.integers(65, 400)), draw(st.integers(0, 2**32 - 1)))
     policy = policy if policy is not None else draw(policies_or_default)
     registry = load_registry(docs, policy=policy)
-    registry.engine.core.order_by(policy.w_cost, policy.w_avail, draw(st.sampled_from((1, 2, 3, 64))))
+    registry.engine.core.order_by(policy.w_cost, policy.w_avail, draw(st.sampled_from((1, 2, 3, 64))),
+                                  gap_every=draw(GAPS))
     return case, registry
 
 
@@ -83,9 +89,15 @@ def check_scan_order(registry) -> None:
     stride, bw = a["alive"].shape[0], scan.block_words
     perm = scan.perm
     n = c.size
-    assert sorted(perm.tolist()) == list(range(n))  # one scan slot per position
+    # One scan slot per position; the other slots (gaps left free when the
+    # order was built) have none, and are free.
+    taken = perm >= 0
+    assert sorted(perm[taken].tolist()) == list(range(n))
+    assert len(perm) - n == scan.extra_slots
     slot_of = np.empty(n, dtype=np.int64)
-    slot_of[perm] = np.arange(n)
+    slot_of[perm[taken]] = np.flatnonzero(taken)
+    for j in np.flatnonzero(~taken).tolist():
+        assert not int(a["alive"][j >> 6] >> np.uint64(j & 63)) & 1
 
     def bit(words, j):
         return int(words[j >> 6] >> np.uint64(j & 63)) & 1
@@ -213,7 +225,7 @@ def test_a_policy_with_other_weights_orders_again_and_answers_the_same():
     assert after is not before and (after.w_cost, after.w_avail) == (0.0, 0.9)
     # The best static score first: every live backend in scan order has an
     # uptime no higher than the one before.
-    uptimes = registry.columns.store["uptime_percent_24h"][after.perm]
+    uptimes = registry.columns.store["uptime_percent_24h"][after.perm[after.perm >= 0]]
     assert all(np.diff(uptimes) <= 0)
     assert_same_answers(registry, {"slot_name": "s", "performance": {"min_write_rps": 300}}, 7)
     registry.policy = MatchPolicy(w_perf=0.1, w_cost=0.0, w_avail=0.45, w_region=0.0)  # the same ratio
@@ -256,18 +268,19 @@ class ScanOrderMachine(RuleBasedStateMachine):
     scan's."""
 
     @initialize(n=st.integers(65, 200), seed=st.integers(0, 1000), block_words=st.sampled_from((1, 2)),
-                tied=st.booleans(), cascade=st.sampled_from((0, 1, SCAN_CASCADE_RUNS)))
-    def load(self, n: int, seed: int, block_words: int, tied: bool, cascade: int) -> None:
+                tied=st.booleans(), cascade=st.sampled_from((0, 1, SCAN_CASCADE_RUNS)), gap_every=GAPS)
+    def load(self, n: int, seed: int, block_words: int, tied: bool, cascade: int, gap_every: int) -> None:
         # ``tied``: a run of 300 or more backends of one key first (long
         # enough to be laid out again, ``thin`` and ``add_last``).
         # ``cascade``: the runs a cascade may cross (few: adds beside no run
-        # of their key are common).
+        # of their key are common). ``gap_every``: the free slots the order
+        # is built with (none: adds cascade or go beside no run at once).
         rng = random.Random(seed)
         bodies = [BODIES[0]] * (300 + n) + [rng.choice(BODIES) for _ in range(n)] if tied else \
             [rng.choice(BODIES) for _ in range(n)]
         docs = [dict(body, backend_id=f"b{j * 7:05d}") for j, body in enumerate(bodies)]
         self.registry = load_registry(docs)
-        self.registry.engine.core.order_by(0.3, 0.2, block_words)
+        self.registry.engine.core.order_by(0.3, 0.2, block_words, gap_every=gap_every)
         self.registry.engine.core.scan_order.cascade_runs = cascade
         self.held: list = []
         self.last = 0
@@ -355,6 +368,14 @@ def test_a_batch_reads_its_own_copy_of_live_rows(threads):
         assert_same_answers(registry, slot, 5)
 
 
+def forget_recent(registry, body: dict, prefix: str) -> None:
+    """ID_ORDER_RECENT ids added after every other: the ids added before
+    them are not "added lately" any more, so an id squeezed in beside one
+    takes the midpoint (the gap halves each time, until labels spread)."""
+    for k in range(ID_ORDER_RECENT):
+        registry.add(dict(body, backend_id=f"{prefix}-{k:02d}"))
+
+
 def test_labels_spread_around_an_added_id_keep_the_rank_bounds():
     # Each added id lands right after "b00" (b001 > b0001 > ... > b00): the
     # gap between the order labels there halves every time, until a window
@@ -368,6 +389,7 @@ def test_labels_spread_around_an_added_id_keep_the_rank_bounds():
     for j in range(1, 40):
         registry.add(dict(body, backend_id="b00" + "0" * j + "1"))
         label_b00.append(int(registry.columns.store["id_label"][64]))
+        forget_recent(registry, body, f"c{j:02d}")
     assert min(label_b00) < label_b00[0]  # a spread moved it down
     check_scan_order(registry)
     for j in range(64):
@@ -375,6 +397,59 @@ def test_labels_spread_around_an_added_id_keep_the_rank_bounds():
     assert [m.backend_id for m in registry.match({"slot_name": "s"}, 3)] == ["b00", "b00" + "0" * 39 + "1",
                                                                              "b00" + "0" * 38 + "1"]
     assert_same_answers(registry, {"slot_name": "s"}, 50)
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_ids_arriving_in_order_between_two_neighbours_change_no_other_label(increasing):
+    # 150 numbered ids between "k050" and "k051", one after another: each
+    # goes beside the one added last, a sixteenth of the room on, so they
+    # fit in the gap the load left (a midpoint each time would halve it,
+    # and spread a window of labels out, the neighbours' included, every
+    # two dozen adds).
+    body = BODIES[0]
+    registry = load_registry([dict(body, backend_id=f"k{j:03d}") for j in range(100)])
+    before = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
+    new = [f"k050-{m:03d}" for m in range(150)]
+    for backend_id in new if increasing else reversed(new):
+        registry.add(dict(body, backend_id=backend_id))
+    labels = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
+    assert {b: labels[b] for b in before} == before
+    ranks = [labels[b] for b in new]
+    assert before["k050"] < ranks[0] and ranks == sorted(set(ranks)) and ranks[-1] < before["k051"]
+    check_scan_order(registry)
+    assert_same_answers(registry, {"slot_name": "s"}, 60)
+
+
+def test_a_fresh_order_leaves_a_free_slot_in_every_word_so_an_add_moves_nothing():
+    # 20 runs of 100 tied backends: the order leaves the last slot of every
+    # word free (SCAN_GAP_EVERY), so each run has free slots of its own
+    # spread through it. A new backend of each run's key, in shuffled
+    # order, takes one in its run: no other backend changes slot, none is
+    # misplaced, the keys stay sorted slot by slot.
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:03d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(20) for j in range(100)]
+    registry = load_registry(docs)
+    core = registry.engine.core
+    core.order_by(1.0, 0.0, 1)
+    scan = core.scan_order
+    alive = np.unpackbits(scan.arrays["alive"].view(np.uint8), bitorder="little")[:scan.n_slots].astype(bool)
+    per_word = [int(alive[w:w + 64].sum()) for w in range(0, scan.n_slots, 64)]
+    assert per_word[:-1] == [SCAN_GAP_EVERY - 1] * (len(per_word) - 1)
+    assert scan.extra_slots == len(per_word) - 1  # the gaps: slots with no position
+    slots = {b: s for s, b in enumerate(scan.perm.tolist())}
+    before = {b: slots[core.index[b]] for b in registry.backend_ids}
+    added = [dict(body, backend_id=f"g{g:02d}-new", cost={"cost_per_1k_writes": 0.01 * (g + 1)}) for g in range(20)]
+    random.Random(3).shuffle(added)
+    for doc in added:
+        registry.add(doc)
+    slots = {b: s for s, b in enumerate(scan.perm.tolist())}
+    assert {b: slots[core.index[b]] for b in before} == before
+    assert scan.misplaced == 0
+    keys = live_slot_keys(registry)
+    assert np.all(keys[:-1] >= keys[1:])
+    check_scan_order(registry)
+    assert_same_answers(registry, {"slot_name": "s"}, 150)
 
 
 def test_outside_the_first_preferred_region_the_next_ranked_one_still_scores():
@@ -420,7 +495,7 @@ def test_added_backends_take_free_slots_where_their_key_ranks():
         for j in range(32):
             docs.append(dict(body, backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
     registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 1)
+    registry.engine.core.order_by(1.0, 0.0, 1, gap_every=0)
     ranges = word_key_ranges(registry)
     assert all(low >= high for (_, low), (high, _) in zip(ranges, ranges[1:]))  # fresh: sorted by word
     for g in range(20):
@@ -441,11 +516,12 @@ def test_added_backends_take_free_slots_where_their_key_ranks():
 def grouped_registry(groups: int, per_group: int, block_words: int):
     """``groups`` runs of ``per_group`` tied backends (``gGG-JJ``), group g
     costing 0.01 * (g + 1), so the lower groups scan first; blocks of
-    ``block_words`` words."""
+    ``block_words`` words; no free slot left (``gap_every=0``), so that
+    every run is full and an add with no hole in its run must cascade."""
     docs = [dict(BODIES[0], backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
             for g in range(groups) for j in range(per_group)]
     registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, block_words)
+    registry.engine.core.order_by(1.0, 0.0, block_words, gap_every=0)
     return registry
 
 
@@ -535,7 +611,7 @@ def test_an_add_beside_no_run_of_its_key_takes_a_free_slot_whose_word_covers_it(
                  **({"capacity": big} if g == 2 else {}))
             for g in range(groups) for j in range(16)]
     registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 1)
+    registry.engine.core.order_by(1.0, 0.0, 1, gap_every=0)
     slot_of = {int(p): s for s, p in enumerate(registry.engine.core.scan_order.perm)}
     free = {b: slot_of[registry.engine.core.index[b]] for b in ("g02-03", "g10-03")}
     registry.remove("g02-03")
@@ -596,6 +672,7 @@ def test_a_word_losing_its_least_id_rank_takes_the_next_one():
     labels = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
     for j in range(1, 40):
         registry.add(dict(body, backend_id="g07-10" + "a" * j, cost={"cost_per_1k_writes": 0.08}))
+        forget_recent(registry, dict(body, cost={"cost_per_1k_writes": 0.08}), f"zz{j:02d}")
     after = dict(zip(registry.backend_ids, registry.columns.store["id_label"].tolist()))
     assert any(after[b] > labels[b] for b in labels if b in after)  # a window was spread out
     check_scan_order(registry)
@@ -613,7 +690,7 @@ def test_ids_arriving_in_increasing_order_after_a_full_last_word_lie_in_increasi
     body = BODIES[0]
     docs = [dict(body, backend_id=f"b{j:03d}") for j in range(640)]
     registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, 2)
+    registry.engine.core.order_by(1.0, 0.0, 2, gap_every=0)
     for j in range(0, 576, 20):
         registry.remove(f"b{j:03d}")
     new = [f"z{j:02d}" for j in range(40)]
@@ -647,7 +724,7 @@ def test_a_run_with_a_sixteenth_free_is_laid_out_again_before_a_late_id_goes_in(
     # would.
     body = BODIES[0]
     registry = load_registry([dict(body, backend_id=f"b{j:03d}") for j in range(640)])
-    registry.engine.core.order_by(1.0, 0.0, 2)
+    registry.engine.core.order_by(1.0, 0.0, 2, gap_every=0)
     for j in range(0, 640, 10):
         registry.remove(f"b{j:03d}")
     new = [dict(body, backend_id=f"z{j:02d}") for j in range(50)]
@@ -671,7 +748,7 @@ def test_a_short_run_is_not_laid_out_again():
     # free slots front to back, and nothing else moves.
     body = BODIES[0]
     registry = load_registry([dict(body, backend_id=f"b{j:03d}") for j in range(200)])
-    registry.engine.core.order_by(1.0, 0.0, 2)
+    registry.engine.core.order_by(1.0, 0.0, 2, gap_every=0)
     for j in range(0, 200, 10):
         registry.remove(f"b{j:03d}")
     before = run_in_scan_order(registry)
@@ -695,7 +772,7 @@ def test_a_registry_that_grows_with_no_hole_has_its_order_built_again():
             for j in range(1000)]
     registry = load_registry(docs)
     core = registry.engine.core
-    core.order_by(1.0, 0.0, 2)
+    core.order_by(1.0, 0.0, 2, gap_every=0)
     first = core.scan_order
     for j in range(300):
         registry.add(dict(body, backend_id=f"n{j:04d}", cost={"cost_per_1k_writes": 0.001 * (2 * j + 2)}))
@@ -706,7 +783,7 @@ def test_a_registry_that_grows_with_no_hole_has_its_order_built_again():
     for slot in ({"slot_name": "s"}, {"slot_name": "t", "capabilities": ["get"]}):
         assert_same_answers(registry, slot, 20)
     # Built again right now, every live slot is sorted by key.
-    core.order_by(1.0, 0.0, 2, force=True)
+    core.order_by(1.0, 0.0, 2, force=True, gap_every=0)
     keys = live_slot_keys(registry)
     assert np.all(keys[:-1] >= keys[1:]) and core.scan_order.misplaced == 0
 

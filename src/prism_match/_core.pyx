@@ -261,7 +261,8 @@ cdef class CoreRegistry:
         self._entry_room = len(s["lat_p99_ms"])
         self._feature_tokens = c.features.tokens
         if self._scan is not None:
-            self._scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
+            self._scan.room(len(s["id_label"]) + self._scan.extra_slots, len(c.features), len(c.regions),
+                            len(c.compliance))
         if vocabularies or self._vocab is None:
             self._vocab_version += 1
             self._vocab = SlotVocab(c, self._vocab_version)
@@ -273,20 +274,26 @@ cdef class CoreRegistry:
         self.r.n = size
         self.r.nw = (size + 63) >> 6
 
-    def order_by(self, double w_cost, double w_avail, Py_ssize_t block_words=0, bint force=False):
+    def order_by(self, double w_cost, double w_avail, Py_ssize_t block_words=0, bint force=False,
+                 Py_ssize_t gap_every=-1):
         """Lay the backends out for the scan by ``w_cost * cost_score +
         w_avail * avail_score`` (best first, ties by backend_id order) and
         build its rows and bounds (see _order.pxi). Nothing is done when the
         order already follows these weights (only their ratio matters).
         ``block_words``: words per block (default 64; the tests use small
         blocks so that small registries have many). ``force``: build it
-        again even so (``relayout``)."""
+        again even so (``relayout``). ``gap_every``: one slot in so many
+        is left free (SCAN_GAP_EVERY by default, then the order's own; 0:
+        none, every run full, as the tests of cascades want)."""
         cdef ScanOrder scan
         cdef index_t[::1] perm_view
         cdef index_t w, words
         if block_words <= 0:
             block_words = self._scan.block_words if self._scan is not None else BLOCK_WORDS
+        if gap_every < 0:
+            gap_every = self._scan.gap_every if self._scan is not None else GAP_EVERY
         if not force and self._scan is not None and self._scan.block_words == block_words \
+                and self._scan.gap_every == gap_every \
                 and self._scan.w_cost * w_avail == self._scan.w_avail * w_cost \
                 and (self._scan.w_cost > 0) == (w_cost > 0) and (self._scan.w_avail > 0) == (w_avail > 0):
             return
@@ -297,20 +304,43 @@ cdef class CoreRegistry:
         scan = ScanOrder(w_cost, w_avail, block_words)
         if self._scan is not None:
             scan.cascade_runs = self._scan.cascade_runs
-        scan.room(len(s["id_label"]), len(c.features), len(c.regions), len(c.compliance))
+        scan.gap_every = gap_every
+        slots = extra = 0
         if n:
             live = np.unpackbits(s["alive"][:self.r.nw].view(np.uint8), bitorder="little")[:n].astype(bool)
             positions = np.arange(n, dtype=np.int64)
             key = w_cost * s["cost_score"][:n] + w_avail * s["avail_score"][:n]
             first = positions[live][np.lexsort((s["id_label"][:n][live], -key[live]))]
-            perm = np.concatenate([first, positions[~live]])
-            scan.arrays["perm"][:n] = perm
-            scan.arrays["slot_of"][perm] = positions
-            # Dead positions go last with the lowest key, so the keys descend.
-            scan.arrays["skey"][:n] = np.where(live[perm], key[perm], -np.inf)
-        scan.n_slots = n
-        scan.built_slots = n
-        words = (self.r.n + 63) >> 6
+            dead = positions[~live]
+            # The live backends in order, the last slot of every
+            # ``gap_every`` left free (one a word by default): an add then
+            # finds a free slot in the run of its key, in the word where
+            # its id falls, and moves nothing. Dead positions take those
+            # gaps first, then go last with the lowest key; gaps left over
+            # have no position (perm -1).
+            at = np.arange(len(first), dtype=np.int64)
+            live_slots = at + at // (gap_every - 1) if gap_every > 1 else at
+            span = int(live_slots[-1]) + 1 if len(first) else 0
+            gaps = np.arange(gap_every - 1, span, gap_every, dtype=np.int64) if gap_every > 1 else at[:0]
+            filled = min(len(dead), len(gaps))
+            tail = np.arange(span, span + len(dead) - filled, dtype=np.int64)
+            slots = span + len(tail)
+            extra = len(gaps) - filled
+        scan.room(len(s["id_label"]) + extra, len(c.features), len(c.regions), len(c.compliance))
+        if n:
+            a = scan.arrays
+            a["perm"][live_slots] = first
+            a["perm"][gaps[:filled]] = dead[:filled]
+            a["perm"][tail] = dead[filled:]
+            taken = a["perm"][:slots]
+            a["slot_of"][taken[taken >= 0]] = np.flatnonzero(taken >= 0)
+            a["skey"][live_slots] = key[first]
+            a["skey"][gaps] = a["skey"][gaps - 1]  # a gap is part of the run before it
+        scan.n_slots = slots
+        scan.o.nw = (slots + 63) >> 6
+        scan.built_slots = slots
+        scan.extra_slots = extra
+        words = scan.o.nw
         # The rows from the columns and the order put in place with the GIL
         # held throughout: an update (which writes into the order in place)
         # lands wholly before or wholly after (a relayout runs while
@@ -710,10 +740,10 @@ cdef class CoreRegistry:
             if self._scan is not None:
                 self._scan.drop(&self.r, i)
 
-    def label_written(self, Py_ssize_t i):
+    cpdef label_written(self, Py_ssize_t i):
         """Position ``i``'s order label changed (ids spread out around an
-        added one): the scan order's least ranks of its word and block are
-        taken again (the label may have grown)."""
+        added one): the scan order's rank of its slot, and the least ranks
+        of its word and block."""
         if self._scan is not None and 0 <= i < self.r.n:
             self._scan.relabel(&self.r, i)
 
@@ -808,5 +838,7 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
 
 
 include "_living.pxi"
+
+ID_ORDER_RECENT = _RECENT  # ids an IdOrder remembers as added lately (IdOrder.label_for)
 include "_reserve.pxi"
 include "_batch.pxi"

@@ -27,23 +27,32 @@
 # a word's least rank leaves it (removed, moved, relabelled), the word's is
 # taken again from its live slots, and its block's from its words.
 #
-# Live changes: an added backend takes a free scan slot (a removed
-# backend's) where a fresh order would put it: a binary search on the
-# slots' keys finds the run of its key, one on the words' least ranks the
-# word of its id within the run, and ``free_words`` the nearest free slot
-# in or beside the run, 64 words at a time. When the run is full, a cascade
+# Live changes: an added backend takes a free scan slot where a fresh order
+# would put it: a binary search on the slots' keys finds the run of its
+# key, one on the words' least ranks the word of its id within the run,
+# and ``free_words`` the nearest free slot in or beside the run, 64 words
+# at a time. Free slots are a removed backend's, or the gaps the order
+# leaves when it is built: the last slot of every word (GAP_EVERY,
+# ``gap_every``; a slot with no position, perm -1), so every run has free
+# slots of its own spread through it and an add with a random key moves
+# nothing (without them, in a churn where a random backend leaves and one
+# joins, the only free slot is the one just left, in another run: every
+# add cascaded, 30-60 us at 100,000 backends). When the run is full, a cascade
 # frees the slot beside it: one backend of each run of keys between it and
 # the nearest free slot moves to the other end of its run (at most
 # _CASCADE runs, ``cascade_runs``), so the keys stay sorted slot by slot
-# (ScanOrder._place). A move costs about 0.1 us (a cascade across 63 runs
-# adds 7 us to an add). Reaching far matters when holes run out: the last
+# (ScanOrder._place). A move rewrites the slot's bit in every row (about
+# 0.1 us on a registry with few names; the synthetic ones have 90 feature
+# rows, each a cache miss at 100,000 backends). Reaching far matters when holes run out: the last
 # adds of a churn find every hole near their run taken, and a backend put
 # among lower keys instead raises its block's bounds, so every match whose
 # threshold is under its key visits that block (after a 10% churn, a top-5
 # took 1.15x a fresh registry's with a reach of 16 runs; the same as fresh
 # with 64, at 100,000 and 1,000,000 backends).
-# Positions and scan slots stay one to one (the slot taken is swapped with
-# the one its position held; a new position first takes a new last slot).
+# Every position has one scan slot (the slot taken is swapped with the one
+# its position held; a new position first takes a new last slot); the
+# slots with none, ``extra_slots`` of them, stay so many (the arrays hold
+# the positions' room plus them).
 # So a registry that loses and gains backends keeps its words and blocks
 # sorted for their bounds to prune. One that grows with no hole to fill
 # puts what no cascade reaches beside no run of its key (at the tail);
@@ -59,10 +68,12 @@ cdef enum:
     _COMPACT_MIN = 256      # ... when it spans that many slots (a shorter one costs little out of order)
     _COVER_TRIES = 16       # words with a free slot an add beside no run of its key looks at for one whose bounds cover it
     _CASCADE = 64           # runs of keys an added backend's cascade moves one backend each of, at most
+    GAP_EVERY = 64          # one scan slot in so many is left free when the order is built (one a word)
 
 cdef index_t _NO_RANK = 0x7FFFFFFFFFFFFFFF  # a word with no backend: every rank is after it
 
 SCAN_CASCADE_RUNS = _CASCADE  # how far a cascade reaches by default, in runs of keys (ScanOrder.cascade_runs)
+SCAN_GAP_EVERY = GAP_EVERY    # one scan slot in so many is left free when the order is built
 
 # Region and compliance rows cost (names x backends / 8) bytes each; past
 # this they are not kept and the per-backend check does their work.
@@ -71,6 +82,7 @@ DEF _ROW_BUDGET = 64 * 1024 * 1024
 
 cdef struct Order:
     index_t stride                  # words per row (capacity)
+    index_t nw                      # words of scan slots in use: (n_slots + 63) / 64
     const index_t* perm             # [>= n]: scan slot -> position
     const index_t* srank            # [>= n]: scan slot -> its backend's id rank (live slots)
     const mask_t* alive             # [stride]
@@ -272,10 +284,10 @@ cdef index_t topk_ordered(const Reg* r, const Order* o, const Slot* s, const Pol
     if f.empty:
         return 0
     f.placing = pl != NULL and not pl.bind_only
-    for b in range((r.nw + o.block_words - 1) // o.block_words):
+    for b in range((o.nw + o.block_words - 1) // o.block_words):
         if _below(s, p, o.block_bounds, o.block_rank, o.block_stride, b, region_max, size, k, hs, hr):
             continue
-        w_stop = min((b + 1) * o.block_words, r.nw)
+        w_stop = min((b + 1) * o.block_words, o.nw)
         for w in range(b * o.block_words, w_stop):
             if _below(s, p, o.word_bounds, o.word_rank, o.stride, w, region_max, size, k, hs, hr):
                 continue
@@ -323,22 +335,22 @@ cdef inline void _raise(score_t* bounds, index_t* ranks, index_t stride, index_t
 
 cdef void _tighten(const Reg* r, const Order* o) noexcept nogil:
     """Every bound recomputed from the live backends (the extremes exactly)."""
-    cdef index_t w, j, i, nb = (r.nw + o.block_words - 1) // o.block_words
+    cdef index_t w, j, i, nb = (o.nw + o.block_words - 1) // o.block_words
     cdef mask_t word
     cdef score_t* words = <score_t*>o.word_bounds
     cdef score_t* blocks = <score_t*>o.block_bounds
     cdef index_t* word_rank = <index_t*>o.word_rank
     cdef index_t* block_rank = <index_t*>o.block_rank
     for j in range(4):
-        for w in range(r.nw):
+        for w in range(o.nw):
             words[j * o.stride + w] = -INFINITY
         for w in range(nb):
             blocks[j * o.block_stride + w] = -INFINITY
-    for w in range(r.nw):
+    for w in range(o.nw):
         word_rank[w] = _NO_RANK
     for w in range(nb):
         block_rank[w] = _NO_RANK
-    for w in range(r.nw):
+    for w in range(o.nw):
         word = o.alive[w]
         while word:
             i = o.perm[(w << 6) + pm_ctz64(word)]
@@ -374,7 +386,9 @@ cdef class ScanOrder:
     cdef readonly index_t misplaced  # adds placed beside no run of their key since the order was built
     cdef readonly index_t compactions  # runs laid out again (``_compact_run``) since the order was built
     cdef readonly index_t built_slots  # slots when the order was built: later ones are its tail
+    cdef readonly index_t extra_slots  # slots with no position (gaps left free when built): n_slots - positions
     cdef public index_t cascade_runs  # runs of keys a cascade may cross (_CASCADE; kept when the order is built again)
+    cdef readonly index_t gap_every  # one slot in so many left free when built (GAP_EVERY; 0: none; kept likewise)
     cdef index_t n_features
 
     def __init__(self, double w_cost, double w_avail, Py_ssize_t block_words=BLOCK_WORDS):
@@ -384,11 +398,13 @@ cdef class ScanOrder:
         self.w_avail = w_avail
         self.o.block_words = block_words
         self.cascade_runs = _CASCADE
+        self.gap_every = GAP_EVERY
         self.arrays = {}
 
     cdef void take(self):
         a = self.arrays
         self.o.stride = a["alive"].shape[0]
+        self.o.nw = (self.n_slots + 63) >> 6
         self.o.block_stride = a["block_bounds"].shape[1]
         self.o.perm = <const index_t*>_ptr(a["perm"])
         self.o.srank = <const index_t*>_ptr(a["srank"])
@@ -510,6 +526,7 @@ cdef class ScanOrder:
             perm[self.n_slots] = i
             self.skey[self.n_slots] = -INFINITY  # a free slot past every key: the keys stay sorted
             self.n_slots += 1
+            self.o.nw = (self.n_slots + 63) >> 6
         misplaced = self.misplaced
         f = self._place(r, i, key, r.id_rank[i], self.slot_of[i])
         j = self.slot_of[i]  # (a cascade may have moved it)
@@ -905,11 +922,25 @@ cdef class ScanOrder:
 
     cdef void relabel(self, const Reg* r, index_t i) noexcept nogil:
         # Position ``i``'s id rank changed (ids spread out around an added
-        # one): its slot's rank, and its word's and block's least ranks.
-        cdef index_t j = self.slot_of[i]
-        if j >= 0:
-            (<index_t*>self.o.srank)[j] = r.id_rank[i]
-            self.retake_rank(r, j >> 6)
+        # one): its slot's rank, and its word's and block's least ranks. A
+        # rank that drops lowers them in place; only one that rises from the
+        # word's least makes the word's be taken again from its live slots.
+        cdef index_t j = self.slot_of[i], w, b, old, new
+        if j < 0:
+            return
+        w = j >> 6
+        old = self.o.srank[j]
+        new = r.id_rank[i]
+        (<index_t*>self.o.srank)[j] = new
+        if not (self.o.alive[w] >> (j & 63)) & 1:
+            return  # a dead slot's rank counts in no bound
+        if new <= self.o.word_rank[w]:
+            (<index_t*>self.o.word_rank)[w] = new
+            b = w // self.o.block_words
+            if new < self.o.block_rank[b]:
+                (<index_t*>self.o.block_rank)[b] = new
+        elif old == self.o.word_rank[w]:
+            self.retake_rank(r, w)
 
     cdef void retake_rank(self, const Reg* r, index_t w) noexcept nogil:
         # Word ``w``'s least id rank from its live slots, and its block's
@@ -969,6 +1000,8 @@ cdef class ScanOrder:
         out.o.block_words = self.o.block_words
         out.n_slots = self.n_slots
         out.built_slots = self.built_slots
+        out.extra_slots = self.extra_slots
+        out.gap_every = self.gap_every
         out.arrays = dict(self.arrays)
         out.n_features = self.n_features
         for name in ("alive", "health", "ns_room", "srank", "word_bounds", "block_bounds", "word_rank", "block_rank"):

@@ -14,8 +14,10 @@ of the caller's choosing).
 Ties order by ``backend_id`` bytes on every path. The kernel compares order
 labels (``id_label``): ids in byte order get labels ``LABEL_GAP`` apart at
 load, and an added id takes the midpoint of its neighbours' labels (found in
-``_core.IdOrder``, the ids in byte order as sorted blocks); when two
-neighbours touch, a small window around them is spread out again. A
+``_core.IdOrder``, the ids in byte order as sorted blocks), or, beside an
+id added lately (ids numbered on arrive in order), a sixteenth of the room
+away from it, leaving the rest for the next ones; when two neighbours
+touch, a small window around them is spread out again. A
 replaced backend keeps its position.
 
 Everything here runs under the GIL without calling back into user code, so
