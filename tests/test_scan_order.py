@@ -452,6 +452,34 @@ def test_a_fresh_order_leaves_a_free_slot_in_every_word_so_an_add_moves_nothing(
     assert_same_answers(registry, {"slot_name": "s"}, 150)
 
 
+def test_a_growing_registry_fills_the_gaps_of_its_runs_and_leaves_no_free_tail():
+    # No hole to fill: each add makes a new position, and a new last slot
+    # for it; it takes a gap in its run, and the last slot, left with no
+    # position, goes again. The order does not grow while gaps last (a free
+    # tail would draw cascades from every run, each moving a run's earliest
+    # id to its end).
+    body = BODIES[0]
+    docs = [dict(body, backend_id=f"g{g:02d}-{j:03d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+            for g in range(20) for j in range(100)]
+    registry = load_registry(docs)
+    core = registry.engine.core
+    core.order_by(1.0, 0.0, 1)
+    scan = core.scan_order
+    slots, extra = scan.n_slots, scan.extra_slots
+    for g in range(20):
+        registry.add(dict(body, backend_id=f"g{g:02d}-new", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
+    assert registry.columns.size == 2020 and scan.misplaced == 0
+    # The last run's add may take the new last slot itself (right beside
+    # the run); every other took a gap. No slot past the order as built is free.
+    assert scan.n_slots <= slots + 1 and scan.extra_slots == extra - 20 + (scan.n_slots - slots)
+    alive = np.unpackbits(scan.arrays["alive"].view(np.uint8), bitorder="little")
+    assert alive[slots:scan.n_slots].all()
+    keys = live_slot_keys(registry)
+    assert np.all(keys[:-1] >= keys[1:])
+    check_scan_order(registry)
+    assert_same_answers(registry, {"slot_name": "s"}, 150)
+
+
 def test_outside_the_first_preferred_region_the_next_ranked_one_still_scores():
     # Within a word, backends in the first preferred region are scanned
     # first; the rest may still win through the second one's term (0.5 of

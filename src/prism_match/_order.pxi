@@ -537,6 +537,17 @@ cdef class ScanOrder:
             self.slot_of[i] = f
             if q >= 0:
                 self.slot_of[q] = j
+            elif j == self.n_slots - 1 and j >= self.built_slots:
+                # It took a gap (a slot with no position) and left the last
+                # slot, made for it, with none: that slot goes again. A
+                # growing registry fills the gaps in its runs first and
+                # leaves no free tail behind, which later adds would
+                # cascade towards from every run, moving each run's
+                # earliest id to its end (ties then prune by rank no more).
+                self.skey[j] = -INFINITY
+                self.n_slots -= 1
+                self.extra_slots -= 1
+                self.o.nw = (self.n_slots + 63) >> 6
             self.note_free(j >> 6)
         j = self.slot_of[i]
         if self.misplaced == misplaced or j >= self.built_slots:
