@@ -420,18 +420,33 @@ def test_ids_arriving_in_order_between_two_neighbours_change_no_other_label(incr
     assert_same_answers(registry, {"slot_name": "s"}, 60)
 
 
+def gapped_runs_and_their_adds(order=None):
+    """20 runs of 100 tied backends in an order built with the default
+    gaps (block of one word), and a new backend of each run's key to add
+    (in ``order`` of runs)."""
+    registry = grouped_registry(20, 100, 1, gap_every=SCAN_GAP_EVERY)
+    added = [dict(BODIES[0], backend_id=f"g{g:02d}-new", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
+             for g in (order if order is not None else range(20))]
+    return registry, added
+
+
+def assert_sorted_and_answering(registry) -> None:
+    keys = live_slot_keys(registry)
+    assert np.all(keys[:-1] >= keys[1:])
+    check_scan_order(registry)
+    assert_same_answers(registry, {"slot_name": "s"}, 150)
+
+
 def test_a_fresh_order_leaves_a_free_slot_in_every_word_so_an_add_moves_nothing():
-    # 20 runs of 100 tied backends: the order leaves the last slot of every
-    # word free (SCAN_GAP_EVERY), so each run has free slots of its own
-    # spread through it. A new backend of each run's key, in shuffled
-    # order, takes one in its run: no other backend changes slot, none is
-    # misplaced, the keys stay sorted slot by slot.
-    body = BODIES[0]
-    docs = [dict(body, backend_id=f"g{g:02d}-{j:03d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
-            for g in range(20) for j in range(100)]
-    registry = load_registry(docs)
+    # The order leaves the last slot of every word free (SCAN_GAP_EVERY),
+    # so each run has free slots of its own spread through it. A new
+    # backend of each run's key, in shuffled order, takes one in its run:
+    # no other backend changes slot, none is misplaced, the keys stay
+    # sorted slot by slot.
+    order = list(range(20))
+    random.Random(3).shuffle(order)
+    registry, added = gapped_runs_and_their_adds(order)
     core = registry.engine.core
-    core.order_by(1.0, 0.0, 1)
     scan = core.scan_order
     alive = np.unpackbits(scan.arrays["alive"].view(np.uint8), bitorder="little")[:scan.n_slots].astype(bool)
     per_word = [int(alive[w:w + 64].sum()) for w in range(0, scan.n_slots, 64)]
@@ -439,17 +454,12 @@ def test_a_fresh_order_leaves_a_free_slot_in_every_word_so_an_add_moves_nothing(
     assert scan.extra_slots == len(per_word) - 1  # the gaps: slots with no position
     slots = {b: s for s, b in enumerate(scan.perm.tolist())}
     before = {b: slots[core.index[b]] for b in registry.backend_ids}
-    added = [dict(body, backend_id=f"g{g:02d}-new", cost={"cost_per_1k_writes": 0.01 * (g + 1)}) for g in range(20)]
-    random.Random(3).shuffle(added)
     for doc in added:
         registry.add(doc)
     slots = {b: s for s, b in enumerate(scan.perm.tolist())}
     assert {b: slots[core.index[b]] for b in before} == before
     assert scan.misplaced == 0
-    keys = live_slot_keys(registry)
-    assert np.all(keys[:-1] >= keys[1:])
-    check_scan_order(registry)
-    assert_same_answers(registry, {"slot_name": "s"}, 150)
+    assert_sorted_and_answering(registry)
 
 
 def test_a_growing_registry_fills_the_gaps_of_its_runs_and_leaves_no_free_tail():
@@ -458,26 +468,18 @@ def test_a_growing_registry_fills_the_gaps_of_its_runs_and_leaves_no_free_tail()
     # position, goes again. The order does not grow while gaps last (a free
     # tail would draw cascades from every run, each moving a run's earliest
     # id to its end).
-    body = BODIES[0]
-    docs = [dict(body, backend_id=f"g{g:02d}-{j:03d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
-            for g in range(20) for j in range(100)]
-    registry = load_registry(docs)
-    core = registry.engine.core
-    core.order_by(1.0, 0.0, 1)
-    scan = core.scan_order
+    registry, added = gapped_runs_and_their_adds()
+    scan = registry.engine.core.scan_order
     slots, extra = scan.n_slots, scan.extra_slots
-    for g in range(20):
-        registry.add(dict(body, backend_id=f"g{g:02d}-new", cost={"cost_per_1k_writes": 0.01 * (g + 1)}))
+    for doc in added:
+        registry.add(doc)
     assert registry.columns.size == 2020 and scan.misplaced == 0
     # The last run's add may take the new last slot itself (right beside
     # the run); every other took a gap. No slot past the order as built is free.
     assert scan.n_slots <= slots + 1 and scan.extra_slots == extra - 20 + (scan.n_slots - slots)
     alive = np.unpackbits(scan.arrays["alive"].view(np.uint8), bitorder="little")
     assert alive[slots:scan.n_slots].all()
-    keys = live_slot_keys(registry)
-    assert np.all(keys[:-1] >= keys[1:])
-    check_scan_order(registry)
-    assert_same_answers(registry, {"slot_name": "s"}, 150)
+    assert_sorted_and_answering(registry)
 
 
 def test_outside_the_first_preferred_region_the_next_ranked_one_still_scores():
@@ -541,15 +543,16 @@ def test_added_backends_take_free_slots_where_their_key_ranks():
     assert_same_answers(registry, {"slot_name": "s"}, 50)
 
 
-def grouped_registry(groups: int, per_group: int, block_words: int):
+def grouped_registry(groups: int, per_group: int, block_words: int, gap_every: int = 0):
     """``groups`` runs of ``per_group`` tied backends (``gGG-JJ``), group g
     costing 0.01 * (g + 1), so the lower groups scan first; blocks of
-    ``block_words`` words; no free slot left (``gap_every=0``), so that
-    every run is full and an add with no hole in its run must cascade."""
+    ``block_words`` words; no free slot left (``gap_every=0``) unless
+    asked, so that every run is full and an add with no hole in its run
+    must cascade."""
     docs = [dict(BODIES[0], backend_id=f"g{g:02d}-{j:02d}", cost={"cost_per_1k_writes": 0.01 * (g + 1)})
             for g in range(groups) for j in range(per_group)]
     registry = load_registry(docs)
-    registry.engine.core.order_by(1.0, 0.0, block_words, gap_every=0)
+    registry.engine.core.order_by(1.0, 0.0, block_words, gap_every=gap_every)
     return registry
 
 

@@ -499,9 +499,10 @@ cdef class IdOrder:
         else one between its neighbours' (at either end one gap out, ids
         often arrive in order; beside one of the last _RECENT ids added, a
         sixteenth of the room away from it; else the middle; spreading a
-        window of labels out first when the neighbours' touch; live ids whose label changes
-        get it written into ``id_label`` at ``index[id]``, and told to
-        ``core``'s scan order, whose rank bounds follow labels)."""
+        window of labels out first when the neighbours' touch; live ids
+        whose label changes get it written into ``id_label`` at
+        ``index[id]``, and told to ``core``'s scan order, whose rank bounds
+        follow labels)."""
         cdef Py_ssize_t nb = len(self.blocks), b, pos
         cdef list block
         if backend_id in self.gone:

@@ -43,8 +43,9 @@
 # _CASCADE runs, ``cascade_runs``), so the keys stay sorted slot by slot
 # (ScanOrder._place). A move rewrites the slot's bit in every row (about
 # 0.1 us on a registry with few names; the synthetic ones have 90 feature
-# rows, each a cache miss at 100,000 backends). Reaching far matters when holes run out: the last
-# adds of a churn find every hole near their run taken, and a backend put
+# rows, each a cache miss at 100,000 backends). Reaching far matters when
+# holes run out: the last adds of a churn find every hole near their run
+# taken, and a backend put
 # among lower keys instead raises its block's bounds, so every match whose
 # threshold is under its key visits that block (after a 10% churn, a top-5
 # took 1.15x a fresh registry's with a reach of 16 runs; the same as fresh
@@ -516,8 +517,8 @@ cdef class ScanOrder:
     cdef void put(self, const Reg* r, index_t i) noexcept nogil:
         """Position ``i`` became live: it takes a free scan slot where its
         key ranks (``_place``), swapping slots with that slot's dead
-        position; else it keeps the slot it had (a hole filled) or takes the
-        next one."""
+        position (or none: a gap); else it keeps the slot it had (a hole
+        filled) or takes the next one."""
         cdef index_t j, f, q, misplaced
         cdef index_t* perm = <index_t*>self.o.perm
         cdef score_t key = self.w_cost * r.cost_score[i] + self.w_avail * r.avail_score[i]
