@@ -439,7 +439,8 @@ cdef class IdOrder:
     cdef readonly set gone       # ids removed since the order was made
     cdef Py_ssize_t count
     cdef object gap, lowest, highest
-    cdef dict recent             # the ids given a new label lately, oldest first (_RECENT of them)
+    cdef dict recent             # id -> ``labelled`` when it was given its label (kept while recent)
+    cdef Py_ssize_t labelled     # new labels given so far
 
     def __init__(self, list ids, list labels, gap, lowest, highest):
         """``ids`` in byte order, ``labels`` increasing with them; new
@@ -540,10 +541,9 @@ cdef class IdOrder:
             # next ones find room after it (a midpoint would halve it each
             # time: a spread every ~24 adds); before one, a sixteenth back.
             # Else the midpoint.
-            recent = self.recent
-            if recent and self._id_at(b, pos - 1) in recent:
+            if self._is_recent(self._id_at(b, pos - 1)):
                 label = lo + max((hi - lo) >> 4, 1)
-            elif recent and self._id_at(b, pos) in recent:
+            elif self._is_recent(self._id_at(b, pos)):
                 label = hi - max((hi - lo) >> 4, 1)
             else:
                 label = lo + (hi - lo) // 2
@@ -557,11 +557,17 @@ cdef class IdOrder:
             self.maxes.insert(b, block[len(block) - 1])
         self.labels[backend_id] = label
         self.count += 1
+        self.labelled += 1
         recent = self.recent
-        recent[backend_id] = None
-        if len(recent) > _RECENT:
-            del recent[next(iter(recent))]
+        recent[backend_id] = self.labelled
+        if len(recent) > 2 * _RECENT:  # forget those _RECENT or more labels ago (amortized: once every _RECENT)
+            self.recent = {k: at for k, at in recent.items() if self.labelled - <Py_ssize_t>at < _RECENT}
         return label
+
+    cdef bint _is_recent(self, backend_id):
+        # Whether ``backend_id`` was given one of the last _RECENT new labels.
+        at = self.recent.get(backend_id) if backend_id is not None else None
+        return at is not None and self.labelled - <Py_ssize_t>at < _RECENT
 
     cdef object _id_at(self, Py_ssize_t b, Py_ssize_t pos):
         # The id at (block, position), or None past either end.
