@@ -105,6 +105,9 @@ class Registry:
         self._log_start = version  # changes after this version are in the log (while it has not overflowed)
         self._records_current = records is not None  # records still match the registrations one to one
         self._lock = threading.RLock()  # changes (add, remove, replace, reserve, release) one at a time
+        # Its methods bound once, for add and remove: a ``with`` block costs
+        # twice as much (its __exit__ call), some 0.15 us of a 1.5 us remove.
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._book = ReservationBook(self._lock, Reservation, self._reserve_general)
         self._attach(columns, version)
         self.policy = policy
@@ -438,7 +441,8 @@ class Registry:
         them), validated exactly as the loader does, matchable at once. A
         list is added all or nothing; an id already registered is an error."""
         regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
-        with self._lock:
+        self._acquire()
+        try:
             if self._batches:
                 raise self._during_batch("add")
             index = self._core.index
@@ -461,12 +465,15 @@ class Registry:
                 check_vocabulary(self.columns, [t[2:] for t in tokens[known:]
                                                 if t.startswith("c:") and not is_versioned(t)])
             self._structure += 1
+        finally:
+            self._release()
 
     def remove(self, backend_id: str) -> None:
         """Unregister a backend, in constant time: it appears in no answer
         from now on; its reservations are dropped (releasing them later is
         harmless and returns False)."""
-        with self._lock:
+        self._acquire()
+        try:
             if self._batches:
                 raise self._during_batch("remove")
             self._layout.remove(backend_id)  # a RegistryError naming it when unknown
@@ -478,6 +485,8 @@ class Registry:
             self._records_current = False
             self._core.record("remove", backend_id, None)
             self._structure += 1
+        finally:
+            self._release()
 
     def replace(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
         """Re-register a backend (new capabilities, capacity, ...), validated
