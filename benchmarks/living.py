@@ -47,7 +47,9 @@ in one session; see ``--json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import random
 import statistics
 import sys
 import time
@@ -82,6 +84,16 @@ def _as_validated(registration, strict=True, allow_inline_secrets=False):
     stubbed out: the validated Registration as given (keyword parameters,
     so the stub builds no dict of them on each call)."""
     return [registration]
+
+
+@contextlib.contextmanager
+def validation_stubbed(registry):
+    """``registry.add`` takes validated Registrations as given, inside."""
+    registry._validated = _as_validated  # type: ignore[method-assign]
+    try:
+        yield registry
+    finally:
+        del registry._validated
 
 
 def _per_item(call, items) -> float:
@@ -119,11 +131,8 @@ class Steady:
         if case == "validate_msgspec":
             return _per_item(lambda d: msgspec.convert(d, Registration, dec_hook=decode_hook), self.docs)
         if case == "add_own":
-            registry._validated = _as_validated  # type: ignore[method-assign]
-            try:
+            with validation_stubbed(registry):
                 seconds = _per_item(registry.add, self.structs)
-            finally:
-                del registry._validated
         elif case == "add_struct":
             seconds = _per_item(registry.add, self.structs)
         elif case == "add_dict":
@@ -177,8 +186,6 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
 def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH) -> dict[str, float]:
     """Seconds per add and per remove in a random churn (module docstring):
     ``count`` leave-and-join pairs a round, on one registry throughout."""
-    import random
-
     registry = common.fresh_registry(n)
     slot = registry.prepare(common.selectivity_slot("medium"))
     registry.match(slot, 5)  # the scan order built, as a serving registry has it
@@ -188,11 +195,10 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
     structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
     rng = random.Random(5)
     ids = list(registry.backend_ids)
-    registry._validated = _as_validated  # type: ignore[method-assign]
     out: dict[str, list[float]] = {"churn_add": [], "churn_remove": [], "churn_add/yardstick": [],
                                    "churn_remove/yardstick": []}
     clock = time.perf_counter
-    try:
+    with validation_stubbed(registry):
         for r in range(rounds):
             reference = yard.sample() if yard is not None else None
             adding, removing = 0.0, 0.0
@@ -212,8 +218,6 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
             if reference is not None:
                 out["churn_add/yardstick"].append(adding / count / reference)
                 out["churn_remove/yardstick"].append(removing / count / reference)
-    finally:
-        del registry._validated
     return {name: statistics.median(values) for name, values in out.items() if values}
 
 
@@ -259,12 +263,11 @@ def grown(n: int, reps: int) -> None:
     docs = generate_registry(n, seed=7)
     whole, grown_ = load_registry(docs), load_registry(docs[:n // 2])
     structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs[n // 2:]]
-    grown_._validated = _as_validated  # type: ignore[method-assign]
-    start = time.perf_counter()
-    for reg in structs:
-        grown_.add(reg)
-    per_add = (time.perf_counter() - start) / len(structs)
-    del grown_._validated
+    with validation_stubbed(grown_):
+        start = time.perf_counter()
+        for reg in structs:
+            grown_.add(reg)
+        per_add = (time.perf_counter() - start) / len(structs)
     slot = common.selectivity_slot("medium")
     a = median_time(lambda s=whole.prepare(slot): whole.match(s, 5), reps)
     b = median_time(lambda s=grown_.prepare(slot): grown_.match(s, 5), reps)
@@ -280,11 +283,11 @@ def main() -> None:
     args = parser.parse_args()
     yard = Yardstick()
     figures: dict[str, float] = {"match_top1": yard.sample(20000) * 1e6}
-    for size in (1_000, 100_000):
-        for name, value in add_remove(size, args.rounds, yard).items():
+    measured = [(size, add_remove(size, args.rounds, yard)) for size in (1_000, 100_000)]
+    measured.append((100_000, churn_adds(100_000, args.rounds, yard)))
+    for size, values in measured:
+        for name, value in values.items():  # seconds in µs; ratios to the yardstick as they are
             figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6
-    for name, value in churn_adds(100_000, args.rounds, yard).items():
-        figures[f"{name}@100000"] = value if name.endswith("/yardstick") else value * 1e6
     if args.json:
         print(json.dumps(figures))
     else:

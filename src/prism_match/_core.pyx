@@ -286,8 +286,7 @@ cdef class CoreRegistry:
         is left free (SCAN_GAP_EVERY by default, then the order's own; 0:
         none, every run full, as the tests of cascades want)."""
         cdef ScanOrder scan
-        cdef index_t[::1] perm_view
-        cdef index_t w, words
+        cdef index_t w
         if block_words <= 0:
             block_words = self._scan.block_words if self._scan is not None else BLOCK_WORDS
         if gap_every < 0:
@@ -320,7 +319,7 @@ cdef class CoreRegistry:
             # have no position (perm -1).
             at = np.arange(len(first), dtype=np.int64)
             live_slots = at + at // (gap_every - 1) if gap_every > 1 else at
-            span = int(live_slots[-1]) + 1 if len(first) else 0
+            span = int(live_slots[len(live_slots) - 1]) + 1 if len(first) else 0  # (no wraparound here)
             gaps = np.arange(gap_every - 1, span, gap_every, dtype=np.int64) if gap_every > 1 else at[:0]
             filled = min(len(dead), len(gaps))
             tail = np.arange(span, span + len(dead) - filled, dtype=np.int64)
@@ -336,17 +335,15 @@ cdef class CoreRegistry:
             a["slot_of"][taken[taken >= 0]] = np.flatnonzero(taken >= 0)
             a["skey"][live_slots] = key[first]
             a["skey"][gaps] = a["skey"][gaps - 1]  # a gap is part of the run before it
-        scan.n_slots = slots
-        scan.o.nw = (slots + 63) >> 6
+        scan.set_slots(slots)
         scan.built_slots = slots
         scan.extra_slots = extra
-        words = scan.o.nw
         # The rows from the columns and the order put in place with the GIL
         # held throughout: an update (which writes into the order in place)
         # lands wholly before or wholly after (a relayout runs while
         # matches and updates go on).
         _build_rows(&self.r, &scan.o, scan.slot_of, scan.n_features)
-        for w in range(words):
+        for w in range(scan.o.nw):
             scan.note_free(w)
         self._scan = scan
 
@@ -838,7 +835,5 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
 
 
 include "_living.pxi"
-
-ID_ORDER_RECENT = _RECENT  # ids an IdOrder remembers as added lately (IdOrder.label_for)
 include "_reserve.pxi"
 include "_batch.pxi"

@@ -409,6 +409,8 @@ cdef enum:
     _LOAD = 512      # ids per block of an IdOrder (a block is split past twice this)
     _RECENT = 64     # ids an IdOrder remembers as added lately (an id beside one is given room after it)
 
+ID_ORDER_RECENT = _RECENT  # ids an IdOrder remembers as added lately (IdOrder.label_for)
+
 
 cdef inline Py_ssize_t _bisect_ids(list items, str key) except -1:
     # The first j with items[j] >= key; str order is code point order, which
@@ -480,20 +482,26 @@ cdef class IdOrder:
         self.count = len(kept)
         self.gone = set()
 
-    cdef _label_at(self, Py_ssize_t b, Py_ssize_t pos):
-        # The label of the id at (block, position), or the bound past either end.
-        cdef Py_ssize_t nb = len(self.blocks)
+    cdef object _id_at(self, Py_ssize_t b, Py_ssize_t pos):
+        # The id at (block, position), or None past either end.
         if pos < 0:
             b -= 1
             if b < 0:
-                return self.lowest
+                return None
             pos = len(<list>self.blocks[b]) - 1
         elif pos >= len(<list>self.blocks[b]):
             b += 1
-            if b >= nb:
-                return self.highest
+            if b >= len(self.blocks):
+                return None
             pos = 0
-        return self.labels[(<list>self.blocks[b])[pos]]
+        return (<list>self.blocks[b])[pos]
+
+    cdef _label_at(self, Py_ssize_t b, Py_ssize_t pos):
+        # The label of the id at (block, position), or the bound past either end.
+        backend_id = self._id_at(b, pos)
+        if backend_id is None:
+            return self.lowest if pos < 0 else self.highest
+        return self.labels[backend_id]
 
     cpdef label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None):
         """The order label of an added id: its own again if it was removed,
@@ -568,20 +576,6 @@ cdef class IdOrder:
         # Whether ``backend_id`` was given one of the last _RECENT new labels.
         at = self.recent.get(backend_id) if backend_id is not None else None
         return at is not None and self.labelled - <Py_ssize_t>at < _RECENT
-
-    cdef object _id_at(self, Py_ssize_t b, Py_ssize_t pos):
-        # The id at (block, position), or None past either end.
-        if pos < 0:
-            b -= 1
-            if b < 0:
-                return None
-            pos = len(<list>self.blocks[b]) - 1
-        elif pos >= len(<list>self.blocks[b]):
-            b += 1
-            if b >= len(self.blocks):
-                return None
-            pos = 0
-        return (<list>self.blocks[b])[pos]
 
     cdef tuple _window(self, Py_ssize_t b, Py_ssize_t pos, Py_ssize_t width):
         # Up to ``width`` ids before (b, pos) and from it on, with the label

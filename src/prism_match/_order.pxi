@@ -514,6 +514,11 @@ cdef class ScanOrder:
         self.note_free(j >> 6)
         self.raise_bounds(r, i)
 
+    cdef inline void set_slots(self, index_t n) noexcept nogil:
+        # ``n_slots`` := n, and the words the scan covers with it.
+        self.n_slots = n
+        self.o.nw = (n + 63) >> 6
+
     cdef void put(self, const Reg* r, index_t i) noexcept nogil:
         """Position ``i`` became live: it takes a free scan slot where its
         key ranks (``_place``), swapping slots with that slot's dead
@@ -526,8 +531,7 @@ cdef class ScanOrder:
             self.slot_of[i] = self.n_slots
             perm[self.n_slots] = i
             self.skey[self.n_slots] = -INFINITY  # a free slot past every key: the keys stay sorted
-            self.n_slots += 1
-            self.o.nw = (self.n_slots + 63) >> 6
+            self.set_slots(self.n_slots + 1)
         misplaced = self.misplaced
         f = self._place(r, i, key, r.id_rank[i], self.slot_of[i])
         j = self.slot_of[i]  # (a cascade may have moved it)
@@ -546,9 +550,8 @@ cdef class ScanOrder:
                 # cascade towards from every run, moving each run's
                 # earliest id to its end (ties then prune by rank no more).
                 self.skey[j] = -INFINITY
-                self.n_slots -= 1
+                self.set_slots(self.n_slots - 1)
                 self.extra_slots -= 1
-                self.o.nw = (self.n_slots + 63) >> 6
             self.note_free(j >> 6)
         j = self.slot_of[i]
         if self.misplaced == misplaced or j >= self.built_slots:

@@ -106,7 +106,7 @@ class Registry:
         self._records_current = records is not None  # records still match the registrations one to one
         self._lock = threading.RLock()  # changes (add, remove, replace, reserve, release) one at a time
         # Its methods bound once, for add and remove: a ``with`` block costs
-        # twice as much (its __exit__ call), some 0.15 us of a 1.5 us remove.
+        # more (its __exit__ call), some 0.25 us of a 2.4 us remove here.
         self._acquire, self._release = self._lock.acquire, self._lock.release
         self._book = ReservationBook(self._lock, Reservation, self._reserve_general)
         self._attach(columns, version)
