@@ -281,6 +281,24 @@ def test_a_list_past_the_mask_limits_adds_nothing(monkeypatch):
     assert len(registry) == 25
 
 
+def test_the_columns_attributes_an_add_reads_in_place_are_plain():
+    """``_core.LayoutCore`` reads and writes these through the columns'
+    instance dict: a property or slot of the same name would be bypassed."""
+    registry = load_registry(docs_for(3, "a"))
+    columns = registry.columns
+    for name in ("size", "entries", "dense", "_ids", "_rank_cache"):
+        assert name not in dir(compiled.Columns), name
+        assert name in vars(columns), name
+    entries = columns.entries
+    registry.remove("a-0001")
+    new = docs_for(2, "b")
+    registry.add(new)
+    assert (columns.size, columns.dense, columns._ids) == (4, False, None)  # one hole reused, one position added
+    rows = [Row(msgspec.convert(d, Registration, dec_hook=decode_hook), columns.features, columns.regions,
+                columns.compliance) for d in new]
+    assert columns.entries == entries + sum(len(row.latency) for row in rows) > entries
+
+
 @pytest.mark.parametrize("holes", [0, 2, 4])
 def test_an_add_interrupted_half_way_leaves_nothing_added(monkeypatch, holes):
     """An interruption while the third backend of a list is written (here:

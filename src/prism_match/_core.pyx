@@ -164,6 +164,7 @@ cdef class CoreRegistry:
     # What write_row reads, taken by refresh (no Python attribute per written row):
     cdef score_t* _cost_col        # cost_per_1k_writes
     cdef Py_ssize_t _entry_room    # the length of the latency entry columns
+    cdef Py_ssize_t _row_room      # the length of the position columns (spare room included)
     cdef list _feature_tokens      # columns.features.tokens (a list only ever changed in place)
     # Slot mappings seen lately, by content (their msgpack encoding) -> PreparedSlot.
     cdef dict _slots
@@ -259,6 +260,7 @@ cdef class CoreRegistry:
         self._health = <code_t*>self.r.health
         self._cost_col = <score_t*>_ptr(s["cost_per_1k_writes"])
         self._entry_room = len(s["lat_p99_ms"])
+        self._row_room = len(s["id_label"])
         self._feature_tokens = c.features.tokens
         if self._scan is not None:
             self._scan.room(len(s["id_label"]) + self._scan.extra_slots, len(c.features), len(c.regions),
@@ -348,7 +350,7 @@ cdef class CoreRegistry:
         self._scan = scan
 
     cdef int _relayout_if_misplaced(self) except -1:
-        # add_rows, after an add: once more than a sixteenth of the positions
+        # LayoutCore.add, after an add: once more than a sixteenth of the positions
         # (and RELAYOUT_MIN) were added beside no run of their key (a
         # registry that grows with no hole to fill: the order's tail then
         # mixes keys, and its bounds prune nothing), the order is built
@@ -726,7 +728,7 @@ cdef class CoreRegistry:
         self._set_alive(i, alive)
 
     cdef inline void _set_alive(self, Py_ssize_t i, bint alive) noexcept:
-        # set_alive without a Python call (add_rows, per added backend).
+        # set_alive without a Python call (LayoutCore.add and remove, per backend).
         cdef mask_t* words = <mask_t*>self.r.alive
         if alive:
             words[i >> 6] |= (<mask_t>1) << (i & 63)

@@ -68,6 +68,7 @@ cdef enum _F:
     F_IFC_NAME, F_IFC_VERSION, F_RESOLVED_AT
     F_P50_MS, F_P95_MS, F_P999_MS, F_PERF_MAX_WRITE, F_PERF_MAX_READ
     F_PERF_BATCH, F_PERF_BATCH_SIZE, F_PERF_CONCURRENCY, F_CAP_BATCH, F_CAP_BATCH_SIZE, F_CAP_CONCURRENCY
+    F_BACKEND_ID
     _N_FIELDS
 
 # (schema class, field) of each _F, in order.
@@ -90,6 +91,7 @@ _FIELD_SPECS = (
     ("CapabilityPerformance", "supports_batch"), ("CapabilityPerformance", "max_batch_size"),
     ("CapabilityPerformance", "max_concurrent_operations"),
     ("Capability", "supports_batch"), ("Capability", "max_batch_size"), ("Capability", "max_concurrent_operations"),
+    ("Registration", "backend_id"),
 )
 cdef PyObject* _FIELD_OWNER[_N_FIELDS]     # the class (kept alive by _FIELD_KEEP)
 cdef Py_ssize_t _FIELD_OFFSET[_N_FIELDS]
@@ -230,7 +232,7 @@ cdef class Row:
     cdef int read(self, reg, dict f_index, list f_tokens, dict r_index, list r_tokens, dict c_index,
                   list c_tokens, TokenMemo memo) except -1:
         # __init__'s work on the vocabularies' public state (``index``: token
-        # -> bit, ``tokens``), which add_rows takes once per call.
+        # -> bit, ``tokens``), which LayoutCore.add takes once per call.
         cdef dict caps_memo = memo.caps if memo is not None else None
         cdef dict ifcs_memo = memo.ifcs if memo is not None else None
         cdef list tokens = [], latency = []
@@ -629,111 +631,197 @@ cdef class IdOrder:
                     core.label_written(index[backend_id])
 
 
-# --- an add, in one call ----------------------------------------------------------------
+# --- adds and removes, in one call each ------------------------------------------------
 
-def add_rows(layout, CoreRegistry core, columns, IdOrder order, TokenMemo memo, list registrations,
-             Py_ssize_t positions_allowed):
-    """The work of ``living.Layout.add`` (which see) without a Python frame
-    per step: the registrations as rows (their new names added to the
-    vocabularies), the limits checked when a vocabulary grew or the
-    positions pass ``positions_allowed`` (``layout.check_limits``, which
-    forgets the new names when it refuses), room made when something does
-    not fit (``layout.make_room``), then each registration written into a
-    hole (a reused position: its old feature bits cleared) or a new last
-    position, labelled, indexed and marked alive. Everything that can be
-    refused is refused before any position changes; an interruption undoes
-    what was written (``layout.abandon``, ``layout.remove``)."""
-    features, regions, compliance = columns.features, columns.regions, columns.compliance
-    cdef list f_tokens = features.tokens, r_tokens = regions.tokens, c_tokens = compliance.tokens
-    cdef tuple before = (len(f_tokens), len(r_tokens), len(c_tokens))
-    cdef list holes = columns.holes
-    cdef Py_ssize_t n = len(registrations), size = columns.size
-    cdef Py_ssize_t appended = max(n - len(holes), 0), positions = size + max(appended, 1)
-    cdef Py_ssize_t j, done = 0, i = -1
-    cdef index_t entries
-    cdef list rows
-    cdef bint grew, reused
-    cdef Row row
-    cdef dict f_index = features.index, r_index = regions.index, c_index = compliance.index
-    try:
-        rows = []
-        for reg in registrations:
-            row = Row.__new__(Row)
-            row.read(reg, f_index, f_tokens, r_index, r_tokens, c_index, c_tokens, memo)
-            rows.append(row)
-    except BaseException:
-        layout.forget_names(before)
-        raise
-    grew = before != (len(f_tokens), len(r_tokens), len(c_tokens))
-    if grew or positions > positions_allowed:
-        layout.check_limits(positions, before)
-    entries = columns.entries
-    for row in rows:
-        entries += len(row.latency)
-    store = columns.store
-    if grew or size + appended > len(store["id_label"]) or entries > len(store["lat_p99_ms"]):
-        if not layout.make_room(size + appended, entries, grew) and grew:
-            core.refresh(grew)  # a name added, no array replaced (make_room refreshed when it replaced one)
-        store = columns.store
-    cdef dict index = core.index
-    cdef list backend_ids = columns.backend_ids
-    id_label = store["id_label"]
-    entries = columns.entries
-    try:
-        for j in range(n):
-            backend_id = registrations[j].backend_id
-            label = order.label_for(backend_id, id_label, index, core)
-            reused = len(holes) > 0
-            if reused:
-                i = holes.pop()  # claimed: ``abandon`` gives it back
-                columns.dense = False  # a hole reused: latency entries out of position order
-            else:
-                columns.size = size + 1  # nothing is claimed until this is done
-                size += 1
-                i = size - 1
-                backend_ids.append(None)
-                core.r.n = size
-                core.r.nw = (size + 63) >> 6  # core.resize(size)
-            backend_ids[i] = backend_id
-            entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
-            columns.entries = entries
-            index[backend_id] = i
-            core._set_alive(i, True)
-            i = -1
-            done += 1
-    except BaseException:
-        # Only an interruption gets here: the backend being written and
-        # those added before it leave again.
-        if done < n:
-            layout.abandon(registrations[done].backend_id, i)
-        for j in range(done):
-            layout.remove(registrations[j].backend_id)
-        raise
-    finally:
+cdef object _is_versioned = None
+cdef tuple _NO_NAMES = ()
+
+
+cdef list _new_capability_names(list tokens, Py_ssize_t known):
+    # The capability names among the feature tokens from ``known`` on (an
+    # add's new names), unversioned: what catalogue.check_vocabulary reads.
+    global _is_versioned
+    if _is_versioned is None:
+        from .vocabulary import is_versioned
+        _is_versioned = is_versioned
+    return [t[2:] for t in tokens[known:] if t.startswith("c:") and not _is_versioned(t)]
+
+
+cdef class LayoutCore:
+    """The hot half of ``living.Layout`` (which subclasses it and documents
+    the whole): ``add`` and ``remove``, each one call with no Python frame
+    per step, over the parts of the columns that stay the same objects for
+    their life (the vocabularies, the store, the id list, the holes)."""
+
+    cdef readonly object columns
+    cdef readonly CoreRegistry core
+    cdef public IdOrder _order            # ids in byte order with their labels, made on the first add
+    cdef public TokenMemo _memo           # the feature bits of names seen before (Row)
+    cdef public Py_ssize_t _positions_allowed  # positions the bit matrices allow (compiled.max_positions)
+    cdef list f_tokens, r_tokens, c_tokens    # the vocabularies' tokens and their index (token -> bit),
+    cdef dict f_index, r_index, c_index       # which they change in place only
+    cdef dict store
+    cdef list holes, backend_ids
+    cdef dict attrs  # the columns' instance dict: its plain attributes (size, entries, dense, the id caches)
+
+    def __init__(self, columns, CoreRegistry core):
+        self.columns = columns
+        # Columns has no property or slot of these names (tests/test_living_rows.py
+        # checks): a dict access each, where getattr / setattr on it cost
+        # 150-400 instructions. An add still sets ``size`` and ``dense``
+        # through setattr (once per backend), where a test interrupts it
+        # half-way.
+        self.attrs = columns.__dict__
+        self.core = core
+        self._order = None
+        self._memo = TokenMemo()
+        self._positions_allowed = -1
+        features, regions, compliance = columns.features, columns.regions, columns.compliance
+        self.f_tokens, self.r_tokens, self.c_tokens = features.tokens, regions.tokens, compliance.tokens
+        self.f_index, self.r_index, self.c_index = features.index, regions.index, compliance.index
+        self.store, self.holes, self.backend_ids = columns.store, columns.holes, columns.backend_ids
+
+    def add(self, list registrations, dict by_id=None):
+        """Write each registration into a free position (a hole first, else
+        the next one), all or nothing. Returns None, with nothing changed,
+        when an id is registered already (the caller says which; the ids of
+        the list are distinct). Else the capability names new to the
+        registry (``catalogue.check_vocabulary`` reads them), and, with
+        ``by_id``, each registration is entered in it and the add logged in
+        the core: the registry's share, done here to spare a Python call.
+
+        The registrations become rows (their new names added to the
+        vocabularies); the limits are checked when a vocabulary grew or the
+        positions pass ``_positions_allowed`` (``check_limits``, which
+        forgets the new names when it refuses); room is made when something
+        does not fit (``make_room``); then each registration is written into
+        a hole (a reused position: its old feature bits cleared) or a new
+        last position, labelled, indexed and marked alive. Everything that
+        can be refused is refused before any position changes; an
+        interruption undoes what was written (``abandon``, ``remove``)."""
+        cdef CoreRegistry core = self.core
+        cdef dict index = core._index if core._index is not None else core.index
+        cdef Py_ssize_t n = len(registrations)
+        if not _tables_loaded:
+            _load_row_tables()
+        cdef list ids = [_get(reg, F_BACKEND_ID) for reg in registrations]
+        if n == 1:
+            if ids[0] in index:
+                return None
+        elif not index.keys().isdisjoint(ids):
+            return None
+        cdef IdOrder order = self._order
+        if order is None or len(order.gone) > 64 + len(order) // 2:
+            order = self._ids_in_order()  # made (or made again) before any position changes
+        cdef list f_tokens = self.f_tokens, r_tokens = self.r_tokens, c_tokens = self.c_tokens
+        cdef Py_ssize_t known_f = len(f_tokens), known_r = len(r_tokens), known_c = len(c_tokens)
+        cdef list holes = self.holes, backend_ids = self.backend_ids
+        columns = self.columns
+        cdef dict attrs = self.attrs
+        cdef Py_ssize_t size = attrs["size"]
+        cdef Py_ssize_t appended = max(n - len(holes), 0), positions = size + max(appended, 1)
+        cdef Py_ssize_t j, done = 0, i = -1
+        cdef index_t entries, start
+        cdef list rows
+        cdef bint grew, reused
+        cdef Row row
+        cdef TokenMemo memo = self._memo
+        cdef dict f_index = self.f_index, r_index = self.r_index, c_index = self.c_index
+        try:
+            rows = []
+            for reg in registrations:
+                row = Row.__new__(Row)
+                row.read(reg, f_index, f_tokens, r_index, r_tokens, c_index, c_tokens, memo)
+                rows.append(row)
+        except BaseException:
+            self.forget_names((known_f, known_r, known_c))
+            raise
+        grew = len(f_tokens) != known_f or len(r_tokens) != known_r or len(c_tokens) != known_c
+        if grew or positions > self._positions_allowed:
+            self.check_limits(positions, (known_f, known_r, known_c))
+        start = entries = attrs["entries"]
+        for row in rows:
+            entries += len(row.latency)
+        if grew or size + appended > core._row_room or entries > core._entry_room:
+            if not self.make_room(size + appended, entries, grew) and grew:
+                core.refresh(grew)  # a name added, no array replaced (make_room refreshed when it replaced one)
+        id_label = self.store["id_label"]
+        entries = start
+        try:
+            for j in range(n):
+                backend_id = ids[j]
+                label = order.label_for(backend_id, id_label, index, core)
+                reused = len(holes) > 0
+                if reused:
+                    i = holes.pop()  # claimed: ``abandon`` gives it back
+                    columns.dense = False  # a hole reused: latency entries out of position order
+                else:
+                    columns.size = size + 1  # nothing is claimed until this is done
+                    size += 1
+                    i = size - 1
+                    backend_ids.append(None)
+                    core.r.n = size
+                    core.r.nw = (size + 63) >> 6  # core.resize(size)
+                backend_ids[i] = backend_id
+                entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
+                attrs["entries"] = entries
+                index[backend_id] = i
+                core._set_alive(i, True)
+                i = -1
+                done += 1
+        except BaseException:
+            # Only an interruption gets here: the backend being written and
+            # those added before it leave again.
+            if done < n:
+                self.abandon(ids[done], i)
+            for j in range(done):
+                self.remove(ids[j])
+            raise
+        finally:
+            core._positions_version += 1  # core.positions_moved()
+            self._ids_changed()
+        core._relayout_if_misplaced()
+        if by_id is not None:
+            for j in range(n):
+                by_id[ids[j]] = registrations[j]
+            # A tuple of Registrations (which the cyclic GC does not track):
+            # the log then holds nothing the collector must scan again.
+            core._logged("add", None, tuple(registrations))
+        return _new_capability_names(f_tokens, known_f) if len(f_tokens) > known_f else _NO_NAMES
+
+    cdef inline int _ids_changed(self) except -1:
+        # ``columns.ids_changed()`` when it has something to forget (a
+        # method call costs some 700 instructions).
+        cdef dict attrs = self.attrs
+        if attrs.get("_ids") is not None or attrs.get("_rank_cache") is not None:
+            self.columns.ids_changed()
+        return 0
+
+    def remove(self, backend_id, dict by_id=None):
+        """Clear the backend's alive bit and free its position; returns it.
+        An unknown id is a RegistryError (``CoreRegistry.position``). With
+        ``by_id``, its registration leaves it and the remove is logged in
+        the core (the registry's share, as for ``add``).
+
+        The position leaves the index, its alive bit is cleared (in the
+        scan order too), its id is let go and the position becomes a hole;
+        the order keeps the id's place as a removed one's."""
+        cdef CoreRegistry core = self.core
+        cdef dict index = core._index if core._index is not None else core.index
+        i = index.pop(backend_id, None) if type(backend_id) is str else None
+        if i is None:
+            core.position(backend_id, "remove")  # raises, unless a str subclass names a backend
+            i = index.pop(backend_id)
+        core._set_alive(<Py_ssize_t>i, False)
+        self.backend_ids[<Py_ssize_t>i] = None
+        self.holes.append(i)
+        self.attrs["dense"] = False
+        if self._order is not None:
+            self._order.discard(backend_id)
         core._positions_version += 1  # core.positions_moved()
-        columns.ids_changed()
-    core._relayout_if_misplaced()
+        self._ids_changed()
+        if by_id is not None:
+            by_id.pop(backend_id, None)
+            core._logged("remove", backend_id, None)
+        return i
 
-
-# --- a remove, in one call --------------------------------------------------------------
-
-def remove_row(CoreRegistry core, columns, IdOrder order, backend_id):
-    """The work of ``living.Layout.remove`` (which see) without a Python
-    call per step: the position of ``backend_id`` out of the index, its
-    alive bit cleared (in the scan order too), its id let go and its
-    position a hole; the order keeps the id's place as a removed one's.
-    Returns the position, or None when the id is not in the index (the
-    caller says so)."""
-    cdef dict index = core.index
-    i = index.pop(backend_id, None)
-    if i is None:
-        return None
-    core._set_alive(<Py_ssize_t>i, False)
-    (<list>columns.backend_ids)[<Py_ssize_t>i] = None
-    (<list>columns.holes).append(i)
-    columns.dense = False
-    if order is not None:
-        order.discard(backend_id)
-    core._positions_version += 1  # core.positions_moved()
-    columns.ids_changed()
-    return i

@@ -655,7 +655,7 @@ cdef class ScanOrder:
         # 3. Beside no run of its key: a free slot before the run, among
         # higher keys; after the run only when none is free before. Counted:
         # past a sixteenth of the positions, the order is built again
-        # (add_rows).
+        # (LayoutCore.add).
         self.misplaced += 1
         if back >= 0:
             # A lower key can still have a higher value in one of the four

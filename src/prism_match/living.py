@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from ._types import MASK_DTYPE
-from ._core import IdOrder, Row, TokenMemo, add_rows, remove_row, write_row
+from ._core import IdOrder, LayoutCore, Row, TokenMemo, write_row
 from .compiled import ENTRY_COLUMNS, LABEL_GAP, Columns, check_mask_limits, max_positions
 
 if TYPE_CHECKING:
-    from ._core import CoreRegistry
     from .schema import Registration
 
 __all__ = ["Layout"]
@@ -48,22 +47,19 @@ def _words(positions: int) -> int:
     return max(1, (positions + 63) // 64)
 
 
-class Layout:
-    """The positions of a live registry: adds, removes, replaces."""
+class Layout(LayoutCore):
+    """The positions of a live registry: adds, removes, replaces. ``add``
+    and ``remove`` are ``_core.LayoutCore``'s (compiled, documented there);
+    the paths they call back when something does not fit are here.
 
-    def __init__(self, columns: Columns, core: CoreRegistry):
-        self.columns = columns
-        self.core = core
-        # Ids in byte order with their labels, made on the first add. A
-        # removed id stays in it (its label still marks its place in the
-        # order) until it is made again, so a remove costs no search; the
-        # same id added again takes its label back.
-        self._order: IdOrder | None = None
-        # Positions the bit matrices allow under the vocabularies as they are
-        # (compiled.max_positions): the limits are checked again only when a
-        # vocabulary grows or an add goes past it.
-        self._positions_allowed = -1
-        self._memo = TokenMemo()  # the feature bits of names seen before (Row)
+    ``_order``: the ids in byte order with their labels, made on the first
+    add. A removed id stays in it (its label still marks its place in the
+    order) until it is made again, so a remove costs no search; the same id
+    added again takes its label back. ``_positions_allowed``: positions the
+    bit matrices allow under the vocabularies as they are
+    (compiled.max_positions): the limits are checked again only when a
+    vocabulary grows or an add goes past it. ``_memo``: the feature bits of
+    names seen before (``Row``)."""
 
     # --- ids in order --------------------------------------------------------------------
 
@@ -173,18 +169,6 @@ class Layout:
             # are prepared again on their next use.
             self.core.refresh(True)
 
-    def add(self, registrations: list[Registration]) -> None:
-        """Write each registration into a free position (a hole first, else
-        the next one), all or nothing. The ids are new and distinct (checked
-        above). Vocabularies, limits and room are seen to once for the whole
-        list, before any position changes (``_core.add_rows`` does the work
-        in one call, calling back ``check_limits``, ``make_room``,
-        ``abandon`` and ``remove`` when it needs them)."""
-        order = self._order
-        if order is None or len(order.gone) > 64 + len(order) // 2:
-            order = self._ids_in_order()  # made (or made again) before any position changes
-        add_rows(self, self.core, self.columns, order, self._memo, registrations, self._positions_allowed)
-
     def abandon(self, backend_id: str, i: int) -> None:
         """Undo a backend's add cut short: its position (if it had one, else
         -1) becomes a hole, its label stays in the order as a removed id's."""
@@ -202,16 +186,6 @@ class Layout:
         order = self._order
         if order is not None and backend_id in order.labels and backend_id not in order.gone:
             order.discard(backend_id)
-
-    def remove(self, backend_id: str) -> int:
-        """Clear the backend's alive bit and free its position; returns it.
-        An unknown id is a RegistryError (``CoreRegistry.position``). The
-        work is ``_core.remove_row``'s, in one call."""
-        i = remove_row(self.core, self.columns, self._order, backend_id) if type(backend_id) is str else None
-        if i is None:
-            self.core.position(backend_id, "remove")  # raises, unless a str subclass names a backend
-            i = remove_row(self.core, self.columns, self._order, backend_id)
-        return i
 
     def replace(self, reg: Registration) -> int:
         """Re-register a backend in its position, keeping its live usage,

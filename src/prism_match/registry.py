@@ -41,7 +41,6 @@ from .reasons import build_reasons
 from .results import Diagnosis, QueryResult
 from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
-from .vocabulary import is_versioned
 from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -445,26 +444,18 @@ class Registry:
         try:
             if self._batches:
                 raise self._during_batch("add")
-            index = self._core.index
-            if regs[0].backend_id in index if len(regs) == 1 else not index.keys().isdisjoint(
-                    [r.backend_id for r in regs]):
+            # All or nothing; the registrations entered in _by_id and the add
+            # logged there too. None: an id is registered already.
+            new_names = self._layout.add(regs, self._by_id)
+            if new_names is None:
+                index = self._core.index
                 raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
                                                                    "registered")
                                      for j, r in enumerate(regs) if r.backend_id in index])
-            known = len(self.columns.features.tokens)
-            self._layout.add(regs)  # all or nothing
-            by_id = self._by_id
-            for reg in regs:
-                by_id[reg.backend_id] = reg
             self._records_current = False
-            # A tuple of Registrations (which the cyclic GC does not track):
-            # the log then holds nothing the collector must scan again.
-            self._core.record("add", None, tuple(regs))
-            tokens = self.columns.features.tokens
-            if len(tokens) > known:  # names new to the registry: checked once, when they arrive
-                check_vocabulary(self.columns, [t[2:] for t in tokens[known:]
-                                                if t.startswith("c:") and not is_versioned(t)])
             self._structure += 1
+            if new_names:  # capability names new to the registry: checked once, when they arrive
+                check_vocabulary(self.columns, new_names)
         finally:
             self._release()
 
@@ -476,14 +467,14 @@ class Registry:
         try:
             if self._batches:
                 raise self._during_batch("remove")
-            self._layout.remove(backend_id)  # a RegistryError naming it when unknown
-            self._by_id.pop(backend_id, None)
+            # A RegistryError naming it when unknown; its registration leaves
+            # _by_id and the remove is logged there too.
+            self._layout.remove(backend_id, self._by_id)
             if self._health_notes:
                 self._health_notes.pop(backend_id, None)
             if self._book.ids_of:
                 self._book.forget_backend(backend_id)
             self._records_current = False
-            self._core.record("remove", backend_id, None)
             self._structure += 1
         finally:
             self._release()
