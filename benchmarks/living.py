@@ -37,7 +37,8 @@ in one session; see ``--json``).
   round is in it), validation stubbed out as in ``add_own``, the median
   over rounds; also in yardsticks;
 * reserve of a prepared slot and release, each alone (2,000 reservations
-  taken, then given back), against a prepared top-1 match, at 1,000 backends;
+  taken, then given back), against a prepared top-1 match timed the same
+  way just before (the median of the per-round ratios), at 1,000 backends;
 * a prepared top-5 match on a fresh registry and on one where 10% of the
   backends were removed and as many added (1,000 and 1,000,000 backends);
 * the same on a registry loaded with half its backends and grown by adds
@@ -221,24 +222,34 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
     return {name: statistics.median(values) for name, values in out.items() if values}
 
 
-def reserve_release(rounds: int = 7) -> None:
+def reserve_release(rounds: int = 15) -> None:
     """Reserve and release alone, each timed over a run of ``HELD``
-    reservations (reserve them all, then release them all), medians over
-    ``rounds``; the prepared top-1 match interleaved as the yardstick."""
+    reservations (reserve them all, then release them all), against a
+    prepared top-1 match timed the same way (``HELD`` calls, one sample)
+    just before each run: the ratio is the median over ``rounds`` of each
+    round's reserve over its match, so both sides of it see the machine at
+    the same moment."""
     registry = load_registry(generate_registry(1000, seed=3))
     slot = registry.prepare({"slot_name": "s", "interfaces": ["KeyValueBasicInterface"],
                              "performance": {"min_write_rps": 10, "min_read_rps": 10}})
     registry.release(registry.reserve(slot))  # the first reservation separates the reserved columns
-    matches, reserves, releases = [], [], []
+    match, reserve, release = registry.match, registry.reserve, registry.release
+    matches, reserves, releases, ratios = [], [], [], []
+    clock = time.perf_counter
     for _ in range(rounds):
-        matches.append(median_time(lambda: registry.match(slot, 1), HELD))
-        start = time.perf_counter()
-        held = [registry.reserve(slot) for _ in range(HELD)]
-        reserves.append((time.perf_counter() - start) / HELD)
-        releases.append(_per_item(registry.release, held))
-    match, reserve, release = (statistics.median(x) for x in (matches, reserves, releases))
-    print(f"    1,000 backends: match top-1 {match * 1e6:.2f} µs, reserve {reserve * 1e6:.2f} µs "
-          f"({reserve / match:.2f}× match), release {release * 1e6:.2f} µs")
+        start = clock()
+        for _ in range(HELD):
+            match(slot, 1)
+        middle = clock()
+        held = [reserve(slot) for _ in range(HELD)]
+        end = clock()
+        matches.append((middle - start) / HELD)
+        reserves.append((end - middle) / HELD)
+        ratios.append(reserves[-1] / matches[-1])
+        releases.append(_per_item(release, held))
+    match_s, reserve_s, release_s = (statistics.median(x) for x in (matches, reserves, releases))
+    print(f"    1,000 backends: match top-1 {match_s * 1e6:.2f} µs, reserve {reserve_s * 1e6:.2f} µs "
+          f"({statistics.median(ratios):.2f}× the match just before it), release {release_s * 1e6:.2f} µs")
 
 
 def churn(n: int, reps: int) -> None:
