@@ -336,7 +336,9 @@ class Columns:
         return self._ids
 
     def ids_changed(self) -> None:
-        """Positions were added, removed or reused: forget what was derived from the ids."""
+        """Positions were added, removed or reused: forget what was derived from the ids.
+        (``_core.LayoutCore`` calls this only when one of these two is set:
+        a cache added here must be named there too.)"""
         self._ids = None
         self._rank_cache = None
 
