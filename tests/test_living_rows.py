@@ -283,7 +283,8 @@ def test_a_list_past_the_mask_limits_adds_nothing(monkeypatch):
 
 def test_the_columns_attributes_an_add_reads_in_place_are_plain():
     """``_core.LayoutCore`` reads and writes these through the columns'
-    instance dict: a property or slot of the same name would be bypassed."""
+    instance dict: a property or slot of the same name would be bypassed.
+    It forgets the ids' caches only when one is set: set, they go."""
     registry = load_registry(docs_for(3, "a"))
     columns = registry.columns
     for name in ("size", "entries", "dense", "_ids", "_rank_cache"):
@@ -297,6 +298,15 @@ def test_the_columns_attributes_an_add_reads_in_place_are_plain():
     rows = [Row(msgspec.convert(d, Registration, dec_hook=decode_hook), columns.features, columns.regions,
                 columns.compliance) for d in new]
     assert columns.entries == entries + sum(len(row.latency) for row in rows) > entries
+
+    def ranks_by_position():  # what id_rank must say: each id's place in byte order
+        ids = columns.backend_ids
+        return [sorted(ids).index(b) for b in ids]
+
+    assert columns.id_series().to_list() == columns.backend_ids and list(columns.id_rank) == ranks_by_position()
+    registry.add(docs_for(1, "c"))  # the ids' caches, set just above, are forgotten
+    assert columns.id_series().to_list() == columns.backend_ids and list(columns.id_rank) == ranks_by_position()
+    assert len(columns.backend_ids) == 5
 
 
 @pytest.mark.parametrize("holes", [0, 2, 4])

@@ -376,6 +376,10 @@ cdef class CoreRegistry:
     @property
     def index(self):
         """backend_id → position."""
+        return self._the_index()
+
+    cdef inline dict _the_index(self):
+        # ``index`` without a Python call: made on first use.
         if self._index is None:
             ids = self.columns.backend_ids
             self._index = {b: i for i, b in enumerate(ids) if b is not None}
@@ -548,7 +552,7 @@ cdef class CoreRegistry:
 
     def position(self, backend_id, str where):
         """The position of a live backend, or a RegistryError naming it."""
-        cdef dict index = self._index if self._index is not None else self.index
+        cdef dict index = self._the_index()
         cdef object pos = index.get(backend_id) if type(backend_id) is str else None
         if pos is None:
             if not isinstance(backend_id, str):

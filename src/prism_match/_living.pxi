@@ -470,6 +470,11 @@ cdef class IdOrder:
         """``backend_id`` was removed: it keeps its place and label."""
         self.gone.add(backend_id)
 
+    cpdef bint crowded(self):
+        """Whether the removed ids it keeps make up a third of it (and more
+        than 64): ``purge`` is then due."""
+        return len(self.gone) > 64 + self.count // 2
+
     def purge(self):
         """Forget the removed ids, places and labels (one pass over the ids
         in C; the live ids keep their labels)."""
@@ -633,18 +638,7 @@ cdef class IdOrder:
 
 # --- adds and removes, in one call each ------------------------------------------------
 
-cdef object _is_versioned = None
-cdef tuple _NO_NAMES = ()
-
-
-cdef list _new_capability_names(list tokens, Py_ssize_t known):
-    # The capability names among the feature tokens from ``known`` on (an
-    # add's new names), unversioned: what catalogue.check_vocabulary reads.
-    global _is_versioned
-    if _is_versioned is None:
-        from .vocabulary import is_versioned
-        _is_versioned = is_versioned
-    return [t[2:] for t in tokens[known:] if t.startswith("c:") and not _is_versioned(t)]
+cdef tuple _NO_TOKENS = ()
 
 
 cdef class LayoutCore:
@@ -685,8 +679,8 @@ cdef class LayoutCore:
         """Write each registration into a free position (a hole first, else
         the next one), all or nothing. Returns None, with nothing changed,
         when an id is registered already (the caller says which; the ids of
-        the list are distinct). Else the capability names new to the
-        registry (``catalogue.check_vocabulary`` reads them), and, with
+        the list are distinct). Else the feature tokens new to the registry
+        (the caller checks their names: ``catalogue.check_vocabulary``), and, with
         ``by_id``, each registration is entered in it and the add logged in
         the core: the registry's share, done here to spare a Python call.
 
@@ -700,7 +694,7 @@ cdef class LayoutCore:
         can be refused is refused before any position changes; an
         interruption undoes what was written (``abandon``, ``remove``)."""
         cdef CoreRegistry core = self.core
-        cdef dict index = core._index if core._index is not None else core.index
+        cdef dict index = core._the_index()
         cdef Py_ssize_t n = len(registrations)
         if not _tables_loaded:
             _load_row_tables()
@@ -711,7 +705,7 @@ cdef class LayoutCore:
         elif not index.keys().isdisjoint(ids):
             return None
         cdef IdOrder order = self._order
-        if order is None or len(order.gone) > 64 + len(order) // 2:
+        if order is None or order.crowded():
             order = self._ids_in_order()  # made (or made again) before any position changes
         cdef list f_tokens = self.f_tokens, r_tokens = self.r_tokens, c_tokens = self.c_tokens
         cdef Py_ssize_t known_f = len(f_tokens), known_r = len(r_tokens), known_c = len(c_tokens)
@@ -787,7 +781,7 @@ cdef class LayoutCore:
             # A tuple of Registrations (which the cyclic GC does not track):
             # the log then holds nothing the collector must scan again.
             core._logged("add", None, tuple(registrations))
-        return _new_capability_names(f_tokens, known_f) if len(f_tokens) > known_f else _NO_NAMES
+        return f_tokens[known_f:] if len(f_tokens) > known_f else _NO_TOKENS
 
     cdef inline int _ids_changed(self) except -1:
         # ``columns.ids_changed()`` when it has something to forget (a
@@ -807,7 +801,7 @@ cdef class LayoutCore:
         scan order too), its id is let go and the position becomes a hole;
         the order keeps the id's place as a removed one's."""
         cdef CoreRegistry core = self.core
-        cdef dict index = core._index if core._index is not None else core.index
+        cdef dict index = core._the_index()
         i = index.pop(backend_id, None) if type(backend_id) is str else None
         if i is None:
             core.position(backend_id, "remove")  # raises, unless a str subclass names a backend

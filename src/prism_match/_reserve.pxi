@@ -115,7 +115,7 @@ cdef class ReservationBook:
                 last = True
             if last:
                 del self.ids_of[bid]
-            index = core._index if core._index is not None else core.index
+            index = core._the_index()
             core._give_back(index[bid], held.write_rps, held.read_rps, held.storage, held.namespaces, last,
                             held.connections)
             core._logged("release", bid, held.id)

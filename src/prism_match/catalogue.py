@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 
 from .errors import RegistryError
-from .vocabulary import is_versioned
+from .vocabulary import capability_names
 
 __all__ = ["Capability", "CAPABILITIES", "PATTERNS", "CapabilityWarning", "suggest_capability",
            "patterns_needing", "pattern_capabilities", "check_vocabulary"]
@@ -132,7 +132,7 @@ def check_vocabulary(columns: Any, names: Any = None) -> list[CapabilityWarning]
     declares it. Returns the warnings issued."""
     tokens = columns.features.index
     if names is None:
-        names = [t[2:] for t in tokens if t.startswith("c:") and not is_versioned(t)]
+        names = capability_names(tokens)
     issued = []
     for name in dict.fromkeys(names):
         suggestion = suggest_capability(name)

@@ -67,7 +67,7 @@ class Layout(LayoutCore):
         """The ids in byte order with their labels (made on the first add;
         the removed ids it keeps are let go once they make up a third of it)."""
         order = self._order
-        if order is not None and len(order.gone) > 64 + len(order) // 2:
+        if order is not None and order.crowded():
             order.purge()
         elif order is None:
             c = self.columns

@@ -41,6 +41,7 @@ from .reasons import build_reasons
 from .results import Diagnosis, QueryResult
 from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
+from .vocabulary import capability_names
 from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -446,16 +447,16 @@ class Registry:
                 raise self._during_batch("add")
             # All or nothing; the registrations entered in _by_id and the add
             # logged there too. None: an id is registered already.
-            new_names = self._layout.add(regs, self._by_id)
-            if new_names is None:
+            new_tokens = self._layout.add(regs, self._by_id)
+            if new_tokens is None:
                 index = self._core.index
                 raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
                                                                    "registered")
                                      for j, r in enumerate(regs) if r.backend_id in index])
             self._records_current = False
             self._structure += 1
-            if new_names:  # capability names new to the registry: checked once, when they arrive
-                check_vocabulary(self.columns, new_names)
+            if new_tokens:  # capability names new to the registry: checked once, when they arrive
+                check_vocabulary(self.columns, capability_names(new_tokens))
         finally:
             self._release()
 

@@ -40,6 +40,12 @@ def is_versioned(token: str) -> bool:
     return VERSION_SEP in token
 
 
+def capability_names(tokens: Iterable[str]) -> list[str]:
+    """The capability names among feature tokens (``c:get`` → ``get``;
+    versioned tokens left out)."""
+    return [t[2:] for t in tokens if t.startswith("c:") and not is_versioned(t)]
+
+
 def split_versioned(token: str) -> tuple[str, str | None]:
     """``c:get<SEP>v1`` → (``c:get``, ``v1``); a bare token → (token, None)."""
     bare, sep, version = token.partition(VERSION_SEP)
