@@ -159,7 +159,10 @@ def test_adds_and_removes_hold_what_a_fresh_compile_holds(case, data):
 
 # --- IdOrder ---------------------------------------------------------------------------------
 
-ID_CHARS = "abz0é"
+# One, two and four bytes a character in CPython ("é" is Latin-1, "€" and
+# "😀" are not): IdOrder compares two one-byte ids by their bytes and any
+# other pair through PyUnicode_Compare; both must give code point order.
+ID_CHARS = "abz0é€😀"
 
 
 @settings(max_examples=200, deadline=None)
@@ -210,6 +213,27 @@ def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
         for b in live:  # the column holds every live id's label, spreads included
             assert id_label[positions[b]] == order.labels[b]
     assert order.gone == known - live
+
+
+def test_id_order_stays_sorted_when_its_blocks_split():
+    """Thousands of ids added in a random order, of every width: an
+    IdOrder's blocks split as they fill, and the order and its labels stay
+    those of the ids (tested above on orders too small to split)."""
+    rng = np.random.default_rng(7)
+    names = [f"{rng.choice(['kafka', 'nats', 'pg', 'pgé', 'pg€', 'pg😀'])}-{int(k):05d}"
+             for k in rng.integers(0, 100_000, 6_000)]
+    names = list(dict.fromkeys(names))
+    initial, added = sorted(names[:100]), names[100:]
+    order = IdOrder(initial, [j * LABEL_GAP for j in range(len(initial))], LABEL_GAP, -(1 << 62), 1 << 62)
+    positions = {backend_id: j for j, backend_id in enumerate(names)}
+    id_label = np.zeros(len(names), dtype=np.int64)
+    for backend_id in added:
+        id_label[positions[backend_id]] = order.label_for(backend_id, id_label, positions)
+    held = order.ids()
+    assert held == sorted(names) and len(order) == len(names)
+    labels = [order.labels[b] for b in held]
+    assert all(a < b for a, b in zip(labels, labels[1:]))
+    assert all(id_label[positions[b]] == order.labels[b] for b in added)
 
 
 def test_id_order_arrivals_past_either_end_step_one_gap_out():
