@@ -236,6 +236,15 @@ def test_id_order_stays_sorted_when_its_blocks_split():
     assert all(id_label[positions[b]] == order.labels[b] for b in added)
 
 
+def test_id_order_refuses_bounds_whose_labels_would_not_fit_a_c_integer():
+    with pytest.raises(ValueError, match="IdOrder bounds"):
+        IdOrder([], [], LABEL_GAP, -(1 << 63), 1 << 62)
+    with pytest.raises(ValueError, match="IdOrder bounds"):
+        IdOrder([], [], LABEL_GAP, 5, 5)
+    order = IdOrder([], [], LABEL_GAP, -(1 << 62), 1 << 62)  # living.Layout's bounds: the first id gets 0
+    assert order.label_for("a", np.zeros(1, dtype=np.int64), {}) == 0
+
+
 def test_id_order_arrivals_past_either_end_step_one_gap_out():
     order = IdOrder(["m"], [0], LABEL_GAP, -(1 << 62), 1 << 62)
     column = np.zeros(4, dtype=np.int64)

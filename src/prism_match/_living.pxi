@@ -458,15 +458,20 @@ cdef class IdOrder:
     cdef readonly dict labels
     cdef readonly set gone       # ids removed since the order was made
     cdef Py_ssize_t count
-    cdef index_t gap, lowest, highest   # labels stay inside (lowest, highest): none is far from 0 (living._LABEL_MIN)
+    cdef index_t gap, lowest, highest   # new labels inside (lowest, highest), both within 2**62 of 0
     cdef dict recent             # id -> ``labelled`` when it was given its label (kept while recent)
     cdef Py_ssize_t labelled     # new labels given so far
 
     def __init__(self, list ids, list labels, gap, lowest, highest):
         """``ids`` in byte order, ``labels`` increasing with them; new
         labels are kept strictly inside (``lowest``, ``highest``), ``gap``
-        apart when ids arrive past either end."""
+        apart when ids arrive past either end. The bounds lie within 2**62
+        of 0 (``living.Layout`` takes those two), so the difference of two
+        labels is a C integer."""
         cdef Py_ssize_t j
+        if not -(1 << 62) <= lowest < highest <= (1 << 62) or gap < 1:
+            raise ValueError(f"IdOrder bounds must satisfy -2**62 <= lowest < highest <= 2**62 and gap >= 1, "
+                             f"got {lowest}, {highest} and {gap}")
         self.blocks = [ids[j:j + _LOAD] for j in range(0, len(ids), _LOAD)]
         self.maxes = [block[len(block) - 1] for block in self.blocks]  # no wraparound in this module
         self.labels = dict(zip(ids, labels))
@@ -559,7 +564,7 @@ cdef class IdOrder:
         hi = self._label_at(b, pos)
         at_end = b == nb - 1 and pos == len(<list>self.blocks[b])
         at_start = b == 0 and pos == 0
-        # (No difference overflows: labels lie inside (-2**62, 2**62).)
+        # (No difference overflows: one of lo and hi is a label, inside the bounds.)
         if at_end and hi - lo > 2 * gap:
             label = lo + gap
         elif at_start and hi - lo > 2 * gap:
