@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prism_match import MatchPolicy, PlacementError, load_registry
-from prism_match._core import ID_ORDER_RECENT, SCAN_CASCADE_RUNS, SCAN_GAP_EVERY
+from prism_match._core import ID_ORDER_RECENT, SCAN_CASCADE_RUNS, SCAN_GAP_EVERY, _by_key_then_label
 from prism_match.schema import HEALTH_STATUSES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -840,3 +840,16 @@ def test_reservations_that_use_up_namespaces_clear_the_room_bits_placing_filters
         ordered.release(r)
     check_scan_order(ordered)
     assert ordered.reserve(slot).backend_id == "b000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.sampled_from([0.0, -0.0, 0.25, 0.5, 1.0, 1e-300, 0.5 + 1e-16]), max_size=200),
+       labels=st.lists(st.integers(-(1 << 62), 1 << 62), unique=True, max_size=200))
+def test_the_order_s_sort_is_lexsort_by_key_descending_then_label(keys, labels):
+    """``order_by`` sorts the live backends with ``_by_key_then_label``
+    (one int64 argsort where ``np.lexsort`` runs two merge sorts): the same
+    permutation, exact ties of keys included (0.0 and -0.0 are one key)."""
+    n = min(len(keys), len(labels))
+    key = np.array(keys[:n], dtype=np.float64)
+    label = np.array(labels[:n], dtype=np.int64)
+    assert _by_key_then_label(key, label).tolist() == np.lexsort((label, -key)).tolist()

@@ -126,6 +126,22 @@ cdef class Match:
 include "_changelog.pxi"
 
 
+def _by_key_then_label(key, label):
+    """The permutation that sorts by ``key`` descending, then ``label``
+    ascending: ``np.lexsort((label, -key))``, in a third less time. The
+    labels of live backends are distinct, so one unstable sort of a
+    single int64 (the key's rank among the distinct keys, then the
+    label's rank) gives that exact permutation; two argsorts and a
+    ``unique`` where ``lexsort`` runs two stable merge sorts."""
+    n = len(label)
+    if n >= (1 << 31):
+        return np.lexsort((label, -key))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.argsort(label)] = np.arange(n, dtype=np.int64)
+    codes = np.unique(-key, return_inverse=True)[1].astype(np.int64).reshape(n)
+    return np.argsort((codes << 32) | ranks)
+
+
 cdef class CoreRegistry:
     """Raw pointers into the compiled columns, the live-state writers, and
     the hot path of preparing (``resolve``) and matching (``match``).
@@ -311,7 +327,7 @@ cdef class CoreRegistry:
             live = np.unpackbits(s["alive"][:self.r.nw].view(np.uint8), bitorder="little")[:n].astype(bool)
             positions = np.arange(n, dtype=np.int64)
             key = w_cost * s["cost_score"][:n] + w_avail * s["avail_score"][:n]
-            first = positions[live][np.lexsort((s["id_label"][:n][live], -key[live]))]
+            first = positions[live][_by_key_then_label(key[live], s["id_label"][:n][live])]
             dead = positions[~live]
             # The live backends in order, the last slot of every
             # ``gap_every`` left free (one a word by default): an add then
@@ -355,8 +371,9 @@ cdef class CoreRegistry:
         # registry that grows with no hole to fill: the order's tail then
         # mixes keys, and its bounds prune nothing), the order is built
         # again, sorted. An O(n log n) pause each time the registry has
-        # grown by a sixteenth (25 ms at 100,000 backends): amortized about
-        # 4 µs per such add; a registry with holes to fill never pays it.
+        # grown by a sixteenth (17 ms at 100,000 backends, 260 ms at
+        # 1,000,000): amortized about 3 µs per such add; a registry with
+        # holes to fill never pays it.
         cdef ScanOrder scan = self._scan
         if scan is not None and scan.misplaced > RELAYOUT_MIN and scan.misplaced > self.r.n // 16:
             self.order_by(scan.w_cost, scan.w_avail, scan.block_words, True)

@@ -1134,5 +1134,39 @@ cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_
             j = slot_of[i]
             (<mask_t*>o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
             (<index_t*>o.srank)[j] = r.id_rank[i]
-            _write_coded(r, o, i, j)
+            _set_coded(r, o, i, j)
     _tighten(r, o)
+
+
+cdef void _set_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
+    # _write_coded into rows that start empty (_build_rows): each bit set,
+    # none cleared (a third of the writes of a build at 100,000 backends
+    # were clears of bits never set).
+    cdef index_t w = j >> 6, t, b, st = o.stride, c
+    cdef mask_t bit = (<mask_t>1) << (j & 63)
+    cdef mask_t word
+    cdef mask_t* rows
+    (<mask_t*>o.btype)[r.btype[i] * st + w] |= bit
+    (<mask_t*>o.health)[r.health[i] * st + w] |= bit
+    rows = <mask_t*>o.cons_le
+    for c in range(r.consistency[i], o.n_cons):
+        rows[c * st + w] |= bit
+    _write_ns_room(r, o, i, j)
+    if o.regions != NULL:
+        rows = <mask_t*>o.regions
+        for t in range(r.wr):
+            word = r.region_rows[i * r.wr + t]
+            while word:
+                b = (t << 6) + pm_ctz64(word)
+                word &= word - 1
+                if b < o.n_regions:
+                    rows[b * st + w] |= bit
+    if o.compliance != NULL:
+        rows = <mask_t*>o.compliance
+        for t in range(r.wk):
+            word = r.compliance_rows[i * r.wk + t]
+            while word:
+                b = (t << 6) + pm_ctz64(word)
+                word &= word - 1
+                if b < o.n_compliance:
+                    rows[b * st + w] |= bit
