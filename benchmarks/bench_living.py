@@ -1,5 +1,5 @@
-"""A living registry: add, remove, reserve, release, and match after churn
-and after growth.
+"""A living registry: add, remove, reserve, release, match after churn
+and after growth, and the scan order built again.
 
 Targets (issue 11): ``add`` of one backend under 10 µs amortized at 100,000
 backends, ``remove`` under 2 µs; ``reserve`` of a prepared slot at most 2×
@@ -160,3 +160,24 @@ class MatchAfterGrowth:
 
     def time_match(self, n, state):
         self.registry.match(self.slot, 5)
+
+
+class Relayout:
+    """The scan order built again from the columns (``CoreRegistry.order_by``
+    with ``force``): the pause a registry that grows with no hole to fill
+    takes on one add each time a sixteenth of it came in beside no run of
+    its key (``_relayout_if_misplaced``), and the O(n log n) part of a
+    growing registry's add."""
+
+    params = [1_000, 100_000]
+    param_names = ["backends"]
+    timeout = 600
+
+    def setup(self, n):
+        self.registry = common.fresh_registry(n)
+        self.registry.match(self.registry.prepare(common.selectivity_slot("medium")), 5)
+        self.core = self.registry.engine.core
+
+    def time_order_by(self, n):
+        scan = self.core.scan_order
+        self.core.order_by(scan.w_cost, scan.w_avail, scan.block_words, True)
