@@ -1064,48 +1064,29 @@ cdef inline void _write_ns_room(const Reg* r, Order* o, index_t i, index_t j) no
 
 
 cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
-    # The rows of codes, regions and compliance tags (all but the features).
-    cdef index_t w = j >> 6, t, b, st = o.stride, c
-    cdef mask_t bit = (<mask_t>1) << (j & 63)
-    cdef mask_t word
+    # The rows of codes, regions and compliance tags (all but the features):
+    # slot j's bit cleared in each, then set where position i has it.
+    cdef index_t w = j >> 6, c, st = o.stride
+    cdef mask_t keep = ~((<mask_t>1) << (j & 63))
     cdef mask_t* rows
     rows = <mask_t*>o.btype
     for c in range(o.n_type):
-        rows[c * st + w] &= ~bit
-    rows[r.btype[i] * st + w] |= bit
+        rows[c * st + w] &= keep
     rows = <mask_t*>o.health
     for c in range(o.n_health):
-        rows[c * st + w] &= ~bit
-    rows[r.health[i] * st + w] |= bit
+        rows[c * st + w] &= keep
     rows = <mask_t*>o.cons_le
     for c in range(o.n_cons):
-        if r.consistency[i] <= c:
-            rows[c * st + w] |= bit
-        else:
-            rows[c * st + w] &= ~bit
-    _write_ns_room(r, o, i, j)
+        rows[c * st + w] &= keep
     if o.regions != NULL:
         rows = <mask_t*>o.regions
         for c in range(o.n_regions):
-            rows[c * st + w] &= ~bit
-        for t in range(r.wr):
-            word = r.region_rows[i * r.wr + t]
-            while word:
-                b = (t << 6) + pm_ctz64(word)
-                word &= word - 1
-                if b < o.n_regions:
-                    rows[b * st + w] |= bit
+            rows[c * st + w] &= keep
     if o.compliance != NULL:
         rows = <mask_t*>o.compliance
         for c in range(o.n_compliance):
-            rows[c * st + w] &= ~bit
-        for t in range(r.wk):
-            word = r.compliance_rows[i * r.wk + t]
-            while word:
-                b = (t << 6) + pm_ctz64(word)
-                word &= word - 1
-                if b < o.n_compliance:
-                    rows[b * st + w] |= bit
+            rows[c * st + w] &= keep
+    _set_coded(r, o, i, j)
 
 
 cdef inline index_t _word_distance(index_t a, index_t b) noexcept nogil:
@@ -1138,10 +1119,11 @@ cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_
     _tighten(r, o)
 
 
-cdef void _set_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
-    # _write_coded into rows that start empty (_build_rows): each bit set,
-    # none cleared (a third of the writes of a build at 100,000 backends
-    # were clears of bits never set).
+cdef inline void _set_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
+    # Slot j's bits in the coded rows, set where position i has them, none
+    # cleared: _build_rows calls it alone (its rows start empty; clears
+    # were a third of a build's writes at 100,000 backends), _write_coded
+    # after its clears. The namespace room bit is written either way.
     cdef index_t w = j >> 6, t, b, st = o.stride, c
     cdef mask_t bit = (<mask_t>1) << (j & 63)
     cdef mask_t word
