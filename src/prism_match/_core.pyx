@@ -138,7 +138,7 @@ def _by_key_then_label(key, label):
         return np.lexsort((label, -key))
     ranks = np.empty(n, dtype=np.int64)
     ranks[np.argsort(label)] = np.arange(n, dtype=np.int64)
-    codes = np.unique(-key, return_inverse=True)[1].astype(np.int64).reshape(n)
+    codes = np.unique(-key, return_inverse=True)[1].astype(np.int64, copy=False)
     return np.argsort((codes << 32) | ranks)
 
 

@@ -408,6 +408,7 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
 from libc.string cimport memcmp
 from libc.stdint cimport uint64_t
+from cpython.set cimport PySet_Discard
 
 cdef enum:
     _LOAD = 256      # ids per block of an IdOrder (a block is split past twice this)
@@ -544,8 +545,7 @@ cdef class IdOrder:
         cdef index_t lo, hi, label, gap = self.gap
         cdef bint at_end, at_start
         cdef list block
-        if backend_id in self.gone:
-            self.gone.discard(backend_id)
+        if PySet_Discard(self.gone, backend_id) == 1:  # removed before: one lookup finds and forgets it
             return self.labels[backend_id]
         if nb == 0:
             label = self.lowest + <index_t>((<uint64_t>self.highest - <uint64_t>self.lowest) >> 1)

@@ -1049,7 +1049,7 @@ cdef void _write_bits(const Reg* r, Order* o, index_t i, index_t j) noexcept nog
             rows[t * st + w] |= bit
         else:
             rows[t * st + w] &= ~bit
-    _write_coded(r, o, i, j)
+    _write_coded(r, o, i, j, True)
 
 
 cdef inline void _write_ns_room(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
@@ -1061,32 +1061,6 @@ cdef inline void _write_ns_room(const Reg* r, Order* o, index_t i, index_t j) no
         (<mask_t*>o.ns_room)[j >> 6] &= ~bit
     else:
         (<mask_t*>o.ns_room)[j >> 6] |= bit
-
-
-cdef void _write_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
-    # The rows of codes, regions and compliance tags (all but the features):
-    # slot j's bit cleared in each, then set where position i has it.
-    cdef index_t w = j >> 6, c, st = o.stride
-    cdef mask_t keep = ~((<mask_t>1) << (j & 63))
-    cdef mask_t* rows
-    rows = <mask_t*>o.btype
-    for c in range(o.n_type):
-        rows[c * st + w] &= keep
-    rows = <mask_t*>o.health
-    for c in range(o.n_health):
-        rows[c * st + w] &= keep
-    rows = <mask_t*>o.cons_le
-    for c in range(o.n_cons):
-        rows[c * st + w] &= keep
-    if o.regions != NULL:
-        rows = <mask_t*>o.regions
-        for c in range(o.n_regions):
-            rows[c * st + w] &= keep
-    if o.compliance != NULL:
-        rows = <mask_t*>o.compliance
-        for c in range(o.n_compliance):
-            rows[c * st + w] &= keep
-    _set_coded(r, o, i, j)
 
 
 cdef inline index_t _word_distance(index_t a, index_t b) noexcept nogil:
@@ -1115,27 +1089,43 @@ cdef void _build_rows(const Reg* r, Order* o, const index_t* slot_of, index_t n_
             j = slot_of[i]
             (<mask_t*>o.alive)[j >> 6] |= (<mask_t>1) << (j & 63)
             (<index_t*>o.srank)[j] = r.id_rank[i]
-            _set_coded(r, o, i, j)
+            _write_coded(r, o, i, j, False)
     _tighten(r, o)
 
 
-cdef inline void _set_coded(const Reg* r, Order* o, index_t i, index_t j) noexcept nogil:
-    # Slot j's bits in the coded rows, set where position i has them, none
-    # cleared: _build_rows calls it alone (its rows start empty; clears
-    # were a third of a build's writes at 100,000 backends), _write_coded
-    # after its clears. The namespace room bit is written either way.
+cdef inline void _write_coded(const Reg* r, Order* o, index_t i, index_t j, bint clear) noexcept nogil:
+    # Slot j's bits in the rows of codes, regions and compliance tags (all
+    # but the features), from position i. ``clear``: the slot held a
+    # backend, whose bits go first (an add, an update); a build passes
+    # False, its rows start empty (clears were a third of a build's writes
+    # at 100,000 backends). Inlined, each caller's constant drops the
+    # other's branches.
     cdef index_t w = j >> 6, t, b, st = o.stride, c
     cdef mask_t bit = (<mask_t>1) << (j & 63)
     cdef mask_t word
     cdef mask_t* rows
-    (<mask_t*>o.btype)[r.btype[i] * st + w] |= bit
-    (<mask_t*>o.health)[r.health[i] * st + w] |= bit
+    rows = <mask_t*>o.btype
+    if clear:
+        for c in range(o.n_type):
+            rows[c * st + w] &= ~bit
+    rows[r.btype[i] * st + w] |= bit
+    rows = <mask_t*>o.health
+    if clear:
+        for c in range(o.n_health):
+            rows[c * st + w] &= ~bit
+    rows[r.health[i] * st + w] |= bit
     rows = <mask_t*>o.cons_le
-    for c in range(r.consistency[i], o.n_cons):
-        rows[c * st + w] |= bit
+    for c in range(o.n_cons):
+        if r.consistency[i] <= c:
+            rows[c * st + w] |= bit
+        elif clear:
+            rows[c * st + w] &= ~bit
     _write_ns_room(r, o, i, j)
     if o.regions != NULL:
         rows = <mask_t*>o.regions
+        if clear:
+            for c in range(o.n_regions):
+                rows[c * st + w] &= ~bit
         for t in range(r.wr):
             word = r.region_rows[i * r.wr + t]
             while word:
@@ -1145,6 +1135,9 @@ cdef inline void _set_coded(const Reg* r, Order* o, index_t i, index_t j) noexce
                     rows[b * st + w] |= bit
     if o.compliance != NULL:
         rows = <mask_t*>o.compliance
+        if clear:
+            for c in range(o.n_compliance):
+                rows[c * st + w] &= ~bit
         for t in range(r.wk):
             word = r.compliance_rows[i * r.wk + t]
             while word:
