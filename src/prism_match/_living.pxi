@@ -680,9 +680,12 @@ cdef class LayoutCore:
     cdef dict f_index, r_index, c_index       # which they change in place only
     cdef dict store
     cdef list holes, backend_ids
+    cdef public list registrations  # position -> its Registration (None: a hole, or not made yet)
     cdef dict attrs  # the columns' instance dict: its plain attributes (size, entries, dense, the id caches)
 
-    def __init__(self, columns, CoreRegistry core):
+    def __init__(self, columns, CoreRegistry core, list registrations=None):
+        """``registrations``: the Registration of each position when known
+        (a registry loaded from documents), else None."""
         self.columns = columns
         # Columns has no property or slot of these names (tests/test_living_rows.py
         # checks): a dict access each, where getattr / setattr on it cost
@@ -698,15 +701,21 @@ cdef class LayoutCore:
         self.f_tokens, self.r_tokens, self.c_tokens = features.tokens, regions.tokens, compliance.tokens
         self.f_index, self.r_index, self.c_index = features.index, regions.index, compliance.index
         self.store, self.holes, self.backend_ids = columns.store, columns.holes, columns.backend_ids
+        if registrations is None:
+            registrations = [None] * len(self.backend_ids)
+        elif len(registrations) != len(self.backend_ids):
+            raise ValueError(f"{len(registrations)} registrations for {len(self.backend_ids)} positions")
+        self.registrations = registrations
 
-    def add(self, list registrations, dict by_id=None):
+    def add(self, list registrations, bint log=False):
         """Write each registration into a free position (a hole first, else
         the next one), all or nothing. Returns None, with nothing changed,
         when an id is registered already (the caller says which; the ids of
         the list are distinct). Else the feature tokens new to the registry
-        (the caller checks their names: ``catalogue.check_vocabulary``), and, with
-        ``by_id``, each registration is entered in it and the add logged in
-        the core: the registry's share, done here to spare a Python call.
+        (the caller checks their names: ``catalogue.check_vocabulary``). Each
+        registration is kept at its position (``registrations``); with
+        ``log``, the add is logged in the core: the registry's share, done
+        here to spare a Python call.
 
         The registrations become rows (their new names added to the
         vocabularies); the limits are checked when a vocabulary grew or the
@@ -733,7 +742,7 @@ cdef class LayoutCore:
             order = self._ids_in_order()  # made (or made again) before any position changes
         cdef list f_tokens = self.f_tokens, r_tokens = self.r_tokens, c_tokens = self.c_tokens
         cdef Py_ssize_t known_f = len(f_tokens), known_r = len(r_tokens), known_c = len(c_tokens)
-        cdef list holes = self.holes, backend_ids = self.backend_ids
+        cdef list holes = self.holes, backend_ids = self.backend_ids, by_position = self.registrations
         columns = self.columns
         cdef dict attrs = self.attrs
         cdef Py_ssize_t size = attrs["size"]
@@ -778,12 +787,14 @@ cdef class LayoutCore:
                     size += 1
                     i = size - 1
                     backend_ids.append(None)
+                    by_position.append(None)
                     core.r.n = size
                     core.r.nw = (size + 63) >> 6  # core.resize(size)
                 backend_ids[i] = backend_id
                 entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
                 attrs["entries"] = entries
                 index[backend_id] = i
+                by_position[i] = registrations[j]
                 core._set_alive(i, True)
                 i = -1
                 done += 1
@@ -799,12 +810,13 @@ cdef class LayoutCore:
             core._positions_version += 1  # core.positions_moved()
             self._ids_changed()
         core._relayout_if_misplaced()
-        if by_id is not None:
-            for j in range(n):
-                by_id[ids[j]] = registrations[j]
-            # A tuple of Registrations (which the cyclic GC does not track):
-            # the log then holds nothing the collector must scan again.
-            core._logged("add", None, tuple(registrations))
+        if log:
+            # The Registration of a single add, else a tuple of them (which
+            # the cyclic GC does not track): the log then holds nothing the
+            # collector must scan again, and a single add makes no tuple to
+            # free when the ring overwrites it (``Registry.changes`` gives
+            # every add's as a tuple).
+            core._logged("add", None, registrations[0] if n == 1 else tuple(registrations))
         return f_tokens[known_f:] if len(f_tokens) > known_f else _NO_TOKENS
 
     cdef inline int _ids_changed(self) except -1:
@@ -815,11 +827,11 @@ cdef class LayoutCore:
             self.columns.ids_changed()
         return 0
 
-    def remove(self, backend_id, dict by_id=None):
+    def remove(self, backend_id, bint log=False):
         """Clear the backend's alive bit and free its position; returns it.
         An unknown id is a RegistryError (``CoreRegistry.position``). With
-        ``by_id``, its registration leaves it and the remove is logged in
-        the core (the registry's share, as for ``add``).
+        ``log``, the remove is logged in the core (the registry's share, as
+        for ``add``).
 
         The position leaves the index, its alive bit is cleared (in the
         scan order too), its id is let go and the position becomes a hole;
@@ -832,14 +844,14 @@ cdef class LayoutCore:
             i = index.pop(backend_id)
         core._set_alive(<Py_ssize_t>i, False)
         self.backend_ids[<Py_ssize_t>i] = None
+        self.registrations[<Py_ssize_t>i] = None
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:
             self._order.discard(backend_id)
         core._positions_version += 1  # core.positions_moved()
         self._ids_changed()
-        if by_id is not None:
-            by_id.pop(backend_id, None)
+        if log:
             core._logged("remove", backend_id, None)
         return i
 

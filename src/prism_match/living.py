@@ -180,7 +180,10 @@ class Layout(LayoutCore):
             self.core.set_alive(i, False)
             if i == len(c.backend_ids):  # cut short before its id had a place
                 c.backend_ids.append(None)
+            if i == len(self.registrations):
+                self.registrations.append(None)
             c.backend_ids[i] = None
+            self.registrations[i] = None
             c.holes.append(i)
             c.dense = False
         order = self._order
@@ -209,4 +212,5 @@ class Layout(LayoutCore):
             core.refresh(grew)  # a name added, no array replaced
         c.dense = False
         c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
+        self.registrations[i] = reg
         return i

@@ -95,10 +95,6 @@ class Registry:
                 raise RegistryError("Expected registrations or compiled columns", "Registry")
             columns = compile_registry(registrations)
         log_size = positive_int(log_size, "log_size", "Registry") if log_size != 0 else 0
-        # Registrations are kept when loaded from documents; a registry built
-        # from a table or a snapshot makes each one on first request.
-        self._by_id: dict[str, Registration] = (
-            {r.backend_id: r for r in registrations} if registrations is not None else {})
         self._records = records
         self._record_pos: dict[str, int] | None = None
         self._log: ChangeLog | None = ChangeLog(log_size) if log_size else None
@@ -109,21 +105,25 @@ class Registry:
         # more (its __exit__ call), some 0.25 us of a 2.4 us remove here.
         self._acquire, self._release = self._lock.acquire, self._lock.release
         self._book = ReservationBook(self._lock, Reservation, self._reserve_general)
-        self._attach(columns, version)
+        # Registrations are kept by position (the layout's) when loaded from
+        # documents; a registry built from a table or a snapshot makes each
+        # one on first request.
+        self._attach(columns, version, list(registrations) if registrations is not None else None)
         self.policy = policy
         self._health_notes: dict[str, _HealthNote] = {}
         self._structure = 0  # grows with add, remove, replace, compact: what-if views taken before are stale
         self._batches = 0  # match_many runs holding the lock (a progress callback may not add, remove, ...)
 
-    def _attach(self, columns: Columns, version: int) -> None:
-        """Build the engine over ``columns`` (at load, and after compact)."""
+    def _attach(self, columns: Columns, version: int, registrations: list[Registration | None] | None) -> None:
+        """Build the engine over ``columns`` (at load, and after compact),
+        with the registration of each position when known."""
         policy = getattr(self, "engine", None)
         self.engine = Engine(columns, self._registration, partial(build_reasons, self._registration, columns),
                              policy.policy if policy is not None else DEFAULT_POLICY, log=self._log,
                              version=version)
         self.columns = columns
         self._core = self.engine.core
-        self._layout = Layout(columns, self._core)
+        self._layout = Layout(columns, self._core, registrations)
         self._book.attach(self._core)
         # The compiled methods themselves, with no Python frame in between
         # (SPEC §5: constant time); the class's methods document them.
@@ -164,11 +164,12 @@ class Registry:
 
     def _registration(self, backend_id: str) -> Registration:
         """The stored registration of a live backend (static parts)."""
-        found = self._by_id.get(backend_id)
+        i = self._core.index.get(backend_id)
+        if i is None:
+            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
+        by_position = self._layout.registrations
+        found = by_position[i]
         if found is None:
-            i = self._core.index.get(backend_id)
-            if i is None:
-                raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
             if self._records is not None:
                 if self._record_pos is None:
                     self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
@@ -176,7 +177,7 @@ class Registry:
                 found = self._records(j) if j is not None else registration_from_columns(self.columns, i)
             else:
                 found = registration_from_columns(self.columns, i)
-            self._by_id[backend_id] = found
+            by_position[i] = found
         return found
 
     def _live(self, backend_id: str) -> Registration:
@@ -445,9 +446,9 @@ class Registry:
         try:
             if self._batches:
                 raise self._during_batch("add")
-            # All or nothing; the registrations entered in _by_id and the add
-            # logged there too. None: an id is registered already.
-            new_tokens = self._layout.add(regs, self._by_id)
+            # All or nothing; the add logged there too. None: an id is
+            # registered already.
+            new_tokens = self._layout.add(regs, True)
             if new_tokens is None:
                 index = self._core.index
                 raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
@@ -468,9 +469,9 @@ class Registry:
         try:
             if self._batches:
                 raise self._during_batch("remove")
-            # A RegistryError naming it when unknown; its registration leaves
-            # _by_id and the remove is logged there too.
-            self._layout.remove(backend_id, self._by_id)
+            # A RegistryError naming it when unknown; the remove is logged
+            # there too.
+            self._layout.remove(backend_id, True)
             if self._health_notes:
                 self._health_notes.pop(backend_id, None)
             if self._book.ids_of:
@@ -492,7 +493,6 @@ class Registry:
                 raise self._during_batch("replace")
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
-            self._by_id[reg.backend_id] = reg
             if reg.backend_id in self._health_notes:
                 self._count_incidents(reg.backend_id)
             self._records_current = False
@@ -591,7 +591,8 @@ class Registry:
         if since < max(first, self._log_start):
             raise RegistryError(f"Changes after version {since} are no longer kept (the log holds those after "
                                 f"version {max(first, self._log_start)}); load a newer snapshot", "changes")
-        return [Change(version, kind, backend_id, update_fields(data) if kind == "update" else data)
+        return [Change(version, kind, backend_id, update_fields(data) if kind == "update" else
+                       (data,) if kind == "add" and type(data) is not tuple else data)
                 for version, kind, backend_id, data in self._log if version > since]
 
     def apply(self, changes: Iterable[Change]) -> None:
@@ -647,8 +648,11 @@ class Registry:
                 raise self._during_batch("compact")
             for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
                 self._registration(bid)
+            # Compacted columns keep the live positions in their order.
+            ids, by_position = self.columns.backend_ids, self._layout.registrations
+            kept = [reg for b, reg in zip(ids, by_position, strict=True) if b is not None]
             self._records, self._records_current = None, False
-            self._attach(self.columns.compacted(), self.version)
+            self._attach(self.columns.compacted(), self.version, kept)
             self._structure += 1
 
     # --- tables and snapshots --------------------------------------------------------------
