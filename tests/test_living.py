@@ -413,6 +413,8 @@ def test_versions_and_the_change_log_let_a_replica_follow():
     registry.remove("a")
     changes = registry.changes(since=0)
     assert [c.kind for c in changes] == ["add", "update", "reserve", "replace", "release", "reserve", "remove"]
+    # An add's data is a tuple of Registrations, one add or a list alike.
+    assert type(changes[0].data) is tuple and [r.backend_id for r in changes[0].data] == ["c"]
     assert [c.version for c in changes] == list(range(1, 8)) and registry.version == 7
     assert registry.changes(since=5) == changes[5:]
     replica = load_snapshot(start.getvalue())
@@ -484,6 +486,32 @@ def test_many_adds_and_removes_keep_answers_and_reuse_positions():
     registry.compact()
     assert registry.columns.n == 100
     assert [m.backend_id for m in registry.match(slot, k=3)] == ["n049", "n048", "n047"]
+
+
+def test_each_backend_keeps_its_own_registration_through_removes_adds_and_compaction():
+    """Registrations are kept by position: a reused position holds the new
+    backend's, and compaction moves each with its backend."""
+    registry = load_registry([doc(f"k{j}", capabilities=[f"cap-{j}"]) for j in range(6)])
+    registry.remove("k1")
+    registry.remove("k4")
+    registry.add(doc("n1", capabilities=["cap-new"]))  # into a hole
+    registry.add([doc("n2", capabilities=["cap-n2"]), doc("n3", capabilities=["cap-n3"])])  # a hole, then a new one
+    registry.replace(doc("k2", capabilities=["cap-replaced"]))
+    expected = {"k0": ["cap-0"], "k2": ["cap-replaced"], "k3": ["cap-3"], "k5": ["cap-5"], "n1": ["cap-new"],
+                "n2": ["cap-n2"], "n3": ["cap-n3"]}
+
+    def held() -> dict[str, list[str]]:
+        return {b: [c if isinstance(c, str) else c.name for c in registry[b].capabilities] for b in registry.backend_ids}
+
+    assert held() == expected
+    registry.compact()
+    assert held() == expected
+    for gone in ("k1", "k4"):
+        with pytest.raises(KeyError):
+            registry[gone]
+    changes = registry.changes(since=2)
+    assert [c.kind for c in changes[:2]] == ["add", "add"]
+    assert [[r.backend_id for r in c.data] for c in changes[:2]] == [["n1"], ["n2", "n3"]]
 
 
 def test_threads_reserving_at_once_never_overcommit():

@@ -185,14 +185,17 @@ def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
     known = set(initial)  # live or removed: what the order holds
     for op, backend_id in ops:
         if op == "purge":
-            labels_before = {b: order.labels[b] for b in live}
+            kept = order.labels
+            labels_before = {b: kept[b] for b in live}
             order.purge()
             known = set(live)
-            assert order.gone == set() and {b: order.labels[b] for b in live} == labels_before
-            assert set(order.labels) == live
+            kept = order.labels
+            assert order.gone == set() and {b: kept[b] for b in live} == labels_before
+            assert set(kept) == live
         elif op == "add" and backend_id not in live:
             if backend_id in order.gone:
                 expected = order.labels[backend_id]
+                assert backend_id in order and order.removed(backend_id)
             else:
                 expected = None
             positions.setdefault(backend_id, len(positions))
@@ -207,11 +210,12 @@ def test_id_order_labels_increase_with_the_ids(initial, tight, ops):
             live.discard(backend_id)
         held = order.ids()
         assert held == sorted(known) and len(order) == len(known)
-        labels = [order.labels[b] for b in held]
+        by_id = order.labels
+        labels = [by_id[b] for b in held]
         assert all(a < b for a, b in zip(labels, labels[1:])), "labels must increase strictly with the ids"
         assert all(-(1 << 62) < x < (1 << 62) for x in labels)
         for b in live:  # the column holds every live id's label, spreads included
-            assert id_label[positions[b]] == order.labels[b]
+            assert id_label[positions[b]] == by_id[b]
     assert order.gone == known - live
 
 
@@ -231,9 +235,10 @@ def test_id_order_stays_sorted_when_its_blocks_split():
         id_label[positions[backend_id]] = order.label_for(backend_id, id_label, positions)
     held = order.ids()
     assert held == sorted(names) and len(order) == len(names)
-    labels = [order.labels[b] for b in held]
+    by_id = order.labels
+    labels = [by_id[b] for b in held]
     assert all(a < b for a, b in zip(labels, labels[1:]))
-    assert all(id_label[positions[b]] == order.labels[b] for b in added)
+    assert all(id_label[positions[b]] == by_id[b] for b in added)
 
 
 def test_id_order_refuses_bounds_whose_labels_would_not_fit_a_c_integer():

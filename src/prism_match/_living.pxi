@@ -408,7 +408,9 @@ cpdef index_t write_row(CoreRegistry core, Py_ssize_t i, Row row, bint keep_live
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
 from libc.string cimport memcmp
 from libc.stdint cimport uint64_t
-from cpython.set cimport PySet_Discard
+from cpython cimport array
+from libc.string cimport memmove
+import array as _array
 
 cdef enum:
     _LOAD = 256      # ids per block of an IdOrder (a block is split past twice this)
@@ -448,16 +450,18 @@ cdef inline Py_ssize_t _bisect_ids(list items, str key) except -1:
 @cython.no_gc
 cdef class IdOrder:
     """The ids of a live registry in byte order with their order labels
-    (``living.Layout``): a list of sorted blocks, so that finding an added
-    id's neighbours and inserting it costs two binary searches and a short
-    list insert. A removed id stays in place with its label (``discard``);
-    added back, it takes that label again. ``labels``: id -> label, for
-    every id in the order (removed ones included)."""
+    (``living.Layout``): a list of sorted blocks, each with its labels in a
+    C array beside it, so that finding an added id's neighbours (and their
+    labels) and inserting it costs two binary searches and two short
+    inserts, with no dictionary keyed by id to probe. A removed id stays in
+    place with its label (``discard``); added back, it takes that label
+    again (``gone``). ``labels``: id -> label, for every id in the order
+    (removed ones included), made when asked for."""
 
     cdef list blocks             # sorted lists of ids, each non-empty
+    cdef list lblocks            # array('q') beside each block: its ids' labels
     cdef list maxes              # the last id of each block
-    cdef readonly dict labels
-    cdef readonly set gone       # ids removed since the order was made
+    cdef dict _gone              # id -> label of the ids removed since the order was made
     cdef Py_ssize_t count
     cdef index_t gap, lowest, highest   # new labels inside (lowest, highest), both within 2**62 of 0
     cdef dict recent             # id -> ``labelled`` when it was given its label (kept while recent)
@@ -469,47 +473,109 @@ cdef class IdOrder:
         apart when ids arrive past either end. The bounds lie within 2**62
         of 0 (``living.Layout`` takes those two), so the difference of two
         labels is a C integer."""
-        cdef Py_ssize_t j
         if not -(1 << 62) <= lowest < highest <= (1 << 62) or gap < 1:
             raise ValueError(f"IdOrder bounds must satisfy -2**62 <= lowest < highest <= 2**62 and gap >= 1, "
                              f"got {lowest}, {highest} and {gap}")
-        self.blocks = [ids[j:j + _LOAD] for j in range(0, len(ids), _LOAD)]
-        self.maxes = [block[len(block) - 1] for block in self.blocks]  # no wraparound in this module
-        self.labels = dict(zip(ids, labels))
-        self.gone = set()
+        if len(ids) != len(labels):
+            raise ValueError(f"IdOrder needs a label for each id, got {len(ids)} ids and {len(labels)} labels")
+        self._blocks_of(ids, labels)
+        self._gone = {}
         self.recent = {}
-        self.count = len(ids)
         self.gap, self.lowest, self.highest = gap, lowest, highest
+
+    cdef int _blocks_of(self, list ids, list labels) except -1:
+        # The blocks (and their label arrays) of ``ids`` in order, _LOAD each.
+        cdef Py_ssize_t j
+        self.blocks = [ids[j:j + _LOAD] for j in range(0, len(ids), _LOAD)]
+        self.lblocks = [_array.array("q", labels[j:j + _LOAD]) for j in range(0, len(ids), _LOAD)]
+        self.maxes = [block[len(block) - 1] for block in self.blocks]  # no wraparound in this module
+        self.count = len(ids)
+        return 0
 
     def __len__(self):
         return self.count
+
+    def __contains__(self, backend_id):
+        """Whether ``backend_id`` is in the order (live or removed)."""
+        return type(backend_id) is str and self._has(backend_id)
 
     def ids(self):
         """Every id in the order (removed ones included), in byte order."""
         return [backend_id for block in self.blocks for backend_id in block]
 
-    cpdef discard(self, str backend_id):
-        """``backend_id`` was removed: it keeps its place and label."""
-        self.gone.add(backend_id)
+    @property
+    def labels(self):
+        """id -> label, for every id in the order (removed ones included)."""
+        return {backend_id: label for block, lb in zip(self.blocks, self.lblocks)
+                for backend_id, label in zip(block, lb)}
+
+    @property
+    def gone(self):
+        """The ids removed since the order was made (a new set)."""
+        return set(self._gone)
+
+    cdef bint _has(self, str backend_id) except -1:
+        # Whether ``backend_id`` is in the order (two binary searches).
+        cdef Py_ssize_t b = _bisect_ids(self.maxes, backend_id), pos
+        if b == len(self.blocks):
+            return False
+        pos = _bisect_ids(<list>self.blocks[b], backend_id)
+        return (<list>self.blocks[b])[pos] == backend_id
+
+    def discard(self, str backend_id):
+        """``backend_id`` (in the order) was removed: it keeps its place
+        and label."""
+        cdef Py_ssize_t b = _bisect_ids(self.maxes, backend_id), pos
+        if b == len(self.blocks) or (<list>self.blocks[b])[_bisect_ids(<list>self.blocks[b], backend_id)] \
+                != backend_id:
+            raise KeyError(backend_id)
+        pos = _bisect_ids(<list>self.blocks[b], backend_id)
+        self._gone[backend_id] = (<array.array>self.lblocks[b]).data.as_longlongs[pos]
+
+    cdef inline int discard_labelled(self, str backend_id, index_t label) except -1:
+        # ``discard`` of an id whose label the caller has (LayoutCore.remove:
+        # the column's), with no search.
+        self._gone[backend_id] = label
+        return 0
+
+    cpdef bint removed(self, str backend_id):
+        """Whether ``backend_id`` is in the order as a removed id."""
+        return backend_id in self._gone
 
     cpdef bint crowded(self):
         """Whether the removed ids it keeps make up a third of it (and more
         than 64): ``purge`` is then due."""
-        return len(self.gone) > 64 + self.count // 2
+        return len(self._gone) > 64 + self.count // 2
 
     def purge(self):
         """Forget the removed ids, places and labels (one pass over the ids
         in C; the live ids keep their labels)."""
-        cdef set gone = self.gone
-        cdef list kept = [backend_id for block in self.blocks for backend_id in <list>block
-                          if backend_id not in gone]
-        cdef Py_ssize_t j
-        for backend_id in gone:
-            del self.labels[backend_id]
-        self.blocks = [kept[j:j + _LOAD] for j in range(0, len(kept), _LOAD)]
-        self.maxes = [block[len(block) - 1] for block in self.blocks]
-        self.count = len(kept)
-        self.gone = set()
+        cdef dict gone = self._gone
+        cdef list kept = [], kept_labels = []
+        cdef Py_ssize_t b, j
+        cdef array.array lb
+        for b in range(len(self.blocks)):
+            lb = <array.array>self.lblocks[b]
+            for j, backend_id in enumerate(<list>self.blocks[b]):
+                if backend_id not in gone:
+                    kept.append(backend_id)
+                    kept_labels.append(lb.data.as_longlongs[j])
+        self._blocks_of(kept, kept_labels)
+        self._gone = {}
+
+    cdef inline index_t _label_at(self, Py_ssize_t b, Py_ssize_t pos) noexcept:
+        # The label of the id at (block, position), or the bound past either end.
+        if pos < 0:
+            b -= 1
+            if b < 0:
+                return self.lowest
+            pos = len(<list>self.blocks[b]) - 1
+        elif pos >= len(<list>self.blocks[b]):
+            b += 1
+            if b >= len(self.blocks):
+                return self.highest
+            pos = 0
+        return (<array.array>self.lblocks[b]).data.as_longlongs[pos]
 
     cdef object _id_at(self, Py_ssize_t b, Py_ssize_t pos):
         # The id at (block, position), or None past either end.
@@ -525,13 +591,6 @@ cdef class IdOrder:
             pos = 0
         return (<list>self.blocks[b])[pos]
 
-    cdef index_t _label_at(self, Py_ssize_t b, Py_ssize_t pos) except? -1:
-        # The label of the id at (block, position), or the bound past either end.
-        backend_id = self._id_at(b, pos)
-        if backend_id is None:
-            return self.lowest if pos < 0 else self.highest
-        return self.labels[backend_id]
-
     cpdef index_t label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None) except? -1:
         """The order label of an added id: its own again if it was removed,
         else one between its neighbours' (at either end one gap out, ids
@@ -541,17 +600,21 @@ cdef class IdOrder:
         whose label changes get it written into ``id_label`` at
         ``index[id]``, and told to ``core``'s scan order, whose rank bounds
         follow labels)."""
-        cdef Py_ssize_t nb = len(self.blocks), b, pos
+        cdef Py_ssize_t nb = len(self.blocks), b, pos, m
         cdef index_t lo, hi, label, gap = self.gap
         cdef bint at_end, at_start
         cdef list block
-        if PySet_Discard(self.gone, backend_id) == 1:  # removed before: one lookup finds and forgets it
-            return self.labels[backend_id]
+        cdef array.array lb
+        if self._gone:
+            found = self._gone.pop(backend_id, None)  # removed before: one lookup finds and forgets it
+            if found is not None:
+                return found
         if nb == 0:
             label = self.lowest + <index_t>((<uint64_t>self.highest - <uint64_t>self.lowest) >> 1)
             self.blocks.append([backend_id])
+            lb = _array.array("q", [label])
+            self.lblocks.append(lb)
             self.maxes.append(backend_id)
-            self.labels[backend_id] = label
             self.count = 1
             return label
         b = _bisect_ids(self.maxes, backend_id)
@@ -588,13 +651,19 @@ cdef class IdOrder:
                 label = lo + (hi - lo) // 2
         block = <list>self.blocks[b]
         block.insert(pos, backend_id)
+        lb = <array.array>self.lblocks[b]
+        m = len(lb)
+        array.resize_smart(lb, m + 1)
+        memmove(&lb.data.as_longlongs[pos + 1], &lb.data.as_longlongs[pos], (m - pos) * sizeof(long long))
+        lb.data.as_longlongs[pos] = label
         if pos == len(block) - 1:
             self.maxes[b] = backend_id
         if len(block) > 2 * _LOAD:
             self.blocks.insert(b + 1, block[_LOAD:])
             del block[_LOAD:]
+            self.lblocks.insert(b + 1, lb[_LOAD:])
+            array.resize(lb, _LOAD)
             self.maxes.insert(b, block[len(block) - 1])
-        self.labels[backend_id] = label
         self.count += 1
         self.labelled += 1
         recent = self.recent
@@ -609,8 +678,9 @@ cdef class IdOrder:
         return at is not None and self.labelled - <Py_ssize_t>at < _RECENT
 
     cdef tuple _window(self, Py_ssize_t b, Py_ssize_t pos, Py_ssize_t width):
-        # Up to ``width`` ids before (b, pos) and from it on, with the label
-        # just outside each side and whether each side reached its end.
+        # Up to ``width`` places before (b, pos) and from it on, as
+        # (block, position) pairs, with the label just outside each side
+        # and whether each side reached its end.
         cdef list before = [], after = []
         cdef Py_ssize_t bb = b, p = pos - 1, nb = len(self.blocks)
         while len(before) < width:
@@ -619,7 +689,7 @@ cdef class IdOrder:
                 if bb < 0:
                     break
                 p = len(<list>self.blocks[bb]) - 1
-            before.append((<list>self.blocks[bb])[p])
+            before.append((bb, p))
             p -= 1
         before.reverse()
         lo = self._label_at(bb, p) if bb >= 0 else self.lowest
@@ -631,7 +701,7 @@ cdef class IdOrder:
                 if bb >= nb:
                     break
                 p = 0
-            after.append((<list>self.blocks[bb])[p])
+            after.append((bb, p))
             p += 1
         hi = self._label_at(bb, p) if bb < nb else self.highest
         last = bb >= nb or (bb == nb - 1 and p >= len(<list>self.blocks[bb]))
@@ -642,8 +712,9 @@ cdef class IdOrder:
         # window until it has room for them all (amortized: each doubling
         # halves how often it happens), one gap left free at (b, pos).
         # Removed ids in the window get new labels too, in the order only.
-        cdef Py_ssize_t width = 8, j
+        cdef Py_ssize_t width = 8, j, bb, p
         cdef index_t* out = <index_t*>_ptr(id_label)
+        cdef index_t label
         while True:
             before, after, lo, hi, everything = self._window(b, pos, width)
             count = len(before) + len(after)
@@ -651,10 +722,13 @@ cdef class IdOrder:
                 break
             width *= 2
         step = (hi - lo) // (count + 2)
-        for j, backend_id in enumerate(before + after):
+        for j, (bb, p) in enumerate(before + after):
             label = lo + step * (j + 1 + (j >= len(before)))
-            self.labels[backend_id] = label
-            if backend_id not in self.gone:
+            (<array.array>self.lblocks[bb]).data.as_longlongs[p] = label
+            backend_id = (<list>self.blocks[bb])[p]
+            if backend_id in self._gone:
+                self._gone[backend_id] = label
+            else:
                 out[<Py_ssize_t>index[backend_id]] = label
                 if core is not None:
                     core.label_written(index[backend_id])
@@ -848,7 +922,7 @@ cdef class LayoutCore:
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:
-            self._order.discard(backend_id)
+            self._order.discard_labelled(backend_id, core.r.id_rank[<Py_ssize_t>i])
         core._positions_version += 1  # core.positions_moved()
         self._ids_changed()
         if log:

@@ -187,7 +187,7 @@ class Layout(LayoutCore):
             c.holes.append(i)
             c.dense = False
         order = self._order
-        if order is not None and backend_id in order.labels and backend_id not in order.gone:
+        if order is not None and backend_id in order and not order.removed(backend_id):
             order.discard(backend_id)
 
     def replace(self, reg: Registration) -> int:

@@ -163,21 +163,28 @@ class Registry:
     # --- registrations ---------------------------------------------------------------------
 
     def _registration(self, backend_id: str) -> Registration:
-        """The stored registration of a live backend (static parts)."""
+        """The stored registration of a live backend (static parts).
+
+        Kept by position, with no lock: a reader racing an add that reuses
+        the position of a backend removed meanwhile sees an id that is not
+        the one asked for, and the backend as unknown."""
+        by_position = self._layout.registrations
         i = self._core.index.get(backend_id)
+        found = by_position[i] if i is not None and i < len(by_position) else None
+        if found is not None and found.backend_id == backend_id:
+            return found
         if i is None:
             raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
-        by_position = self._layout.registrations
-        found = by_position[i]
-        if found is None:
-            if self._records is not None:
-                if self._record_pos is None:
-                    self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
-                j = self._record_pos.get(backend_id)
-                found = self._records(j) if j is not None else registration_from_columns(self.columns, i)
-            else:
-                found = registration_from_columns(self.columns, i)
-            by_position[i] = found
+        if self._records is not None:
+            if self._record_pos is None:
+                self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
+            j = self._record_pos.get(backend_id)
+            found = self._records(j) if j is not None else registration_from_columns(self.columns, i)
+        else:
+            found = registration_from_columns(self.columns, i)
+        if found.backend_id != backend_id or self._core.index.get(backend_id) != i:
+            raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")  # removed while it was read
+        by_position[i] = found
         return found
 
     def _live(self, backend_id: str) -> Registration:
