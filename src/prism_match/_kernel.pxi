@@ -16,7 +16,18 @@ cdef extern from *:
     #else
     static inline int pm_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int pm_clz64(unsigned long long x) { return __builtin_clzll(x); }
+    #if defined(__POPCNT__)
     static inline int pm_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    #else
+    /* Without -mpopcnt the builtin is a call into libgcc; the same bit
+       arithmetic inline instead. */
+    static inline int pm_popcount64(unsigned long long x) {
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    }
+    #endif
     #endif
     """
     int pm_ctz64(unsigned long long x) noexcept nogil  # x != 0

@@ -694,18 +694,28 @@ cdef class ScanOrder:
         return -1
 
     cdef index_t _free_count(self, index_t a, index_t b) noexcept nogil:
-        # The number of free slots in [a, b).
-        cdef index_t w, last = (b - 1) >> 6, count = 0
-        cdef mask_t free
+        # The number of free slots in [a, b): only the words ``free_words``
+        # marks are read (a run's few, not its every word: this runs on
+        # most adds whose id falls in its run's last word).
+        cdef index_t w, s, wa = a >> 6, last = (b - 1) >> 6, count = 0
+        cdef mask_t free, marked
         if a >= b:
             return 0
-        for w in range(a >> 6, last + 1):
-            free = self._free_mask(w)
-            if w == a >> 6:
-                free &= ~(((<mask_t>1) << (a & 63)) - 1)
-            if w == last and (b & 63):
-                free &= ((<mask_t>1) << (b & 63)) - 1
-            count += pm_popcount64(free)
+        for s in range(wa >> 6, (last >> 6) + 1):
+            marked = self.free_words[s]
+            if s == wa >> 6:
+                marked &= ~(((<mask_t>1) << (wa & 63)) - 1)
+            if s == last >> 6 and (last & 63) != 63:
+                marked &= ((<mask_t>1) << ((last & 63) + 1)) - 1
+            while marked:
+                w = (s << 6) + pm_ctz64(marked)
+                marked &= marked - 1
+                free = self._free_mask(w)
+                if w == wa:
+                    free &= ~(((<mask_t>1) << (a & 63)) - 1)
+                if w == last and (b & 63):
+                    free &= ((<mask_t>1) << (b & 63)) - 1
+                count += pm_popcount64(free)
         return count
 
     cdef index_t _compact_run(self, const Reg* r, score_t key, index_t first, index_t past) noexcept nogil:
