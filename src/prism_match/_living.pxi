@@ -514,23 +514,26 @@ cdef class IdOrder:
         """The ids removed since the order was made (a new set)."""
         return set(self._gone)
 
-    cdef bint _has(self, str backend_id) except -1:
-        # Whether ``backend_id`` is in the order (two binary searches).
-        cdef Py_ssize_t b = _bisect_ids(self.maxes, backend_id), pos
+    cdef Py_ssize_t _find(self, str backend_id, Py_ssize_t* at) except -2:
+        # The block of ``backend_id`` in the order, its position there in
+        # ``at`` (two binary searches); -1 when it is not in the order.
+        cdef Py_ssize_t b = _bisect_ids(self.maxes, backend_id)
         if b == len(self.blocks):
-            return False
-        pos = _bisect_ids(<list>self.blocks[b], backend_id)
-        return (<list>self.blocks[b])[pos] == backend_id
+            return -1
+        at[0] = _bisect_ids(<list>self.blocks[b], backend_id)
+        return b if (<list>self.blocks[b])[at[0]] == backend_id else -1
+
+    cdef bint _has(self, str backend_id) except -1:
+        cdef Py_ssize_t at
+        return self._find(backend_id, &at) >= 0
 
     def discard(self, str backend_id):
         """``backend_id`` (in the order) was removed: it keeps its place
         and label."""
-        cdef Py_ssize_t b = _bisect_ids(self.maxes, backend_id), pos
-        if b == len(self.blocks) or (<list>self.blocks[b])[_bisect_ids(<list>self.blocks[b], backend_id)] \
-                != backend_id:
+        cdef Py_ssize_t at, b = self._find(backend_id, &at)
+        if b < 0:
             raise KeyError(backend_id)
-        pos = _bisect_ids(<list>self.blocks[b], backend_id)
-        self._gone[backend_id] = (<array.array>self.lblocks[b]).data.as_longlongs[pos]
+        self._gone[backend_id] = (<array.array>self.lblocks[b]).data.as_longlongs[at]
 
     cdef inline int discard_labelled(self, str backend_id, index_t label) except -1:
         # ``discard`` of an id whose label the caller has (LayoutCore.remove:
