@@ -98,6 +98,18 @@ def check_scan_order(registry) -> None:
     slot_of[perm[taken]] = np.flatnonzero(taken)
     for j in np.flatnonzero(~taken).tolist():
         assert not int(a["alive"][j >> 6] >> np.uint64(j & 63)) & 1
+    # ``free_words`` marks exactly the words with a free slot, and the free
+    # count of a range (which reads only the marked words) is the count of
+    # the slots not alive in it.
+    slots = len(perm)
+    free = ~np.unpackbits(a["alive"].view(np.uint8), bitorder="little")[:slots].astype(bool)
+    words = (slots + 63) // 64
+    marked = np.unpackbits(a["free_words"].view(np.uint8), bitorder="little")[:words].astype(bool)
+    assert marked.tolist() == [bool(free[w * 64:(w + 1) * 64].any()) for w in range(words)]
+    for lo, hi in ((0, slots), (slots // 3, slots // 3 + 1), (slots // 5, slots - slots // 7), (65, 200)):
+        hi = min(hi, slots)
+        lo = min(lo, hi)
+        assert scan.free_count(lo, hi) == int(free[lo:hi].sum())
 
     def bit(words, j):
         return int(words[j >> 6] >> np.uint64(j & 63)) & 1

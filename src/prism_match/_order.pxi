@@ -718,6 +718,13 @@ cdef class ScanOrder:
                 count += pm_popcount64(free)
         return count
 
+    def free_count(self, Py_ssize_t a, Py_ssize_t b):
+        """The number of free scan slots in [a, b) (``_free_count``, for the
+        tests: slots past ``n_slots`` are not counted)."""
+        if not 0 <= a <= b <= self.n_slots:
+            raise IndexError(f"[{a}, {b}) is not within the {self.n_slots} scan slots")
+        return self._free_count(a, b)
+
     cdef index_t _compact_run(self, const Reg* r, score_t key, index_t first, index_t past) noexcept nogil:
         # The run of ``key`` in slots [first, past) laid out as a fresh
         # order lays it: its live backends sorted by id rank from ``first``,
