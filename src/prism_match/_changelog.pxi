@@ -7,8 +7,11 @@ cdef class ChangeLog:
     """The bounded change log: the last ``capacity`` changes as (version,
     kind, backend_id, payload), oldest first when iterated. A ring of
     fixed slots written in place, so logging a change makes no tuple and
-    frees none (a reserve or an update logs one on the hot path)."""
-    cdef list _versions, _kinds, _ids, _payloads
+    frees none (a reserve or an update logs one on the hot path), and its
+    version is a C integer (no int object made, none freed when the ring
+    comes round)."""
+    cdef Py_ssize_t* _versions
+    cdef list _kinds, _ids, _payloads
     cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _next, _count       # the slot written next; slots in use
 
@@ -16,7 +19,9 @@ cdef class ChangeLog:
         if capacity < 1:
             raise ValueError("a change log holds at least one change")
         self.capacity = capacity
-        self._versions = [None] * capacity
+        self._versions = <Py_ssize_t*>PyMem_Malloc(capacity * sizeof(Py_ssize_t))
+        if self._versions == NULL:
+            raise MemoryError()
         self._kinds = [None] * capacity
         self._ids = [None] * capacity
         self._payloads = [None] * capacity
@@ -33,6 +38,9 @@ cdef class ChangeLog:
         if self._count < self.capacity:
             self._count += 1
         return 0
+
+    def __dealloc__(self):
+        PyMem_Free(self._versions)
 
     def append(self, entry):
         """Log ``(version, kind, backend_id, payload)``."""
