@@ -15,7 +15,8 @@ cdef class ChangeLog:
     cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _next, _count       # the slot written next; slots in use
 
-    def __init__(self, Py_ssize_t capacity):
+    def __cinit__(self, Py_ssize_t capacity):
+        # Here, not in __init__: called once, so the array cannot leak.
         if capacity < 1:
             raise ValueError("a change log holds at least one change")
         self.capacity = capacity

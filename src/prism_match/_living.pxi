@@ -454,14 +454,15 @@ cdef class IdOrder:
     C array beside it, so that finding an added id's neighbours (and their
     labels) and inserting it costs two binary searches and two short
     inserts, with no dictionary keyed by id to probe. A removed id stays in
-    place with its label (``discard``); added back, it takes that label
-    again (``gone``). ``labels``: id -> label, for every id in the order
-    (removed ones included), made when asked for."""
+    place with its label (``discard``, ``gone``); added back, the search
+    that places a new id finds it there, with that label. ``labels``: id ->
+    label, for every id in the order (removed ones included), made when
+    asked for."""
 
     cdef list blocks             # sorted lists of ids, each non-empty
     cdef list lblocks            # array('q') beside each block: its ids' labels
     cdef list maxes              # the last id of each block
-    cdef dict _gone              # id -> label of the ids removed since the order was made
+    cdef readonly set gone       # ids removed since the order was made (their labels stay in ``lblocks``)
     cdef Py_ssize_t count
     cdef index_t gap, lowest, highest   # new labels inside (lowest, highest), both within 2**62 of 0
     cdef dict recent             # id -> ``labelled`` when it was given its label (kept while recent)
@@ -479,7 +480,7 @@ cdef class IdOrder:
         if len(ids) != len(labels):
             raise ValueError(f"IdOrder needs a label for each id, got {len(ids)} ids and {len(labels)} labels")
         self._blocks_of(ids, labels)
-        self._gone = {}
+        self.gone = set()
         self.recent = {}
         self.gap, self.lowest, self.highest = gap, lowest, highest
 
@@ -509,11 +510,6 @@ cdef class IdOrder:
         return {backend_id: label for block, lb in zip(self.blocks, self.lblocks)
                 for backend_id, label in zip(block, lb)}
 
-    @property
-    def gone(self):
-        """The ids removed since the order was made (a new set)."""
-        return set(self._gone)
-
     cdef Py_ssize_t _find(self, str backend_id, Py_ssize_t* at) except -2:
         # The block of ``backend_id`` in the order, its position there in
         # ``at`` (two binary searches); -1 when it is not in the order.
@@ -527,33 +523,20 @@ cdef class IdOrder:
         cdef Py_ssize_t at
         return self._find(backend_id, &at) >= 0
 
-    def discard(self, str backend_id):
+    cpdef discard(self, str backend_id):
         """``backend_id`` (in the order) was removed: it keeps its place
         and label."""
-        cdef Py_ssize_t at, b = self._find(backend_id, &at)
-        if b < 0:
-            raise KeyError(backend_id)
-        self._gone[backend_id] = (<array.array>self.lblocks[b]).data.as_longlongs[at]
-
-    cdef inline int discard_labelled(self, str backend_id, index_t label) except -1:
-        # ``discard`` of an id whose label the caller has (LayoutCore.remove:
-        # the column's), with no search.
-        self._gone[backend_id] = label
-        return 0
-
-    cpdef bint removed(self, str backend_id):
-        """Whether ``backend_id`` is in the order as a removed id."""
-        return backend_id in self._gone
+        self.gone.add(backend_id)
 
     cpdef bint crowded(self):
         """Whether the removed ids it keeps make up a third of it (and more
         than 64): ``purge`` is then due."""
-        return len(self._gone) > 64 + self.count // 2
+        return len(self.gone) > 64 + self.count // 2
 
     def purge(self):
         """Forget the removed ids, places and labels (one pass over the ids
         in C; the live ids keep their labels)."""
-        cdef dict gone = self._gone
+        cdef set gone = self.gone
         cdef list kept = [], kept_labels = []
         cdef Py_ssize_t b, j
         cdef array.array lb
@@ -564,34 +547,33 @@ cdef class IdOrder:
                     kept.append(backend_id)
                     kept_labels.append(lb.data.as_longlongs[j])
         self._blocks_of(kept, kept_labels)
-        self._gone = {}
+        self.gone = set()
+
+    cdef inline bint _at(self, Py_ssize_t* b, Py_ssize_t* pos) noexcept:
+        # (block, position) one past either end of its block moved to the
+        # neighbouring block's end; False past either end of the order.
+        if pos[0] < 0:
+            b[0] -= 1
+            if b[0] < 0:
+                return False
+            pos[0] = len(<list>self.blocks[b[0]]) - 1
+        elif pos[0] >= len(<list>self.blocks[b[0]]):
+            b[0] += 1
+            if b[0] >= len(self.blocks):
+                return False
+            pos[0] = 0
+        return True
 
     cdef inline index_t _label_at(self, Py_ssize_t b, Py_ssize_t pos) noexcept:
         # The label of the id at (block, position), or the bound past either end.
-        if pos < 0:
-            b -= 1
-            if b < 0:
-                return self.lowest
-            pos = len(<list>self.blocks[b]) - 1
-        elif pos >= len(<list>self.blocks[b]):
-            b += 1
-            if b >= len(self.blocks):
-                return self.highest
-            pos = 0
+        if not self._at(&b, &pos):
+            return self.lowest if pos < 0 else self.highest
         return (<array.array>self.lblocks[b]).data.as_longlongs[pos]
 
     cdef object _id_at(self, Py_ssize_t b, Py_ssize_t pos):
         # The id at (block, position), or None past either end.
-        if pos < 0:
-            b -= 1
-            if b < 0:
-                return None
-            pos = len(<list>self.blocks[b]) - 1
-        elif pos >= len(<list>self.blocks[b]):
-            b += 1
-            if b >= len(self.blocks):
-                return None
-            pos = 0
+        if not self._at(&b, &pos):
+            return None
         return (<list>self.blocks[b])[pos]
 
     cpdef index_t label_for(self, str backend_id, id_label, dict index, CoreRegistry core=None) except? -1:
@@ -608,10 +590,6 @@ cdef class IdOrder:
         cdef bint at_end, at_start
         cdef list block
         cdef array.array lb
-        if self._gone:
-            found = self._gone.pop(backend_id, None)  # removed before: one lookup finds and forgets it
-            if found is not None:
-                return found
         if nb == 0:
             label = self.lowest + <index_t>((<uint64_t>self.highest - <uint64_t>self.lowest) >> 1)
             self.blocks.append([backend_id])
@@ -626,6 +604,9 @@ cdef class IdOrder:
             pos = len(<list>self.blocks[b])
         else:
             pos = _bisect_ids(<list>self.blocks[b], backend_id)
+            if (<list>self.blocks[b])[pos] == backend_id:  # removed before: it takes its label back
+                self.gone.discard(backend_id)
+                return (<array.array>self.lblocks[b]).data.as_longlongs[pos]
         lo = self._label_at(b, pos - 1)
         hi = self._label_at(b, pos)
         at_end = b == nb - 1 and pos == len(<list>self.blocks[b])
@@ -729,9 +710,7 @@ cdef class IdOrder:
             label = lo + step * (j + 1 + (j >= len(before)))
             (<array.array>self.lblocks[bb]).data.as_longlongs[p] = label
             backend_id = (<list>self.blocks[bb])[p]
-            if backend_id in self._gone:
-                self._gone[backend_id] = label
-            else:
+            if backend_id not in self.gone:
                 out[<Py_ssize_t>index[backend_id]] = label
                 if core is not None:
                     core.label_written(index[backend_id])
@@ -925,7 +904,7 @@ cdef class LayoutCore:
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:
-            self._order.discard_labelled(backend_id, core.r.id_rank[<Py_ssize_t>i])
+            self._order.discard(backend_id)
         core._positions_version += 1  # core.positions_moved()
         self._ids_changed()
         if log:

@@ -187,7 +187,7 @@ class Layout(LayoutCore):
             c.holes.append(i)
             c.dense = False
         order = self._order
-        if order is not None and backend_id in order and not order.removed(backend_id):
+        if order is not None and backend_id in order and backend_id not in order.gone:
             order.discard(backend_id)
 
     def replace(self, reg: Registration) -> int:
