@@ -20,6 +20,7 @@ from libc.string cimport memset
 from libc.stdlib cimport malloc, free, qsort
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cython.parallel cimport prange
+from fastrlock.rlock cimport lock_fastrlock, unlock_fastrlock
 from ._typedefs cimport mask_t, index_t, score_t, code_t, rules_t
 from ._rules cimport *
 
@@ -748,6 +749,12 @@ cdef class CoreRegistry:
         """Mark position ``i`` as holding a backend (its row written), or as a hole."""
         self._set_alive(i, alive)
 
+    cdef inline void _prefetch_position(self, Py_ssize_t i) noexcept:
+        # Ask for what ``_set_alive(i, False)`` reads (LayoutCore.remove).
+        pm_prefetch(self.r.id_rank + i)
+        if self._scan is not None:
+            pm_prefetch(self._scan.slot_of + i)
+
     cdef inline void _set_alive(self, Py_ssize_t i, bint alive) noexcept:
         # set_alive without a Python call (LayoutCore.add and remove, per backend).
         cdef mask_t* words = <mask_t*>self.r.alive
@@ -859,4 +866,5 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
 
 include "_living.pxi"
 include "_reserve.pxi"
+include "_edits.pxi"
 include "_batch.pxi"

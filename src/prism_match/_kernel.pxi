@@ -29,7 +29,14 @@ cdef extern from *:
     }
     #endif
     #endif
+    /* A hint that *p will be read soon (nothing on compilers without it). */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define pm_prefetch(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define pm_prefetch(p) ((void)(p))
+    #endif
     """
+    void pm_prefetch(const void* p) noexcept nogil
     int pm_ctz64(unsigned long long x) noexcept nogil  # x != 0
     int pm_clz64(unsigned long long x) noexcept nogil  # x != 0
     int pm_popcount64(unsigned long long x) noexcept nogil

@@ -721,6 +721,14 @@ cdef class IdOrder:
 cdef tuple _NO_TOKENS = ()
 
 
+cdef extern from *:
+    """
+    #define pm_list_item_at(o, i) (&((PyListObject*)(o))->ob_item[i])
+    """
+    # The address of a list's item ``i`` (< its length), to prefetch.
+    const void* pm_list_item_at(list o, Py_ssize_t i) noexcept
+
+
 cdef class LayoutCore:
     """The hot half of ``living.Layout`` (which subclasses it and documents
     the whole): ``add`` and ``remove``, each one call with no Python frame
@@ -892,12 +900,23 @@ cdef class LayoutCore:
         The position leaves the index, its alive bit is cleared (in the
         scan order too), its id is let go and the position becomes a hole;
         the order keeps the id's place as a removed one's."""
+        return self._remove(backend_id, log)
+
+    cdef Py_ssize_t _remove(self, backend_id, bint log) except -1:
+        # ``remove``, called in C by ``RegistryEdits.remove``.
         cdef CoreRegistry core = self.core
         cdef dict index = core._the_index()
         i = index.pop(backend_id, None) if type(backend_id) is str else None
         if i is None:
             core.position(backend_id, "remove")  # raises, unless a str subclass names a backend
             i = index.pop(backend_id)
+        cdef Py_ssize_t at = i
+        # What follows reads memory at the position, last touched long ago in
+        # a large registry: asked for at once, its misses overlap rather than
+        # come one after another (about 0.2 us of a remove at 100,000).
+        core._prefetch_position(at)
+        pm_prefetch(pm_list_item_at(self.backend_ids, at))
+        pm_prefetch(pm_list_item_at(self.registrations, at))
         core._set_alive(<Py_ssize_t>i, False)
         self.backend_ids[<Py_ssize_t>i] = None
         self.registrations[<Py_ssize_t>i] = None

@@ -33,7 +33,7 @@ cdef class ReservationBook:
     cdef readonly dict held
     cdef readonly dict ids_of
     cdef public Py_ssize_t next_id
-    cdef object _acquire, _unlock     # the registry's lock (an RLock), its methods bound once
+    cdef object lock                  # the registry's lock (a fastrlock.FastRLock), taken in C
     cdef object _make                 # registry.Reservation
     cdef object _general              # Registry._reserve_general(slot, backend_id)
     cdef bint _ready                  # the columns hold reserved amounts apart (hold_reservations)
@@ -42,8 +42,7 @@ cdef class ReservationBook:
         self.held = {}
         self.ids_of = {}
         self.next_id = 1
-        self._acquire = lock.acquire
-        self._unlock = lock.release
+        self.lock = lock
         self._make = make
         self._general = general
 
@@ -71,7 +70,7 @@ cdef class ReservationBook:
                 or prepared.s.max_skew < INFINITY:
             return self._general(prepared, None)
         memset(&pl, 0, sizeof(Placed))
-        self._acquire()
+        lock_fastrlock(self.lock, -1, True)
         try:
             size = core._best(&prepared.s, &core.policy.p, &pl, 1, &score, &hr, &hi)
             if not size:
@@ -90,7 +89,7 @@ cdef class ReservationBook:
                 self._note(bid, rid)
                 core._logged("reserve", bid, reservation)
         finally:
-            self._unlock()
+            unlock_fastrlock(self.lock)
         if reservation is None:
             return self._general(prepared, None)  # nothing fits: the general path diagnoses it
         return reservation
@@ -101,7 +100,7 @@ cdef class ReservationBook:
         cdef dict index
         cdef bint last
         rid = reservation.id if isinstance(reservation, self._make) else reservation
-        self._acquire()
+        lock_fastrlock(self.lock, -1, True)
         try:
             held = self.held.pop(rid, None)
             if held is None:
@@ -120,7 +119,7 @@ cdef class ReservationBook:
                             held.connections)
             core._logged("release", bid, held.id)
         finally:
-            self._unlock()
+            unlock_fastrlock(self.lock)
         return True
 
     def hold(self, reservation):

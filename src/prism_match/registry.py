@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
@@ -27,9 +26,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
+from fastrlock.rlock import FastRLock
 
 from . import batch, diagnosis, patterns, placement, score_table
-from ._core import ChangeLog, Match, ReservationBook, update_fields
+from ._core import ChangeLog, Match, RegistryEdits, ReservationBook, update_fields
 from .catalogue import check_vocabulary, pattern_capabilities
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
@@ -99,20 +99,21 @@ class Registry:
         self._record_pos: dict[str, int] | None = None
         self._log: ChangeLog | None = ChangeLog(log_size) if log_size else None
         self._log_start = version  # changes after this version are in the log (while it has not overflowed)
-        self._records_current = records is not None  # records still match the registrations one to one
-        self._lock = threading.RLock()  # changes (add, remove, replace, reserve, release) one at a time
-        # Its methods bound once, for add and remove: a ``with`` block costs
-        # more (its __exit__ call), some 0.25 us of a 2.4 us remove here.
-        self._acquire, self._release = self._lock.acquire, self._lock.release
+        self._lock = FastRLock()  # reentrant; changes (add, remove, replace, reserve, release) one at a time
         self._book = ReservationBook(self._lock, Reservation, self._reserve_general)
+        self._health_notes: dict[str, _HealthNote] = {}
+        # add and remove, compiled; with the counters they keep (records_current:
+        # the records still match the registrations one to one; structure:
+        # grows with add, remove, replace, compact, so what-if views taken
+        # before are stale; batches: match_many runs holding the lock, whose
+        # progress callback may not add, remove, ...).
+        self._edits = RegistryEdits(self, self._lock, self._book, self._health_notes)
+        self._edits.records_current = records is not None
         # Registrations are kept by position (the layout's) when loaded from
         # documents; a registry built from a table or a snapshot makes each
         # one on first request.
         self._attach(columns, version, list(registrations) if registrations is not None else None)
         self.policy = policy
-        self._health_notes: dict[str, _HealthNote] = {}
-        self._structure = 0  # grows with add, remove, replace, compact: what-if views taken before are stale
-        self._batches = 0  # match_many runs holding the lock (a progress callback may not add, remove, ...)
 
     def _attach(self, columns: Columns, version: int, registrations: list[Registration | None] | None) -> None:
         """Build the engine over ``columns`` (at load, and after compact),
@@ -125,12 +126,17 @@ class Registry:
         self._core = self.engine.core
         self._layout = Layout(columns, self._core, registrations)
         self._book.attach(self._core)
+        self._edits.attach(self._layout)
         # The compiled methods themselves, with no Python frame in between
         # (SPEC §5: constant time); the class's methods document them.
         self.update = self._core.update  # type: ignore[method-assign]
         if type(self).reserve is Registry.reserve:  # not a read-only view
             self.reserve = self._book.reserve  # type: ignore[method-assign]
             self.release = self._book.release  # type: ignore[method-assign]
+        if type(self).add is Registry.add:
+            self.add = self._edits.add  # type: ignore[method-assign]
+        if type(self).remove is Registry.remove:
+            self.remove = self._edits.remove  # type: ignore[method-assign]
 
     # --- the compiled fast paths, as methods with their documentation -----------------------
 
@@ -290,12 +296,12 @@ class Registry:
         ignores unknown columns, ``diagnose``/``reasons`` add those columns.
         See batch.match_many."""
         with self._lock:  # one view: adds, removes and replaces wait for the batch (as for assign)
-            self._batches += 1
+            self._edits.batches += 1
             try:
                 return batch.match_many(self.engine, slots, k, threads=threads, progress=progress, strict=strict,
                                         diagnose=diagnose, reasons=reasons)
             finally:
-                self._batches -= 1
+                self._edits.batches -= 1
 
     @staticmethod
     def _during_batch(where: str) -> RegistryError:
@@ -407,7 +413,7 @@ class Registry:
         reserve, release, a committed assign."""
         return self._core.version
 
-    def _validated(self, registration: Any, *, strict: bool, allow_inline_secrets: bool) -> list[Registration]:
+    def _validated(self, registration: Any, strict: bool = True, allow_inline_secrets: bool = False) -> list[Registration]:
         """A registration, a mapping or a list of them → Registrations,
         validated as the loader validates (a Registration is checked again:
         its constructor checks nothing)."""
@@ -447,46 +453,36 @@ class Registry:
     def add(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
         """Register new backends (a mapping, a Registration, or a list of
         them), validated exactly as the loader does, matchable at once. A
-        list is added all or nothing; an id already registered is an error."""
-        regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
-        self._acquire()
-        try:
-            if self._batches:
-                raise self._during_batch("add")
-            # All or nothing; the add logged there too. None: an id is
-            # registered already.
-            new_tokens = self._layout.add(regs, True)
-            if new_tokens is None:
-                index = self._core.index
-                raise RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already "
-                                                                   "registered")
-                                     for j, r in enumerate(regs) if r.backend_id in index])
-            self._records_current = False
-            self._structure += 1
-            if new_tokens:  # capability names new to the registry: checked once, when they arrive
-                check_vocabulary(self.columns, capability_names(new_tokens))
-        finally:
-            self._release()
+        list is added all or nothing; an id already registered is an error.
+
+        Documentation only: every Registry's ``add`` attribute is the
+        compiled ``RegistryEdits.add`` (set when the engine is built), which
+        validates (``_validated``), then under the lock writes the backends
+        into the layout (``Layout.add``: all or nothing, logged there) and
+        checks the capability names new to the registry, once, when they
+        arrive."""
+        self._edits.add(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
 
     def remove(self, backend_id: str) -> None:
         """Unregister a backend, in constant time: it appears in no answer
         from now on; its reservations are dropped (releasing them later is
-        harmless and returns False)."""
-        self._acquire()
-        try:
-            if self._batches:
-                raise self._during_batch("remove")
-            # A RegistryError naming it when unknown; the remove is logged
-            # there too.
-            self._layout.remove(backend_id, True)
-            if self._health_notes:
-                self._health_notes.pop(backend_id, None)
-            if self._book.ids_of:
-                self._book.forget_backend(backend_id)
-            self._records_current = False
-            self._structure += 1
-        finally:
-            self._release()
+        harmless and returns False). An unknown id is a RegistryError.
+
+        Documentation only: every Registry's ``remove`` attribute is the
+        compiled ``RegistryEdits.remove`` (set when the engine is built),
+        which under the lock frees the position (``Layout.remove``, logged
+        there), then forgets the backend's health notes and reservations."""
+        self._edits.remove(backend_id)
+
+    def _already_registered(self, regs: list[Registration]) -> RegistryError:
+        """The error of an add whose ids are registered already."""
+        index = self._core.index
+        return RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
+                              for j, r in enumerate(regs) if r.backend_id in index])
+
+    def _check_new_names(self, new_tokens: list[str]) -> None:
+        """Capability names an add brought to the registry: checked once."""
+        check_vocabulary(self.columns, capability_names(new_tokens))
 
     def replace(self, registration: Any, *, strict: bool = True, allow_inline_secrets: bool = False) -> None:
         """Re-register a backend (new capabilities, capacity, ...), validated
@@ -496,15 +492,15 @@ class Registry:
             raise RegistryError("Expected one registration, got a list", "replace")
         [reg] = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
         with self._lock:
-            if self._batches:
+            if self._edits.batches:
                 raise self._during_batch("replace")
             self._core.position(reg.backend_id, "replace")
             self._layout.replace(reg)
             if reg.backend_id in self._health_notes:
                 self._count_incidents(reg.backend_id)
-            self._records_current = False
+            self._edits.records_current = False
             self._core.record("replace", reg.backend_id, reg)
-            self._structure += 1
+            self._edits.structure += 1
 
     def reserve(self, slot: Any, backend_id: str | None = None) -> Reservation:
         """Take one placement atomically: the best eligible backend under
@@ -651,16 +647,16 @@ class Registry:
         spare room (an O(n) pause, when the caller chooses; adds and removes
         never need it)."""
         with self._lock:
-            if self._batches:
+            if self._edits.batches:
                 raise self._during_batch("compact")
             for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
                 self._registration(bid)
             # Compacted columns keep the live positions in their order.
             ids, by_position = self.columns.backend_ids, self._layout.registrations
             kept = [reg for b, reg in zip(ids, by_position, strict=True) if b is not None]
-            self._records, self._records_current = None, False
+            self._records, self._edits.records_current = None, False
             self._attach(self.columns.compacted(), self.version, kept)
-            self._structure += 1
+            self._edits.structure += 1
 
     # --- tables and snapshots --------------------------------------------------------------
 
@@ -677,7 +673,7 @@ class Registry:
         included); reload it with ``load_snapshot(path)``."""
         dense = self.columns.compacted()
         ids = dense.backend_ids
-        if self._records is not None and self._records_current:
+        if self._records is not None and self._edits.records_current:
             records = self._records.records()
         else:
             records = encode_registrations([self._registration(b) for b in ids])
@@ -700,7 +696,7 @@ class WhatIf(Registry):
         from . import what_if as overlay
 
         self._base = base
-        self._stamp = base._structure
+        self._stamp = base._edits.structure
         self._changes = changes
         # The new limits are written before the engine is built over the
         # columns (the positions are the base's), so its scan order's rows
@@ -715,7 +711,7 @@ class WhatIf(Registry):
         for bid in removed:
             self._layout.remove(bid)
         self._book.copy_from(base._book, set(removed))
-        self._health_notes = {b: note for b, note in base._health_notes.items() if b not in removed}
+        self._health_notes.update((b, note) for b, note in base._health_notes.items() if b not in removed)
         self.update = self._read_only  # type: ignore[assignment]
 
     def _registration(self, backend_id: str) -> Registration:
@@ -728,7 +724,7 @@ class WhatIf(Registry):
         return changed_registration(reg, fields) if fields else reg
 
     def _current(self) -> None:
-        if self._base._structure != self._stamp:
+        if self._base._edits.structure != self._stamp:
             raise RegistryError("The registry this what-if was taken from has added, removed or replaced backends "
                                 "since; take a new what-if", "what_if")
 
