@@ -68,7 +68,7 @@ class Layout(LayoutCore):
         the removed ids it keeps are let go once they make up a third of it)."""
         order = self._order
         if order is not None and order.crowded():
-            order.purge()
+            order.purge(self.core.index)
         elif order is None:
             c = self.columns
             live = np.flatnonzero(c.alive_mask)
@@ -186,8 +186,12 @@ class Layout(LayoutCore):
             self.registrations[i] = None
             c.holes.append(i)
             c.dense = False
+        # Its label was given (``label_for`` inserted it, or took a removed
+        # one's back): it is a removed id in the order now. (Cut short inside
+        # ``label_for`` itself, a removed id may be counted twice: a purge
+        # comes a little early.)
         order = self._order
-        if order is not None and backend_id in order and backend_id not in order.gone:
+        if order is not None and backend_id in order:
             order.discard(backend_id)
 
     def replace(self, reg: Registration) -> int:
