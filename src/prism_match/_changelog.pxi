@@ -2,6 +2,19 @@
 # _core.pyx before CoreRegistry, which logs every change into it.
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define pm_prefetch_list_item(L, i) __builtin_prefetch((const void*)((PyListObject*)(L))->ob_item[i], 1)
+    #else
+    #define pm_prefetch_list_item(L, i) ((void)0)
+    #endif
+    """
+    # Ask for the object at item ``i`` (< its length) of a list, to write
+    # (its reference count is about to change).
+    void pm_prefetch_list_item(list L, Py_ssize_t i) noexcept
+
+
 @cython.final
 cdef class ChangeLog:
     """The bounded change log: the last ``capacity`` changes as (version,
@@ -39,6 +52,15 @@ cdef class ChangeLog:
         if self._count < self.capacity:
             self._count += 1
         return 0
+
+    cdef inline void ready(self) noexcept:
+        # The next push lets go of the oldest change's id and payload
+        # (once the ring is full): objects last touched thousands of changes
+        # ago. Asked for at the start of a change, their misses overlap the
+        # change's own (a tenth of a remove at 100,000 backends).
+        if self._count == self.capacity:
+            pm_prefetch_list_item(self._ids, self._next)
+            pm_prefetch_list_item(self._payloads, self._next)
 
     def __dealloc__(self):
         PyMem_Free(self._versions)

@@ -717,6 +717,11 @@ cdef class CoreRegistry:
             self._res_conn[i] = max(self._res_conn[i] - conn, 0.0)
         self._resum(i)
 
+    cdef inline void _log_ready(self) noexcept:
+        # ``ChangeLog.ready``: at the start of a change that will be logged.
+        if self.log is not None:
+            self.log.ready()
+
     cdef inline Py_ssize_t _logged(self, str kind, object backend_id, object payload) except -1:
         # ``record`` without a Python call.
         self.version += 1

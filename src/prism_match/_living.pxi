@@ -801,6 +801,8 @@ cdef class LayoutCore:
         cdef CoreRegistry core = self.core
         cdef dict index = core._the_index()
         cdef Py_ssize_t n = len(registrations)
+        if log:
+            core._log_ready()
         if not _tables_loaded:
             _load_row_tables()
         cdef list ids = [_get(reg, F_BACKEND_ID) for reg in registrations]
@@ -914,6 +916,8 @@ cdef class LayoutCore:
         # ``remove``, called in C by ``RegistryEdits.remove``.
         cdef CoreRegistry core = self.core
         cdef dict index = core._the_index()
+        if log:
+            core._log_ready()
         i = index.pop(backend_id, None) if type(backend_id) is str else None
         if i is None:
             core.position(backend_id, "remove")  # raises, unless a str subclass names a backend

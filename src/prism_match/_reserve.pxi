@@ -70,6 +70,7 @@ cdef class ReservationBook:
                 or prepared.s.max_skew < INFINITY:
             return self._general(prepared, None)
         memset(&pl, 0, sizeof(Placed))
+        core._log_ready()
         lock_fastrlock(self.lock, -1, True)
         try:
             size = core._best(&prepared.s, &core.policy.p, &pl, 1, &score, &hr, &hi)
@@ -100,6 +101,7 @@ cdef class ReservationBook:
         cdef dict index
         cdef bint last
         rid = reservation.id if isinstance(reservation, self._make) else reservation
+        core._log_ready()
         lock_fastrlock(self.lock, -1, True)
         try:
             held = self.held.pop(rid, None)
