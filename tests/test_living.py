@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import io
+import sys
 import threading
 from typing import Any
 
@@ -542,6 +543,61 @@ def test_threads_reserving_at_once_never_overcommit():
     assert len({h.id for h in taken}) == len(taken)
     frame = registry.to_polars()
     assert frame["reserved_write_rps"].to_list() == [800.0] * 5
+
+
+def test_threads_adding_removing_and_reserving_at_once_leave_one_consistent_registry():
+    # add, remove, reserve and release each take the registry's lock in C
+    # (a FastRLock): four threads adding and removing their own backends and
+    # one reserving and releasing leave the registry a fresh load of the
+    # survivors would be, every change logged once, no backend overcommitted.
+    registry = load_registry([doc(f"base{j:02d}") for j in range(20)])
+    slot = registry.prepare(SLOT)
+    start = registry.version
+    reserved: list[Reservation] = []
+    errors: list[BaseException] = []
+
+    def churner(t: int) -> None:
+        try:
+            for j in range(150):
+                registry.add(doc(f"t{t}-{j:03d}"))
+                if j % 3 == 0:
+                    registry.remove(f"t{t}-{j:03d}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    def reserver() -> None:
+        try:
+            for _ in range(300):
+                reserved.append(registry.reserve(slot))  # at most 11 held: the 20 first backends take 40
+                if len(reserved) > 10:
+                    registry.release(reserved.pop(0))  # False when its backend was removed meanwhile
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churner, args=(t,)) for t in range(4)] + [threading.Thread(target=reserver)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads take turns within a change, not after a run of them
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    survivors = {f"base{j:02d}" for j in range(20)} | {f"t{t}-{j:03d}" for t in range(4) for j in range(150) if j % 3}
+    assert set(registry.backend_ids) == survivors
+    changes = registry.changes(since=start)
+    assert len(changes) == registry.version - start  # every change logged once (the log holds them all)
+    kinds = collections.Counter(c.kind for c in changes)
+    assert kinds["add"] == 600 and kinds["remove"] == 200 and kinds["reserve"] == 300
+    frame = registry.to_polars()
+    assert (frame["reserved_write_rps"] <= frame["max_write_rps"]).all()
+    fresh = load_registry([doc(b) for b in sorted(survivors)])
+    for held in reserved:
+        registry.release(held)
+    assert registry.to_polars()["reserved_write_rps"].sum() == 0
+    assert [m.backend_id for m in registry.match(SLOT, k=50)] == [m.backend_id for m in fresh.match(SLOT, k=50)]
 
 
 def churned_registry():
