@@ -925,7 +925,8 @@ cdef class LayoutCore:
         cdef Py_ssize_t at = i
         # What follows reads memory at the position, last touched long ago in
         # a large registry: asked for at once, its misses overlap rather than
-        # come one after another (about 0.2 us of a remove at 100,000).
+        # come one after another (in turns, a churn remove at 100,000
+        # backends 1.26 us against 1.31 without: little, but not nothing).
         core._prefetch_position(at)
         pm_prefetch(pm_list_item_at(self.backend_ids, at))
         pm_prefetch(pm_list_item_at(self.registrations, at))
