@@ -11,6 +11,7 @@ small (1 to 3 words), so that words and blocks are really skipped.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prism_match import MatchPolicy, PlacementError, load_registry
-from prism_match._core import ID_ORDER_RECENT, SCAN_CASCADE_RUNS, SCAN_GAP_EVERY, _by_key_then_label
+from prism_match._core import ID_ORDER_RECENT, SCAN_CASCADE_RUNS, SCAN_GAP_EVERY, _by_key_then_label, _sorted_from
 from prism_match.schema import HEALTH_STATUSES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -865,3 +866,34 @@ def test_the_order_s_sort_is_lexsort_by_key_descending_then_label(keys, labels):
     key = np.array(keys[:n], dtype=np.float64)
     label = np.array(labels[:n], dtype=np.int64)
     assert _by_key_then_label(key, label).tolist() == np.lexsort((label, -key)).tolist()
+
+
+@SETTINGS
+@given(keys=st.lists(st.sampled_from([0.0, -0.0, 0.25, 0.5, 1.0, 1e-300, 0.5 + 1e-16, math.inf, -math.inf, math.nan]),
+                     max_size=300),
+       labels=st.lists(st.integers(-(1 << 62), 1 << 62), unique=True, max_size=300),
+       data=st.data())
+def test_the_rebuilt_order_s_merge_is_the_full_sort(keys, labels, data):
+    """A rebuilt order sorts from the old one (``_sorted_from``): the run of
+    it still in order is kept, the rest sorted and merged in. Whatever the
+    old order (the sorted one with some moved to its end, as growth leaves
+    it; with some swapped; any permutation), the answer is the full
+    sort's, exact ties, -0.0, infinities and NaN included."""
+    n = min(len(keys), len(labels))
+    key = np.array(keys[:n], dtype=np.float64)
+    label = np.array(labels[:n], dtype=np.int64)
+    chosen = np.array(sorted(data.draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n)) if n else []), dtype=np.int64)
+    ordered = chosen[np.lexsort((label[chosen], -key[chosen]))]
+    shape = data.draw(st.sampled_from(["moved to the end", "swapped", "any"]))
+    hint = ordered.tolist()
+    if shape == "moved to the end":
+        moved = data.draw(st.sets(st.integers(0, max(len(hint) - 1, 0)), max_size=len(hint) // 8 + 1)) if hint else set()
+        hint = [p for j, p in enumerate(hint) if j not in moved] + [hint[j] for j in sorted(moved)]
+    elif shape == "swapped" and len(hint) > 1:
+        for _ in range(data.draw(st.integers(0, 5))):
+            a, b = data.draw(st.integers(0, len(hint) - 1)), data.draw(st.integers(0, len(hint) - 1))
+            hint[a], hint[b] = hint[b], hint[a]
+    else:
+        hint = data.draw(st.permutations(hint))
+    hint = np.array(hint, dtype=np.int64)
+    assert _sorted_from(key, label, hint).tolist() == ordered.tolist()

@@ -57,7 +57,8 @@ cdef class ChangeLog:
         # The next push lets go of the oldest change's id and payload
         # (once the ring is full): objects last touched thousands of changes
         # ago. Asked for at the start of a change, their misses overlap the
-        # change's own (a tenth of a remove at 100,000 backends).
+        # change's own (in turns at 100,000 backends, a churn remove took
+        # 1.41-1.63 us against 1.72-1.82 without).
         if self._count == self.capacity:
             pm_prefetch_list_item(self._ids, self._next)
             pm_prefetch_list_item(self._payloads, self._next)

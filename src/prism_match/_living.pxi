@@ -528,8 +528,8 @@ cdef class IdOrder:
     cpdef discard(self, str backend_id):
         """``backend_id`` (in the order) was removed: it keeps its place
         and label, and is counted (no set of removed ids: adding to one
-        was a tenth of a remove at 100,000 backends, its table far from
-        the cache)."""
+        was 0.2 us of a churn remove at 100,000 backends in a profile, its
+        table far from the cache)."""
         self.removed += 1
 
     cpdef bint crowded(self):
@@ -930,9 +930,9 @@ cdef class LayoutCore:
         core._prefetch_position(at)
         pm_prefetch(pm_list_item_at(self.backend_ids, at))
         pm_prefetch(pm_list_item_at(self.registrations, at))
-        core._set_alive(<Py_ssize_t>i, False)
-        self.backend_ids[<Py_ssize_t>i] = None
-        self.registrations[<Py_ssize_t>i] = None
+        core._set_alive(at, False)
+        self.backend_ids[at] = None
+        self.registrations[at] = None
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:
@@ -941,5 +941,5 @@ cdef class LayoutCore:
         self._ids_changed()
         if log:
             core._logged("remove", backend_id, None)
-        return i
+        return at
 

@@ -413,7 +413,8 @@ class Registry:
         reserve, release, a committed assign."""
         return self._core.version
 
-    def _validated(self, registration: Any, strict: bool = True, allow_inline_secrets: bool = False) -> list[Registration]:
+    def _validated(self, registration: Any, strict: bool = True,
+                   allow_inline_secrets: bool = False) -> list[Registration]:
         """A registration, a mapping or a list of them → Registrations,
         validated as the loader validates (a Registration is checked again:
         its constructor checks nothing)."""
