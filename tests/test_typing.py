@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import prism_match as pm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +60,19 @@ def test_update_is_documented_and_compiled():
     assert registry.update.__self__ is registry.engine.core   # the compiled method, no Python frame between
     registry.update("a", status="unhealthy")
     assert registry.match({"slot_name": "s"}) == []
+
+
+def test_add_remove_reserve_and_release_are_documented_and_compiled():
+    # The class's methods document them; each registry's are the compiled
+    # ones (no Python frame between), and a what-if view keeps its refusals.
+    registry = pm.load_registry([{"backend_id": "a", "backend_type": "redis"}])
+    for name, owner in (("add", registry._edits), ("remove", registry._edits), ("reserve", registry._book),
+                        ("release", registry._book)):
+        assert getattr(registry, name).__self__ is owner, name
+        assert getattr(pm.Registry, name).__doc__, name
+    registry.add({"backend_id": "b", "backend_type": "redis"})
+    registry.remove("a")
+    assert registry.backend_ids == ["b"]
+    view = registry.what_if(remove=["b"])
+    with pytest.raises(pm.RegistryError, match="read-only"):
+        view.add({"backend_id": "c", "backend_type": "redis"})
