@@ -160,9 +160,9 @@ def _sorted_from(const double[::1] key, const index_t[::1] label, const index_t[
     """The positions of ``hint`` in ``_by_key_then_label``'s order (key
     descending, then label, labels distinct), found from ``hint``'s own
     order, most of which is that order already when a scan order is built
-    again as the registry grows (its runs in key order, each word's ids
-    in order but within the word, the backends added beside no run at its
-    end). One pass keeps a run of ``hint`` in that order (an entry that
+    again as the registry grows (its runs in key order, a run's words in
+    id order though not always the ids within a word, the backends added
+    beside no run at its end). One pass keeps a run of ``hint`` in that order (an entry that
     breaks it goes, or the one before it when that one is the odd one
     out); the rest are sorted (``_by_key_then_label``) and merged in. The
     order is total (labels are distinct), so the answer is the full
