@@ -36,6 +36,10 @@ in one session; see ``--json``).
   each round (amortized: every cascade, label spread and relayout of the
   round is in it), validation stubbed out as in ``add_own``, the median
   over rounds; also in yardsticks;
+* the same churn on a registry loaded from documents
+  (``churn_add_documents``, ``churn_remove_documents``), which holds each
+  backend's Registration: a remove lets go of it (some 25 objects, far from
+  the cache in a large registry);
 * reserve of a prepared slot and release, each alone (2,000 reservations
   taken, then given back), against a prepared top-1 match timed the same
   way just before (the median of the per-round ratios), at 1,000 backends;
@@ -184,10 +188,15 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
     return out
 
 
-def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH) -> dict[str, float]:
+def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH,
+               documents: bool = False) -> dict[str, float]:
     """Seconds per add and per remove in a random churn (module docstring):
-    ``count`` leave-and-join pairs a round, on one registry throughout."""
-    registry = common.fresh_registry(n)
+    ``count`` leave-and-join pairs a round, on one registry throughout.
+    ``documents``: the registry loaded from documents, so it holds each
+    backend's Registration, which a remove lets go of (a registry loaded
+    from a snapshot makes one only when asked); the figures are then named
+    ``churn_add_documents`` and ``churn_remove_documents``."""
+    registry = load_registry(common.documents(n, common.SEED)) if documents else common.fresh_registry(n)
     slot = registry.prepare(common.selectivity_slot("medium"))
     registry.match(slot, 5)  # the scan order built, as a serving registry has it
     docs = generate_registry(rounds * count, seed=11)
@@ -219,7 +228,9 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
             if reference is not None:
                 out["churn_add/yardstick"].append(adding / count / reference)
                 out["churn_remove/yardstick"].append(removing / count / reference)
-    return {name: statistics.median(values) for name, values in out.items() if values}
+    suffix = "_documents" if documents else ""
+    return {name.replace("churn_add", f"churn_add{suffix}").replace("churn_remove", f"churn_remove{suffix}"):
+            statistics.median(values) for name, values in out.items() if values}
 
 
 def reserve_release(rounds: int = 15) -> None:
@@ -296,6 +307,7 @@ def main() -> None:
     figures: dict[str, float] = {"match_top1": yard.sample(20000) * 1e6}
     measured = [(size, add_remove(size, args.rounds, yard)) for size in (1_000, 100_000)]
     measured.append((100_000, churn_adds(100_000, args.rounds, yard)))
+    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True)))
     for size, values in measured:
         for name, value in values.items():  # seconds in µs; ratios to the yardstick as they are
             figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6
@@ -317,6 +329,11 @@ def main() -> None:
         print(f"  100,000 backends in a random churn, µs each (mean of a round, median over rounds): "
               f"add (registry's own work) {c['churn_add']:.2f} ({c['churn_add/yardstick']:.1f} yardsticks), "
               f"remove {c['churn_remove']:.2f} ({c['churn_remove/yardstick']:.1f})")
+        d = {name: figures[f"{name}_documents@100000"] for name in ("churn_add", "churn_remove")}
+        y = {name: figures[f"{name}_documents/yardstick@100000"] for name in ("churn_add", "churn_remove")}
+        print(f"  the same, the registry loaded from documents (a remove frees the backend's Registration): "
+              f"add {d['churn_add']:.2f} ({y['churn_add']:.1f}), remove {d['churn_remove']:.2f} "
+              f"({y['churn_remove']:.1f})")
     if args.adds:
         return
     reserve_release()

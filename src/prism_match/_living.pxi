@@ -731,10 +731,73 @@ cdef tuple _NO_TOKENS = ()
 
 cdef extern from *:
     """
+    #include "structmember.h"
     #define pm_list_item_at(o, i) (&((PyListObject*)(o))->ob_item[i])
+
+    /* The objects that letting go of a list's item will free, asked for a
+       level at a time (PM_GARBAGE_MAX at most): a registration decoded from
+       a document is some 25 objects (its structs, lists, strings and
+       floats), last touched long ago in a large registry, which
+       deallocation would otherwise reach one miss after another. Children
+       are found in lists, tuples, dicts and the slots of heap types (a
+       msgspec Struct's fields); only an object held once is looked into
+       (it is the one that will be freed). Reading, never writing. */
+    #define PM_GARBAGE_MAX 256
+    typedef struct { PyObject** out; Py_ssize_t n; } pm_level;
+
+    static inline void pm_ask(pm_level* lv, PyObject* child) {
+        if (child == NULL) return;
+    #if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch((const void*)child, 1);
+    #endif
+        if (lv->n < PM_GARBAGE_MAX) lv->out[lv->n++] = child;
+    }
+
+    static void pm_children(PyObject* o, pm_level* lv) {
+        PyTypeObject* t;
+        PyMemberDef* m;
+        PyObject *k, *v;
+        Py_ssize_t j, n, at = 0;
+        if (PyList_CheckExact(o)) {
+            n = PyList_GET_SIZE(o);
+            for (j = 0; j < n; j++) pm_ask(lv, PyList_GET_ITEM(o, j));
+        } else if (PyTuple_CheckExact(o)) {
+            n = PyTuple_GET_SIZE(o);
+            for (j = 0; j < n; j++) pm_ask(lv, PyTuple_GET_ITEM(o, j));
+        } else if (PyDict_CheckExact(o)) {
+            while (PyDict_Next(o, &at, &k, &v)) { pm_ask(lv, k); pm_ask(lv, v); }
+        } else {
+            for (t = Py_TYPE(o); t != NULL && (t->tp_flags & Py_TPFLAGS_HEAPTYPE); t = t->tp_base) {
+                for (m = t->tp_members; m != NULL && m->name != NULL; m++)
+                    if (m->type == T_OBJECT_EX || m->type == T_OBJECT)
+                        pm_ask(lv, *(PyObject**)((char*)o + m->offset));
+            }
+        }
+    }
+
+    static void pm_prefetch_freed_item(PyObject* list, Py_ssize_t i) {
+        PyObject* a[PM_GARBAGE_MAX];
+        PyObject* b[PM_GARBAGE_MAX];
+        PyObject** cur = a;
+        Py_ssize_t ncur = 1, j, budget = PM_GARBAGE_MAX;
+        pm_level lv;
+        a[0] = ((PyListObject*)list)->ob_item[i];
+        if (a[0] == NULL || a[0] == Py_None) return;
+        while (ncur > 0 && budget > 0) {
+            lv.out = (cur == a) ? b : a;
+            lv.n = 0;
+            for (j = 0; j < ncur; j++)
+                if (Py_REFCNT(cur[j]) == 1) pm_children(cur[j], &lv);
+            budget -= lv.n;
+            cur = lv.out;
+            ncur = lv.n;
+        }
+    }
     """
     # The address of a list's item ``i`` (< its length), to prefetch.
     const void* pm_list_item_at(list o, Py_ssize_t i) noexcept
+    # Ask for what setting item ``i`` (< its length) of a list to None will free.
+    void pm_prefetch_freed_item(list o, Py_ssize_t i) noexcept
 
 
 cdef class LayoutCore:
@@ -930,6 +993,11 @@ cdef class LayoutCore:
         core._prefetch_position(at)
         pm_prefetch(pm_list_item_at(self.backend_ids, at))
         pm_prefetch(pm_list_item_at(self.registrations, at))
+        # A registry loaded from documents holds each backend's
+        # Registration, which the remove frees: asked for a level at a time
+        # (in turns at 100,000 backends, a churn remove 3.34-3.61 us
+        # against 3.93-4.16 without; still its largest part).
+        pm_prefetch_freed_item(self.registrations, at)
         core._set_alive(at, False)
         self.backend_ids[at] = None
         self.registrations[at] = None
