@@ -205,8 +205,8 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
     structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
     rng = random.Random(5)
     ids = list(registry.backend_ids)
-    out: dict[str, list[float]] = {"churn_add": [], "churn_remove": [], "churn_add/yardstick": [],
-                                   "churn_remove/yardstick": []}
+    add, remove = ("churn_add_documents", "churn_remove_documents") if documents else ("churn_add", "churn_remove")
+    out: dict[str, list[float]] = {add: [], remove: [], f"{add}/yardstick": [], f"{remove}/yardstick": []}
     clock = time.perf_counter
     with validation_stubbed(registry):
         for r in range(rounds):
@@ -223,14 +223,12 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
                 adding += clock() - middle
                 removing += middle - start
                 ids.append(reg.backend_id)
-            out["churn_add"].append(adding / count)
-            out["churn_remove"].append(removing / count)
+            out[add].append(adding / count)
+            out[remove].append(removing / count)
             if reference is not None:
-                out["churn_add/yardstick"].append(adding / count / reference)
-                out["churn_remove/yardstick"].append(removing / count / reference)
-    suffix = "_documents" if documents else ""
-    return {name.replace("churn_add", f"churn_add{suffix}").replace("churn_remove", f"churn_remove{suffix}"):
-            statistics.median(values) for name, values in out.items() if values}
+                out[f"{add}/yardstick"].append(adding / count / reference)
+                out[f"{remove}/yardstick"].append(removing / count / reference)
+    return {name: statistics.median(values) for name, values in out.items() if values}
 
 
 def reserve_release(rounds: int = 15) -> None:

@@ -2,19 +2,6 @@
 # _core.pyx before CoreRegistry, which logs every change into it.
 
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define pm_prefetch_list_item(L, i) __builtin_prefetch((const void*)((PyListObject*)(L))->ob_item[i], 1)
-    #else
-    #define pm_prefetch_list_item(L, i) ((void)0)
-    #endif
-    """
-    # Ask for the object at item ``i`` (< its length) of a list, to write
-    # (its reference count is about to change).
-    void pm_prefetch_list_item(list L, Py_ssize_t i) noexcept
-
-
 @cython.final
 cdef class ChangeLog:
     """The bounded change log: the last ``capacity`` changes as (version,

@@ -162,13 +162,14 @@ def _sorted_from(const double[::1] key, const index_t[::1] label, const index_t[
     order, most of which is that order already when a scan order is built
     again as the registry grows (its runs in key order, a run's words in
     id order though not always the ids within a word, the backends added
-    beside no run at its end). One pass keeps a run of ``hint`` in that order (an entry that
-    breaks it goes, or the one before it when that one is the odd one
-    out); the rest are sorted (``_by_key_then_label``) and merged in. The
+    beside no run at its end). One pass keeps a run of ``hint`` in that
+    order (an entry that breaks it goes, or the one before it when that one
+    is the odd one out); the rest are sorted (``_by_key_then_label``) and
+    merged in. The
     order is total (labels are distinct), so the answer is the full
     sort's, at the cost of a linear pass and a sort of the rest: a tenth
     to a half of ``hint`` in a growing registry, all of it at worst."""
-    cdef Py_ssize_t n = hint.shape[0], j, a = 0, b = 0, m = 0, r = 0, out_at = 0
+    cdef Py_ssize_t n = hint.shape[0], j, a = 0, b = 0, m = 0, r = 0
     cdef index_t p, last = -1
     kept_arr = np.empty(n, dtype=np.int64)
     rest_arr = np.empty(n, dtype=np.int64)
@@ -189,26 +190,18 @@ def _sorted_from(const double[::1] key, const index_t[::1] label, const index_t[
             r += 1
             continue
         last = p
-    rest_sorted_arr = rest_arr[:r][_by_key_then_label(np.asarray(key)[rest_arr[:r]], np.asarray(label)[rest_arr[:r]])]
-    cdef index_t[::1] rest_sorted = rest_sorted_arr
+    rest_arr = rest_arr[:r]
+    rest_arr = rest_arr[_by_key_then_label(np.asarray(key)[rest_arr], np.asarray(label)[rest_arr])]
+    rest = rest_arr
     out_arr = np.empty(n, dtype=np.int64)
     cdef index_t[::1] out = out_arr
-    while a < m and b < r:
-        if _sorts_before(key[rest_sorted[b]], label[rest_sorted[b]], key[kept[a]], label[kept[a]]):
-            out[out_at] = rest_sorted[b]
+    for j in range(n):  # the merge
+        if a == m or (b < r and _sorts_before(key[rest[b]], label[rest[b]], key[kept[a]], label[kept[a]])):
+            out[j] = rest[b]
             b += 1
         else:
-            out[out_at] = kept[a]
+            out[j] = kept[a]
             a += 1
-        out_at += 1
-    while a < m:
-        out[out_at] = kept[a]
-        a += 1
-        out_at += 1
-    while b < r:
-        out[out_at] = rest_sorted[b]
-        b += 1
-        out_at += 1
     return out_arr
 
 

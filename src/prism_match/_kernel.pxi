@@ -29,14 +29,27 @@ cdef extern from *:
     }
     #endif
     #endif
-    /* A hint that *p will be read soon (nothing on compilers without it). */
+    /* Hints that *p will be read (pm_prefetch) or written (pm_prefetch_w)
+       soon; nothing on compilers without them. The living registry's
+       changes use them (with a list's item: pm_list_item_at, the address
+       of item i; pm_prefetch_list_item, the object there) to ask at once
+       for memory last touched long ago, so its misses overlap. */
     #if defined(__GNUC__) || defined(__clang__)
     #define pm_prefetch(p) __builtin_prefetch((const void*)(p))
+    #define pm_prefetch_w(p) __builtin_prefetch((const void*)(p), 1)
     #else
     #define pm_prefetch(p) ((void)(p))
+    #define pm_prefetch_w(p) ((void)(p))
     #endif
+    #define pm_list_item_at(L, i) (&((PyListObject*)(L))->ob_item[i])
+    #define pm_prefetch_list_item(L, i) pm_prefetch_w(((PyListObject*)(L))->ob_item[i])
     """
     void pm_prefetch(const void* p) noexcept nogil
+    # The address of a list's item ``i`` (< its length), to prefetch.
+    const void* pm_list_item_at(list L, Py_ssize_t i) noexcept
+    # Ask for the object at item ``i`` (< its length) of a list, to write
+    # (its reference count is about to change).
+    void pm_prefetch_list_item(list L, Py_ssize_t i) noexcept
     int pm_ctz64(unsigned long long x) noexcept nogil  # x != 0
     int pm_clz64(unsigned long long x) noexcept nogil  # x != 0
     int pm_popcount64(unsigned long long x) noexcept nogil

@@ -454,7 +454,7 @@ cdef class IdOrder:
     C array beside it, so that finding an added id's neighbours (and their
     labels) and inserting it costs two binary searches and two short
     inserts, with no dictionary keyed by id to probe. A removed id stays in
-    place with its label, only counted (``discard``, ``removed``): which
+    place with its label, only counted (``note_removed``, ``removed``): which
     ids are live is the registry's index, which the methods that need it
     are given (``purge``, ``label_for``). Added back, a removed id is found
     by the search that places a new id, with its label. ``labels``: id ->
@@ -525,9 +525,9 @@ cdef class IdOrder:
         cdef Py_ssize_t at
         return self._find(backend_id, &at) >= 0
 
-    cpdef discard(self, str backend_id):
-        """``backend_id`` (in the order) was removed: it keeps its place
-        and label, and is counted (no set of removed ids: adding to one
+    cpdef note_removed(self):
+        """An id in the order was removed: it keeps its place and label,
+        and is counted (no set of removed ids: adding to one
         was 0.2 us of a churn remove at 100,000 backends in a profile, its
         table far from the cache)."""
         self.removed += 1
@@ -552,10 +552,6 @@ cdef class IdOrder:
                     kept_labels.append(lb.data.as_longlongs[j])
         self._blocks_of(kept, kept_labels)
         self.removed = 0
-
-    def removed_ids(self, live):
-        """The ids in the order that are not in ``live`` (tests)."""
-        return {backend_id for block in self.blocks for backend_id in block if backend_id not in live}
 
     cdef inline bint _at(self, Py_ssize_t* b, Py_ssize_t* pos) noexcept:
         # (block, position) one past either end of its block moved to the
@@ -732,7 +728,6 @@ cdef tuple _NO_TOKENS = ()
 cdef extern from *:
     """
     #include "structmember.h"
-    #define pm_list_item_at(o, i) (&((PyListObject*)(o))->ob_item[i])
 
     /* The objects that letting go of a list's item will free, asked for a
        level at a time (PM_GARBAGE_MAX at most): a registration decoded from
@@ -747,9 +742,7 @@ cdef extern from *:
 
     static inline void pm_ask(pm_level* lv, PyObject* child) {
         if (child == NULL) return;
-    #if defined(__GNUC__) || defined(__clang__)
-        __builtin_prefetch((const void*)child, 1);
-    #endif
+        pm_prefetch_w(child);
         if (lv->n < PM_GARBAGE_MAX) lv->out[lv->n++] = child;
     }
 
@@ -794,8 +787,6 @@ cdef extern from *:
         }
     }
     """
-    # The address of a list's item ``i`` (< its length), to prefetch.
-    const void* pm_list_item_at(list o, Py_ssize_t i) noexcept
     # Ask for what setting item ``i`` (< its length) of a list to None will free.
     void pm_prefetch_freed_item(list o, Py_ssize_t i) noexcept
 
@@ -992,7 +983,6 @@ cdef class LayoutCore:
         # backends 1.26 us against 1.31 without: little, but not nothing).
         core._prefetch_position(at)
         pm_prefetch(pm_list_item_at(self.backend_ids, at))
-        pm_prefetch(pm_list_item_at(self.registrations, at))
         # A registry loaded from documents holds each backend's
         # Registration, which the remove frees: asked for a level at a time
         # (in turns at 100,000 backends, a churn remove 3.34-3.61 us
@@ -1004,7 +994,7 @@ cdef class LayoutCore:
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:
-            self._order.discard(backend_id)
+            self._order.note_removed()
         core._positions_version += 1  # core.positions_moved()
         self._ids_changed()
         if log:

@@ -192,7 +192,7 @@ class Layout(LayoutCore):
         # comes a little early.)
         order = self._order
         if order is not None and backend_id in order:
-            order.discard(backend_id)
+            order.note_removed()
 
     def replace(self, reg: Registration) -> int:
         """Re-register a backend in its position, keeping its live usage,
