@@ -137,6 +137,7 @@ class LivingRegistry(RuleBasedStateMachine):
         for doc in docs:
             self.model.register(_registration(doc), keep=False)
         self.version = self.registry.version
+        self.replica = load_registry(docs)  # follows the registry's change log (``follow``)
 
     def _changed(self) -> None:
         assert self.registry.version > self.version
@@ -248,7 +249,20 @@ class LivingRegistry(RuleBasedStateMachine):
         assert (diag.eligible, diag.total) == (reference.eligible_count(regs, validate_slot(slot)), len(regs))
 
     @rule()
+    def follow(self) -> None:
+        # A replica replaying the log has the same registrations.
+        self.replica.apply(self.registry.changes(since=self.replica.version))
+        assert self.replica.version == self.registry.version
+        assert {b: self.replica[b] for b in self.replica.backend_ids} == \
+            {b: self.registry[b] for b in self.registry.backend_ids}
+
+    @rule()
+    def compact(self) -> None:
+        self.registry.compact()
+
+    @rule()
     def save_and_load(self) -> None:
+        self.follow()  # the snapshot's log starts at its version
         buf = io.BytesIO()
         self.registry.save(buf)
         again = load_snapshot(buf.getvalue())
@@ -266,6 +280,8 @@ class LivingRegistry(RuleBasedStateMachine):
             live = self.registry[reg.backend_id]
             assert ((live.current.write_rps if live.current else None) or 0) == reg.current.write_rps
             assert live.health_status == reg.health.status
+            static = [f for f in Registration.__struct_fields__ if f not in ("current", "health")]
+            assert [getattr(live, f) for f in static] == [getattr(self.model.regs[reg.backend_id], f) for f in static]
 
 
 LivingRegistry.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,

@@ -23,6 +23,7 @@ import yaml
 import prism_match as pm
 from prism_match.cli import main
 from prism_match.errors import RegistryError
+from prism_match.loading import load_registrations
 from prism_match.health import read_health_check
 from prism_match.schema import encode_hook
 
@@ -428,7 +429,8 @@ def test_registry_item_is_the_stored_registration_until_something_changes():
     docs = [backend("a", FAST, "127.0.0.1:1", health={"status": "degraded", "uptime_percent_24h": 90.0})]
     registry = pm.load_registry(docs)
     stored = registry["a"]
-    assert registry["a"] is stored
+    # Made anew from the kept record on each call: equal, not the same object.
+    assert registry["a"] == stored == load_registrations(docs)[0]
     registry.update("a", status="healthy", uptime=99.5)
     assert (registry["a"].health.status, registry["a"].health.uptime_percent_24h) == ("healthy", 99.5)
     assert registry["a"].backend_id == "a" and registry["a"].health_check == stored.health_check

@@ -16,9 +16,12 @@
 
 cimport cython
 from libc.math cimport INFINITY, NAN, isnan
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free, qsort
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cython.parallel cimport prange
 from fastrlock.rlock cimport lock_fastrlock, unlock_fastrlock
 from ._typedefs cimport mask_t, index_t, score_t, code_t, rules_t
@@ -799,6 +802,15 @@ cdef class CoreRegistry:
             self.log.push(self.version, kind, backend_id, payload)
         return self.version
 
+    cdef inline Py_ssize_t _logged_record(self, str kind, object backend_id, const char* data,
+                                          Py_ssize_t n) except -1:
+        # ``_logged`` of a change whose payload is a record (``n`` bytes at
+        # ``data``): the log keeps a copy (``ChangeLog.push_record``).
+        self.version += 1
+        if self.log is not None:
+            self.log.push_record(self.version, kind, backend_id, data, n)
+        return self.version
+
     def hold(self, Py_ssize_t i, double w, double r, double storage, double ns, double conn=0.0):
         """Reserve fixed amounts on position ``i`` (a replayed reservation)."""
         self._res_w[i] += w
@@ -939,6 +951,7 @@ cdef int _set_group(const Reg* r, const Slot* s, const Policy* p, Placed* pl, co
     return 0
 
 
+include "_records.pxi"
 include "_living.pxi"
 include "_reserve.pxi"
 include "_edits.pxi"

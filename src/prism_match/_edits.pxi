@@ -46,7 +46,7 @@ cdef class RegistryEdits:
         try:
             if self.batches:
                 raise self.registry._during_batch("add")
-            new_tokens = self.layout.add(regs, True)  # all or nothing; logged there
+            new_tokens = self.layout.add(regs, True, allow_inline_secrets)  # all or nothing; logged there
             if new_tokens is None:
                 raise self.registry._already_registered(regs)
             self.records_current = False

@@ -45,6 +45,7 @@ cdef extern from *:
     #define pm_prefetch_list_item(L, i) pm_prefetch_w(((PyListObject*)(L))->ob_item[i])
     """
     void pm_prefetch(const void* p) noexcept nogil
+    void pm_prefetch_w(const void* p) noexcept nogil
     # The address of a list's item ``i`` (< its length), to prefetch.
     const void* pm_list_item_at(list L, Py_ssize_t i) noexcept
     # Ask for the object at item ``i`` (< its length) of a list, to write

@@ -725,72 +725,6 @@ cdef class IdOrder:
 cdef tuple _NO_TOKENS = ()
 
 
-cdef extern from *:
-    """
-    #include "structmember.h"
-
-    /* The objects that letting go of a list's item will free, asked for a
-       level at a time (PM_GARBAGE_MAX at most): a registration decoded from
-       a document is some 25 objects (its structs, lists, strings and
-       floats), last touched long ago in a large registry, which
-       deallocation would otherwise reach one miss after another. Children
-       are found in lists, tuples, dicts and the slots of heap types (a
-       msgspec Struct's fields); only an object held once is looked into
-       (it is the one that will be freed). Reading, never writing. */
-    #define PM_GARBAGE_MAX 256
-    typedef struct { PyObject** out; Py_ssize_t n; } pm_level;
-
-    static inline void pm_ask(pm_level* lv, PyObject* child) {
-        if (child == NULL) return;
-        pm_prefetch_w(child);
-        if (lv->n < PM_GARBAGE_MAX) lv->out[lv->n++] = child;
-    }
-
-    static void pm_children(PyObject* o, pm_level* lv) {
-        PyTypeObject* t;
-        PyMemberDef* m;
-        PyObject *k, *v;
-        Py_ssize_t j, n, at = 0;
-        if (PyList_CheckExact(o)) {
-            n = PyList_GET_SIZE(o);
-            for (j = 0; j < n; j++) pm_ask(lv, PyList_GET_ITEM(o, j));
-        } else if (PyTuple_CheckExact(o)) {
-            n = PyTuple_GET_SIZE(o);
-            for (j = 0; j < n; j++) pm_ask(lv, PyTuple_GET_ITEM(o, j));
-        } else if (PyDict_CheckExact(o)) {
-            while (PyDict_Next(o, &at, &k, &v)) { pm_ask(lv, k); pm_ask(lv, v); }
-        } else {
-            for (t = Py_TYPE(o); t != NULL && (t->tp_flags & Py_TPFLAGS_HEAPTYPE); t = t->tp_base) {
-                for (m = t->tp_members; m != NULL && m->name != NULL; m++)
-                    if (m->type == T_OBJECT_EX || m->type == T_OBJECT)
-                        pm_ask(lv, *(PyObject**)((char*)o + m->offset));
-            }
-        }
-    }
-
-    static void pm_prefetch_freed_item(PyObject* list, Py_ssize_t i) {
-        PyObject* a[PM_GARBAGE_MAX];
-        PyObject* b[PM_GARBAGE_MAX];
-        PyObject** cur = a;
-        Py_ssize_t ncur = 1, j, budget = PM_GARBAGE_MAX;
-        pm_level lv;
-        a[0] = ((PyListObject*)list)->ob_item[i];
-        if (a[0] == NULL || a[0] == Py_None) return;
-        while (ncur > 0 && budget > 0) {
-            lv.out = (cur == a) ? b : a;
-            lv.n = 0;
-            for (j = 0; j < ncur; j++)
-                if (Py_REFCNT(cur[j]) == 1) pm_children(cur[j], &lv);
-            budget -= lv.n;
-            cur = lv.out;
-            ncur = lv.n;
-        }
-    }
-    """
-    # Ask for what setting item ``i`` (< its length) of a list to None will free.
-    void pm_prefetch_freed_item(list o, Py_ssize_t i) noexcept
-
-
 cdef class LayoutCore:
     """The hot half of ``living.Layout`` (which subclasses it and documents
     the whole): ``add`` and ``remove``, each one call with no Python frame
@@ -806,12 +740,23 @@ cdef class LayoutCore:
     cdef dict f_index, r_index, c_index       # which they change in place only
     cdef dict store
     cdef list holes, backend_ids
-    cdef public list registrations  # position -> its Registration (None: a hole, or not made yet)
+    cdef readonly RecordStore records  # position -> its registration's record (see __init__)
+    cdef readonly dict kept            # position -> what ``records`` cannot hold (a long record, or a
+                                       # Registration with inline secrets); usually empty
+    cdef object encode_into            # (registration, bytearray): its record into the bytearray
+    cdef object hold                   # a registration -> its record (bytes), or itself when it holds inline secrets
+    cdef bytearray scratch             # the record of a single add, on its way into ``records``
     cdef dict attrs  # the columns' instance dict: its plain attributes (size, entries, dense, the id caches)
 
-    def __init__(self, columns, CoreRegistry core, list registrations=None):
-        """``registrations``: the Registration of each position when known
-        (a registry loaded from documents), else None."""
+    def __init__(self, columns, CoreRegistry core, list records=None, encoder=None, hold=None):
+        """``records``: what is kept of each position's registration when
+        known (a registry loaded from documents; a registry built from a
+        table or a snapshot has none), else None: its record (bytes, the
+        registration encoded by ``encoder``, a msgspec msgpack Encoder: the
+        form a snapshot stores), kept in a ``RecordStore`` (_records.pxi:
+        a remove frees no object), or the Registration itself when it holds
+        inline secrets the caller allowed (a record never holds one; ``hold``
+        tells which an add's registration is)."""
         self.columns = columns
         # Columns has no property or slot of these names (tests/test_living_rows.py
         # checks): a dict access each, where getattr / setattr on it cost
@@ -827,21 +772,71 @@ cdef class LayoutCore:
         self.f_tokens, self.r_tokens, self.c_tokens = features.tokens, regions.tokens, compliance.tokens
         self.f_index, self.r_index, self.c_index = features.index, regions.index, compliance.index
         self.store, self.holes, self.backend_ids = columns.store, columns.holes, columns.backend_ids
-        if registrations is None:
-            registrations = [None] * len(self.backend_ids)
-        elif len(registrations) != len(self.backend_ids):
-            raise ValueError(f"{len(registrations)} registrations for {len(self.backend_ids)} positions")
-        self.registrations = registrations
+        self.records = RecordStore()
+        self.records._cover(len(self.backend_ids))
+        self.kept = {}
+        self.scratch = bytearray()
+        self.encode_into = encoder.encode_into if encoder is not None else None
+        self.hold = hold
+        if records is not None:
+            if len(records) != len(self.backend_ids):
+                raise ValueError(f"{len(records)} records for {len(self.backend_ids)} positions")
+            for i, record in enumerate(records):
+                if record is not None:
+                    self._keep(i, record)
 
-    def add(self, list registrations, bint log=False):
+    cdef int _keep(self, Py_ssize_t i, record) except -1:
+        # Keep ``record`` (bytes, or a Registration) for position ``i``.
+        if type(record) is bytes and self.records._put(i, PyBytes_AS_STRING(record), len(<bytes>record)):
+            if self.kept:
+                self.kept.pop(i, None)
+            return 0
+        self.records._drop(i)
+        self.kept[i] = record
+        return 0
+
+    def record_at(self, Py_ssize_t i):
+        """What is kept of position ``i``'s registration: its record (bytes),
+        a Registration (inline secrets), or None."""
+        if self.kept:
+            found = self.kept.get(i)
+            if found is not None:
+                return found
+        return self.records.get(i)
+
+    def keep(self, Py_ssize_t i, registration, bint secrets=False):
+        """Keep ``registration``'s record for position ``i`` (a replace);
+        ``secrets``: inline secrets were allowed. Returns what is kept."""
+        record = self._record(registration, secrets)
+        self._keep(i, record)
+        return record
+
+    cdef object _record(self, registration, bint secrets):
+        if secrets:
+            return self.hold(registration)
+        self.encode_into(registration, self.scratch)
+        return bytes(self.scratch)
+
+    cdef int _forget(self, Py_ssize_t i) except -1:
+        self.records._drop(i)
+        if self.kept:
+            self.kept.pop(i, None)
+        return 0
+
+    def forget(self, Py_ssize_t i):
+        """Let go of position ``i``'s record."""
+        self._forget(i)
+
+    def add(self, list registrations, bint log=False, bint secrets=False):
         """Write each registration into a free position (a hole first, else
         the next one), all or nothing. Returns None, with nothing changed,
         when an id is registered already (the caller says which; the ids of
         the list are distinct). Else the feature tokens new to the registry
         (the caller checks their names: ``catalogue.check_vocabulary``). Each
-        registration is kept at its position (``registrations``); with
-        ``log``, the add is logged in the core: the registry's share, done
-        here to spare a Python call.
+        registration's record is kept at its position (``records``; with
+        ``secrets``, inline secrets allowed, ``hold`` says what is kept);
+        with ``log``, the add is logged in the core (with the records): the
+        registry's share, done here to spare a Python call.
 
         The registrations become rows (their new names added to the
         vocabularies); the limits are checked when a vocabulary grew or the
@@ -870,7 +865,9 @@ cdef class LayoutCore:
             order = self._ids_in_order()  # made (or made again) before any position changes
         cdef list f_tokens = self.f_tokens, r_tokens = self.r_tokens, c_tokens = self.c_tokens
         cdef Py_ssize_t known_f = len(f_tokens), known_r = len(r_tokens), known_c = len(c_tokens)
-        cdef list holes = self.holes, backend_ids = self.backend_ids, by_position = self.registrations
+        cdef list holes = self.holes, backend_ids = self.backend_ids
+        cdef RecordStore store = self.records
+        cdef bytearray scratch = self.scratch
         columns = self.columns
         cdef dict attrs = self.attrs
         cdef Py_ssize_t size = attrs["size"]
@@ -882,12 +879,19 @@ cdef class LayoutCore:
         cdef Row row
         cdef TokenMemo memo = self._memo
         cdef dict f_index = self.f_index, r_index = self.r_index, c_index = self.c_index
+        cdef list records = None  # the records of a list (or with secrets); a single one is in ``scratch``
+        cdef bint single = n == 1 and not secrets
         try:
             rows = []
             for reg in registrations:
                 row = Row.__new__(Row)
                 row.read(reg, f_index, f_tokens, r_index, r_tokens, c_index, c_tokens, memo)
                 rows.append(row)
+            # Encoded now, while the registration is in the cache.
+            if single:
+                self.encode_into(registrations[0], scratch)
+            else:
+                records = [self._record(reg, secrets) for reg in registrations]
         except BaseException:
             self.forget_names((known_f, known_r, known_c))
             raise
@@ -915,14 +919,17 @@ cdef class LayoutCore:
                     size += 1
                     i = size - 1
                     backend_ids.append(None)
-                    by_position.append(None)
+                    store._cover(size)
                     core.r.n = size
                     core.r.nw = (size + 63) >> 6  # core.resize(size)
                 backend_ids[i] = backend_id
                 entries = write_row(core, i, <Row>rows[j], False, False, False, label, True, entries, reused)
                 attrs["entries"] = entries
                 index[backend_id] = i
-                by_position[i] = registrations[j]
+                if not single:
+                    self._keep(i, records[j])
+                elif not store._put(i, PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch)):
+                    self._keep(i, bytes(scratch))  # longer than a slot
                 core._set_alive(i, True)
                 i = -1
                 done += 1
@@ -939,12 +946,16 @@ cdef class LayoutCore:
             self._ids_changed()
         core._relayout_if_misplaced()
         if log:
-            # The Registration of a single add, else a tuple of them (which
-            # the cyclic GC does not track): the log then holds nothing the
-            # collector must scan again, and a single add makes no tuple to
-            # free when the ring overwrites it (``Registry.changes`` gives
-            # every add's as a tuple).
-            core._logged("add", None, registrations[0] if n == 1 else tuple(registrations))
+            # The record of a single add, copied into the log's ring of
+            # bytes (no object to free when the ring overwrites it), else a
+            # tuple of them (which the cyclic GC does not track): the log
+            # holds nothing the collector must scan again
+            # (``Registry.changes`` gives every add's registrations as a
+            # tuple).
+            if single:
+                core._logged_record("add", None, PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch))
+            else:
+                core._logged("add", None, records[0] if n == 1 else tuple(records))
         return f_tokens[known_f:] if len(f_tokens) > known_f else _NO_TOKENS
 
     cdef inline int _ids_changed(self) except -1:
@@ -983,14 +994,10 @@ cdef class LayoutCore:
         # backends 1.26 us against 1.31 without: little, but not nothing).
         core._prefetch_position(at)
         pm_prefetch(pm_list_item_at(self.backend_ids, at))
-        # A registry loaded from documents holds each backend's
-        # Registration, which the remove frees: asked for a level at a time
-        # (in turns at 100,000 backends, a churn remove 3.34-3.61 us
-        # against 3.93-4.16 without; still its largest part).
-        pm_prefetch_freed_item(self.registrations, at)
+        self.records._prefetch(at)
         core._set_alive(at, False)
         self.backend_ids[at] = None
-        self.registrations[at] = None
+        self._forget(at)
         self.holes.append(i)
         self.attrs["dense"] = False
         if self._order is not None:

@@ -180,10 +180,8 @@ class Layout(LayoutCore):
             self.core.set_alive(i, False)
             if i == len(c.backend_ids):  # cut short before its id had a place
                 c.backend_ids.append(None)
-            if i == len(self.registrations):
-                self.registrations.append(None)
             c.backend_ids[i] = None
-            self.registrations[i] = None
+            self.forget(i)
             c.holes.append(i)
             c.dense = False
         # Its label was given (``label_for`` inserted it, or took a removed
@@ -194,9 +192,10 @@ class Layout(LayoutCore):
         if order is not None and backend_id in order:
             order.note_removed()
 
-    def replace(self, reg: Registration) -> int:
+    def replace(self, reg: Registration, secrets: bool = False) -> int:
         """Re-register a backend in its position, keeping its live usage,
-        status and reservations unless the registration states them. Its
+        status and reservations unless the registration states them; its
+        record kept as an add's (``secrets``: inline secrets allowed). Its
         latency entries go after the last ones (the old ones are left
         behind until a compaction)."""
         c = self.columns
@@ -216,5 +215,5 @@ class Layout(LayoutCore):
             core.refresh(grew)  # a name added, no array replaced
         c.dense = False
         c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
-        self.registrations[i] = reg
+        self.keep(i, reg, secrets)
         return i

@@ -42,7 +42,8 @@ from .results import Diagnosis, QueryResult
 from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
 from .vocabulary import capability_names
-from .snapshot import RecordSource, encode_registrations, read_snapshot, save_snapshot
+from .snapshot import (RECORD_ENCODER, RecordSource, held_record, pack_records, read_snapshot, registration_of,
+                       save_snapshot, stored_record)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -83,6 +84,9 @@ class Change(msgspec.Struct, frozen=True):
     data: Any
 
 
+DECODED_KEPT = 256  # registrations kept decoded (Registry._registration)
+
+
 class Registry:
     """The compiled registry. Build it with :func:`load_registry`,
     :func:`load_snapshot` or :meth:`from_polars`."""
@@ -97,6 +101,10 @@ class Registry:
         log_size = positive_int(log_size, "log_size", "Registry") if log_size != 0 else 0
         self._records = records
         self._record_pos: dict[str, int] | None = None
+        # The registrations decoded last (``_registration``), while no add,
+        # remove, replace or compact came after them (``_decoded_at``).
+        self._decoded: dict[str, Registration] = {}
+        self._decoded_at = -1
         self._log: ChangeLog | None = ChangeLog(log_size) if log_size else None
         self._log_start = version  # changes after this version are in the log (while it has not overflowed)
         self._lock = FastRLock()  # reentrant; changes (add, remove, replace, reserve, release) one at a time
@@ -109,22 +117,22 @@ class Registry:
         # progress callback may not add, remove, ...).
         self._edits = RegistryEdits(self, self._lock, self._book, self._health_notes)
         self._edits.records_current = records is not None
-        # Registrations are kept by position (the layout's) when loaded from
-        # documents; a registry built from a table or a snapshot makes each
-        # one on first request.
-        self._attach(columns, version, list(registrations) if registrations is not None else None)
+        # Registrations are kept by position (the layout's), as records
+        # (``Layout``), when loaded from documents or added; a registry built
+        # from a table or a snapshot makes each one when asked.
+        self._attach(columns, version, [held_record(r) for r in registrations] if registrations is not None else None)
         self.policy = policy
 
-    def _attach(self, columns: Columns, version: int, registrations: list[Registration | None] | None) -> None:
+    def _attach(self, columns: Columns, version: int, records: list[bytes | Registration | None] | None) -> None:
         """Build the engine over ``columns`` (at load, and after compact),
-        with the registration of each position when known."""
+        with the record of each position when known (``Layout``)."""
         policy = getattr(self, "engine", None)
         self.engine = Engine(columns, self._registration, partial(build_reasons, self._registration, columns),
                              policy.policy if policy is not None else DEFAULT_POLICY, log=self._log,
                              version=version)
         self.columns = columns
         self._core = self.engine.core
-        self._layout = Layout(columns, self._core, registrations)
+        self._layout = Layout(columns, self._core, records, RECORD_ENCODER, held_record)
         self._book.attach(self._core)
         self._edits.attach(self._layout)
         # The compiled methods themselves, with no Python frame in between
@@ -169,29 +177,51 @@ class Registry:
     # --- registrations ---------------------------------------------------------------------
 
     def _registration(self, backend_id: str) -> Registration:
-        """The stored registration of a live backend (static parts).
+        """The stored registration of a live backend (static parts):
+        decoded from its record (kept by position, or the snapshot's), or
+        read from the columns (a registry built from a table). The last
+        ``DECODED_KEPT`` made are kept while the registry's backends stay
+        the same (a match's reasons, ``registry[id]`` again), and let go of
+        by the first call after an add, remove, replace or compact, never
+        by the change itself.
 
-        Kept by position, with no lock: a reader racing an add that reuses
-        the position of a backend removed meanwhile sees an id that is not
-        the one asked for, and the backend as unknown."""
-        by_position = self._layout.registrations
-        i = self._core.index.get(backend_id)
-        found = by_position[i] if i is not None and i < len(by_position) else None
-        if found is not None and found.backend_id == backend_id:
+        With no lock: a reader racing an add that reuses the position of a
+        backend removed meanwhile sees an id that is not the one asked for,
+        and the backend as unknown. (The stamp is read before the record,
+        so a registration read while the backends changed is let go of by
+        the next call.)"""
+        stamp = self._edits.structure
+        decoded = self._decoded
+        if stamp != self._decoded_at:
+            decoded.clear()
+            self._decoded_at = stamp
+        found = decoded.get(backend_id)
+        if found is not None:
             return found
+        i = self._core.index.get(backend_id)
         if i is None:
             raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
-        if self._records is not None:
-            if self._record_pos is None:
-                self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
-            j = self._record_pos.get(backend_id)
+        held = self._layout.record_at(i)
+        if held is not None:
+            found = registration_of(held)
+        elif self._records is not None:
+            j = self._record_position(backend_id)
             found = self._records(j) if j is not None else registration_from_columns(self.columns, i)
         else:
             found = registration_from_columns(self.columns, i)
         if found.backend_id != backend_id or self._core.index.get(backend_id) != i:
             raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")  # removed while it was read
-        by_position[i] = found
+        if len(decoded) >= DECODED_KEPT:
+            decoded.pop(next(iter(decoded)), None)  # the oldest
+        decoded[backend_id] = found
         return found
+
+    def _record_position(self, backend_id: str) -> int | None:
+        """Where the snapshot's record of ``backend_id`` is, if it has one."""
+        assert self._records is not None
+        if self._record_pos is None:
+            self._record_pos = {b: j for j, b in enumerate(self._records.ids)}
+        return self._record_pos.get(backend_id)
 
     def _live(self, backend_id: str) -> Registration:
         """The registration with the live values of the columns: usage
@@ -496,11 +526,11 @@ class Registry:
             if self._edits.batches:
                 raise self._during_batch("replace")
             self._core.position(reg.backend_id, "replace")
-            self._layout.replace(reg)
+            i = self._layout.replace(reg, allow_inline_secrets)
             if reg.backend_id in self._health_notes:
                 self._count_incidents(reg.backend_id)
             self._edits.records_current = False
-            self._core.record("replace", reg.backend_id, reg)
+            self._core.record("replace", reg.backend_id, self._layout.record_at(i))
             self._edits.structure += 1
 
     def reserve(self, slot: Any, backend_id: str | None = None) -> Reservation:
@@ -595,8 +625,7 @@ class Registry:
         if since < max(first, self._log_start):
             raise RegistryError(f"Changes after version {since} are no longer kept (the log holds those after "
                                 f"version {max(first, self._log_start)}); load a newer snapshot", "changes")
-        return [Change(version, kind, backend_id, update_fields(data) if kind == "update" else
-                       (data,) if kind == "add" and type(data) is not tuple else data)
+        return [Change(version, kind, backend_id, _change_data(kind, data))
                 for version, kind, backend_id, data in self._log if version > since]
 
     def apply(self, changes: Iterable[Change]) -> None:
@@ -650,14 +679,30 @@ class Registry:
         with self._lock:
             if self._edits.batches:
                 raise self._during_batch("compact")
-            for bid in self.backend_ids:  # registrations from a table or a snapshot: read them while positions hold
-                self._registration(bid)
             # Compacted columns keep the live positions in their order.
-            ids, by_position = self.columns.backend_ids, self._layout.registrations
-            kept = [reg for b, reg in zip(ids, by_position, strict=True) if b is not None]
+            layout = self._layout
+            kept = [self._kept_record(b, layout.record_at(i)) for i, b in enumerate(self.columns.backend_ids)
+                    if b is not None]
             self._records, self._edits.records_current = None, False
             self._attach(self.columns.compacted(), self.version, kept)
             self._edits.structure += 1
+
+    def _kept_record(self, backend_id: str, held: bytes | Registration | None) -> bytes | Registration | None:
+        """A live backend's record, ``held`` by its position, else the
+        snapshot's (checked: decoded once), else None (read from the
+        columns when asked)."""
+        if held is not None or self._records is None:
+            return held
+        j = self._record_position(backend_id)
+        if j is None:
+            return None
+        self._records(j)  # a damaged record is refused here, as when read
+        return self._records.record(j)
+
+    def _stored_record(self, backend_id: str, held: bytes | Registration | None) -> bytes:
+        """What a snapshot stores of a live backend's registration."""
+        held = self._kept_record(backend_id, held)
+        return stored_record(held if held is not None else self._registration(backend_id))
 
     # --- tables and snapshots --------------------------------------------------------------
 
@@ -677,7 +722,8 @@ class Registry:
         if self._records is not None and self._edits.records_current:
             records = self._records.records()
         else:
-            records = encode_registrations([self._registration(b) for b in ids])
+            layout, index = self._layout, self._core.index
+            records = pack_records([self._stored_record(b, layout.record_at(index[b])) for b in ids])
         encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
         extras = {
             "extra.version": np.array([self.version], dtype=np.int64),
@@ -797,6 +843,19 @@ class _HealthNote(NamedTuple):
 
     checked_at: _dt.datetime | None
     incidents: tuple[Incident, ...]
+
+
+def _change_data(kind: str, data: Any) -> Any:
+    """A logged change's data as ``Registry.changes`` gives it: an add's
+    registrations as a tuple, a replace's registration (the log keeps their
+    records), an update's fields."""
+    if kind == "update":
+        return update_fields(data)
+    if kind == "add":
+        return tuple(registration_of(r) for r in data) if type(data) is tuple else (registration_of(data),)
+    if kind == "replace":
+        return registration_of(data)
+    return data
 
 
 def _snapshot(engine: Engine) -> Any:

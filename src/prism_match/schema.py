@@ -117,6 +117,8 @@ def encode_hook(value: object) -> object:
     durations keep their unit (a bare number is not a duration), sizes are
     bytes. ``msgspec.json.encode(reg, enc_hook=encode_hook)`` loads back to
     an equal registration."""
+    if type(value) is Size:  # first: a registration's storage amounts, the most frequent
+        return float(value)
     if isinstance(value, DurationMs):
         return f"{float(value)!r}ms"
     if isinstance(value, (Duration, ThresholdSeconds)):

@@ -127,8 +127,36 @@ def _without_secrets(reg: Registration) -> Registration:
 
 
 def encode_registrations(registrations: list[Registration]) -> tuple[np.ndarray, np.ndarray]:
-    encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
-    return _pack_bytes([encoder.encode(_without_secrets(r)) for r in registrations])
+    return pack_records([_RECORD.encode(_without_secrets(r)) for r in registrations])
+
+
+def pack_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Records (``encode_record``) as a snapshot stores them: one buffer
+    and offsets."""
+    return _pack_bytes(records)
+
+
+# A registration as the registry keeps it (and a snapshot stores it): its
+# record, msgpack. Encoder and Decoder are safe to share between threads.
+RECORD_ENCODER = _RECORD = msgspec.msgpack.Encoder(enc_hook=encode_hook)
+_RECORD_DECODER = msgspec.msgpack.Decoder(Registration, dec_hook=decode_hook)
+
+
+def held_record(reg: Registration) -> bytes | Registration:
+    """What the registry keeps of a registration whose inline secrets were
+    allowed: its record, unless it holds one (a record never does), then the
+    Registration itself."""
+    return _RECORD.encode(reg) if _without_secrets(reg) is reg else reg
+
+
+def registration_of(held: bytes | Registration) -> Registration:
+    """The registration a kept record (or Registration) stands for."""
+    return _RECORD_DECODER.decode(held) if type(held) is bytes else held  # type: ignore[return-value]
+
+
+def stored_record(held: bytes | Registration) -> bytes:
+    """What a snapshot stores of a kept record or Registration."""
+    return held if type(held) is bytes else _RECORD.encode(_without_secrets(held))  # type: ignore[return-value]
 
 
 class RecordSource:
@@ -153,6 +181,10 @@ class RecordSource:
             raise RegistryError(f"Snapshot is damaged: record {i} is not the registration of its row "
                                 f"(`{self.ids[i][:60]}`)", self._name)
         return reg
+
+    def record(self, i: int) -> bytes:
+        """Record ``i`` as stored (not decoded, not checked)."""
+        return self._data[self._offsets[i]:self._offsets[i + 1]]
 
     def records(self) -> tuple[np.ndarray, np.ndarray]:
         return np.frombuffer(self._data, dtype=np.uint8), self._offsets
