@@ -126,27 +126,18 @@ def _without_secrets(reg: Registration) -> Registration:
     return msgspec.structs.replace(reg, **changes) if changes else reg
 
 
-def encode_registrations(registrations: list[Registration]) -> tuple[np.ndarray, np.ndarray]:
-    return pack_records([_RECORD.encode(_without_secrets(r)) for r in registrations])
-
-
-def pack_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Records (``encode_record``) as a snapshot stores them: one buffer
-    and offsets."""
-    return _pack_bytes(records)
-
-
-# A registration as the registry keeps it (and a snapshot stores it): its
-# record, msgpack. Encoder and Decoder are safe to share between threads.
-RECORD_ENCODER = _RECORD = msgspec.msgpack.Encoder(enc_hook=encode_hook)
+# A registration as the registry keeps it and a snapshot stores it: its
+# record, msgpack (msgspec's Encoder and Decoder are safe to share between
+# threads). A record never holds an inline secret.
+RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=encode_hook)
 _RECORD_DECODER = msgspec.msgpack.Decoder(Registration, dec_hook=decode_hook)
 
 
 def held_record(reg: Registration) -> bytes | Registration:
-    """What the registry keeps of a registration whose inline secrets were
-    allowed: its record, unless it holds one (a record never does), then the
-    Registration itself."""
-    return _RECORD.encode(reg) if _without_secrets(reg) is reg else reg
+    """What the registry keeps of a registration whose inline secrets may
+    have been allowed: its record, or the Registration itself when it holds
+    one."""
+    return RECORD_ENCODER.encode(reg) if _without_secrets(reg) is reg else reg
 
 
 def registration_of(held: bytes | Registration) -> Registration:
@@ -156,7 +147,12 @@ def registration_of(held: bytes | Registration) -> Registration:
 
 def stored_record(held: bytes | Registration) -> bytes:
     """What a snapshot stores of a kept record or Registration."""
-    return held if type(held) is bytes else _RECORD.encode(_without_secrets(held))  # type: ignore[return-value]
+    return held if type(held) is bytes else RECORD_ENCODER.encode(_without_secrets(held))  # type: ignore[return-value]
+
+
+def pack_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Records as a snapshot stores them: one buffer and offsets."""
+    return _pack_bytes(records)
 
 
 class RecordSource:
@@ -441,7 +437,7 @@ def _write_archive(handle: Any, arrays: dict[str, np.ndarray]) -> None:
 def save_snapshot(columns: Columns, records: tuple[np.ndarray, np.ndarray] | None,
                   path: str | os.PathLike | BinaryIO, extras: dict[str, np.ndarray] | None = None) -> None:
     """Write dense ``columns`` (live values included), the registrations'
-    ``records`` (``encode_registrations``: secrets removed) and ``extras``
+    ``records`` (``pack_records`` of ``stored_record``: secrets removed) and ``extras``
     (``extra.*`` members) to ``path`` (``.npz``), or to a binary file
     object. A path is written as ``output.open_output`` writes: a regular
     file atomically (a reader never sees half a snapshot), a FIFO or a
