@@ -17,6 +17,9 @@ in one session; see ``--json``).
   - ``add_own``: ``add`` of validated ``Registration`` structs with the
     validation step stubbed out: the registry's own work (rows, columns,
     order labels, index, change log);
+  - ``add_prepared``: ``add`` of ``PreparedRegistration``s
+    (``Registry.prepare_registration``, made before: validated and
+    encoded), the public way to the registry's own work;
   - ``add_struct``: ``add`` of ``Registration`` structs as given (checked
     again: a Struct's constructor checks nothing);
   - ``add_dict``: ``add`` of one plain dict (validation included);
@@ -41,7 +44,9 @@ in one session; see ``--json``).
   backend's record (a registry loaded from a snapshot reads the snapshot's
   until the backend is replaced), and with dicts added, validation
   included (``churn_add_dict``, ``churn_remove_dict``: what a service
-  registering backends as they come pays);
+  registering backends as they come pays), and with prepared registrations
+  (``churn_add_prepared``, ``churn_remove_prepared``: validated and
+  encoded before, off the timed loop);
 * reserve of a prepared slot and release, each alone (2,000 reservations
   taken, then given back), against a prepared top-1 match timed the same
   way just before (the median of the per-round ratios), at 1,000 backends;
@@ -110,7 +115,7 @@ def _per_item(call, items) -> float:
     return (time.perf_counter() - start) / len(items)
 
 
-CASES = ("add_own", "add_struct", "add_dict", "add_list", "validate_msgspec", "remove")
+CASES = ("add_own", "add_prepared", "add_struct", "add_dict", "add_list", "validate_msgspec", "remove")
 
 
 class Steady:
@@ -126,6 +131,7 @@ class Steady:
         self.registry.add(docs[:BATCH])
         self.docs = docs[BATCH:]
         self.structs = [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in self.docs]
+        self.prepared = [self.registry.prepare_registration(d) for d in self.docs]
         self.ids = [d["backend_id"] for d in self.docs]
 
     def per_backend(self, case: str) -> float:
@@ -140,6 +146,8 @@ class Steady:
         if case == "add_own":
             with validation_stubbed(registry):
                 seconds = _per_item(registry.add, self.structs)
+        elif case == "add_prepared":
+            seconds = _per_item(registry.add, self.prepared)
         elif case == "add_struct":
             seconds = _per_item(registry.add, self.structs)
         elif case == "add_dict":
@@ -191,7 +199,7 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
 
 
 def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH,
-               documents: bool = False, dicts: bool = False) -> dict[str, float]:
+               documents: bool = False, dicts: bool = False, prepared: bool = False) -> dict[str, float]:
     """Seconds per add and per remove in a random churn (module docstring):
     ``count`` leave-and-join pairs a round, on one registry throughout.
     ``documents``: the registry loaded from documents, which keeps each
@@ -199,21 +207,24 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
     reads the snapshot's); the figures are then named
     ``churn_add_documents`` and ``churn_remove_documents``. ``dicts``: the
     same, adding plain dicts, validation included (``churn_add_dict``,
-    ``churn_remove_dict``)."""
+    ``churn_remove_dict``), or PreparedRegistrations made before
+    (``churn_add_prepared``, ``churn_remove_prepared``)."""
     registry = load_registry(common.documents(n, common.SEED)) if documents else common.fresh_registry(n)
     slot = registry.prepare(common.selectivity_slot("medium"))
     registry.match(slot, 5)  # the scan order built, as a serving registry has it
     docs = generate_registry(rounds * count, seed=11)
     for j, doc in enumerate(docs):
         doc["backend_id"] = f"{doc['backend_type']}-9{j:06d}"  # after the fleet's loaded ids, in order
-    structs = docs if dicts else [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
+    structs = docs if dicts else [registry.prepare_registration(d) for d in docs] if prepared else \
+        [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
     rng = random.Random(5)
     ids = list(registry.backend_ids)
     add, remove = ("churn_add_dict", "churn_remove_dict") if dicts else \
+        ("churn_add_prepared", "churn_remove_prepared") if prepared else \
         ("churn_add_documents", "churn_remove_documents") if documents else ("churn_add", "churn_remove")
     out: dict[str, list[float]] = {add: [], remove: [], f"{add}/yardstick": [], f"{remove}/yardstick": []}
     clock = time.perf_counter
-    with contextlib.nullcontext(registry) if dicts else validation_stubbed(registry):
+    with contextlib.nullcontext(registry) if dicts or prepared else validation_stubbed(registry):
         for r in range(rounds):
             reference = yard.sample() if yard is not None else None
             adding, removing = 0.0, 0.0
@@ -227,7 +238,7 @@ def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = 
                 registry.add(reg)
                 adding += clock() - middle
                 removing += middle - start
-                ids.append(reg["backend_id"] if dicts else reg.backend_id)
+                ids.append(reg["backend_id"] if dicts else reg.registration.backend_id if prepared else reg.backend_id)
             out[add].append(adding / count)
             out[remove].append(removing / count)
             if reference is not None:
@@ -312,6 +323,7 @@ def main() -> None:
     measured.append((100_000, churn_adds(100_000, args.rounds, yard)))
     measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True)))
     measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, dicts=True)))
+    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, prepared=True)))
     for size, values in measured:
         for name, value in values.items():  # seconds in µs; ratios to the yardstick as they are
             figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6
@@ -322,11 +334,13 @@ def main() -> None:
         for size in (1_000, 100_000):
             f = {k.split("@")[0]: v for k, v in figures.items() if k.endswith(f"@{size}")}
             print(f"{size:>9,} backends, µs per backend: add (registry's own work) {f['add_own']:.2f}, "
+                  f"add prepared {f['add_prepared']:.2f}, "
                   f"add Registration {f['add_struct']:.2f}, add dict {f['add_dict']:.2f}, "
                   f"add list of {LIST:,} dicts {f['add_list']:.2f}, msgspec.convert alone "
                   f"{f['validate_msgspec']:.2f}; remove {f['remove']:.2f}")
             print(f"{'':>9}  the same in yardsticks taken just before each: add (registry's own work) "
-                  f"{f['add_own/yardstick']:.1f}, add dict {f['add_dict/yardstick']:.1f}; "
+                  f"{f['add_own/yardstick']:.1f}, add prepared {f['add_prepared/yardstick']:.1f}, "
+                  f"add dict {f['add_dict/yardstick']:.1f}; "
                   f"remove {f['remove/yardstick']:.1f}")
         c = {name: figures[f"{name}@100000"] for name in ("churn_add", "churn_remove", "churn_add/yardstick",
                                                           "churn_remove/yardstick")}
@@ -342,6 +356,10 @@ def main() -> None:
         y = {name: figures[f"{name}_dict/yardstick@100000"] for name in ("churn_add", "churn_remove")}
         print(f"  the same, adding dicts (validation included): add {d['churn_add']:.2f} "
               f"({y['churn_add']:.1f}), remove {d['churn_remove']:.2f} ({y['churn_remove']:.1f})")
+        d = {name: figures[f"{name}_prepared@100000"] for name in ("churn_add", "churn_remove")}
+        y = {name: figures[f"{name}_prepared/yardstick@100000"] for name in ("churn_add", "churn_remove")}
+        print(f"  the same, adding prepared registrations (prepare_registration before): add "
+              f"{d['churn_add']:.2f} ({y['churn_add']:.1f}), remove {d['churn_remove']:.2f} ({y['churn_remove']:.1f})")
     if args.adds:
         return
     reserve_release()

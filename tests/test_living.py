@@ -143,17 +143,18 @@ class LivingRegistry(RuleBasedStateMachine):
         assert self.registry.version > self.version
         self.version = self.registry.version
 
-    @rule(body=bodies(), bid=st.sampled_from(IDS), twin=st.booleans())
-    def add(self, body: dict, bid: str, twin: bool) -> None:
+    @rule(body=bodies(), bid=st.sampled_from(IDS), twin=st.booleans(), prepared=st.booleans())
+    def add(self, body: dict, bid: str, twin: bool, prepared: bool) -> None:
         if twin and self.model.regs:  # an exact tie: an existing body under another id
             other = sorted(self.model.regs)[0]
             body = self.bodies[other]
         doc = dict(body, backend_id=bid)
+        given = self.registry.prepare_registration(doc) if prepared else doc
         if bid in self.model.regs:
             with pytest.raises(RegistryError, match="already registered"):
-                self.registry.add(doc)
+                self.registry.add(given)
             return
-        self.registry.add(doc)
+        self.registry.add(given)
         self.bodies[bid] = body
         self.model.register(_registration(doc), keep=False)
         self._changed()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import collections
 import io
+import pickle
 
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prism_match import load_registry, load_snapshot
+from prism_match import PreparedRegistration, RegistryError, load_registry, load_snapshot
 from prism_match._core import ChangeLog, RecordStore
 from prism_match.loading import load_registrations
 from prism_match.snapshot import REMOVED
@@ -201,3 +202,51 @@ def test_a_record_that_cannot_be_put_is_refused_whole():
     assert store.put(3, b"x" * (store.max_length + 1)) is False and store.count == 0
     with pytest.raises(IndexError):
         store.put(-1, b"x")
+
+
+# --- prepared registrations ----------------------------------------------------------------
+
+def test_a_prepared_registration_adds_as_its_document_does():
+    docs = [body("p", capabilities=["get", "brand-new"]), body("q", metadata=BIG)]
+    by_dict, by_prepared = load_registry([body("a")]), load_registry([body("a")])
+    by_dict.add(docs[0])
+    by_dict.add([docs[1]])
+    by_prepared.add(by_prepared.prepare_registration(docs[0]))
+    by_prepared.add(by_prepared.prepare_registration([docs[1]]))
+    for reg in (by_dict, by_prepared):
+        assert reg.version == 2
+    assert {b: by_prepared[b] for b in by_prepared.backend_ids} == {b: by_dict[b] for b in by_dict.backend_ids}
+    assert by_prepared.changes(since=0) == by_dict.changes(since=0)
+    slot = {"slot_name": "s", "capabilities": ["brand-new"]}
+    assert [m.backend_id for m in by_prepared.match(slot)] == ["p"]
+
+
+def test_a_prepared_registration_is_checked_where_it_is_made_and_refused_when_registered():
+    registry = load_registry([body("a")])
+    with pytest.raises(RegistryError, match="Inline secret"):
+        registry.prepare_registration(body("s", connection={"auth": {"type": "token", "token": "t0p-secret-x"}}))
+    with pytest.raises(RegistryError, match="Duplicate backend_id"):
+        registry.prepare_registration([body("d"), body("d")])
+    again = registry.prepare_registration(body("a"))
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.add(again)
+    mixed = [registry.prepare_registration(body("m1")), body("m2")]  # with other items: validated as a list
+    registry.add(mixed)
+    assert sorted(registry.backend_ids) == ["a", "m1", "m2"]
+    with pytest.raises(TypeError, match="prepare_registration"):
+        PreparedRegistration(registry["a"], b"")
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(again)
+
+
+def test_a_prepared_registration_with_an_allowed_secret_keeps_no_record():
+    secret = "hunter2-very-secret"
+    doc = body("s", connection={"auth": {"type": "username_password", "password": secret}})
+    registry = load_registry([body("a")])
+    prepared = registry.prepare_registration(doc, allow_inline_secrets=True)
+    assert prepared.record is None and prepared.registration.connection.auth.password == secret
+    registry.add(prepared)
+    assert registry["s"].connection.auth.password == secret
+    buf = io.BytesIO()
+    registry.save(buf)
+    assert secret.encode() not in buf.getvalue()

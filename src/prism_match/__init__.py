@@ -15,6 +15,7 @@ from .patterns import BindingProblem, PatternBinding
 from .optimal import OptimalAssignment, SolverReport
 from .placement import Assignment, Binding, PlacementError, Unplaced
 from .policy import MatchPolicy
+from ._core import PreparedRegistration
 from .registry import Change, Registry, Reservation, load_registry, load_snapshot
 from .results import Diagnosis, Match, QueryResult, Reason
 from .schema import SlotRequirement
@@ -22,7 +23,7 @@ from .slot_details import PreparedSlot
 from .slot_files import load_slots
 
 __all__ = ["load_registry", "load_snapshot", "load_slots", "Registry", "RegistryError", "MatchPolicy",
-           "PreparedSlot", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
+           "PreparedSlot", "PreparedRegistration", "Match", "Reason", "Diagnosis", "QueryResult", "Assignment", "Binding", "Unplaced",
            "OptimalAssignment", "SolverReport",
            "PlacementError", "PatternBinding", "BindingProblem", "Reservation", "Change", "HealthTracker",
            "HealthChecker", "SlotRequirement", "__version__"]

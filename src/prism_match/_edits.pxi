@@ -40,13 +40,21 @@ cdef class RegistryEdits:
         self.layout = layout
 
     def add(self, registration, *, strict=True, allow_inline_secrets=False):
-        # The registry's method: a benchmark replaces it on the instance.
-        regs = self.registry._validated(registration, strict, allow_inline_secrets)
+        # Prepared registrations (a PreparedRegistration, or a list of
+        # nothing else) go in as they are; anything else is validated (the
+        # registry's method: a benchmark replaces it on the instance).
+        cdef bint prepared = type(registration) is PreparedRegistration
+        if prepared:
+            regs = [registration]
+        elif type(registration) is list and _all_prepared(<list>registration):
+            regs, prepared = registration, True
+        else:
+            regs = self.registry._validated(registration, strict, allow_inline_secrets)
         lock_fastrlock(self.lock, -1, True)
         try:
             if self.batches:
                 raise self.registry._during_batch("add")
-            new_tokens = self.layout.add(regs, True, allow_inline_secrets)  # all or nothing; logged there
+            new_tokens = self.layout.add(regs, True, allow_inline_secrets, prepared)  # all or nothing; logged there
             if new_tokens is None:
                 raise self.registry._already_registered(regs)
             self.records_current = False
@@ -71,3 +79,13 @@ cdef class RegistryEdits:
             self.structure += 1
         finally:
             unlock_fastrlock(self.lock)
+
+
+cdef bint _all_prepared(list items):
+    # A list of PreparedRegistrations only (and not empty): added as they are.
+    if not items:
+        return False
+    for item in items:
+        if type(item) is not PreparedRegistration:
+            return False
+    return True

@@ -827,14 +827,16 @@ cdef class LayoutCore:
         """Let go of position ``i``'s record."""
         self._forget(i)
 
-    def add(self, list registrations, bint log=False, bint secrets=False):
+    def add(self, list registrations, bint log=False, bint secrets=False, bint prepared=False):
         """Write each registration into a free position (a hole first, else
         the next one), all or nothing. Returns None, with nothing changed,
         when an id is registered already (the caller says which; the ids of
         the list are distinct). Else the feature tokens new to the registry
         (the caller checks their names: ``catalogue.check_vocabulary``). Each
         registration's record is kept at its position (``records``; with
-        ``secrets``, inline secrets allowed, ``hold`` says what is kept);
+        ``secrets``, inline secrets allowed, ``hold`` says what is kept;
+        with ``prepared``, the registrations are PreparedRegistrations,
+        their records made already);
         with ``log``, the add is logged in the core (with the records): the
         registry's share, done here to spare a Python call.
 
@@ -850,6 +852,18 @@ cdef class LayoutCore:
         cdef CoreRegistry core = self.core
         cdef dict index = core._the_index()
         cdef Py_ssize_t n = len(registrations)
+        cdef list given = None  # the records of prepared registrations
+        cdef object one = None  # the record of a single prepared registration
+        cdef PreparedRegistration p
+        if prepared and n == 1:
+            p = <PreparedRegistration?>registrations[0]
+            one = p.record
+            registrations = [p.registration]
+            if one is None:  # it holds inline secrets (allowed): kept as it is
+                given = [None]
+        elif prepared:
+            given = [(<PreparedRegistration?>item).record for item in registrations]
+            registrations = [(<PreparedRegistration>item).registration for item in registrations]
         if log:
             core._log_ready()
         if not _tables_loaded:
@@ -879,8 +893,10 @@ cdef class LayoutCore:
         cdef Row row
         cdef TokenMemo memo = self._memo
         cdef dict f_index = self.f_index, r_index = self.r_index, c_index = self.c_index
-        cdef list records = None  # the records of a list (or with secrets); a single one is in ``scratch``
-        cdef bint single = n == 1 and not secrets
+        cdef list records = None  # the records of a list (or with secrets); a single one is at ``data``
+        cdef bint single = n == 1 and not secrets and (not prepared or one is not None)
+        cdef const char* data = NULL  # a single record: in ``scratch``, or the prepared one's
+        cdef Py_ssize_t length = 0
         try:
             rows = []
             for reg in registrations:
@@ -888,8 +904,13 @@ cdef class LayoutCore:
                 row.read(reg, f_index, f_tokens, r_index, r_tokens, c_index, c_tokens, memo)
                 rows.append(row)
             # Encoded now, while the registration is in the cache.
-            if single:
+            if single and one is None:
                 self.encode_into(registrations[0], scratch)
+                data, length = PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch)
+            elif single:
+                data, length = PyBytes_AS_STRING(one), len(<bytes>one)
+            elif prepared:
+                records = [reg if record is None else record for record, reg in zip(given, registrations)]
             else:
                 records = [self._record(reg, secrets) for reg in registrations]
         except BaseException:
@@ -928,8 +949,8 @@ cdef class LayoutCore:
                 index[backend_id] = i
                 if not single:
                     self._keep(i, records[j])
-                elif not store._put(i, PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch)):
-                    self._keep(i, bytes(scratch))  # longer than a slot
+                elif not store._put(i, data, length):
+                    self._keep(i, data[:length])  # longer than a slot: kept as bytes
                 core._set_alive(i, True)
                 i = -1
                 done += 1
@@ -953,7 +974,7 @@ cdef class LayoutCore:
             # (``Registry.changes`` gives every add's registrations as a
             # tuple).
             if single:
-                core._logged_record("add", None, PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch))
+                core._logged_record("add", None, data, length)
             else:
                 core._logged("add", None, records[0] if n == 1 else tuple(records))
         return f_tokens[known_f:] if len(f_tokens) > known_f else _NO_TOKENS

@@ -202,3 +202,35 @@ cdef inline Py_ssize_t _stride(Py_ssize_t c) noexcept nogil:
 cdef inline Py_ssize_t _chunk_slots(Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t per = RECORD_CHUNK // _stride(c)
     return per if per > 0 else 1
+
+
+@cython.final
+cdef class PreparedRegistration:
+    """A registration validated as the loader validates, with its record
+    (``Registry.prepare_registration``): ``Registry.add`` takes it as it is,
+    neither checking nor encoding it again, as ``match`` takes a prepared
+    slot. A service can so validate and encode what arrives off its
+    placement loop (or in another thread: neither takes the registry's
+    lock), and add in a few microseconds. Its registration is not to be
+    changed afterwards (its lists are Python lists)."""
+    cdef readonly object registration   # the validated Registration
+    cdef readonly object record         # its record (bytes); None when it holds inline secrets (allowed)
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("A PreparedRegistration is made by Registry.prepare_registration")
+
+    def __repr__(self):
+        return f"<PreparedRegistration {self.registration.backend_id!r}>"
+
+    def __reduce__(self):
+        raise TypeError("A PreparedRegistration is not pickled: prepare the registration where it is added")
+
+
+def prepared_registration(registration, record):
+    """A PreparedRegistration of a validated ``registration`` and its
+    ``record`` (bytes, or None): for ``Registry.prepare_registration``
+    only, which validates first."""
+    cdef PreparedRegistration made = PreparedRegistration.__new__(PreparedRegistration)
+    made.registration = registration
+    made.record = record
+    return made

@@ -29,7 +29,8 @@ import numpy as np
 from fastrlock.rlock import FastRLock
 
 from . import batch, diagnosis, patterns, placement, score_table
-from ._core import ChangeLog, Match, RegistryEdits, ReservationBook, update_fields
+from ._core import (ChangeLog, Match, PreparedRegistration, RegistryEdits, ReservationBook, prepared_registration,
+                    update_fields)
 from .catalogue import check_vocabulary, pattern_capabilities
 from .compiled import Columns, compile_registry, live_registration, registration_from_columns
 from .engine import Engine
@@ -448,6 +449,8 @@ class Registry:
         """A registration, a mapping or a list of them → Registrations,
         validated as the loader validates (a Registration is checked again:
         its constructor checks nothing)."""
+        if type(registration) is PreparedRegistration:  # in a replace, or a list with other items
+            registration = registration.registration
         if type(registration) is dict:
             items: list[Any] = [registration]
         elif isinstance(registration, Registration):
@@ -455,8 +458,9 @@ class Registry:
         elif isinstance(registration, Mapping):
             items = [registration]
         elif isinstance(registration, Iterable) and not isinstance(registration, (str, bytes)):
+            items = [r.registration if type(r) is PreparedRegistration else r for r in registration]
             items = [msgspec.to_builtins(r, enc_hook=encode_hook) if isinstance(r, Registration) else r
-                     for r in registration]
+                     for r in items]
         else:
             raise RegistryError(f"Expected a registration mapping or a list of them, got "
                                 f"`{type(registration).__name__}`", "add")
@@ -485,6 +489,8 @@ class Registry:
         """Register new backends (a mapping, a Registration, or a list of
         them), validated exactly as the loader does, matchable at once. A
         list is added all or nothing; an id already registered is an error.
+        A ``PreparedRegistration`` (``prepare_registration``), or a list of
+        nothing else, goes in as it is: validated and encoded already.
 
         Documentation only: every Registry's ``add`` attribute is the
         compiled ``RegistryEdits.add`` (set when the engine is built), which
@@ -505,11 +511,30 @@ class Registry:
         there), then forgets the backend's health notes and reservations."""
         self._edits.remove(backend_id)
 
-    def _already_registered(self, regs: list[Registration]) -> RegistryError:
+    def _already_registered(self, regs: list[Registration | PreparedRegistration]) -> RegistryError:
         """The error of an add whose ids are registered already."""
         index = self._core.index
+        regs = [r.registration if isinstance(r, PreparedRegistration) else r for r in regs]
         return RegistryError([(f"<input> $[{j}].backend_id", f"Backend `{r.backend_id[:60]}` is already registered")
                               for j, r in enumerate(regs) if r.backend_id in index])
+
+    def prepare_registration(self, registration: Any, *, strict: bool = True,
+                             allow_inline_secrets: bool = False) -> Any:
+        """Validate a registration as ``add`` does and encode its record, once:
+        a ``PreparedRegistration`` (a list of them for a list), which ``add``
+        then takes without checking or encoding it again (``prepare`` is
+        the same for a slot). Neither step takes the registry's lock, so a
+        service can prepare what arrives off its placement loop, or in
+        another thread. Duplicate ids within a list are refused here; ids
+        already registered, and capability names new to the registry, are
+        checked by the add."""
+        regs = self._validated(registration, strict=strict, allow_inline_secrets=allow_inline_secrets)
+        encode = held_record if allow_inline_secrets else RECORD_ENCODER.encode
+        prepared = []
+        for reg in regs:
+            record = encode(reg)
+            prepared.append(prepared_registration(reg, record if type(record) is bytes else None))
+        return prepared if isinstance(registration, list) else prepared[0]
 
     def _check_new_names(self, new_tokens: list[str]) -> None:
         """Capability names an add brought to the registry: checked once."""
