@@ -247,6 +247,9 @@ def test_a_prepared_registration_with_an_allowed_secret_keeps_no_record():
     assert prepared.record is None and prepared.registration.connection.auth.password == secret
     registry.add(prepared)
     assert registry["s"].connection.auth.password == secret
+    # A prepared registration with no secret, added where secrets are allowed: its record kept.
+    registry.add(registry.prepare_registration(body("t")), allow_inline_secrets=True)
+    assert registry._core.index["t"] in registry._layout.records and registry["t"] == load_registrations([body("t")])[0]
     buf = io.BytesIO()
     registry.save(buf)
     assert secret.encode() not in buf.getvalue()

@@ -894,7 +894,9 @@ cdef class LayoutCore:
         cdef TokenMemo memo = self._memo
         cdef dict f_index = self.f_index, r_index = self.r_index, c_index = self.c_index
         cdef list records = None  # the records of a list (or with secrets); a single one is at ``data``
-        cdef bint single = n == 1 and not secrets and (not prepared or one is not None)
+        # One record, made here or prepared (a prepared registration's record
+        # says already whether it held a secret: ``secrets`` is for the others).
+        cdef bint single = n == 1 and (one is not None if prepared else not secrets)
         cdef const char* data = NULL  # a single record: in ``scratch``, or the prepared one's
         cdef Py_ssize_t length = 0
         try:
