@@ -4,14 +4,18 @@
 # A registration is kept to give it back (``registry[id]``, a snapshot, the
 # change log), never to match: the columns hold what matching reads. Kept as
 # a Registration it is some 25 Python objects, and a remove that let go of
-# them, last touched long ago in a large registry, took 3.3-3.8 us at
-# 100,000 backends (over the 2 us a remove is meant to take). Kept as one
-# bytes object, a remove still frees a block of some 600 bytes, which the C
-# allocator merges with its neighbours, far from the cache too (1.5-1.6 us).
-# Here a record (the registration encoded: msgpack, the form a snapshot
-# stores) is copied into a slot of a slab of its size class, and a remove
-# gives the slot back to its class's free list: it touches the position's
-# reference and the top of that list, and frees nothing.
+# them, last touched long ago in a large registry, took 3.3-4.1 us in a
+# churn at 100,000 backends (over the 2 us a remove is meant to take). Kept
+# as one bytes object, a remove still frees a block of some 600 bytes, which
+# the C allocator merges with its neighbours, far from the cache too
+# (1.5-1.6 us). Here a record (the registration encoded: msgpack, the form a
+# snapshot stores) is copied into a slot of a slab of its size class, and a
+# remove gives the slot back to its class's free list: it touches the
+# position's reference and the top of that list, and frees nothing (1.1-1.3
+# us in the same churn, what a registry loaded from a snapshot takes).
+#
+# A PreparedRegistration (at the end) carries a validated registration and
+# its record from ``Registry.prepare_registration`` to ``Registry.add``.
 
 
 cdef enum:
