@@ -233,6 +233,8 @@ def test_a_prepared_registration_is_checked_where_it_is_made_and_refused_when_re
     mixed = [registry.prepare_registration(body("m1")), body("m2")]  # with other items: validated as a list
     registry.add(mixed)
     assert sorted(registry.backend_ids) == ["a", "m1", "m2"]
+    registry.replace(registry.prepare_registration(body("m1", regions=["ap-south-1"])))  # checked again there
+    assert registry["m1"].regions == ["ap-south-1"]
     with pytest.raises(TypeError, match="prepare_registration"):
         PreparedRegistration(registry["a"], b"")
     with pytest.raises(TypeError, match="not pickled"):
