@@ -198,47 +198,51 @@ def add_remove(n: int, rounds: int, yard: Yardstick | None = None) -> dict[str, 
     return out
 
 
+# What a churn adds, and the suffix of its figures' names (``churn_add``, ...).
+GIVEN = {"structs": "", "dicts": "_dict", "prepared": "_prepared"}
+
+
 def churn_adds(n: int, rounds: int, yard: Yardstick | None = None, count: int = BATCH,
-               documents: bool = False, dicts: bool = False, prepared: bool = False) -> dict[str, float]:
+               documents: bool = False, given: str = "structs") -> dict[str, float]:
     """Seconds per add and per remove in a random churn (module docstring):
     ``count`` leave-and-join pairs a round, on one registry throughout.
     ``documents``: the registry loaded from documents, which keeps each
     backend's record from the start (a registry loaded from a snapshot
-    reads the snapshot's); the figures are then named
-    ``churn_add_documents`` and ``churn_remove_documents``. ``dicts``: the
-    same, adding plain dicts, validation included (``churn_add_dict``,
-    ``churn_remove_dict``), or PreparedRegistrations made before
-    (``churn_add_prepared``, ``churn_remove_prepared``)."""
+    reads the snapshot's). ``given``: what is added (``GIVEN``): validated
+    Registrations with the validation stubbed out (``churn_add``, or
+    ``churn_add_documents`` from documents), plain dicts, validation
+    included (``churn_add_dict``), or PreparedRegistrations made before
+    (``churn_add_prepared``); the removes' figures are named alike."""
     registry = load_registry(common.documents(n, common.SEED)) if documents else common.fresh_registry(n)
     slot = registry.prepare(common.selectivity_slot("medium"))
     registry.match(slot, 5)  # the scan order built, as a serving registry has it
     docs = generate_registry(rounds * count, seed=11)
     for j, doc in enumerate(docs):
         doc["backend_id"] = f"{doc['backend_type']}-9{j:06d}"  # after the fleet's loaded ids, in order
-    structs = docs if dicts else [registry.prepare_registration(d) for d in docs] if prepared else \
-        [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]
+    items = {"dicts": lambda: docs,
+             "prepared": lambda: [registry.prepare_registration(d) for d in docs],
+             "structs": lambda: [msgspec.convert(d, Registration, dec_hook=decode_hook) for d in docs]}[given]()
+    suffix = GIVEN[given] or ("_documents" if documents else "")
+    add, remove = f"churn_add{suffix}", f"churn_remove{suffix}"
     rng = random.Random(5)
     ids = list(registry.backend_ids)
-    add, remove = ("churn_add_dict", "churn_remove_dict") if dicts else \
-        ("churn_add_prepared", "churn_remove_prepared") if prepared else \
-        ("churn_add_documents", "churn_remove_documents") if documents else ("churn_add", "churn_remove")
     out: dict[str, list[float]] = {add: [], remove: [], f"{add}/yardstick": [], f"{remove}/yardstick": []}
     clock = time.perf_counter
-    with contextlib.nullcontext(registry) if dicts or prepared else validation_stubbed(registry):
+    with validation_stubbed(registry) if given == "structs" else contextlib.nullcontext(registry):
         for r in range(rounds):
             reference = yard.sample() if yard is not None else None
             adding, removing = 0.0, 0.0
-            for reg in structs[r * count:(r + 1) * count]:
+            for doc, item in zip(docs[r * count:(r + 1) * count], items[r * count:(r + 1) * count]):
                 k = rng.randrange(len(ids))
                 ids[k], ids[-1] = ids[-1], ids[k]
                 gone = ids.pop()
                 start = clock()
                 registry.remove(gone)
                 middle = clock()
-                registry.add(reg)
+                registry.add(item)
                 adding += clock() - middle
                 removing += middle - start
-                ids.append(reg["backend_id"] if dicts else reg.registration.backend_id if prepared else reg.backend_id)
+                ids.append(doc["backend_id"])
             out[add].append(adding / count)
             out[remove].append(removing / count)
             if reference is not None:
@@ -322,8 +326,8 @@ def main() -> None:
     measured = [(size, add_remove(size, args.rounds, yard)) for size in (1_000, 100_000)]
     measured.append((100_000, churn_adds(100_000, args.rounds, yard)))
     measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True)))
-    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, dicts=True)))
-    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, prepared=True)))
+    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, given="dicts")))
+    measured.append((100_000, churn_adds(100_000, args.rounds, yard, documents=True, given="prepared")))
     for size, values in measured:
         for name, value in values.items():  # seconds in µs; ratios to the yardstick as they are
             figures[f"{name}@{size}"] = value if name.endswith("/yardstick") else value * 1e6

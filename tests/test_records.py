@@ -255,3 +255,23 @@ def test_a_prepared_registration_with_an_allowed_secret_keeps_no_record():
     buf = io.BytesIO()
     registry.save(buf)
     assert secret.encode() not in buf.getvalue()
+
+
+def test_a_registration_read_while_the_backend_was_replaced_is_not_given_out_after():
+    # The interleaving of two readers and a writer, in one thread: the first
+    # reader reads the old record; meanwhile the backend is replaced and a
+    # second reader reads the new one; then the first keeps what it read.
+    registry = load_registry([body("a")])
+    layout = registry._layout
+
+    class Racing:
+        def record_at(self, i):
+            old = layout.record_at(i)
+            registry._layout = layout
+            registry.replace(body("a", regions=["us-east-1"]))
+            assert registry["a"].regions == ["us-east-1"]
+            return old
+
+    registry._layout = Racing()
+    assert registry["a"].regions == ["eu-west-1"]  # the first reader: what it read
+    assert registry["a"].regions == ["us-east-1"]  # after the replace, never the old one

@@ -46,7 +46,7 @@ cdef class ChangeLog:
 
     cdef inline int push(self, Py_ssize_t version, object kind, object backend_id, object payload) except -1:
         # A bytes payload (a record) goes into the ring of bytes.
-        if type(payload) is bytes and len(<bytes>payload):
+        if type(payload) is bytes:
             return self.push_record(version, kind, backend_id, PyBytes_AS_STRING(payload), len(<bytes>payload))
         return self._put(version, kind, backend_id, payload)
 

@@ -168,10 +168,9 @@ def _sorted_from(const double[::1] key, const index_t[::1] label, const index_t[
     beside no run at its end). One pass keeps a run of ``hint`` in that
     order (an entry that breaks it goes, or the one before it when that one
     is the odd one out); the rest are sorted (``_by_key_then_label``) and
-    merged in. The
-    order is total (labels are distinct), so the answer is the full
-    sort's, at the cost of a linear pass and a sort of the rest: a tenth
-    to a half of ``hint`` in a growing registry, all of it at worst."""
+    merged in. The order is total (labels are distinct), so the answer is
+    the full sort's, at the cost of a linear pass and a sort of the rest: a
+    tenth to a half of ``hint`` in a growing registry, all of it at worst."""
     cdef Py_ssize_t n = hint.shape[0], j, a = 0, b = 0, m = 0, r = 0
     cdef index_t p, last = -1
     kept_arr = np.empty(n, dtype=np.int64)

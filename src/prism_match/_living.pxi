@@ -725,6 +725,13 @@ cdef class IdOrder:
 cdef tuple _NO_TOKENS = ()
 
 
+cdef inline object _prepared_kept(item):
+    # What is kept of a PreparedRegistration: its record, or itself when it
+    # holds inline secrets (allowed).
+    cdef PreparedRegistration p = <PreparedRegistration?>item
+    return p.record if p.record is not None else p.registration
+
+
 cdef class LayoutCore:
     """The hot half of ``living.Layout`` (which subclasses it and documents
     the whole): ``add`` and ``remove``, each one call with no Python frame
@@ -743,6 +750,7 @@ cdef class LayoutCore:
     cdef readonly RecordStore records  # position -> its registration's record (see __init__)
     cdef readonly dict kept            # position -> what ``records`` cannot hold (a long record, or a
                                        # Registration with inline secrets); usually empty
+    cdef object encode                 # a registration -> its record (bytes)
     cdef object encode_into            # (registration, bytearray): its record into the bytearray
     cdef object hold                   # a registration -> its record (bytes), or itself when it holds inline secrets
     cdef bytearray scratch             # the record of a single add, on its way into ``records``
@@ -776,6 +784,7 @@ cdef class LayoutCore:
         self.records._cover(len(self.backend_ids))
         self.kept = {}
         self.scratch = bytearray()
+        self.encode = encoder.encode if encoder is not None else None
         self.encode_into = encoder.encode_into if encoder is not None else None
         self.hold = hold
         if records is not None:
@@ -812,10 +821,7 @@ cdef class LayoutCore:
         return record
 
     cdef object _record(self, registration, bint secrets):
-        if secrets:
-            return self.hold(registration)
-        self.encode_into(registration, self.scratch)
-        return bytes(self.scratch)
+        return self.hold(registration) if secrets else self.encode(registration)
 
     cdef int _forget(self, Py_ssize_t i) except -1:
         self.records._drop(i)
@@ -852,17 +858,17 @@ cdef class LayoutCore:
         cdef CoreRegistry core = self.core
         cdef dict index = core._the_index()
         cdef Py_ssize_t n = len(registrations)
-        cdef list given = None  # the records of prepared registrations
+        # The records of a list (or with secrets, or prepared); a single one
+        # is at ``data`` (below).
+        cdef list records = None
         cdef object one = None  # the record of a single prepared registration
         cdef PreparedRegistration p
-        if prepared and n == 1:
-            p = <PreparedRegistration?>registrations[0]
+        if prepared and n == 1 and (<PreparedRegistration?>registrations[0]).record is not None:
+            p = <PreparedRegistration>registrations[0]
             one = p.record
             registrations = [p.registration]
-            if one is None:  # it holds inline secrets (allowed): kept as it is
-                given = [None]
-        elif prepared:
-            given = [(<PreparedRegistration?>item).record for item in registrations]
+        elif prepared:  # a list, or one holding inline secrets (allowed): kept as it is
+            records = [_prepared_kept(item) for item in registrations]
             registrations = [(<PreparedRegistration>item).registration for item in registrations]
         if log:
             core._log_ready()
@@ -893,7 +899,6 @@ cdef class LayoutCore:
         cdef Row row
         cdef TokenMemo memo = self._memo
         cdef dict f_index = self.f_index, r_index = self.r_index, c_index = self.c_index
-        cdef list records = None  # the records of a list (or with secrets); a single one is at ``data``
         # One record, made here or prepared (a prepared registration's record
         # says already whether it held a secret: ``secrets`` is for the others).
         cdef bint single = n == 1 and (one is not None if prepared else not secrets)
@@ -911,9 +916,7 @@ cdef class LayoutCore:
                 data, length = PyByteArray_AS_STRING(scratch), PyByteArray_GET_SIZE(scratch)
             elif single:
                 data, length = PyBytes_AS_STRING(one), len(<bytes>one)
-            elif prepared:
-                records = [reg if record is None else record for record, reg in zip(given, registrations)]
-            else:
+            elif records is None:
                 records = [self._record(reg, secrets) for reg in registrations]
         except BaseException:
             self.forget_names((known_f, known_r, known_c))

@@ -192,12 +192,12 @@ class Layout(LayoutCore):
         if order is not None and backend_id in order:
             order.note_removed()
 
-    def replace(self, reg: Registration, secrets: bool = False) -> int:
+    def replace(self, reg: Registration, secrets: bool = False) -> bytes | Registration:
         """Re-register a backend in its position, keeping its live usage,
         status and reservations unless the registration states them; its
         record kept as an add's (``secrets``: inline secrets allowed). Its
         latency entries go after the last ones (the old ones are left
-        behind until a compaction)."""
+        behind until a compaction). Returns what is kept (``keep``)."""
         c = self.columns
         core = self.core
         i = core.index[reg.backend_id]
@@ -215,5 +215,4 @@ class Layout(LayoutCore):
             core.refresh(grew)  # a name added, no array replaced
         c.dense = False
         c.entries = write_row(core, i, row, True, reg.current is None, reg.health is None, 0, False, c.entries, True)
-        self.keep(i, reg, secrets)
-        return i
+        return self.keep(i, reg, secrets)

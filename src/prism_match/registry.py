@@ -43,7 +43,7 @@ from .results import Diagnosis, QueryResult
 from .schema import Health, Incident, Registration, decode_hook, encode_hook
 from .slot_details import PreparedSlot
 from .vocabulary import capability_names
-from .snapshot import (RECORD_ENCODER, RecordSource, held_record, pack_records, read_snapshot, registration_of,
+from .snapshot import (RECORD_ENCODER, RecordSource, held_record, pack_bytes, read_snapshot, registration_of,
                        save_snapshot, stored_record)
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Registry:
         self._record_pos: dict[str, int] | None = None
         # The registrations decoded last (``_registration``), while no add,
         # remove, replace or compact came after them (``_decoded_at``).
-        self._decoded: dict[str, Registration] = {}
+        self._decoded: dict[str, tuple[int, Registration]] = {}
         self._decoded_at = -1
         self._log: ChangeLog | None = ChangeLog(log_size) if log_size else None
         self._log_start = version  # changes after this version are in the log (while it has not overflowed)
@@ -188,17 +188,18 @@ class Registry:
 
         With no lock: a reader racing an add that reuses the position of a
         backend removed meanwhile sees an id that is not the one asked for,
-        and the backend as unknown. (The stamp is read before the record,
-        so a registration read while the backends changed is let go of by
-        the next call.)"""
+        and the backend as unknown. Each kept registration carries the
+        stamp read before its record was, so one read while the backends
+        changed is never given out after the change, whichever thread
+        cleared the others."""
         stamp = self._edits.structure
         decoded = self._decoded
         if stamp != self._decoded_at:
             decoded.clear()
             self._decoded_at = stamp
-        found = decoded.get(backend_id)
-        if found is not None:
-            return found
+        entry = decoded.get(backend_id)
+        if entry is not None and entry[0] == stamp:
+            return entry[1]
         i = self._core.index.get(backend_id)
         if i is None:
             raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")
@@ -214,7 +215,7 @@ class Registry:
             raise KeyError(f"Unknown backend `{str(backend_id)[:60]}`")  # removed while it was read
         if len(decoded) >= DECODED_KEPT:
             decoded.pop(next(iter(decoded)), None)  # the oldest
-        decoded[backend_id] = found
+        decoded[backend_id] = (stamp, found)
         return found
 
     def _record_position(self, backend_id: str) -> int | None:
@@ -551,11 +552,11 @@ class Registry:
             if self._edits.batches:
                 raise self._during_batch("replace")
             self._core.position(reg.backend_id, "replace")
-            i = self._layout.replace(reg, allow_inline_secrets)
+            kept = self._layout.replace(reg, allow_inline_secrets)
             if reg.backend_id in self._health_notes:
                 self._count_incidents(reg.backend_id)
             self._edits.records_current = False
-            self._core.record("replace", reg.backend_id, self._layout.record_at(i))
+            self._core.record("replace", reg.backend_id, kept)
             self._edits.structure += 1
 
     def reserve(self, slot: Any, backend_id: str | None = None) -> Reservation:
@@ -748,7 +749,7 @@ class Registry:
             records = self._records.records()
         else:
             layout, index = self._layout, self._core.index
-            records = pack_records([self._stored_record(b, layout.record_at(index[b])) for b in ids])
+            records = pack_bytes([self._stored_record(b, layout.record_at(index[b])) for b in ids])
         encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
         extras = {
             "extra.version": np.array([self.version], dtype=np.int64),

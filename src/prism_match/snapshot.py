@@ -74,7 +74,7 @@ _CHUNK = 1 << 18
 
 # --- strings as buffers ------------------------------------------------------------------
 
-def _pack_bytes(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def pack_bytes(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """One uint8 buffer and int64[len(blobs)+1] offsets: blob j is buf[off[j]:off[j+1]]."""
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in blobs], out=offsets[1:])
@@ -82,7 +82,7 @@ def _pack_bytes(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pack_strings(items: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    return _pack_bytes([s.encode("utf-8") for s in items])
+    return pack_bytes([s.encode("utf-8") for s in items])
 
 
 def _unpack_strings(buf: np.ndarray, offsets: np.ndarray) -> list[str]:
@@ -150,11 +150,6 @@ def stored_record(held: bytes | Registration) -> bytes:
     return held if type(held) is bytes else RECORD_ENCODER.encode(_without_secrets(held))  # type: ignore[return-value]
 
 
-def pack_records(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Records as a snapshot stores them: one buffer and offsets."""
-    return _pack_bytes(records)
-
-
 class RecordSource:
     """Registrations decoded one at a time from a snapshot's msgpack records,
     each checked against its row (id and type) when decoded."""
@@ -162,7 +157,7 @@ class RecordSource:
     def __init__(self, buf: np.ndarray, offsets: np.ndarray, columns: Columns, name: str = "snapshot"):
         self._data = buf.tobytes()
         self._offsets = offsets
-        self._decoder = msgspec.msgpack.Decoder(Registration, dec_hook=decode_hook)
+        self._decoder = _RECORD_DECODER
         # The row of each record as it was read (the registry's rows may move later).
         self.ids: list[str] = list(columns.backend_ids)  # type: ignore[arg-type]
         self._types = columns.backend_type.copy()
@@ -437,7 +432,7 @@ def _write_archive(handle: Any, arrays: dict[str, np.ndarray]) -> None:
 def save_snapshot(columns: Columns, records: tuple[np.ndarray, np.ndarray] | None,
                   path: str | os.PathLike | BinaryIO, extras: dict[str, np.ndarray] | None = None) -> None:
     """Write dense ``columns`` (live values included), the registrations'
-    ``records`` (``pack_records`` of ``stored_record``: secrets removed) and ``extras``
+    ``records`` (``pack_bytes`` of ``stored_record``: secrets removed) and ``extras``
     (``extra.*`` members) to ``path`` (``.npz``), or to a binary file
     object. A path is written as ``output.open_output`` writes: a regular
     file atomically (a reader never sees half a snapshot), a FIFO or a
